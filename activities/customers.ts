@@ -1,0 +1,67 @@
+import type { Db } from './db.js';
+
+/** The SQL of the customer registry. */
+
+export interface CustomerRecord {
+  id: string;
+  name: string;
+  status: 'active' | 'disconnected';
+  folderRoot: string;
+}
+
+export interface NewCustomer {
+  id: string;
+  name: string;
+  accessToken?: string | undefined;
+  refreshToken?: string | undefined;
+  folderRoot?: string | undefined;
+}
+
+export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Adds a customer, or updates its name, credentials and folder if it exists. */
+export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<void> {
+  if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
+    throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
+  }
+  await db.query(
+    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root)
+     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'))
+     ON CONFLICT (id) DO UPDATE SET
+       name = excluded.name,
+       dropbox_access_token = coalesce(excluded.dropbox_access_token, customers.dropbox_access_token),
+       dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
+       folder_root = coalesce($5, customers.folder_root)`,
+    [customer.id, customer.name, customer.accessToken ?? null, customer.refreshToken ?? null, customer.folderRoot ?? null],
+  );
+}
+
+type CustomerRow = { id: string; name: string; status: CustomerRecord['status']; folder_root: string };
+const toCustomer = (r: CustomerRow): CustomerRecord => ({ id: r.id, name: r.name, status: r.status, folderRoot: r.folder_root });
+
+export async function listCustomers(db: Db, options: { activeOnly?: boolean } = {}): Promise<CustomerRecord[]> {
+  const rows = await db.query<CustomerRow>(
+    `SELECT id, name, status, folder_root FROM customers WHERE ($1::boolean IS FALSE OR status = 'active') ORDER BY id`,
+    [options.activeOnly ?? false],
+  );
+  return rows.map(toCustomer);
+}
+
+export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | undefined> {
+  const [row] = await db.query<CustomerRow>(`SELECT id, name, status, folder_root FROM customers WHERE id = $1`, [id]);
+  return row ? toCustomer(row) : undefined;
+}
+
+/** Per-customer item counts by state, for progress displays. */
+export async function itemCounts(db: Db): Promise<Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>> {
+  const rows = await db.query<{ customer_id: string; state: string; n: string }>(
+    `SELECT customer_id, state, count(*) AS n FROM archive_items GROUP BY customer_id, state`,
+  );
+  const counts = new Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>();
+  for (const r of rows) {
+    const entry = counts.get(r.customer_id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
+    entry[r.state as keyof typeof entry] = Number(r.n);
+    counts.set(r.customer_id, entry);
+  }
+  return counts;
+}

@@ -1,0 +1,100 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { DropboxResponseError } from 'dropbox';
+import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from '../../workflows/failures.js';
+
+/** A failure mapped onto the taxonomy; `message` is safe to log (it never carries tokens). */
+export interface ClassifiedFailure {
+  type: FailureType;
+  message: string;
+  /** For RateLimited and WriteContention: how long Dropbox asked us to wait. */
+  retryAfterMs?: number;
+}
+
+/** When a 429 carries neither a Retry-After header nor a body `retry_after`. */
+export const DEFAULT_RETRY_AFTER_MS = 5_000;
+
+type Tagged = { '.tag'?: string } & Record<string, unknown>;
+
+function tagOf(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null ? (value as Tagged)['.tag'] : undefined;
+}
+
+/** The route error union, from `{error_summary, error}` bodies; undefined for text bodies. */
+function routeError(body: unknown): Tagged | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const inner = (body as { error?: unknown }).error;
+  return typeof inner === 'object' && inner !== null ? (inner as Tagged) : undefined;
+}
+
+/** Every nested `.tag` in a route error, outermost first: path/conflict/file → ['path','conflict','file']. */
+function tagPath(error: Tagged | undefined): string[] {
+  const tags: string[] = [];
+  let node: unknown = error;
+  for (let depth = 0; depth < 6 && typeof node === 'object' && node !== null; depth++) {
+    const tag = tagOf(node);
+    if (!tag) {
+      // RateLimitError has no tag of its own, only `reason`.
+      node = (node as Tagged).reason;
+      continue;
+    }
+    tags.push(tag);
+    const n = node as Tagged;
+    node = n[tag] ?? n.reason;
+  }
+  return tags;
+}
+
+function retryAfterMs(err: DropboxResponseError<unknown>): number {
+  const header = Number((err.headers as Headers | undefined)?.get?.('retry-after'));
+  if (Number.isFinite(header) && header >= 0) return Math.max(1, header) * 1000;
+  const bodySeconds = Number((routeError(err.error) as { retry_after?: unknown } | undefined)?.retry_after);
+  if (Number.isFinite(bodySeconds) && bodySeconds >= 0) return Math.max(1, bodySeconds) * 1000;
+  return DEFAULT_RETRY_AFTER_MS;
+}
+
+/**
+ * Maps any failure of a Dropbox call (SDK response error, network error, timeout) onto the
+ * taxonomy of DESIGN.md. Decides on `.tag`s, never on `error_summary`, whose dots vary.
+ */
+export function classifyDropboxError(err: unknown): ClassifiedFailure {
+  if (!(err instanceof DropboxResponseError)) {
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    return { type: FailureType.Transient, message: `network error talking to Dropbox (${message})` };
+  }
+  const status = err.status;
+  const tags = tagPath(routeError(err.error));
+  const summary = tags.join('/') || (typeof err.error === 'string' ? err.error.slice(0, 200) : '');
+  const described = `Dropbox answered ${status}${summary ? ` ${summary}` : ''}`;
+  if (tags.includes('too_many_write_operations')) {
+    return { type: FailureType.WriteContention, message: described, retryAfterMs: retryAfterMs(err) };
+  }
+  if (status === 429) {
+    // A plain-text 429 means too_many_requests.
+    return { type: FailureType.RateLimited, message: described, retryAfterMs: retryAfterMs(err) };
+  }
+  if (status === 401) {
+    if (tags[0] === 'expired_access_token') return { type: FailureType.AuthExpired, message: described };
+    return { type: FailureType.AuthRevoked, message: described };
+  }
+  if (status >= 500) return { type: FailureType.Transient, message: described };
+  if (status === 409) {
+    if (tags.includes('insufficient_space')) return { type: FailureType.StorageFull, message: described };
+    if (tags.includes('content_hash_mismatch')) return { type: FailureType.Transient, message: described };
+    return { type: FailureType.ItemRejected, message: described };
+  }
+  // 400 and other 4xx: the request itself is wrong; retrying sends the same request.
+  return { type: FailureType.ItemRejected, message: described };
+}
+
+/** The ApplicationFailure Temporal's retry policy acts on: Retry-After becomes nextRetryDelay. */
+export function toApplicationFailure(failure: ClassifiedFailure, retryAfterOverrideMs?: number): ApplicationFailure {
+  const wait = retryAfterOverrideMs ?? failure.retryAfterMs;
+  const details: ThrottleDetails[] = wait !== undefined ? [{ retryAfterMs: wait }] : [];
+  return ApplicationFailure.create({
+    type: failure.type,
+    message: failure.message,
+    nonRetryable: NON_RETRYABLE_FAILURES.includes(failure.type),
+    details,
+    ...(wait !== undefined ? { nextRetryDelay: wait } : {}),
+  });
+}

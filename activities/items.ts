@@ -1,0 +1,153 @@
+import type { Db } from './db.js';
+
+/** The SQL of archive items and customers, one function per statement. */
+
+export type ItemKind = 'call_recording' | 'voicemail' | 'fax' | 'sms';
+
+/** A leased item as the workflow sees it: small, and never the content. */
+export interface ItemDescriptor {
+  id: string;
+  kind: ItemKind;
+  sizeBytes: number | null;
+}
+
+/** Leases up to `limit` claimable items (pending, or leased with an expired lease) in one statement. */
+export async function leaseItems(db: Db, customerId: string, limit: number, leaseToken: string, leaseTtlMs: number): Promise<ItemDescriptor[]> {
+  const rows = await db.query<{ id: string; kind: ItemKind; size_bytes: string | null }>(
+    `WITH claimable AS (
+       SELECT id FROM archive_items
+        WHERE customer_id = $1
+          AND (state = 'pending' OR (state = 'leased' AND lease_expires_at < now()))
+        ORDER BY id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+     UPDATE archive_items a
+        SET state = 'leased', lease_token = $3, lease_expires_at = now() + $4 * interval '1 millisecond'
+       FROM claimable c
+      WHERE a.id = c.id
+     RETURNING a.id, a.kind, a.size_bytes`,
+    [customerId, limit, leaseToken, leaseTtlMs],
+  );
+  return rows
+    .map((r) => ({ id: String(r.id), kind: r.kind, sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes) }))
+    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+}
+
+/** Items of the customer still waiting to be leased. */
+export async function countPending(db: Db, customerId: string): Promise<number> {
+  const [row] = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM archive_items WHERE customer_id = $1 AND state = 'pending'`,
+    [customerId],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Everything an upload needs about one item and its customer. Holds the token: never return it to Temporal. */
+export interface UploadSubject {
+  id: string;
+  customerId: string;
+  kind: ItemKind;
+  occurredAt: Date;
+  metadata: Record<string, unknown>;
+  sourceUrl: string | null;
+  body: string | null;
+  state: 'pending' | 'leased' | 'archived' | 'failed';
+  leaseToken: string | null;
+  remotePath: string | null;
+  contentHash: string | null;
+  rateLimitedCount: number;
+  accessToken: string | null;
+  folderRoot: string;
+  throttledUntil: Date | null;
+}
+
+export async function loadUploadSubject(db: Db, customerId: string, itemId: string): Promise<UploadSubject | undefined> {
+  const [r] = await db.query<{
+    id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
+    source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
+    remote_path: string | null; content_hash: string | null; rate_limited_count: number;
+    dropbox_access_token: string | null; folder_root: string; throttled_until: Date | null;
+  }>(
+    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
+            i.remote_path, i.content_hash, i.rate_limited_count,
+            c.dropbox_access_token, c.folder_root, c.throttled_until
+       FROM archive_items i JOIN customers c ON c.id = i.customer_id
+      WHERE i.id = $1 AND i.customer_id = $2`,
+    [itemId, customerId],
+  );
+  if (!r) return undefined;
+  return {
+    id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
+    sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token, remotePath: r.remote_path,
+    contentHash: r.content_hash, rateLimitedCount: r.rate_limited_count, accessToken: r.dropbox_access_token,
+    folderRoot: r.folder_root, throttledUntil: r.throttled_until,
+  };
+}
+
+/**
+ * Marks an item archived, fenced by its lease: only the current lease holder may complete it.
+ * @returns false when the lease was lost (the row belongs to someone else now)
+ */
+export async function markArchived(db: Db, itemId: string, leaseToken: string, remote: { path: string; rev: string; contentHash: string; size: number }): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE archive_items
+        SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
+            archived_at = now(), attempts = attempts + 1, last_error = NULL, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2
+     RETURNING id`,
+    [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size],
+  );
+  return rows.length === 1;
+}
+
+/** Marks an item failed so an operator can see and re-drive it; fenced by its lease. */
+export async function markFailed(db: Db, itemId: string, leaseToken: string, error: string): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE archive_items
+        SET state = 'failed', last_error = $3, attempts = attempts + 1, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2
+     RETURNING id`,
+    [itemId, leaseToken, error],
+  );
+  return rows.length === 1;
+}
+
+/**
+ * Records a 429 on the item and holds back every upload of the customer until the Retry-After has
+ * passed; also extends the item's lease so the wait cannot cost it its lease.
+ * @returns the time until which the customer is throttled
+ */
+export async function recordRateLimited(db: Db, customerId: string, itemId: string, leaseToken: string, retryAfterMs: number, leaseTtlMs: number, error: string): Promise<Date> {
+  const [row] = await db.query<{ throttled_until: Date }>(
+    `WITH item AS (
+       UPDATE archive_items
+          SET rate_limited_count = rate_limited_count + 1, attempts = attempts + 1, last_error = $5,
+              lease_expires_at = greatest(lease_expires_at, now() + $6 * interval '1 millisecond')
+        WHERE id = $3 AND lease_token = $4)
+     UPDATE customers
+        SET throttled_until = greatest(coalesce(throttled_until, now()), now() + $2 * interval '1 millisecond')
+      WHERE id = $1
+     RETURNING throttled_until`,
+    [customerId, retryAfterMs, itemId, leaseToken, error, leaseTtlMs],
+  );
+  return row?.throttled_until ?? new Date(Date.now() + retryAfterMs);
+}
+
+/** Records a retryable failure on the item (not a 429), so operators can see why it is slow. */
+export async function recordAttemptFailed(db: Db, itemId: string, leaseToken: string, error: string): Promise<void> {
+  await db.query(
+    `UPDATE archive_items SET attempts = attempts + 1, last_error = $3 WHERE id = $1 AND lease_token = $2`,
+    [itemId, leaseToken, error],
+  );
+}
+
+/** Returns a batch's unfinished items to pending, e.g. when the customer pauses mid-batch. */
+export async function releaseLease(db: Db, customerId: string, leaseToken: string): Promise<number> {
+  const rows = await db.query(
+    `UPDATE archive_items SET state = 'pending', lease_token = NULL, lease_expires_at = NULL
+      WHERE customer_id = $1 AND lease_token = $2 AND state = 'leased'
+     RETURNING id`,
+    [customerId, leaseToken],
+  );
+  return rows.length;
+}

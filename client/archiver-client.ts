@@ -1,0 +1,105 @@
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { archiveCustomer } from '../workflows/archive-customer.js';
+import { pauseSignal, resumeSignal, statusQuery, type CustomerStatus } from '../workflows/messages.js';
+import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
+
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+  apiKey?: string | undefined;
+  tls?: boolean;
+}
+
+/** Thrown for an operator mistake (unknown customer, workflow not running); the CLI prints only the message. */
+export class OperatorError extends Error {
+  override name = 'OperatorError';
+}
+
+export async function connectClient(target: TemporalTarget): Promise<Client> {
+  const connection = await Connection.connect({
+    address: target.address,
+    ...(target.tls || target.apiKey ? { tls: true } : {}),
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+  });
+  return new Client({ connection, namespace: target.namespace });
+}
+
+/**
+ * Registers Archiver's search attributes with the namespace, so the Web UI can filter by them.
+ * Idempotent: attributes that already exist are left alone.
+ */
+export async function ensureSearchAttributes(client: Client): Promise<void> {
+  const wanted = Object.fromEntries(Object.values(searchAttributes).map((k) => [k.name, k.type]));
+  const existing = await client.connection.operatorService.listSearchAttributes({ namespace: client.options.namespace });
+  const known = new Set(Object.keys(existing.customAttributes ?? {}));
+  const missing = Object.entries(wanted).filter(([name]) => !known.has(name));
+  if (missing.length === 0) return;
+  const { IndexedValueType } = proto.temporal.api.enums.v1;
+  const indexedType = (type: string) => (type === 'INT' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD);
+  await client.connection.operatorService.addSearchAttributes({
+    namespace: client.options.namespace,
+    searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, indexedType(String(type))])),
+  });
+}
+
+export interface StartResult {
+  customerId: string;
+  /** False when the customer's workflow was already running (starting is idempotent). */
+  started: boolean;
+}
+
+/** Starts a customer's workflow, or finds the one already running. */
+export async function startCustomer(client: Client, customerId: string, name: string, taskQueue = TASK_QUEUE): Promise<StartResult> {
+  if (await isRunning(client, customerId)) return { customerId, started: false };
+  // USE_EXISTING keeps a concurrent start of the same customer from failing.
+  await client.workflow.start(archiveCustomer, {
+    taskQueue,
+    workflowId: workflowIdFor(customerId),
+    args: [{ customerId }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    memo: { customerName: name },
+    typedSearchAttributes: [
+      { key: searchAttributes.customerId, value: customerId },
+      { key: searchAttributes.state, value: 'running' },
+      { key: searchAttributes.backlog, value: 0 },
+    ],
+    staticSummary: `Archiving ${name} (${customerId}) into Dropbox`,
+  });
+  return { customerId, started: true };
+}
+
+/** Whether the customer's workflow is running now. */
+export async function isRunning(client: Client, customerId: string): Promise<boolean> {
+  try {
+    const description = await client.workflow.getHandle(workflowIdFor(customerId)).describe();
+    return description.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+/** Runs an operation against a customer's running workflow, turning "not found" into a clear error. */
+async function onRunningWorkflow<T>(client: Client, customerId: string, op: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<T>): Promise<T> {
+  try {
+    return await op(client.workflow.getHandle(workflowIdFor(customerId)));
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new OperatorError(`customer ${customerId} has no running archiver workflow (start it with: archiver start ${customerId})`);
+    }
+    throw err;
+  }
+}
+
+export function customerStatus(client: Client, customerId: string): Promise<CustomerStatus> {
+  return onRunningWorkflow(client, customerId, (h) => h.query(statusQuery));
+}
+
+export function pauseCustomer(client: Client, customerId: string, reason: string): Promise<void> {
+  return onRunningWorkflow(client, customerId, (h) => h.signal(pauseSignal, reason));
+}
+
+export function resumeCustomer(client: Client, customerId: string): Promise<void> {
+  return onRunningWorkflow(client, customerId, (h) => h.signal(resumeSignal));
+}

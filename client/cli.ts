@@ -1,0 +1,150 @@
+/** `npm run archiver -- <command>`: operate Archiver's customers. */
+import { Command, InvalidArgumentError } from 'commander';
+import type { Client } from '@temporalio/client';
+import { createPool, dbFromPool, type Db } from '../activities/db.js';
+import { getCustomer, listCustomers, upsertCustomer } from '../activities/customers.js';
+import { migrate } from '../db/migrate.js';
+import { seedDemo } from '../dev/seed.js';
+import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import { customerIdOf } from '../workflows/names.js';
+import type { CustomerStatus } from '../workflows/messages.js';
+import {
+  connectClient, customerStatus, ensureSearchAttributes, OperatorError, pauseCustomer, resumeCustomer, startCustomer,
+} from './archiver-client.js';
+import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
+
+/** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
+const EXIT_NEEDS_ATTENTION = 3;
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const client = await connectClient(config.temporal);
+  try {
+    return await fn(client, config);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  const url = requireDatabaseUrl(loadConfig());
+  await migrate(url);
+  const pool = createPool(url, 2);
+  try {
+    return await fn(dbFromPool(pool));
+  } finally {
+    await pool.end();
+  }
+}
+
+const program = new Command('archiver')
+  .description('Operate Archiver: start customers, watch them, pause and resume them.')
+  .showHelpAfterError()
+  .addHelpText('after', '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.');
+
+const customers = program.command('customers').description('Manage the customer registry in Postgres.');
+customers
+  .command('add <id>')
+  .description('Add a customer, or update its name, credentials or folder.')
+  .requiredOption('--name <name>', 'display name')
+  .option('--access-token <token>', 'Dropbox access token (stored in Postgres, never sent to Temporal)')
+  .option('--refresh-token <token>', 'Dropbox refresh token')
+  .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
+  .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string }) => {
+    await withDb((db) => upsertCustomer(db, { id, name: opts.name, accessToken: opts.accessToken, refreshToken: opts.refreshToken, folderRoot: opts.folderRoot }));
+    console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
+  });
+customers
+  .command('list')
+  .description('List customers.')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const all = await withDb((db) => listCustomers(db));
+    if (opts.json) console.log(JSON.stringify(all, null, 2));
+    else for (const c of all) console.log(`${c.id}\t${c.status}\t${c.name}\t${c.folderRoot}`);
+  });
+
+program
+  .command('start [id]')
+  .description("Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.")
+  .option('--all', 'start every active customer')
+  .action(async (id: string | undefined, opts: { all?: boolean }) => {
+    if (!id === !opts.all) throw new OperatorError('give exactly one of <id> or --all');
+    const targets = await withDb(async (db) => {
+      if (opts.all) return listCustomers(db, { activeOnly: true });
+      const customer = await getCustomer(db, id as string);
+      if (!customer) throw new OperatorError(`unknown customer "${id}" (add it with: archiver customers add ${id} --name …)`);
+      return [customer];
+    });
+    await withClient(async (client) => {
+      await ensureSearchAttributes(client);
+      for (const c of targets) {
+        const result = await startCustomer(client, c.id, c.name);
+        console.log(`${c.id}: ${result.started ? 'started' : 'already running'}`);
+      }
+    });
+  });
+
+program
+  .command('status [id]')
+  .description('Show customers: state, backlog, totals, pace, errors. Exits 3 if any needs attention.')
+  .option('--json', 'print JSON')
+  .action(async (id: string | undefined, opts: { json?: boolean }) => {
+    const statuses = await withClient(async (client) => {
+      if (id) return [await customerStatus(client, id)];
+      const found: CustomerStatus[] = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowType = 'archiveCustomer' AND ExecutionStatus = 'Running'` })) {
+        const customerId = customerIdOf(wf.workflowId);
+        if (customerId) found.push(await customerStatus(client, customerId));
+      }
+      return found;
+    });
+    console.log(opts.json ? JSON.stringify(statuses, null, 2) : statuses.length ? formatStatusTable(statuses) : 'no customers are running');
+    if (statuses.some((s) => NEEDS_ATTENTION.has(s.state))) process.exitCode = EXIT_NEEDS_ATTENTION;
+  });
+
+program
+  .command('pause <id>')
+  .description('Stop starting uploads for a customer; uploads in flight finish.')
+  .option('--reason <text>', 'why, shown in status', 'paused by operator')
+  .action(async (id: string, opts: { reason: string }) => {
+    await withClient((client) => pauseCustomer(client, id, opts.reason));
+    console.log(`${id}: pause requested`);
+  });
+
+program
+  .command('resume <id>')
+  .description('Resume a paused customer (also after fixing storage-full or needs-reauth).')
+  .action(async (id: string) => {
+    await withClient((client) => resumeCustomer(client, id));
+    console.log(`${id}: resume requested`);
+  });
+
+program
+  .command('seed')
+  .description('Insert demo customers and items (synthetic media served by the demo media server).')
+  .requiredOption('--customers <n>', 'how many customers', positiveInt('--customers'))
+  .requiredOption('--items <m>', 'items per customer', positiveInt('--items'))
+  .option('--media-base <url>', 'base URL of the media server', process.env.MEDIA_BASE ?? 'http://127.0.0.1:8370')
+  .option('--prefix <prefix>', 'customer ids are <prefix>-<n>', 'demo')
+  .action(async (opts: { customers: number; items: number; mediaBase: string; prefix: string }) => {
+    const seeded = await withDb((db) => seedDemo(db, { customers: opts.customers, itemsPerCustomer: opts.items, mediaBase: opts.mediaBase, prefix: opts.prefix }));
+    console.log(`seeded ${seeded.length} customers with ${opts.items} items each: ${seeded.map((c) => c.id).join(', ')}`);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof OperatorError) {
+    console.error(`archiver: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(`archiver: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { remotePathFor, sanitizeComponent } from '../activities/paths.js';
+
+const item = {
+  id: '42',
+  kind: 'call_recording' as const,
+  occurredAt: new Date('2026-11-03T14:05:09.123Z'),
+  metadata: { extension: '101', from: '+15551234567', to: '+15557654321' },
+  folderRoot: '/Archiver',
+};
+
+describe('remote path', () => {
+  it('follows the layout operators know', () => {
+    expect(remotePathFor(item)).toBe('/Archiver/101/2026-11-03/Call Recordings/140509_+15551234567_+15557654321_42.mp3');
+  });
+
+  it('is a pure function of the item', () => {
+    expect(remotePathFor({ ...item })).toBe(remotePathFor(item));
+    expect(remotePathFor({ ...item, id: '43' })).not.toBe(remotePathFor(item));
+  });
+
+  it('puts each kind in its folder with its extension', () => {
+    expect(remotePathFor({ ...item, kind: 'sms' })).toMatch(/\/SMS\/[^/]+_42\.txt$/);
+    expect(remotePathFor({ ...item, kind: 'fax' })).toMatch(/\/Fax\/[^/]+_42\.pdf$/);
+    expect(remotePathFor({ ...item, kind: 'voicemail' })).toMatch(/\/Voicemail\/[^/]+_42\.mp3$/);
+  });
+
+  it('files items without an extension under "unassigned"', () => {
+    expect(remotePathFor({ ...item, metadata: {} })).toBe('/Archiver/unassigned/2026-11-03/Call Recordings/140509_42.mp3');
+  });
+
+  it('keeps long names under 255 characters per component without losing the id', () => {
+    const path = remotePathFor({ ...item, metadata: { from: 'x'.repeat(400), to: 'y'.repeat(400) } });
+    const name = path.split('/').at(-1) ?? '';
+    expect(name.length).toBeLessThanOrEqual(255);
+    expect(name.endsWith('_42.mp3')).toBe(true);
+  });
+
+  it('removes characters Dropbox rejects from metadata and the folder root', () => {
+    const path = remotePathFor({ ...item, folderRoot: '/Acme: Calls?/', metadata: { extension: 'a/b\\c', from: 'x\u0001y', to: '😀' } });
+    expect(path).toBe('/Acme_ Calls_/a_b_c/2026-11-03/Call Recordings/140509_x_y___42.mp3');
+  });
+});
+
+describe('sanitizeComponent', () => {
+  it('never yields a name Dropbox disallows', () => {
+    expect(sanitizeComponent('desktop.ini')).toBe('_desktop.ini');
+    expect(sanitizeComponent('Thumbs.db')).toBe('_Thumbs.db');
+    expect(sanitizeComponent('...')).toBe('_');
+    expect(sanitizeComponent('')).toBe('_');
+    expect(sanitizeComponent('name. ')).toBe('name');
+  });
+});

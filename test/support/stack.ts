@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { createPool, dbFromPool, type Db } from '../../activities/db.js';
+import { migrate } from '../../db/migrate.js';
+import { WORKFLOWS_PATH } from '../../workers/worker.js';
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+export interface TestDatabase {
+  url: string;
+  pool: pg.Pool;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** A new, migrated database on the suite's Postgres, so test files never see each other's rows. */
+export async function freshDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('postgresUrl');
+  const name = uniqueName('archiver_test');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.href);
+  const pool = createPool(url.href);
+  return { url: url.href, pool, db: dbFromPool(pool), close: () => pool.end() };
+}
+
+export interface TestTemporal {
+  address: string;
+  namespace: string;
+  connection: NativeConnection;
+  client: Client;
+  /** A task queue of this file's own, so files sharing the server never take each other's tasks. */
+  taskQueue: string;
+  close(): Promise<void>;
+}
+
+export async function connectTemporal(): Promise<TestTemporal> {
+  const address = inject('temporalAddress');
+  const connection = await NativeConnection.connect({ address });
+  const clientConnection = await Connection.connect({ address });
+  return {
+    address,
+    namespace: 'default',
+    connection,
+    client: new Client({ connection: clientConnection, namespace: 'default' }),
+    taskQueue: uniqueName('archiver-test'),
+    close: async () => {
+      await clientConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The real workflow bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never });
+  return bundle;
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { readStackFile } from '../dev/stack-file.js';
+
+/** Environment variables the worker and CLI read, checked once at start-up. */
+const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s').default('30s'),
+  ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
+});
+
+export interface ArchiverConfig {
+  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean };
+  /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
+  databaseUrl: string | undefined;
+  dropboxApiBase: string | undefined;
+  shutdownGraceTime: string;
+  maxConcurrentActivities: number;
+}
+
+/** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads the configuration from the environment. Variables not set there fall back to
+ * `.data/stack.env`, which `npm start` writes, so the CLI finds the embedded stack by itself.
+ * @throws ConfigError naming every bad variable
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...process.env }): ArchiverConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new ConfigError(`invalid configuration:\n${problems}\nSee .env.example for every variable.`);
+  }
+  const e = parsed.data;
+  return {
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, apiKey: e.TEMPORAL_API_KEY, tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined },
+    databaseUrl: e.DATABASE_URL,
+    dropboxApiBase: e.DROPBOX_API_BASE,
+    shutdownGraceTime: e.ARCHIVER_SHUTDOWN_GRACE,
+    maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
+  };
+}
+
+/** The database URL, for commands that need Postgres. */
+export function requireDatabaseUrl(config: ArchiverConfig): string {
+  if (!config.databaseUrl) {
+    throw new ConfigError('DATABASE_URL is not set: point it at the Archiver database, or run `npm start` first to use the embedded one.');
+  }
+  return config.databaseUrl;
+}

@@ -1,0 +1,2 @@
+/** The workflow bundle's entry: every workflow the Archiver worker hosts. */
+export { archiveCustomer } from './archive-customer.js';

@@ -1,5 +1,5 @@
 import { continueListing, decodeCursor, startListing } from './listing.js';
-import { EmulatorStore, fileMetadata, splitPath, taggedMetadata, type WriteMode } from './store.js';
+import { type EmulatorStore, fileMetadata, splitPath, taggedMetadata, type WriteMode } from './store.js';
 import { badInput, DROPBOX_TIME, newOpaqueId, routeError, type ApiFailure, type ReadBody } from './wire.js';
 
 /** A decoded argument object plus where it came from, so 400 texts name the header or the body. */

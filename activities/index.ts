@@ -47,6 +47,7 @@ export interface UploadOutcome {
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
+const HEARTBEAT_INTERVAL_MS = 5_000;
 
 /** All of Archiver's I/O, bound to its dependencies. Workflows see only the types. */
 export function createActivities(deps: ActivityDeps) {
@@ -71,7 +72,17 @@ export function createActivities(deps: ActivityDeps) {
    * Copies one item to its customer's Dropbox and marks it archived, fenced by the lease.
    * @throws ApplicationFailure typed by the taxonomy in workflows/failures.ts
    */
-  async function uploadItem({ customerId, itemId, leaseToken }: UploadRequest): Promise<UploadOutcome> {
+  async function uploadItem(request: UploadRequest): Promise<UploadOutcome> {
+    // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the 10-minute limit.
+    const ticker = setInterval(() => heartbeat(), HEARTBEAT_INTERVAL_MS);
+    try {
+      return await uploadOnce(request);
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  async function uploadOnce({ customerId, itemId, leaseToken }: UploadRequest): Promise<UploadOutcome> {
     const attempts = activityInfo().attempt;
     const subject = await loadUploadSubject(db, customerId, itemId);
     if (!subject) throw ApplicationFailure.nonRetryable(`item ${itemId} of customer ${customerId} does not exist`, FailureType.ItemRejected);
@@ -95,7 +106,6 @@ export function createActivities(deps: ActivityDeps) {
       if (err instanceof ApplicationFailure && err.type === FailureType.ItemRejected) await markFailed(db, itemId, leaseToken, err.message);
       throw err;
     }
-    heartbeat();
     const contentHash = dropboxContentHash(content);
     const path = remotePathFor(subject);
     const dropbox = createDropboxClient({ accessToken: subject.accessToken, apiBase: deps.dropboxApiBase });

@@ -1,6 +1,6 @@
 import {
   ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, log, proxyActivities,
-  setHandler, sleep, upsertSearchAttributes, workflowInfo,
+  setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, UploadOutcome } from '../activities/index.js';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
@@ -18,7 +18,7 @@ const { fetchBatch, releaseBatch } = proxyActivities<Activities>({
 
 const { uploadItem } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30s',
+  heartbeatTimeout: '20s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,

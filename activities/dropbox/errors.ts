@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import { DropboxResponseError } from 'dropbox';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from '../../workflows/failures.js';
 
@@ -96,5 +96,7 @@ export function toApplicationFailure(failure: ClassifiedFailure, retryAfterOverr
     nonRetryable: NON_RETRYABLE_FAILURES.includes(failure.type),
     details,
     ...(wait !== undefined ? { nextRetryDelay: wait } : {}),
+    // Throttling is Dropbox working as designed, not a fault: keep it out of error logs and metrics.
+    ...(failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention ? { category: ApplicationFailureCategory.BENIGN } : {}),
   });
 }

@@ -22,7 +22,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await chmod(dataRoot, 0o755);
   const [postgres, temporal] = await Promise.all([
     startEmbeddedPostgres({ dataDir: join(dataRoot, 'postgres') }),
-    startTemporalDevServer({ uiPort: false, searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES }),
+    startTemporalDevServer({
+      uiPort: false,
+      searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
+      // Small, so tests exercise continue-as-new in a few hundred events instead of thousands.
+      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 300 },
+    }),
   ]);
   project.provide('postgresUrl', postgres.url);
   project.provide('temporalAddress', temporal.address);

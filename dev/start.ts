@@ -1,0 +1,164 @@
+/**
+ * `npm start`: the whole of Archiver on embedded defaults, in one process: Postgres, the Temporal
+ * dev server with its Web UI, the Dropbox emulator, the demo media server and a worker. Anything
+ * configured in the environment (DATABASE_URL, TEMPORAL_ADDRESS, DROPBOX_API_BASE) is used instead.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { createPool, dbFromPool } from '../activities/db.js';
+import { itemCounts, listCustomers } from '../activities/customers.js';
+import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
+import { migrate } from '../db/migrate.js';
+import { workflowIdFor } from '../workflows/names.js';
+import { statusQuery } from '../workflows/messages.js';
+import { connectWorker, createArchiverWorker } from '../workers/worker.js';
+import { startDropboxEmulator } from './emulator/server.js';
+import { startMediaServer } from './media-server.js';
+import { freePort } from './ports.js';
+import { startEmbeddedPostgres } from './postgres.js';
+import { ProgressDisplay } from './progress.js';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
+import { seedDemo } from './seed.js';
+import { DATA_DIR, writeStackFile } from './stack-file.js';
+import { startTemporalDevServer } from './temporal-server.js';
+
+function positiveNumber(name: string, integer: boolean) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n > 0) || (integer && !Number.isInteger(n))) throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got "${value}"`);
+    return n;
+  };
+}
+
+const options = new Command('npm start --')
+  .description('Run Archiver on embedded defaults: Postgres, Temporal with its Web UI, a Dropbox emulator, demo media and a worker.')
+  .option('--customers <n>', 'demo customers to seed when the database is empty', positiveNumber('--customers', true), 3)
+  .option('--items <m>', 'demo items per customer to seed', positiveNumber('--items', true), 200)
+  .option('--rate <r>', 'emulated Dropbox uploads per second per customer token', positiveNumber('--rate', false), 20)
+  .option('--until-drained', 'exit 0 once every item is archived, after printing a summary')
+  .showHelpAfterError()
+  .parse()
+  .opts<{ customers: number; items: number; rate: number; untilDrained?: boolean }>();
+
+/** Prefers the well-known port (so the UI is where people expect it), else any free one. */
+async function portOr(preferred: number): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(freePort()));
+    probe.listen(preferred, '127.0.0.1', () => probe.close(() => resolve(preferred)));
+  });
+}
+
+const log = (message: string): void => console.log(`[archiver] ${message}`);
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  mkdirSync(DATA_DIR, { recursive: true });
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    let databaseUrl = process.env.DATABASE_URL;
+    if (!databaseUrl) {
+      log('starting embedded Postgres (.data/postgres)…');
+      const postgres = await startEmbeddedPostgres({ dataDir: join(DATA_DIR, 'postgres') });
+      cleanups.push(() => postgres.stop());
+      databaseUrl = postgres.url;
+    }
+    await migrate(databaseUrl);
+
+    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    let uiUrl: string | undefined;
+    if (!temporalAddress) {
+      log('starting the Temporal dev server (.data/temporal.db); the first run installs the temporal CLI…');
+      const server = await startTemporalDevServer({
+        dbFilename: join(DATA_DIR, 'temporal.db'),
+        port: await portOr(7233),
+        uiPort: await portOr(8233),
+        searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
+        logFile: join(DATA_DIR, 'temporal.log'),
+      });
+      cleanups.push(() => server.stop());
+      temporalAddress = server.address;
+      uiUrl = server.uiUrl;
+    }
+    const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+
+    let dropboxApiBase = process.env.DROPBOX_API_BASE;
+    const emulator = dropboxApiBase ? undefined : await startDropboxEmulator({ acceptAnyToken: true, uploadsPerSecond: options.rate });
+    if (emulator) {
+      cleanups.push(() => emulator.stop());
+      dropboxApiBase = emulator.url;
+    }
+    // A fixed port, because seeded items keep their media URLs across restarts.
+    const media = await startMediaServer({ port: Number(process.env.MEDIA_PORT ?? 8370) });
+    cleanups.push(() => media.stop());
+    writeStackFile({ DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: namespace, DROPBOX_API_BASE: dropboxApiBase ?? '', MEDIA_BASE: media.url });
+
+    const pool = createPool(databaseUrl, 20);
+    cleanups.push(() => pool.end());
+    const db = dbFromPool(pool);
+    let customers = await listCustomers(db, { activeOnly: true });
+    if (customers.length === 0) {
+      log(`seeding ${options.customers} demo customers × ${options.items} items…`);
+      await seedDemo(db, { customers: options.customers, itemsPerCustomer: options.items, mediaBase: media.url });
+      customers = await listCustomers(db, { activeOnly: true });
+    } else {
+      log(`resuming ${customers.length} customers from .data/ (delete .data/ to start over)`);
+    }
+
+    const connection = await connectWorker({ address: temporalAddress, namespace, apiKey: undefined, tls: false });
+    cleanups.push(() => connection.close());
+    const worker = await createArchiverWorker({ connection, namespace, activities: { db, dropboxApiBase }, shutdownGraceTime: '10s' });
+    const client = await connectClient({ address: temporalAddress, namespace });
+    cleanups.push(() => client.connection.close());
+    await ensureSearchAttributes(client);
+    const running = worker.run();
+    for (const c of customers) await startCustomer(client, c.id, c.name);
+
+    log(`${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`);
+    if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
+    log('operate it from another terminal with: npm run archiver -- status   (Ctrl-C stops)');
+
+    const progress = new ProgressDisplay();
+    let drained = false;
+    const watch = (async () => {
+      while (worker.getState() === 'RUNNING') {
+        const counts = await itemCounts(db);
+        const rows = customers.map((c) => {
+          const n = counts.get(c.id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
+          return { customerId: c.id, archived: n.archived, failed: n.failed, total: n.pending + n.leased + n.archived + n.failed };
+        });
+        const rates = new Map<string, number>();
+        await Promise.all(customers.map(async (c) => {
+          const s = await client.workflow.getHandle(workflowIdFor(c.id)).query(statusQuery).catch(() => undefined);
+          if (s) rates.set(c.id, s.ratePerSecond);
+        }));
+        progress.update(rows, rates);
+        if (options.untilDrained && rows.every((r) => r.archived + r.failed === r.total)) {
+          drained = true;
+          progress.stop();
+          const archived = rows.reduce((n, r) => n + r.archived, 0);
+          const rateLimited = emulator ? emulator.stats().rateLimited
+            : Number((await db.query<{ n: string }>('SELECT coalesce(sum(rate_limited_count), 0) AS n FROM archive_items'))[0]?.n ?? 0);
+          const failed = rows.reduce((n, r) => n + r.failed, 0);
+          console.log(`archived ${archived} items for ${customers.length} customers in ${((Date.now() - started) / 1000).toFixed(1)}s (429 responses: ${rateLimited})${failed ? `; ${failed} items failed, see: npm run archiver -- status` : ''}`);
+          worker.shutdown();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      progress.stop();
+    })();
+    await running;
+    await watch;
+    return options.untilDrained && !drained ? 1 : 0;
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  console.error(`[archiver] ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,184 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../activities/index.js';
+import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, type MediaServer } from '../dev/media-server.js';
+import { expectedContent, insertItems } from './support/items.js';
+import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
+
+let database: TestDatabase;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+let activities: ReturnType<typeof createActivities>;
+const TOKEN = 'token-activities';
+
+beforeAll(async () => {
+  [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'acct' }] }), startMediaServer()]);
+  activities = createActivities({ db: database.db, dropboxApiBase: emulator.url, leaseTtlMs: 60_000 });
+});
+afterAll(async () => {
+  await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment().run(fn, ...args);
+
+async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
+}
+
+async function row(id: string) {
+  const [r] = await database.db.query<{ state: string; last_error: string | null; content_hash: string | null; remote_path: string | null; rate_limited_count: number; metadata: { media: string; bytes: number }; kind: 'voicemail' }>(
+    'SELECT * FROM archive_items WHERE id = $1', [id]);
+  if (!r) throw new Error(`no item ${id}`);
+  return r;
+}
+
+describe('fetchBatch', () => {
+  it('leases at most N pending items of that customer only, oldest first, and reports the backlog', async () => {
+    const customer = uniqueName('lease');
+    const ids = await insertItems(database.db, customer, TOKEN, media.url, 5);
+    await insertItems(database.db, uniqueName('other'), TOKEN, media.url, 3);
+    const batch = await run(activities.fetchBatch, customer, 3);
+    expect(batch.items.map((i) => i.id)).toEqual(ids.slice(0, 3));
+    expect(batch.backlog).toBe(2);
+    expect(JSON.stringify(batch)).not.toContain(TOKEN);
+    const second = await run(activities.fetchBatch, customer, 10);
+    expect(second.items.map((i) => i.id)).toEqual(ids.slice(3));
+    expect(second.leaseToken).not.toBe(batch.leaseToken);
+  });
+
+  it('never hands the same item to two concurrent leases', async () => {
+    const customer = uniqueName('race');
+    await insertItems(database.db, customer, TOKEN, media.url, 40);
+    const batches = await Promise.all(Array.from({ length: 8 }, () => run(activities.fetchBatch, customer, 10)));
+    const leased = batches.flatMap((b) => b.items.map((i) => i.id));
+    expect(leased).toHaveLength(40);
+    expect(new Set(leased).size).toBe(40);
+  });
+
+  it('reclaims items whose lease expired', async () => {
+    const customer = uniqueName('expired');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
+    const first = await run(activities.fetchBatch, customer, 1);
+    expect((await run(activities.fetchBatch, customer, 1)).items).toHaveLength(0);
+    await database.db.query(`UPDATE archive_items SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [id]);
+    const again = await run(activities.fetchBatch, customer, 1);
+    expect(again.items.map((i) => i.id)).toEqual([id]);
+    // The old lease holder can no longer complete the item.
+    const outcome = await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: first.leaseToken });
+    expect(outcome.status).toBe('lease-lost');
+    expect((await row(id as string)).state).toBe('leased');
+  });
+});
+
+describe('uploadItem', () => {
+  it('streams the item from its source to Dropbox, checks the hash, and marks it archived', async () => {
+    const customer = uniqueName('upload');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { bytes: 70_000 });
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const outcome = await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken });
+    expect(outcome).toMatchObject({ itemId: id, status: 'archived', bytes: 70_000, rateLimited: 0 });
+    const r = await row(id as string);
+    const hash = dropboxContentHash(expectedContent(r.metadata, r.kind));
+    expect(r).toMatchObject({ state: 'archived', content_hash: hash, last_error: null });
+    const stored = emulator.files('acct').find((f) => f.pathDisplay === r.remote_path);
+    expect(stored).toMatchObject({ size: 70_000, contentHash: hash, writes: 1 });
+  });
+
+  it('is idempotent: running it again for an archived item neither uploads nor fails', async () => {
+    const customer = uniqueName('twice');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const request = { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken };
+    await run(activities.uploadItem, request);
+    const before = emulator.stats().uploads;
+    expect((await run(activities.uploadItem, request)).status).toBe('already-archived');
+    expect(emulator.stats().uploads).toBe(before);
+  });
+
+  it('treats a re-upload of identical content after a lost acknowledgement as success, not a conflict', async () => {
+    const customer = uniqueName('replay');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const request = { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken };
+    await run(activities.uploadItem, request);
+    // Simulate a crash after Dropbox stored the file but before the row was marked.
+    await database.db.query(`UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute' WHERE id = $1`, [id, batch.leaseToken]);
+    expect((await run(activities.uploadItem, request)).status).toBe('archived');
+    const r = await row(id as string);
+    expect(emulator.files('acct').filter((f) => f.pathDisplay === r.remote_path)).toMatchObject([{ writes: 1 }]);
+  });
+
+  it('turns a 429 into a RateLimited failure with nextRetryDelay from Retry-After, and holds back the whole customer', async () => {
+    const customer = uniqueName('limited');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: customer });
+    const ids = await insertItems(database.db, customer, token, media.url, 3);
+    const batch = await run(activities.fetchBatch, customer, 3);
+    emulator.setUploadsPerSecond(0.5);
+    try {
+      const req = (i: number) => ({ customerId: customer, itemId: ids[i] as string, leaseToken: batch.leaseToken });
+      expect((await run(activities.uploadItem, req(0))).status).toBe('archived');
+      const failure = await failureOf(run(activities.uploadItem, req(1)));
+      expect(failure.type).toBe('RateLimited');
+      expect(failure.nonRetryable).toBe(false);
+      expect(failure.nextRetryDelay).toBeGreaterThanOrEqual(1000);
+      expect((await row(ids[1] as string)).rate_limited_count).toBe(1);
+      // The next item waits out the same Retry-After without asking Dropbox at all.
+      const uploadsBefore = emulator.stats().uploads;
+      const held = await failureOf(run(activities.uploadItem, req(2)));
+      expect(held.type).toBe('RateLimited');
+      expect(emulator.stats().uploads).toBe(uploadsBefore);
+    } finally {
+      emulator.setUploadsPerSecond(undefined);
+    }
+  });
+
+  it('rejects an item whose source is gone, marking it failed and visible', async () => {
+    const customer = uniqueName('gone');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { sourceUrl: `${media.url}/missing` });
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }));
+    expect(failure.type).toBe('ItemRejected');
+    expect(failure.nonRetryable).toBe(true);
+    expect(await row(id as string)).toMatchObject({ state: 'failed', last_error: expect.stringContaining('404') });
+  });
+
+  it('rejects an item when different content already sits at its path', async () => {
+    const customer = uniqueName('conflict');
+    const [first] = await insertItems(database.db, customer, TOKEN, media.url, 1, { bytes: 500 });
+    const batch = await run(activities.fetchBatch, customer, 1);
+    await run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken });
+    // Same id (hence same path), different bytes: put the row back with another media name.
+    await database.db.query(`UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute',
+      source_url = replace(source_url, 'bytes=500', 'bytes=501') WHERE id = $1`, [first, batch.leaseToken]);
+    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken }));
+    expect(failure.type).toBe('ItemRejected');
+    expect(failure.message).toContain('conflict');
+    expect((await row(first as string)).state).toBe('failed');
+  });
+
+  it('stops on a revoked token with a non-retryable AuthRevoked, and never puts the token in the error', async () => {
+    const customer = uniqueName('revoked');
+    const token = 'definitely-not-a-known-token';
+    const [id] = await insertItems(database.db, customer, token, media.url, 1);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }));
+    expect(failure.type).toBe('AuthRevoked');
+    expect(failure.nonRetryable).toBe(true);
+    expect(JSON.stringify({ m: failure.message, d: failure.details })).not.toContain(token);
+    expect((await row(id as string)).state).toBe('leased');
+  });
+
+  it('releases a batch back to pending', async () => {
+    const customer = uniqueName('release');
+    await insertItems(database.db, customer, TOKEN, media.url, 4);
+    const batch = await run(activities.fetchBatch, customer, 4);
+    expect(await run(activities.releaseBatch, customer, batch.leaseToken)).toBe(4);
+    expect((await run(activities.fetchBatch, customer, 10)).items).toHaveLength(4);
+  });
+});

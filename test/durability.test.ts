@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, type MediaServer } from '../dev/media-server.js';
+import { TASK_QUEUE } from '../workflows/names.js';
+import { startArchiving, statusWhen } from './support/harness.js';
+import { insertItems } from './support/items.js';
+import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+import { expectArchivedExactlyOnce } from './support/verify.js';
+
+let database: TestDatabase;
+let temporal: TestTemporal;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+const children: ChildProcess[] = [];
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ITEMS = 200;
+
+beforeAll(async () => {
+  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal(), startDropboxEmulator({ uploadsPerSecond: 25 }), startMediaServer()]);
+});
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+/** `npm run worker` as its own process, exactly as operators run it. */
+function spawnWorker(): { child: ChildProcess; started: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let output = '';
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('worker started')) resolve();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)));
+  });
+  return { child, started };
+}
+
+async function countByState(customerIds: string[]): Promise<Record<string, number>> {
+  const rows = await database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = ANY($1) GROUP BY state', [customerIds]);
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a new one takes over', async () => {
+  const customers = [uniqueName('crash'), uniqueName('crash')].map((id) => ({ id, accountId: id, token: `token-${id}` }));
+  for (const c of customers) {
+    emulator.addAccount({ token: c.token, accountId: c.accountId });
+    await insertItems(database.db, c.id, c.token, media.url, ITEMS, { kind: 'call_recording', bytes: 50_000 });
+  }
+  const ids = customers.map((c) => c.id);
+  const first = spawnWorker();
+  await first.started;
+  await Promise.all(customers.map((c) => startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, c.id)));
+
+  // Kill it while items are in flight: some archived, some leased, some still pending.
+  const atKill = await eventually(async () => {
+    const counts = await countByState(ids);
+    return (counts.archived ?? 0) >= 60 && (counts.leased ?? 0) > 0 ? counts : undefined;
+  }, 60_000, 'a drain in progress');
+  first.child.kill('SIGKILL');
+  expect(atKill.pending ?? 0).toBeGreaterThan(0);
+
+  const second = spawnWorker();
+  await second.started;
+  await Promise.all(ids.map((id) => statusWhen(temporal.client, id, (s) => s.state === 'idle' && s.backlog === 0, 180_000)));
+  await eventually(async () => ((await countByState(ids)).archived === ITEMS * 2 ? true : undefined), 120_000, 'every item archived');
+  expect(await expectArchivedExactlyOnce(database.db, emulator, customers)).toBe(ITEMS * 2);
+  second.child.kill('SIGTERM');
+}, 300_000);

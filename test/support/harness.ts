@@ -1,0 +1,66 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import type { Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../../activities/index.js';
+import { archiveCustomer } from '../../workflows/archive-customer.js';
+import { statusQuery, type ArchiveCustomerInput, type CustomerStatus } from '../../workflows/messages.js';
+import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
+import { createArchiverWorker } from '../../workers/worker.js';
+import { eventually, workflowBundle, type TestTemporal } from './stack.js';
+
+export const HISTORIES_DIR = new URL('../histories/', import.meta.url);
+
+/** An in-process worker on the test file's own task queue, with the real workflow bundle. */
+export async function startTestWorker(temporal: TestTemporal, activities: ActivityDeps): Promise<{ worker: Worker; stop: () => Promise<void> }> {
+  const worker = await createArchiverWorker({
+    connection: temporal.connection,
+    namespace: temporal.namespace,
+    taskQueue: temporal.taskQueue,
+    activities,
+    workflowBundle: await workflowBundle(),
+    shutdownGraceTime: '2s',
+  });
+  const running = worker.run();
+  return {
+    worker,
+    stop: async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}
+
+/** Starts a customer's workflow directly on the test task queue, with optional input overrides. */
+export async function startArchiving(temporal: TestTemporal, customerId: string, input: Partial<ArchiveCustomerInput> = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof archiveCustomer>> {
+  return temporal.client.workflow.start(archiveCustomer, {
+    taskQueue: temporal.taskQueue,
+    workflowId: workflowIdFor(customerId),
+    args: [{ customerId, ...input }],
+    typedSearchAttributes: [{ key: searchAttributes.customerId, value: customerId }],
+  });
+}
+
+export function status(client: Client, customerId: string): Promise<CustomerStatus> {
+  return client.workflow.getHandle(workflowIdFor(customerId)).query(statusQuery);
+}
+
+/** Waits until the customer's status satisfies `predicate`, returning that status. */
+export function statusWhen(client: Client, customerId: string, predicate: (s: CustomerStatus) => boolean, timeoutMs = 60_000): Promise<CustomerStatus> {
+  return eventually(async () => {
+    const s = await status(client, customerId);
+    return predicate(s) ? s : undefined;
+  }, timeoutMs, `status of ${customerId}`);
+}
+
+/**
+ * Saves the current run's history as JSON under test/histories when RECORD_HISTORIES is set
+ * (`npm run record-histories`), for the replay test to replay against today's workflow code.
+ */
+export async function recordHistory(client: Client, customerId: string, name: string): Promise<void> {
+  if (!process.env.RECORD_HISTORIES) return;
+  const history = await client.workflow.getHandle(workflowIdFor(customerId)).fetchHistory();
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  writeFileSync(join(HISTORIES_DIR.pathname, `${name}.json`), historyToJSON(history));
+}

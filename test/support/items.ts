@@ -1,0 +1,35 @@
+import type { Db } from '../../activities/db.js';
+import { upsertCustomer } from '../../activities/customers.js';
+import type { ItemKind } from '../../activities/items.js';
+import { syntheticContent, syntheticUrl } from '../../dev/media-server.js';
+
+export interface TestItemSpec {
+  kind?: ItemKind;
+  bytes?: number;
+  /** Overrides the media URL, e.g. to point at a missing file. */
+  sourceUrl?: string;
+}
+
+/** Inserts a customer (idempotent) and `count` pending items with synthetic media; returns their ids. */
+export async function insertItems(db: Db, customerId: string, token: string, mediaBase: string, count: number, spec: TestItemSpec = {}): Promise<string[]> {
+  await upsertCustomer(db, { id: customerId, name: `Customer ${customerId}`, accessToken: token });
+  const ids: string[] = [];
+  for (let n = 0; n < count; n++) {
+    const kind = spec.kind ?? 'voicemail';
+    const name = `${customerId}-${n}-${Math.random().toString(36).slice(2, 8)}`;
+    const bytes = spec.bytes ?? 1000 + n;
+    const isSms = kind === 'sms';
+    const [row] = await db.query<{ id: string }>(
+      `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
+       VALUES ($1, $2, now(), $3, $4, $5, $6) RETURNING id`,
+      [customerId, kind, { extension: '100', media: name, bytes }, isSms ? null : spec.sourceUrl ?? syntheticUrl(mediaBase, name, bytes), isSms ? `sms ${name}` : null, bytes],
+    );
+    ids.push(String(row?.id));
+  }
+  return ids;
+}
+
+/** The bytes an item's source serves, recomputed from its metadata. */
+export function expectedContent(metadata: { media: string; bytes: number }, kind: ItemKind): Buffer {
+  return kind === 'sms' ? Buffer.from(`sms ${metadata.media}`) : syntheticContent(metadata.media, metadata.bytes);
+}

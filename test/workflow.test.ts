@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, type MediaServer } from '../dev/media-server.js';
+import { itemsAvailableSignal, pauseSignal, resumeSignal } from '../workflows/messages.js';
+import { searchAttributes, workflowIdFor } from '../workflows/names.js';
+import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
+import { insertItems } from './support/items.js';
+import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+
+let database: TestDatabase;
+let temporal: TestTemporal;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+let stopWorker: () => Promise<void>;
+const TOKEN = 'token-workflow';
+
+beforeAll(async () => {
+  [database, temporal, emulator, media] = await Promise.all([
+    freshDatabase(), connectTemporal(), startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'wf' }] }), startMediaServer(),
+  ]);
+  ({ stop: stopWorker } = await startTestWorker(temporal, { db: database.db, dropboxApiBase: emulator.url }));
+});
+afterAll(async () => {
+  await stopWorker?.();
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+async function pendingOrArchived(customerId: string): Promise<Record<string, number>> {
+  const rows = await database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = $1 GROUP BY state', [customerId]);
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+async function searchAttributesOf(customerId: string) {
+  const d = await temporal.client.workflow.getHandle(workflowIdFor(customerId)).describe();
+  return { customerId: d.typedSearchAttributes.get(searchAttributes.customerId), state: d.typedSearchAttributes.get(searchAttributes.state), backlog: d.typedSearchAttributes.get(searchAttributes.backlog) };
+}
+
+describe('archiveCustomer workflow', () => {
+  it('drains the backlog, reports it in status and search attributes, then idles', async () => {
+    const customer = uniqueName('drain');
+    await insertItems(database.db, customer, TOKEN, media.url, 60);
+    await startArchiving(temporal, customer);
+    const done = await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 60);
+    expect(done).toMatchObject({ customerId: customer, backlog: 0, totals: { archived: 60, failed: 0 } });
+    expect(done.batchSize).toBeGreaterThan(20); // it grew from the initial 20 after clean batches
+    expect(await pendingOrArchived(customer)).toEqual({ archived: 60 });
+    await eventually(async () => {
+      const sa = await searchAttributesOf(customer);
+      return sa.state === 'idle' ? sa : undefined;
+    }, 20_000, 'ArchiverState=idle');
+    expect(await searchAttributesOf(customer)).toEqual({ customerId: customer, state: 'idle', backlog: 0 });
+    await recordHistory(temporal.client, customer, 'drain');
+  });
+
+  it('wakes from idle on itemsAvailable instead of waiting for the safety poll', async () => {
+    const customer = uniqueName('wake');
+    await insertItems(database.db, customer, TOKEN, media.url, 1);
+    await startArchiving(temporal, customer, { safetyPollMs: 3_600_000 });
+    await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 1);
+    await insertItems(database.db, customer, TOKEN, media.url, 5);
+    // Without the signal the new items would wait an hour.
+    await temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(itemsAvailableSignal);
+    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 6, 20_000);
+  });
+
+  it('pauses without starting new uploads and resumes where it stopped', async () => {
+    const customer = uniqueName('pause');
+    await insertItems(database.db, customer, TOKEN, media.url, 30);
+    const handle = await startArchiving(temporal, customer, { pausedState: 'paused', pauseReason: 'maintenance' });
+    const paused = await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    expect(paused.pauseReason).toBe('maintenance');
+    expect(await pendingOrArchived(customer)).toEqual({ pending: 30 });
+    await handle.signal(resumeSignal);
+    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
+    await handle.signal(pauseSignal, 'operator says stop');
+    const again = await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    expect(again.pauseReason).toBe('operator says stop');
+    expect((await searchAttributesOf(customer)).state).toBe('paused');
+    await insertItems(database.db, customer, TOKEN, media.url, 3);
+    await handle.signal(itemsAvailableSignal);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await pendingOrArchived(customer)).pending).toBe(3);
+    await handle.signal(resumeSignal);
+    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 33);
+    await recordHistory(temporal.client, customer, 'pause-resume');
+  });
+
+  it('pauses as needs-reauth when the token is revoked, returning its items to pending', async () => {
+    const customer = uniqueName('reauth');
+    await insertItems(database.db, customer, 'revoked-token', media.url, 10);
+    await startArchiving(temporal, customer);
+    const s = await statusWhen(temporal.client, customer, (x) => x.state === 'needs-reauth');
+    expect(s.pauseReason).toMatch(/invalid_access_token/);
+    expect(s.pauseReason).not.toContain('revoked-token');
+    await eventually(async () => ((await pendingOrArchived(customer)).pending === 10 ? true : undefined), 10_000, 'items released');
+    expect((await searchAttributesOf(customer)).state).toBe('needs-reauth');
+    // Once credentials are fixed, resume archives everything.
+    await database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
+    await temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(resumeSignal);
+    await statusWhen(temporal.client, customer, (x) => x.totals.archived === 10);
+    await recordHistory(temporal.client, customer, 'needs-reauth');
+  });
+
+  it('continues as new when history grows, carrying totals and pace across runs', async () => {
+    const customer = uniqueName('can');
+    await insertItems(database.db, customer, TOKEN, media.url, 150);
+    const handle = await startArchiving(temporal, customer);
+    const done = await statusWhen(temporal.client, customer, (s) => s.totals.archived === 150 && s.state === 'idle', 90_000);
+    const description = await handle.describe();
+    // The suite's server suggests continue-as-new at a small history size (see global setup).
+    expect(description.runId).not.toBe(handle.firstExecutionRunId);
+    expect(done.totals.batches).toBeGreaterThan(1);
+    expect(await pendingOrArchived(customer)).toEqual({ archived: 150 });
+    expect((await status(temporal.client, customer)).totals.archived).toBe(150);
+  });
+});

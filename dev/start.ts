@@ -3,7 +3,7 @@
  * dev server with its Web UI, the Dropbox emulator, the demo media server and a worker. Anything
  * configured in the environment (DATABASE_URL, TEMPORAL_ADDRESS, DROPBOX_API_BASE) is used instead.
  */
-import { mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../activities/db.js';
@@ -12,6 +12,7 @@ import { connectClient, ensureSearchAttributes, startCustomer } from '../client/
 import { migrate } from '../db/migrate.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
+import { installJsonLogging } from '../workers/logging.js';
 import { connectWorker, createArchiverWorker } from '../workers/worker.js';
 import { startDropboxEmulator } from './emulator/server.js';
 import { startMediaServer } from './media-server.js';
@@ -56,6 +57,9 @@ const log = (message: string): void => console.log(`[archiver] ${message}`);
 async function main(): Promise<number> {
   const started = Date.now();
   mkdirSync(DATA_DIR, { recursive: true });
+  // The terminal shows progress; the worker's JSON logs go to a file.
+  const workerLog = join(DATA_DIR, 'worker.log');
+  installJsonLogging('INFO', createWriteStream(workerLog, { flags: 'a' }));
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     let databaseUrl = process.env.DATABASE_URL;
@@ -118,6 +122,7 @@ async function main(): Promise<number> {
 
     log(`${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`);
     if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
+    log(`worker logs: ${workerLog}`);
     log('operate it from another terminal with: npm run archiver -- status   (Ctrl-C stops)');
 
     const progress = new ProgressDisplay();

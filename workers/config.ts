@@ -11,6 +11,7 @@ const EnvSchema = z.object({
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s').default('30s'),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
+  ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
 });
 
 export interface ArchiverConfig {
@@ -20,6 +21,7 @@ export interface ArchiverConfig {
   dropboxApiBase: string | undefined;
   shutdownGraceTime: string;
   maxConcurrentActivities: number;
+  logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -45,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...pro
     dropboxApiBase: e.DROPBOX_API_BASE,
     shutdownGraceTime: e.ARCHIVER_SHUTDOWN_GRACE,
     maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
+    logLevel: e.ARCHIVER_LOG_LEVEL,
   };
 }
 

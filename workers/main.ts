@@ -2,10 +2,12 @@
 import { createPool, dbFromPool } from '../activities/db.js';
 import { migrate } from '../db/migrate.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
+import { installJsonLogging } from './logging.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  installJsonLogging(config.logLevel);
   const databaseUrl = requireDatabaseUrl(config);
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, 20);
@@ -18,7 +20,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: config.shutdownGraceTime,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     });
-    console.log(JSON.stringify({ level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue }));
+    console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue }));
     // Temporal's runtime handles SIGINT/SIGTERM: it stops polling and lets in-flight work finish.
     await worker.run();
   } finally {

@@ -55,12 +55,17 @@ export function statusWhen(client: Client, customerId: string, predicate: (s: Cu
 }
 
 /**
- * Saves the current run's history as JSON under test/histories when RECORD_HISTORIES is set
+ * Saves the history of the customer's first run (the one that did the work, before any
+ * continue-as-new) as JSON under test/histories when RECORD_HISTORIES is set
  * (`npm run record-histories`), for the replay test to replay against today's workflow code.
  */
 export async function recordHistory(client: Client, customerId: string, name: string): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
-  const history = await client.workflow.getHandle(workflowIdFor(customerId)).fetchHistory();
+  const runs = [];
+  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(customerId)}'` })) runs.push(run);
+  const first = runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())[0];
+  if (!first) throw new Error(`no runs of ${workflowIdFor(customerId)} to record`);
+  const history = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
   writeFileSync(join(HISTORIES_DIR.pathname, `${name}.json`), historyToJSON(history));
 }

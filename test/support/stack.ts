@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../../activities/db.js';
@@ -46,14 +46,7 @@ export interface TestTemporal {
   close(): Promise<void>;
 }
 
-let runtimeInstalled = false;
-
 export async function connectTemporal(): Promise<TestTemporal> {
-  if (!runtimeInstalled) {
-    // Per-item info logs drown test failures; warnings and errors still show.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
-  }
   const address = inject('temporalAddress');
   const connection = await NativeConnection.connect({ address });
   const clientConnection = await Connection.connect({ address });

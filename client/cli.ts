@@ -1,8 +1,8 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { Client } from '@temporalio/client';
 import { createPool, dbFromPool, type Db } from '../activities/db.js';
-import { getCustomer, listCustomers, upsertCustomer } from '../activities/customers.js';
+import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, upsertCustomer } from '../activities/customers.js';
 import { migrate } from '../db/migrate.js';
 import { seedDemo } from '../dev/seed.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
@@ -47,6 +47,8 @@ async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
 
 const program = new Command('archiver')
   .description('Operate Archiver: start customers, watch them, pause and resume them.')
+  // Usage errors throw instead of exiting, so they get exit code 2 like every other bad input.
+  .exitOverride()
   .showHelpAfterError()
   .addHelpText('after', '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.');
 
@@ -59,6 +61,7 @@ customers
   .option('--refresh-token <token>', 'Dropbox refresh token')
   .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
   .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string }) => {
+    if (!CUSTOMER_ID_PATTERN.test(id)) throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
     await withDb((db) => upsertCustomer(db, { id, name: opts.name, accessToken: opts.accessToken, refreshToken: opts.refreshToken, folderRoot: opts.folderRoot }));
     console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
   });
@@ -141,6 +144,8 @@ program
   });
 
 program.parseAsync().catch((err: unknown) => {
+  // Commander has already printed its message (and help, for --help).
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   if (err instanceof ConfigError || err instanceof OperatorError) {
     console.error(`archiver: ${err.message}`);
     process.exit(2);

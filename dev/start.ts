@@ -113,7 +113,7 @@ async function main(): Promise<number> {
 
     const connection = await connectWorker({ address: temporalAddress, namespace, apiKey: undefined, tls: false });
     cleanups.push(() => connection.close());
-    const worker = await createArchiverWorker({ connection, namespace, activities: { db, dropboxApiBase }, shutdownGraceTime: '10s' });
+    const worker = await createArchiverWorker({ connection, namespace, activities: { db, dropboxApiBase }, shutdownGraceMs: 10_000 });
     const client = await connectClient({ address: temporalAddress, namespace });
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);

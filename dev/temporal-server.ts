@@ -28,7 +28,13 @@ export interface TemporalDevServerOptions {
   uiPort?: number | false;
   /** Namespace to create and wait for. Default 'default' (always created by the server). */
   namespace?: string;
-  /** Custom search attributes to register (`--search-attribute NAME=Type`). */
+  /** More namespaces to create at launch, e.g. to isolate test files that share the task queue name. */
+  extraNamespaces?: string[];
+  /**
+   * Custom search attributes for every namespace created at launch (`--search-attribute NAME=Type`).
+   * The server ignores them when `dbFilename` already exists; the client's ensureSearchAttributes
+   * registers them on an existing database.
+   */
   searchAttributes?: Record<string, DevServerSearchAttributeType>;
   /** Extra `--dynamic-config-value key=<JSON value>`; overrides our defaults. */
   dynamicConfig?: Record<string, string | number | boolean>;
@@ -150,7 +156,9 @@ function buildArgs(
     // --ui-disable-news-fetch: no outbound request from the UI (we are often offline).
     args.push('--ui-ip', HOST, '--ui-port', String(uiPort), '--ui-disable-news-fetch');
   }
-  if (namespace !== 'default') args.push('--namespace', namespace);
+  for (const ns of new Set([namespace, ...(o.extraNamespaces ?? [])])) {
+    if (ns !== 'default') args.push('--namespace', ns);
+  }
   if (o.dbFilename !== undefined) args.push('--db-filename', path.resolve(o.dbFilename));
   for (const [name, type] of Object.entries(o.searchAttributes ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
@@ -165,55 +173,6 @@ function buildArgs(
   return args;
 }
 
-/** temporal.api.enums.v1.IndexedValueType (kept local: @temporalio/proto is not a direct dependency). */
-const INDEXED_VALUE_TYPE: Record<DevServerSearchAttributeType, number> = {
-  Text: 1,
-  Keyword: 2,
-  Int: 3,
-  Double: 4,
-  Bool: 5,
-  Datetime: 6,
-};
-
-/**
- * `--search-attribute` only takes effect when the SQLite file is created;
- * on an existing file new attributes are silently ignored (verified with CLI
- * 1.9.1). So register missing ones through the operator API.
- */
-async function ensureSearchAttributes(
-  address: string,
-  namespace: string,
-  wanted: Record<string, DevServerSearchAttributeType>,
-): Promise<void> {
-  const connection = await Connection.connect({ address });
-  try {
-    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-    const missing: Record<string, number> = {};
-    const conflicts: string[] = [];
-    for (const [name, type] of Object.entries(wanted)) {
-      const have: number | null | undefined = customAttributes?.[name];
-      const want = INDEXED_VALUE_TYPE[type];
-      if (have === undefined || have === null) missing[name] = want;
-      else if (have !== want) {
-        const haveName = Object.entries(INDEXED_VALUE_TYPE).find(([, v]) => v === have)?.[0] ?? `#${have}`;
-        conflicts.push(`${name} is ${haveName}, wanted ${type}`);
-      }
-    }
-    if (conflicts.length > 0) {
-      throw new Error(
-        `Search attributes already registered with a different type in namespace ${namespace}: ` +
-          `${conflicts.join('; ')}. Delete the dev server's database file or rename the attribute.`,
-      );
-    }
-    if (Object.keys(missing).length > 0) {
-      await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
-    }
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
-
-/** One readiness probe on a fresh connection (a reused gRPC channel backs off for up to minutes). */
 async function probe(address: string, namespace: string, timeoutMs: number): Promise<void> {
   const connection = Connection.lazy({ address, connectTimeout: timeoutMs });
   try {
@@ -345,15 +304,6 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions =
     } catch (err) {
       lastError = err;
       await Promise.race([sleep(PROBE_INTERVAL_MS), exited]);
-    }
-  }
-
-  if (options.searchAttributes && Object.keys(options.searchAttributes).length > 0) {
-    try {
-      await ensureSearchAttributes(address, namespace, options.searchAttributes);
-    } catch (err) {
-      await stop();
-      throw err;
     }
   }
 

@@ -19,7 +19,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ITEMS = 200;
 
 beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal(), startDropboxEmulator({ uploadsPerSecond: 25 }), startMediaServer()]);
+  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('durability'), startDropboxEmulator({ uploadsPerSecond: 25 }), startMediaServer()]);
 });
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
@@ -30,7 +30,7 @@ afterAll(async () => {
 function spawnWorker(): { child: ChildProcess; started: Promise<void> } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url },
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

@@ -9,7 +9,8 @@ const EnvSchema = z.object({
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s').default('30s'),
+  ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m').default('30s')
+    .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
 });
@@ -19,7 +20,7 @@ export interface ArchiverConfig {
   /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
   databaseUrl: string | undefined;
   dropboxApiBase: string | undefined;
-  shutdownGraceTime: string;
+  shutdownGraceMs: number;
   maxConcurrentActivities: number;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
@@ -45,7 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...pro
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, apiKey: e.TEMPORAL_API_KEY, tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined },
     databaseUrl: e.DATABASE_URL,
     dropboxApiBase: e.DROPBOX_API_BASE,
-    shutdownGraceTime: e.ARCHIVER_SHUTDOWN_GRACE,
+    shutdownGraceMs: e.ARCHIVER_SHUTDOWN_GRACE,
     maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
     logLevel: e.ARCHIVER_LOG_LEVEL,
   };

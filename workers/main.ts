@@ -17,7 +17,7 @@ async function main(): Promise<void> {
       connection,
       namespace: config.temporal.namespace,
       activities: { db: dbFromPool(pool), dropboxApiBase: config.dropboxApiBase },
-      shutdownGraceTime: config.shutdownGraceTime,
+      shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     });
     console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue }));

@@ -15,8 +15,8 @@ export interface ArchiverWorkerOptions {
   taskQueue?: string;
   /** A pre-built bundle saves the ~seconds of bundling per worker. @default bundle WORKFLOWS_PATH */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** @default '30s': in-flight uploads get this long to finish on shutdown instead of being cancelled. */
-  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** In-flight uploads get this long to finish on shutdown instead of being cancelled. @default 30 s */
+  shutdownGraceMs?: number;
   maxConcurrentActivityTaskExecutions?: number;
 }
 
@@ -28,7 +28,7 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.activities),
-    shutdownGraceTime: options.shutdownGraceTime ?? '30s',
+    shutdownGraceTime: options.shutdownGraceMs ?? 30_000,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 100,
   });
 }

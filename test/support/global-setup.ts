@@ -5,6 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../../dev/postgres.js';
 import { startTemporalDevServer } from '../../dev/temporal-server.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../dev/search-attributes.js';
+import { PROCESS_TEST_NAMESPACES } from './namespaces.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,6 +25,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     startEmbeddedPostgres({ dataDir: join(dataRoot, 'postgres') }),
     startTemporalDevServer({
       uiPort: false,
+      // Files that run real worker processes on the production task queue get a namespace each.
+      extraNamespaces: [...PROCESS_TEST_NAMESPACES],
       searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
       // Small, so tests exercise continue-as-new in a few hundred events instead of thousands.
       dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 300 },

@@ -20,7 +20,7 @@ export async function startTestWorker(temporal: TestTemporal, activities: Activi
     taskQueue: temporal.taskQueue,
     activities,
     workflowBundle: await workflowBundle(),
-    shutdownGraceTime: '2s',
+    shutdownGraceMs: 2_000,
   });
   const running = worker.run();
   return {

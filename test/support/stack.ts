@@ -6,6 +6,7 @@ import { inject } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../../activities/db.js';
 import { migrate } from '../../db/migrate.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
+import type { ProcessTestNamespace } from './namespaces.js';
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;
@@ -46,15 +47,16 @@ export interface TestTemporal {
   close(): Promise<void>;
 }
 
-export async function connectTemporal(): Promise<TestTemporal> {
+/** Connects to the suite's Temporal server, in `namespace` (see namespaces.ts) or 'default'. */
+export async function connectTemporal(namespace: ProcessTestNamespace | 'default' = 'default'): Promise<TestTemporal> {
   const address = inject('temporalAddress');
   const connection = await NativeConnection.connect({ address });
   const clientConnection = await Connection.connect({ address });
   return {
     address,
-    namespace: 'default',
+    namespace,
     connection,
-    client: new Client({ connection: clientConnection, namespace: 'default' }),
+    client: new Client({ connection: clientConnection, namespace }),
     taskQueue: uniqueName('archiver-test'),
     close: async () => {
       await clientConnection.close();

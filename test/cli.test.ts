@@ -1,0 +1,129 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, type MediaServer } from '../dev/media-server.js';
+import { TASK_QUEUE } from '../workflows/names.js';
+import { startTestWorker, statusWhen } from './support/harness.js';
+import { insertItems } from './support/items.js';
+import { connectTemporal, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let database: TestDatabase;
+let temporal: TestTemporal;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+let stopWorker: () => Promise<void>;
+
+beforeAll(async () => {
+  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('cli'), startDropboxEmulator(), startMediaServer()]);
+  // The CLI starts workflows on the production task queue; this file has a namespace of its own.
+  ({ stop: stopWorker } = await startTestWorker({ ...temporal, taskQueue: TASK_QUEUE }, { db: database.db, dropboxApiBase: emulator.url }));
+});
+afterAll(async () => {
+  await stopWorker?.();
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs `npm run archiver -- …` as operators do (without npm's banner), against this file's stack. */
+async function archiver(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: 'cli', DATABASE_URL: database.url, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('archiver CLI', () => {
+  it('explains itself with --help, on the program and on each command', async () => {
+    const help = await archiver(['--help']);
+    expect(help.code).toBe(0);
+    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'seed']) expect(help.stdout).toContain(command);
+    const start = await archiver(['start', '--help']);
+    expect(start.stdout).toContain('--all');
+    expect((await archiver(['customers', 'add', '--help'])).stdout).toContain('--access-token');
+  });
+
+  it('adds a customer, starts it idempotently, and reports its status', async () => {
+    const id = uniqueName('cli');
+    const token = `secret-${id}`;
+    emulator.addAccount({ token, accountId: id });
+    const added = await archiver(['customers', 'add', id, '--name', 'Acme Dental', '--access-token', token]);
+    expect(added).toMatchObject({ code: 0 });
+    const listed = await archiver(['customers', 'list']);
+    expect(listed.stdout).toContain('Acme Dental');
+    expect(listed.stdout).not.toContain(token);
+    await insertItems(database.db, id, token, media.url, 12);
+
+    expect((await archiver(['start', id])).stdout).toContain(`${id}: started`);
+    expect((await archiver(['start', id])).stdout).toContain(`${id}: already running`);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 12 && s.state === 'idle');
+
+    const json = await archiver(['status', id, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject([{ customerId: id, state: 'idle', backlog: 0, totals: { archived: 12 } }]);
+    const table = await archiver(['status']);
+    expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG/);
+    expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12`));
+
+    expect((await archiver(['pause', id, '--reason', 'disk audit'])).code).toBe(0);
+    await statusWhen(temporal.client, id, (s) => s.state === 'paused' && s.pauseReason === 'disk audit');
+    expect((await archiver(['resume', id])).code).toBe(0);
+    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+  });
+
+  it('starts every active customer with --all', async () => {
+    const ids = [uniqueName('all'), uniqueName('all')];
+    for (const id of ids) await archiver(['customers', 'add', id, '--name', id]);
+    const result = await archiver(['start', '--all']);
+    expect(result.code).toBe(0);
+    for (const id of ids) expect(result.stdout).toMatch(new RegExp(`${id}: (started|already running)`));
+  });
+
+  it('exits 3 from status when a customer needs re-authorisation, listing it first', async () => {
+    const id = uniqueName('aaa-reauth');
+    await archiver(['customers', 'add', id, '--name', 'Revoked Co', '--access-token', 'no-such-token']);
+    await insertItems(database.db, id, 'no-such-token', media.url, 2);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
+    const result = await archiver(['status']);
+    expect(result.code).toBe(3);
+    expect(result.stdout.split('\n')[1]).toMatch(new RegExp(`^${id}\\s+needs-reauth`));
+    expect(result.stdout).not.toContain('no-such-token');
+  });
+
+  it('names the problem and exits 2 for unknown customers, bad arguments and bad configuration', async () => {
+    const unknown = await archiver(['start', 'nobody-here']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown customer "nobody-here"');
+    expect((await archiver(['status', 'nobody-here'])).stderr).toContain('no running archiver workflow');
+    const both = await archiver(['start']);
+    expect(both).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of <id> or --all') });
+    const badSeed = await archiver(['seed', '--customers', 'many', '--items', '3']);
+    expect(badSeed.code).toBe(2);
+    expect(badSeed.stderr).toContain('--customers must be a positive integer');
+    const badConfig = await archiver(['customers', 'list'], { DATABASE_URL: 'mysql://admin:hunter2@db/x' });
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toContain('DATABASE_URL');
+    expect(badConfig.stderr).not.toContain('hunter2');
+    const badId = await archiver(['customers', 'add', 'no spaces allowed', '--name', 'x']);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain('must be 1-64 letters');
+  });
+
+  it('seeds demo customers and items', async () => {
+    const prefix = uniqueName('seed');
+    const result = await archiver(['seed', '--customers', '2', '--items', '5', '--prefix', prefix, '--media-base', media.url]);
+    expect(result.code).toBe(0);
+    const [row] = await database.db.query<{ n: string }>(`SELECT count(*) AS n FROM archive_items WHERE customer_id LIKE $1`, [`${prefix}-%`]);
+    expect(Number(row?.n)).toBe(10);
+  });
+});

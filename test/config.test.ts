@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, requireDatabaseUrl } from '../workers/config.js';
+
+describe('configuration', () => {
+  it('has sensible defaults for everything but the database', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', tls: false },
+      databaseUrl: undefined,
+      dropboxApiBase: undefined,
+      shutdownGraceMs: 30_000,
+      logLevel: 'INFO',
+    });
+    expect(() => requireDatabaseUrl(config)).toThrow(/DATABASE_URL is not set/);
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'archiver', TEMPORAL_API_KEY: 'k',
+      DATABASE_URL: 'postgresql://a:b@db:5432/archiver', DROPBOX_API_BASE: 'http://127.0.0.1:9000',
+      ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_LOG_LEVEL: 'WARN',
+    });
+    expect(config).toEqual({
+      temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
+      databaseUrl: 'postgresql://a:b@db:5432/archiver', dropboxApiBase: 'http://127.0.0.1:9000',
+      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, logLevel: 'WARN',
+    });
+  });
+
+  it('names every bad variable at once, without echoing values that may be secrets', () => {
+    let error: unknown;
+    try {
+      loadConfig({ TEMPORAL_ADDRESS: 'no-port', DATABASE_URL: 'mysql://root:hunter2@db/x', ARCHIVER_SHUTDOWN_GRACE: 'soon', ARCHIVER_LOG_LEVEL: 'LOUD' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'ARCHIVER_SHUTDOWN_GRACE', 'ARCHIVER_LOG_LEVEL']) expect(message).toContain(name);
+    expect(message).not.toContain('hunter2');
+  });
+});

@@ -7,7 +7,7 @@ import { createDropboxClient } from './dropbox/client.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError, toApplicationFailure, type ClassifiedFailure } from './dropbox/errors.js';
 import {
-  countPending, leaseItems, loadUploadSubject, markArchived, markFailed, recordAttemptFailed, recordRateLimited,
+  leaseItems, pendingAndThrottle, loadUploadSubject, markArchived, markFailed, recordAttemptFailed, recordRateLimited,
   releaseLease, type ItemDescriptor,
 } from './items.js';
 import { remotePathFor } from './paths.js';
@@ -28,6 +28,8 @@ export interface LeasedBatch {
   items: ItemDescriptor[];
   /** Items still pending after this lease. */
   backlog: number;
+  /** How much longer a Retry-After from Dropbox holds this customer back, in ms; 0 if none. */
+  coolDownMs: number;
 }
 
 export interface UploadRequest {
@@ -59,8 +61,8 @@ export function createActivities(deps: ActivityDeps) {
   async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
     const leaseToken = randomUUID();
     const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs);
-    const backlog = await countPending(db, customerId);
-    return { leaseToken, items, backlog };
+    const { pending, throttledForMs } = await pendingAndThrottle(db, customerId);
+    return { leaseToken, items, backlog: pending, coolDownMs: throttledForMs };
   }
 
   /** Returns the batch's items that are neither archived nor failed to pending. */

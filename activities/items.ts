@@ -33,13 +33,15 @@ export async function leaseItems(db: Db, customerId: string, limit: number, leas
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
 }
 
-/** Items of the customer still waiting to be leased. */
-export async function countPending(db: Db, customerId: string): Promise<number> {
-  const [row] = await db.query<{ n: string }>(
-    `SELECT count(*) AS n FROM archive_items WHERE customer_id = $1 AND state = 'pending'`,
+/** Items of the customer still waiting to be leased, and how long its Dropbox throttle still lasts. */
+export async function pendingAndThrottle(db: Db, customerId: string): Promise<{ pending: number; throttledForMs: number }> {
+  const [row] = await db.query<{ n: string; throttled_ms: number }>(
+    `SELECT (SELECT count(*) FROM archive_items WHERE customer_id = $1 AND state = 'pending') AS n,
+            coalesce((SELECT greatest(0, extract(epoch FROM throttled_until - now()) * 1000)::float8
+                        FROM customers WHERE id = $1), 0) AS throttled_ms`,
     [customerId],
   );
-  return Number(row?.n ?? 0);
+  return { pending: Number(row?.n ?? 0), throttledForMs: Math.ceil(Number(row?.throttled_ms ?? 0)) };
 }
 
 /** Everything an upload needs about one item and its customer. Holds the token: never return it to Temporal. */

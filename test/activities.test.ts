@@ -51,6 +51,16 @@ describe('fetchBatch', () => {
     expect(second.leaseToken).not.toBe(batch.leaseToken);
   });
 
+  it("reports how long the customer's Dropbox throttle still lasts", async () => {
+    const customer = uniqueName('throttled');
+    await insertItems(database.db, customer, TOKEN, media.url, 1);
+    expect((await run(activities.fetchBatch, customer, 1)).coolDownMs).toBe(0);
+    await database.db.query(`UPDATE customers SET throttled_until = now() + interval '5 seconds' WHERE id = $1`, [customer]);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    expect(batch.coolDownMs).toBeGreaterThan(3_000);
+    expect(batch.coolDownMs).toBeLessThanOrEqual(5_000);
+  });
+
   it('never hands the same item to two concurrent leases', async () => {
     const customer = uniqueName('race');
     await insertItems(database.db, customer, TOKEN, media.url, 40);

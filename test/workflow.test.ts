@@ -63,6 +63,21 @@ describe('archiveCustomer workflow', () => {
     await statusWhen(temporal.client, customer, (s) => s.totals.archived === 6, 20_000);
   });
 
+  it("cools the whole customer down while Dropbox's Retry-After lasts, showing it in status", async () => {
+    const customer = uniqueName('cool');
+    await insertItems(database.db, customer, TOKEN, media.url, 5);
+    // As if an upload had just been answered 429 with Retry-After: 3.
+    await database.db.query(`UPDATE customers SET throttled_until = now() + interval '3 seconds' WHERE id = $1`, [customer]);
+    const uploadsBefore = emulator.stats().uploads;
+    await startArchiving(temporal, customer);
+    const cooling = await statusWhen(temporal.client, customer, (s) => s.state === 'cooling-down', 10_000);
+    expect(Date.parse(cooling.coolingDownUntil ?? '')).toBeGreaterThan(Date.now());
+    expect((await searchAttributesOf(customer)).state).toBe('cooling-down');
+    expect(emulator.stats().uploads).toBe(uploadsBefore);
+    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 5, 20_000);
+    await recordHistory(temporal.client, customer, 'cool-down');
+  });
+
   it('pauses without starting new uploads and resumes where it stopped', async () => {
     const customer = uniqueName('pause');
     await insertItems(database.db, customer, TOKEN, media.url, 30);

@@ -106,6 +106,9 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
       continue;
     }
 
+    // Dropbox's Retry-After still holds this customer back: wait it out visibly, without
+    // spending upload attempts on requests that would be refused.
+    if (batch.coolDownMs > 0) await coolDown(batch.coolDownMs);
     show('running');
     const started = Date.now();
     const outcome = await uploadBatch(batch.items.map((i) => i.id), batch.leaseToken);
@@ -117,12 +120,16 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
 
     const decision = nextPacing(pacing, outcome, limits);
     pacing = decision.next;
-    if (decision.cooldownMs > 0 && !pausedAs) {
-      coolingDownUntil = Date.now() + decision.cooldownMs;
-      show('cooling-down');
-      await condition(() => pausedAs !== undefined, decision.cooldownMs);
-      coolingDownUntil = undefined;
-    }
+    if (decision.cooldownMs > 0) await coolDown(decision.cooldownMs);
+  }
+
+  /** Pauses the whole customer for `ms` (a pause request ends it early). */
+  async function coolDown(ms: number): Promise<void> {
+    if (pausedAs) return;
+    coolingDownUntil = Date.now() + ms;
+    show('cooling-down');
+    await condition(() => pausedAs !== undefined, ms);
+    coolingDownUntil = undefined;
   }
 
   /** Uploads one batch with at most W uploads in flight; stops starting new ones on a pause. */

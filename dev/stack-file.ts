@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The project's root, where `.data/` and `.tools/` live. */
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Everything the embedded stack keeps between runs. */
-export const DATA_DIR = join(PROJECT_ROOT, '.data');
+/** Everything the embedded stack keeps between runs. @default `.data/` in the project */
+export const DATA_DIR = process.env.ARCHIVER_DATA_DIR ? resolve(process.env.ARCHIVER_DATA_DIR) : join(PROJECT_ROOT, '.data');
 /** Where `npm start` records the addresses of the stack it is running, for the CLI in another terminal. */
 export const STACK_FILE = join(DATA_DIR, 'stack.env');
 

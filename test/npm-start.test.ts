@@ -1,0 +1,54 @@
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../dev/ports.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'archiver-start-'));
+  // The embedded Postgres runs as the postgres user, which must reach its data directory.
+  await chmod(dataDir, 0o755);
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** `npm start -- …` exactly as a user runs it, with its state in a directory of this test's own. */
+async function npmStart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ARCHIVER_DATA_DIR: dataDir, MEDIA_PORT: String(await freePort()) };
+  for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'DROPBOX_API_BASE']) delete env[name];
+  try {
+    const { stdout, stderr } = await promisify(execFile)('npm', ['start', '--', ...args], { cwd: ROOT, env, timeout: 240_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+it('boots the embedded stack, drains the seeded demo, and resumes from its data on the next run', async () => {
+  const first = await npmStart(['--customers', '2', '--items', '25', '--rate', '50', '--until-drained']);
+  expect(first.stderr).not.toMatch(/Error/);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain('seeding 2 demo customers × 25 items');
+  expect(first.stdout).toMatch(/Temporal Web UI: http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows/);
+  expect(first.stdout).toMatch(/^archived 50 items for 2 customers in \d+(\.\d)?s \(429 responses: \d+\)$/m);
+
+  const second = await npmStart(['--until-drained']);
+  expect(second.code).toBe(0);
+  expect(second.stdout).toContain('resuming 2 customers');
+  expect(second.stdout).not.toContain('seeding');
+  expect(second.stdout).toMatch(/^archived 50 items for 2 customers in/m);
+}, 300_000);
+
+it('rejects bad options with a clear message', async () => {
+  const bad = await npmStart(['--items', 'lots']);
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toContain('--items must be a positive integer, got "lots"');
+});

@@ -1,4 +1,5 @@
 import type { Db } from './db.js';
+import { validatePathTemplate } from './paths.js';
 
 /** The SQL of the customer registry. */
 
@@ -15,6 +16,8 @@ export interface NewCustomer {
   accessToken?: string | undefined;
   refreshToken?: string | undefined;
   folderRoot?: string | undefined;
+  /** See activities/paths.ts; unset keeps the customer's current layout (default for new ones). */
+  pathTemplate?: string | undefined;
 }
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -24,15 +27,17 @@ export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<voi
   if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
     throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
   }
+  if (customer.pathTemplate !== undefined) validatePathTemplate(customer.pathTemplate);
   await db.query(
-    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root)
-     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'))
+    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template)
+     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6)
      ON CONFLICT (id) DO UPDATE SET
        name = excluded.name,
        dropbox_access_token = coalesce(excluded.dropbox_access_token, customers.dropbox_access_token),
        dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
-       folder_root = coalesce($5, customers.folder_root)`,
-    [customer.id, customer.name, customer.accessToken ?? null, customer.refreshToken ?? null, customer.folderRoot ?? null],
+       folder_root = coalesce($5, customers.folder_root),
+       path_template = coalesce($6, customers.path_template)`,
+    [customer.id, customer.name, customer.accessToken ?? null, customer.refreshToken ?? null, customer.folderRoot ?? null, customer.pathTemplate ?? null],
   );
 }
 
@@ -64,4 +69,23 @@ export async function itemCounts(db: Db): Promise<Map<string, Record<'pending' |
     counts.set(r.customer_id, entry);
   }
   return counts;
+}
+
+/**
+ * Replaces a customer's Dropbox credentials. A new refresh token drops the cached access token,
+ * so the next upload mints one from it.
+ * @returns false if the customer does not exist
+ */
+export async function storeCredentials(db: Db, id: string, credentials: { refreshToken?: string | undefined; accessToken?: string | undefined }): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE customers
+        SET dropbox_refresh_token = coalesce($2, dropbox_refresh_token),
+            dropbox_access_token = $3,
+            dropbox_token_expires_at = NULL,
+            throttled_until = NULL
+      WHERE id = $1
+     RETURNING id`,
+    [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
+  );
+  return rows.length === 1;
 }

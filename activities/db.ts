@@ -3,14 +3,40 @@ import pg from 'pg';
 /** The narrow interface through which all activity code reaches Postgres. */
 export interface Db {
   query<Row extends object>(text: string, values?: readonly unknown[]): Promise<Row[]>;
+  /** Runs `work` in one transaction on one connection; commits if it resolves, rolls back if it throws. */
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T>;
+}
+
+type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+function queryOn(target: Queryable) {
+  return async <Row extends object>(text: string, values?: readonly unknown[]): Promise<Row[]> => {
+    const result = await target.query<Row>(text, values as unknown[] | undefined);
+    return result.rows;
+  };
 }
 
 /** A Db over a pg connection pool. */
 export function dbFromPool(pool: pg.Pool): Db {
   return {
-    async query<Row extends object>(text: string, values?: readonly unknown[]): Promise<Row[]> {
-      const result = await pool.query<Row>(text, values as unknown[] | undefined);
-      return result.rows;
+    query: queryOn(pool),
+    async transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      const tx: Db = {
+        query: queryOn(client),
+        transaction: () => Promise.reject(new Error('nested transactions are not supported')),
+      };
+      try {
+        await client.query('BEGIN');
+        const result = await work(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
     },
   };
 }

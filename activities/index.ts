@@ -2,25 +2,34 @@ import { randomUUID } from 'node:crypto';
 import { activityInfo, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
+import { commitStagedBatch, type CommitBatchOutcome, type StagedItem } from './batch-commit.js';
 import type { Db } from './db.js';
-import { createDropboxClient } from './dropbox/client.js';
+import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError, toApplicationFailure, type ClassifiedFailure } from './dropbox/errors.js';
+import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
 import {
-  leaseItems, pendingAndThrottle, loadUploadSubject, markArchived, markFailed, recordAttemptFailed, recordRateLimited,
-  releaseLease, type ItemDescriptor,
+  leaseItems, loadUploadSubject, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
+  releaseLease, type ItemDescriptor, type UploadSubject,
 } from './items.js';
 import { remotePathFor } from './paths.js';
-import { readItemContent } from './source.js';
+import { uploadToSession, type SessionProgress } from './sessions.js';
+import { openItemContent, readAll } from './source.js';
 
 export interface ActivityDeps {
   db: Db;
   /** Where the Dropbox API lives; unset means the real Dropbox. */
   dropboxApiBase?: string | undefined;
+  /** The Dropbox app whose secret refreshes customers' tokens. */
+  dropboxApp?: DropboxApp | undefined;
   /** How long a lease lasts before another fetch may reclaim the item. @default 15 minutes */
   leaseTtlMs?: number;
   /** Fetches item media from `source_url`. @default global fetch */
   fetchSource?: typeof fetch;
+  /** Larger items go through upload sessions instead of files/upload. @default 150 MiB, Dropbox's limit */
+  singleUploadLimit?: number;
+  /** Bytes per upload-session append. @default 8 MiB */
+  chunkSize?: number;
 }
 
 export interface LeasedBatch {
@@ -48,14 +57,20 @@ export interface UploadOutcome {
   attempts: number;
 }
 
+export type StageOutcome = { status: 'staged'; staged: StagedItem; rateLimited: number } | { status: 'already-archived' | 'lease-lost'; rateLimited: number };
+
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
 const HEARTBEAT_INTERVAL_MS = 5_000;
+const MIB = 1024 * 1024;
 
 /** All of Archiver's I/O, bound to its dependencies. Workflows see only the types. */
 export function createActivities(deps: ActivityDeps) {
   const { db } = deps;
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const fetchSource = deps.fetchSource ?? fetch;
+  const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
+  const chunkSize = deps.chunkSize ?? 8 * MIB;
+  const accounts = new DropboxAccounts(new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase }), deps.dropboxApiBase);
 
   /** Leases the customer's next items; returns descriptors only, never content. */
   async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
@@ -70,87 +85,175 @@ export function createActivities(deps: ActivityDeps) {
     return releaseLease(db, customerId, leaseToken);
   }
 
+  /** Checks that the customer's Dropbox credentials work, e.g. after a reconnect. */
+  async function verifyDropbox(customerId: string): Promise<{ accountId: string }> {
+    try {
+      const account = await accounts.call(customerId, (d) => d.usersGetCurrentAccount());
+      return { accountId: account.result.account_id };
+    } catch (err) {
+      throw toApplicationFailure(classifyDropboxError(err));
+    }
+  }
+
   /**
-   * Copies one item to its customer's Dropbox and marks it archived, fenced by the lease.
+   * Copies one item to its customer's Dropbox and marks it archived, fenced by the lease. Items
+   * up to `singleUploadLimit` go in one files/upload; larger ones stream through an upload session.
    * @throws ApplicationFailure typed by the taxonomy in workflows/failures.ts
    */
   async function uploadItem(request: UploadRequest): Promise<UploadOutcome> {
-    // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the 10-minute limit.
-    const ticker = setInterval(() => heartbeat(), HEARTBEAT_INTERVAL_MS);
+    return withHeartbeats(async (report) => {
+      const { customerId, itemId, leaseToken } = request;
+      const subject = await leasedSubject(request);
+      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome =>
+        ({ itemId, status, bytes, rateLimited: subject.rateLimitedCount, attempts: activityInfo().attempt });
+      if (subject.state === 'archived') return outcome('already-archived');
+      if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
+      await holdBackWhileThrottled(subject);
+      const content = await openContent(subject, leaseToken);
+      const path = remotePathFor(subject);
+      try {
+        let metadata: { rev: string; content_hash?: string | undefined };
+        let contentHash: string;
+        let size: number;
+        if (content.size !== null && content.size <= singleUploadLimit) {
+          const bytes = await readAll(content.chunks);
+          contentHash = dropboxContentHash(bytes);
+          size = bytes.byteLength;
+          metadata = (await accounts.call(customerId, (d) => d.filesUpload({
+            path, contents: bytes, mode: { '.tag': 'add' }, autorename: false, mute: true,
+            // Dropbox checks the bytes it received against this, catching corruption in transit.
+            content_hash: contentHash, client_modified: dropboxTime(subject.occurredAt),
+          }))).result;
+        } else {
+          const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: false, resume: resumeFrom(), onProgress: report });
+          contentHash = session.contentHash;
+          size = session.size;
+          metadata = (await accounts.call(customerId, (d) => d.filesUploadSessionFinish({
+            cursor: { session_id: session.sessionId, offset: session.size },
+            commit: { path, mode: { '.tag': 'add' }, autorename: false, mute: true, client_modified: dropboxTime(subject.occurredAt) },
+          }))).result;
+        }
+        await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
+        return outcome('archived', size);
+      } catch (err) {
+        throw await failUpload(subject, leaseToken, err);
+      }
+    });
+  }
+
+  /**
+   * Batch mode, step one: streams an item's bytes into a closed upload session, to be committed
+   * with others by commitBatch. Nothing is visible in Dropbox until then.
+   */
+  async function stageItem(request: UploadRequest): Promise<StageOutcome> {
+    return withHeartbeats(async (report) => {
+      const { customerId, leaseToken } = request;
+      const subject = await leasedSubject(request);
+      if (subject.state === 'archived') return { status: 'already-archived', rateLimited: subject.rateLimitedCount };
+      if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', rateLimited: subject.rateLimitedCount };
+      await holdBackWhileThrottled(subject);
+      const content = await openContent(subject, leaseToken);
+      try {
+        const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: true, resume: resumeFrom(), onProgress: report });
+        return { status: 'staged', staged: { itemId: subject.id, ...session }, rateLimited: subject.rateLimitedCount };
+      } catch (err) {
+        throw await failUpload(subject, leaseToken, err);
+      }
+    });
+  }
+
+  /** Batch mode, step two: commits staged items with one finish_batch_v2. */
+  async function commitBatch(customerId: string, leaseToken: string, staged: StagedItem[]): Promise<CommitBatchOutcome> {
     try {
-      return await uploadOnce(request);
-    } finally {
-      clearInterval(ticker);
+      return await commitStagedBatch({ db, accounts, leaseToken, customerId, staged });
+    } catch (err) {
+      const failure = classifyDropboxError(err);
+      if (failure.type === FailureType.RateLimited) {
+        await recordRateLimited(db, customerId, undefined, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
+      }
+      throw toApplicationFailure(failure);
     }
   }
 
-  async function uploadOnce({ customerId, itemId, leaseToken }: UploadRequest): Promise<UploadOutcome> {
-    const attempts = activityInfo().attempt;
+  async function leasedSubject({ customerId, itemId }: UploadRequest): Promise<UploadSubject> {
     const subject = await loadUploadSubject(db, customerId, itemId);
     if (!subject) throw ApplicationFailure.nonRetryable(`item ${itemId} of customer ${customerId} does not exist`, FailureType.ItemRejected);
-    const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome => ({ itemId, status, bytes, rateLimited: subject.rateLimitedCount, attempts });
-    if (subject.state === 'archived') return outcome('already-archived');
-    if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
+    return subject;
+  }
 
-    // Another upload of this customer was answered 429: wait out its Retry-After without asking Dropbox.
+  /** Another upload of this customer was answered 429: wait out its Retry-After without asking Dropbox. */
+  async function holdBackWhileThrottled(subject: UploadSubject): Promise<void> {
     const throttledForMs = subject.throttledUntil ? subject.throttledUntil.getTime() - Date.now() : 0;
     if (throttledForMs > 0) {
-      throw toApplicationFailure({ type: FailureType.RateLimited, message: `customer ${customerId} is cooling down after a 429` }, throttledForMs);
+      throw toApplicationFailure({ type: FailureType.RateLimited, message: `customer ${subject.customerId} is cooling down after a 429` }, throttledForMs);
     }
-    if (!subject.accessToken) {
-      throw toApplicationFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} has no Dropbox credentials` });
-    }
+    return Promise.resolve();
+  }
 
-    let content: Uint8Array;
+  async function openContent(subject: UploadSubject, leaseToken: string) {
     try {
-      content = await readItemContent(subject, fetchSource);
+      return await openItemContent(subject, fetchSource);
     } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === FailureType.ItemRejected) await markFailed(db, itemId, leaseToken, err.message);
+      if (err instanceof ApplicationFailure && err.type === FailureType.ItemRejected) await markFailed(db, subject.id, leaseToken, err.message);
       throw err;
     }
-    const contentHash = dropboxContentHash(content);
-    const path = remotePathFor(subject);
-    const dropbox = createDropboxClient({ accessToken: subject.accessToken, apiBase: deps.dropboxApiBase });
+  }
 
-    let uploaded;
-    try {
-      uploaded = await dropbox.filesUpload({
-        path,
-        contents: content,
-        mode: { '.tag': 'add' },
-        autorename: false,
-        mute: true,
-        // Dropbox checks the bytes it received against this, catching corruption in transit.
-        content_hash: contentHash,
-        client_modified: subject.occurredAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      });
-    } catch (err) {
-      throw await failUpload(customerId, itemId, leaseToken, classifyDropboxError(err));
+  async function archiveVerified(subject: UploadSubject, leaseToken: string, path: string, metadata: { rev: string; content_hash?: string | undefined }, contentHash: string, size: number): Promise<void> {
+    if (metadata.content_hash !== contentHash) {
+      throw ApplicationFailure.retryable(`Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`, FailureType.Transient);
     }
-    if (uploaded.result.content_hash !== contentHash) {
-      const message = `Dropbox stored ${path} with content hash ${String(uploaded.result.content_hash)}, expected ${contentHash}`;
-      await recordAttemptFailed(db, itemId, leaseToken, message);
-      throw ApplicationFailure.retryable(message, FailureType.Transient);
-    }
-    const marked = await markArchived(db, itemId, leaseToken, { path, rev: uploaded.result.rev, contentHash, size: content.byteLength });
-    log.info('item archived', { customerId, itemId, bytes: content.byteLength, attempts });
-    return outcome(marked ? 'archived' : 'lease-lost', content.byteLength);
+    await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size });
+    log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }
 
   /** Records why an upload failed where operators can see it, and returns what to throw. */
-  async function failUpload(customerId: string, itemId: string, leaseToken: string, failure: ClassifiedFailure): Promise<ApplicationFailure> {
-    log.warn('upload failed', { customerId, itemId, failureType: failure.type, error: failure.message });
+  async function failUpload(subject: UploadSubject, leaseToken: string, err: unknown): Promise<ApplicationFailure> {
+    if (err instanceof ApplicationFailure) {
+      await recordAttemptFailed(db, subject.id, leaseToken, err.message);
+      return err;
+    }
+    const failure: ClassifiedFailure = classifyDropboxError(err);
+    log.warn('upload failed', { customerId: subject.customerId, itemId: subject.id, failureType: failure.type, error: failure.message });
     if (failure.type === FailureType.RateLimited) {
-      await recordRateLimited(db, customerId, itemId, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
+      await recordRateLimited(db, subject.customerId, subject.id, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
     } else if (failure.type === FailureType.ItemRejected) {
-      await markFailed(db, itemId, leaseToken, failure.message);
+      await markFailed(db, subject.id, leaseToken, failure.message);
     } else {
-      await recordAttemptFailed(db, itemId, leaseToken, failure.message);
+      await recordAttemptFailed(db, subject.id, leaseToken, failure.message);
     }
     return toApplicationFailure(failure);
   }
 
-  return { fetchBatch, releaseBatch, uploadItem };
+  return { fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitBatch };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** Dropbox wants whole seconds: `2026-11-03T14:05:09Z`. */
+function dropboxTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Upload-session progress of this activity's previous attempt, if it heartbeated any. */
+function resumeFrom(): SessionProgress | undefined {
+  const details = activityInfo().heartbeatDetails as SessionProgress | undefined;
+  return details && typeof details.sessionId === 'string' && details.sessionId !== '' ? details : undefined;
+}
+
+/**
+ * Runs an upload while heartbeating, so Temporal notices a dead worker within the heartbeat
+ * timeout and the next attempt learns how far a session upload got.
+ */
+async function withHeartbeats<T>(work: (report: (progress: SessionProgress) => void) => Promise<T>): Promise<T> {
+  let progress: SessionProgress | undefined = resumeFrom();
+  const ticker = setInterval(() => heartbeat(progress), HEARTBEAT_INTERVAL_MS);
+  try {
+    return await work((next) => {
+      progress = next;
+      heartbeat(progress);
+    });
+  } finally {
+    clearInterval(ticker);
+  }
+}

@@ -60,6 +60,7 @@ export interface UploadSubject {
   rateLimitedCount: number;
   accessToken: string | null;
   folderRoot: string;
+  pathTemplate: string | null;
   throttledUntil: Date | null;
 }
 
@@ -68,11 +69,11 @@ export async function loadUploadSubject(db: Db, customerId: string, itemId: stri
     id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
     source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
     remote_path: string | null; content_hash: string | null; rate_limited_count: number;
-    dropbox_access_token: string | null; folder_root: string; throttled_until: Date | null;
+    dropbox_access_token: string | null; folder_root: string; path_template: string | null; throttled_until: Date | null;
   }>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
             i.remote_path, i.content_hash, i.rate_limited_count,
-            c.dropbox_access_token, c.folder_root, c.throttled_until
+            c.dropbox_access_token, c.folder_root, c.path_template, c.throttled_until
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
     [itemId, customerId],
@@ -82,7 +83,7 @@ export async function loadUploadSubject(db: Db, customerId: string, itemId: stri
     id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
     sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token, remotePath: r.remote_path,
     contentHash: r.content_hash, rateLimitedCount: r.rate_limited_count, accessToken: r.dropbox_access_token,
-    folderRoot: r.folder_root, throttledUntil: r.throttled_until,
+    folderRoot: r.folder_root, pathTemplate: r.path_template, throttledUntil: r.throttled_until,
   };
 }
 
@@ -119,7 +120,7 @@ export async function markFailed(db: Db, itemId: string, leaseToken: string, err
  * passed; also extends the item's lease so the wait cannot cost it its lease.
  * @returns the time until which the customer is throttled
  */
-export async function recordRateLimited(db: Db, customerId: string, itemId: string, leaseToken: string, retryAfterMs: number, leaseTtlMs: number, error: string): Promise<Date> {
+export async function recordRateLimited(db: Db, customerId: string, itemId: string | undefined, leaseToken: string, retryAfterMs: number, leaseTtlMs: number, error: string): Promise<Date> {
   const [row] = await db.query<{ throttled_until: Date }>(
     `WITH item AS (
        UPDATE archive_items
@@ -130,7 +131,7 @@ export async function recordRateLimited(db: Db, customerId: string, itemId: stri
         SET throttled_until = greatest(coalesce(throttled_until, now()), now() + $2 * interval '1 millisecond')
       WHERE id = $1
      RETURNING throttled_until`,
-    [customerId, retryAfterMs, itemId, leaseToken, error, leaseTtlMs],
+    [customerId, retryAfterMs, itemId ?? null, leaseToken, error, leaseTtlMs],
   );
   return row?.throttled_until ?? new Date(Date.now() + retryAfterMs);
 }

@@ -15,6 +15,11 @@ const FILE_EXTENSION: Record<ItemKind, string> = {
   sms: 'txt',
 };
 
+/** The layout operators know from the old archiver. */
+export const DEFAULT_PATH_TEMPLATE = '{root}/{extension}/{date}/{kind}/{time}_{from}_{to}_{id}.{ext}';
+const PLACEHOLDERS = ['root', 'extension', 'date', 'kind', 'time', 'from', 'to', 'id', 'ext'] as const;
+type Placeholder = (typeof PLACEHOLDERS)[number];
+
 /** Dropbox rejects path components longer than this (409 malformed_path). */
 const MAX_COMPONENT_LENGTH = 255;
 /** Names Dropbox refuses to store (409 disallowed_name), compared case-insensitively. */
@@ -26,6 +31,8 @@ export interface PathSubject {
   occurredAt: Date;
   metadata: Record<string, unknown>;
   folderRoot: string;
+  /** The customer's layout; null for the default. */
+  pathTemplate?: string | null;
 }
 
 /**
@@ -43,25 +50,75 @@ export function sanitizeComponent(raw: string): string {
   return name.length > MAX_COMPONENT_LENGTH ? name.slice(0, MAX_COMPONENT_LENGTH) : name;
 }
 
-function metadataText(metadata: Record<string, unknown>, key: string): string | undefined {
+/**
+ * Checks a customer's path template, so a bad one is refused when it is set, not at upload time.
+ * @throws Error naming the problem
+ */
+export function validatePathTemplate(template: string): void {
+  const components = template.split('/');
+  for (const match of template.matchAll(/\{([^}]*)\}/g)) {
+    if (!PLACEHOLDERS.includes(match[1] as Placeholder)) throw new Error(`path template has unknown placeholder {${match[1]}}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
+  }
+  const last = components.at(-1) ?? '';
+  // The id keeps every item's path unique, so two items can never land on one file.
+  if (!last.includes('{id}')) throw new Error('path template must contain {id} in its file name (the last component), so every item gets its own file');
+  if (components.some((c, i) => c.includes('{root}') && (c !== '{root}' || i !== 0))) throw new Error('{root} may only be the first component of a path template');
+  if (components.some((c) => c.trim() === '')) throw new Error('path template has an empty component (a leading, trailing or double "/")');
+}
+
+function metadataText(metadata: Record<string, unknown>, key: string): string {
   const value = metadata[key];
-  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : '';
+}
+
+/** Fills placeholders; an empty one drops the "_" before it, so missing parties leave no "__". */
+function fill(component: string, values: Record<Placeholder, string>): string {
+  return component.replace(/(_?)\{(\w+)\}/g, (_m, sep: string, name: string) => {
+    const value = values[name as Placeholder];
+    return value === '' ? '' : `${sep}${value}`;
+  });
 }
 
 /**
- * Where an item lives in its customer's Dropbox. A pure function of the item, so a retried or
- * duplicated upload lands on the same path and Dropbox treats it as the same file:
- * `/<root>/<extension>/<YYYY-MM-DD>/<Kind>/<HHMMSS>_<from>_<to>_<itemId>.<ext>` (UTC).
+ * Where an item lives in its customer's Dropbox. A pure function of the item and its customer's
+ * template, so a retried or duplicated upload lands on the same path and Dropbox treats it as
+ * the same file. Times are UTC.
  */
 export function remotePathFor(item: PathSubject): string {
+  const template = item.pathTemplate ?? DEFAULT_PATH_TEMPLATE;
   const iso = item.occurredAt.toISOString();
-  const day = iso.slice(0, 10);
-  const time = iso.slice(11, 19).replaceAll(':', '');
-  const extension = metadataText(item.metadata, 'extension') ?? 'unassigned';
-  const parties = [metadataText(item.metadata, 'from'), metadataText(item.metadata, 'to')].filter((p) => p !== undefined);
-  const suffix = `_${item.id}.${FILE_EXTENSION[item.kind]}`;
-  // Trim the descriptive part, never the id, so long names stay unique per item.
-  const stem = sanitizeComponent([time, ...parties].join('_')).slice(0, MAX_COMPONENT_LENGTH - suffix.length);
-  const root = item.folderRoot.split('/').filter((part) => part !== '').map(sanitizeComponent);
-  return '/' + [...root, sanitizeComponent(extension), day, KIND_FOLDER[item.kind], stem + suffix].join('/');
+  const values: Record<Placeholder, string> = {
+    root: '',
+    extension: metadataText(item.metadata, 'extension') || 'unassigned',
+    date: iso.slice(0, 10),
+    kind: KIND_FOLDER[item.kind],
+    time: iso.slice(11, 19).replaceAll(':', ''),
+    from: metadataText(item.metadata, 'from'),
+    to: metadataText(item.metadata, 'to'),
+    id: item.id,
+    ext: FILE_EXTENSION[item.kind],
+  };
+  const parts: string[] = [];
+  const components = template.split('/').filter((c) => c !== '');
+  for (const [i, component] of components.entries()) {
+    if (component === '{root}') {
+      parts.push(...item.folderRoot.split('/').filter((p) => p !== '').map(sanitizeComponent));
+    } else if (i === components.length - 1) {
+      parts.push(fileName(component, values));
+    } else {
+      parts.push(sanitizeComponent(fill(component, values)));
+    }
+  }
+  return '/' + parts.join('/');
+}
+
+/** The file name, trimmed before the id when too long, so it stays unique per item. */
+function fileName(component: string, values: Record<Placeholder, string>): string {
+  let at = component.indexOf('{id}');
+  // Keep the separator before the id with the id, so trimming never glues text onto it.
+  if (component[at - 1] === '_') at -= 1;
+  const headText = fill(component.slice(0, at), values);
+  const head = headText === '' ? '' : sanitizeComponent(headText);
+  const tail = sanitizeComponent(fill(component.slice(at), values));
+  return head.slice(0, MAX_COMPONENT_LENGTH - tail.length) + tail;
 }

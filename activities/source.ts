@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
 
@@ -8,16 +10,27 @@ export interface ItemSource {
   body: string | null;
 }
 
-/** How long fetching one item's media may take before it counts as a transient failure. */
-const SOURCE_TIMEOUT_MS = 120_000;
+/** An item's content as a stream, so large recordings never sit in memory whole. */
+export interface OpenedContent {
+  /** From Content-Length; null when the source does not say. */
+  size: number | null;
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+/** How long the source may take to start answering before it counts as a transient failure. */
+const SOURCE_TIMEOUT_MS = 60_000;
 
 /**
- * Reads an item's content. A source that says the media is gone (404, 410) rejects the item;
- * anything else that fails is transient and retried.
+ * Opens an item's content. A source that says the media is gone (404, 410) rejects the item;
+ * anything else that fails is transient and retried. Error messages never include the URL, which
+ * may be signed.
  * @throws ApplicationFailure of type ItemRejected or Transient
  */
-export async function readItemContent(item: ItemSource, fetchImpl: typeof fetch = fetch): Promise<Uint8Array> {
-  if (item.body !== null) return new TextEncoder().encode(item.body);
+export async function openItemContent(item: ItemSource, fetchImpl: typeof fetch = fetch): Promise<OpenedContent> {
+  if (item.body !== null) {
+    const bytes = new TextEncoder().encode(item.body);
+    return { size: bytes.byteLength, chunks: [bytes] };
+  }
   if (item.sourceUrl === null) throw ApplicationFailure.nonRetryable(`item ${item.id} has neither source_url nor body`, FailureType.ItemRejected);
   let response: Response;
   try {
@@ -28,8 +41,47 @@ export async function readItemContent(item: ItemSource, fetchImpl: typeof fetch 
   if (response.status === 404 || response.status === 410) {
     throw ApplicationFailure.nonRetryable(`source of item ${item.id} answered ${response.status}: the media is gone`, FailureType.ItemRejected);
   }
-  if (!response.ok) {
+  if (!response.ok || !response.body) {
     throw ApplicationFailure.retryable(`source of item ${item.id} answered ${response.status}`, FailureType.Transient);
   }
-  return new Uint8Array(await response.arrayBuffer());
+  const length = Number(response.headers.get('content-length'));
+  return {
+    size: Number.isFinite(length) && response.headers.has('content-length') ? length : null,
+    chunks: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+  };
+}
+
+/** Reads a whole stream into one buffer; for content known to be small. */
+export async function readAll(chunks: OpenedContent['chunks']): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/**
+ * Re-cuts a stream into chunks of exactly `size` bytes (the last may be shorter), each tagged
+ * with whether it is the last, since upload sessions must close on the final append.
+ */
+export async function* fixedChunks(chunks: OpenedContent['chunks'], size: number): AsyncGenerator<{ bytes: Buffer; last: boolean }> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let ready: Buffer | undefined;
+  for await (const chunk of chunks) {
+    pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    pendingBytes += chunk.byteLength;
+    while (pendingBytes >= size) {
+      const joined = Buffer.concat(pending);
+      if (ready) yield { bytes: ready, last: false };
+      ready = joined.subarray(0, size);
+      pending = [joined.subarray(size)];
+      pendingBytes = joined.byteLength - size;
+    }
+  }
+  const tail = Buffer.concat(pending);
+  if (ready && tail.byteLength === 0) {
+    yield { bytes: ready, last: true };
+    return;
+  }
+  if (ready) yield { bytes: ready, last: false };
+  yield { bytes: tail, last: true };
 }

@@ -1,7 +1,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { archiveCustomer } from '../workflows/archive-customer.js';
-import { pauseSignal, resumeSignal, statusQuery, type CustomerStatus } from '../workflows/messages.js';
+import { pauseSignal, reconnectUpdate, resumeSignal, statusQuery, type CustomerStatus, type ReconnectResult } from '../workflows/messages.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
 
 export interface TemporalTarget {
@@ -102,4 +102,9 @@ export function pauseCustomer(client: Client, customerId: string, reason: string
 
 export function resumeCustomer(client: Client, customerId: string): Promise<void> {
   return onRunningWorkflow(client, customerId, (h) => h.signal(resumeSignal));
+}
+
+/** Asks the customer's workflow to check its new credentials and leave needs-reauth. */
+export function reconnectCustomer(client: Client, customerId: string): Promise<ReconnectResult> {
+  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(reconnectUpdate));
 }

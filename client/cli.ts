@@ -2,14 +2,15 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { Client } from '@temporalio/client';
 import { createPool, dbFromPool, type Db } from '../activities/db.js';
-import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, upsertCustomer } from '../activities/customers.js';
+import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, storeCredentials, upsertCustomer } from '../activities/customers.js';
+import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../activities/paths.js';
 import { migrate } from '../db/migrate.js';
 import { seedDemo } from '../dev/seed.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
-  connectClient, customerStatus, ensureSearchAttributes, OperatorError, pauseCustomer, resumeCustomer, startCustomer,
+  connectClient, customerStatus, ensureSearchAttributes, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer, startCustomer,
 } from './archiver-client.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
@@ -60,9 +61,17 @@ customers
   .option('--access-token <token>', 'Dropbox access token (stored in Postgres, never sent to Temporal)')
   .option('--refresh-token <token>', 'Dropbox refresh token')
   .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
-  .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string }) => {
+  .option('--path-template <template>', `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`)
+  .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string }) => {
     if (!CUSTOMER_ID_PATTERN.test(id)) throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
-    await withDb((db) => upsertCustomer(db, { id, name: opts.name, accessToken: opts.accessToken, refreshToken: opts.refreshToken, folderRoot: opts.folderRoot }));
+    if (opts.pathTemplate !== undefined) {
+      try {
+        validatePathTemplate(opts.pathTemplate);
+      } catch (err) {
+        throw new OperatorError((err as Error).message);
+      }
+    }
+    await withDb((db) => upsertCustomer(db, { id, name: opts.name, accessToken: opts.accessToken, refreshToken: opts.refreshToken, folderRoot: opts.folderRoot, pathTemplate: opts.pathTemplate }));
     console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
   });
 customers
@@ -129,6 +138,26 @@ program
   .action(async (id: string) => {
     await withClient((client) => resumeCustomer(client, id));
     console.log(`${id}: resume requested`);
+  });
+
+program
+  .command('reconnect <id>')
+  .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
+  .option('--refresh-token <token>', 'the new Dropbox refresh token (from the OAuth flow, with offline access)')
+  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens')
+  .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
+    if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
+    const stored = await withDb((db) => storeCredentials(db, id, opts));
+    if (!stored) throw new OperatorError(`unknown customer "${id}"`);
+    try {
+      const result = await withClient((client) => reconnectCustomer(client, id));
+      console.log(`${id}: credentials work (Dropbox account ${result.accountId}); state ${result.state}`);
+    } catch (err) {
+      if (err instanceof OperatorError) throw err;
+      // The update failed because Dropbox still refuses the credentials; say so without the token.
+      const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
+      throw new OperatorError(`Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`);
+    }
   });
 
 program

@@ -89,7 +89,8 @@ async function main(): Promise<number> {
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
 
     let dropboxApiBase = process.env.DROPBOX_API_BASE;
-    const emulator = dropboxApiBase ? undefined : await startDropboxEmulator({ acceptAnyToken: true, uploadsPerSecond: options.rate });
+    // The demo uploads gigabytes: the emulator keeps hashes, not bytes.
+    const emulator = dropboxApiBase ? undefined : await startDropboxEmulator({ acceptAnyToken: true, uploadsPerSecond: options.rate, keepContent: false });
     if (emulator) {
       cleanups.push(() => emulator.stop());
       dropboxApiBase = emulator.url;

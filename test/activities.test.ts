@@ -99,6 +99,16 @@ describe('uploadItem', () => {
     expect(stored).toMatchObject({ size: 70_000, contentHash: hash, writes: 1 });
   });
 
+  it("stores the item where the customer's path template says", async () => {
+    const customer = uniqueName('template');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { kind: 'fax' });
+    await database.db.query(`UPDATE customers SET folder_root = '/Acme', path_template = '{root}/{kind}/{id}.{ext}' WHERE id = $1`, [customer]);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken });
+    expect((await row(id as string)).remote_path).toBe(`/Acme/Fax/${id}.pdf`);
+    expect(emulator.files('acct').some((f) => f.pathDisplay === `/Acme/Fax/${id}.pdf`)).toBe(true);
+  });
+
   it('is idempotent: running it again for an archived item neither uploads nor fails', async () => {
     const customer = uniqueName('twice');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);

@@ -19,10 +19,12 @@ describe('configuration', () => {
       TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'archiver', TEMPORAL_API_KEY: 'k',
       DATABASE_URL: 'postgresql://a:b@db:5432/archiver', DROPBOX_API_BASE: 'http://127.0.0.1:9000',
       ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_LOG_LEVEL: 'WARN',
+      DROPBOX_APP_KEY: 'app-key', DROPBOX_APP_SECRET: 'app-secret',
     });
     expect(config).toEqual({
       temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
       databaseUrl: 'postgresql://a:b@db:5432/archiver', dropboxApiBase: 'http://127.0.0.1:9000',
+      dropboxApp: { key: 'app-key', secret: 'app-secret' },
       shutdownGraceMs: 120_000, maxConcurrentActivities: 40, logLevel: 'WARN',
     });
   });
@@ -38,5 +40,9 @@ describe('configuration', () => {
     const message = (error as Error).message;
     for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'ARCHIVER_SHUTDOWN_GRACE', 'ARCHIVER_LOG_LEVEL']) expect(message).toContain(name);
     expect(message).not.toContain('hunter2');
+  });
+
+  it('needs the Dropbox app key and secret together', () => {
+    expect(() => loadConfig({ DROPBOX_APP_KEY: 'only-the-key' })).toThrow(/DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together/);
   });
 });

@@ -223,7 +223,7 @@ describe('Dropbox emulator through the dropbox SDK', () => {
     const stranger = createDropboxClient({ accessToken: 'sl.nobody', apiBase: emu.url });
     const e = await failure(stranger.filesUpload({ path: '/x.txt', contents: Buffer.from('x') }));
     expect(e.status).toBe(401);
-    expect(e.error).toEqual({ error_summary: 'invalid_access_token/..', error: { '.tag': 'invalid_access_token' } });
+    expect(e.error).toEqual({ error_summary: expect.stringMatching(/^invalid_access_token\/\.{0,3}$/), error: { '.tag': 'invalid_access_token' } });
   });
 
   it('answers bad Dropbox-API-Arg JSON with 400 text', async () => {
@@ -312,7 +312,7 @@ describe('Dropbox emulator rate limit', () => {
     expect(e.headers.get('content-type')).toBe('application/json');
     const retryAfter = e.headers.get('retry-after') as string;
     expect(retryAfter).toMatch(/^[1-9]\d*$/);
-    expect(e.error).toEqual({ error_summary: 'too_many_requests/..', error: { reason: { '.tag': 'too_many_requests' }, retry_after: Number(retryAfter) } });
+    expect(e.error).toEqual({ error_summary: expect.stringMatching(/^too_many_requests\/\.{0,3}$/), error: { reason: { '.tag': 'too_many_requests' }, retry_after: Number(retryAfter) } });
 
     // RPC routes are not limited, and another token has its own bucket.
     expect((await alice.filesGetMetadata({ path: '/1.txt' })).status).toBe(200);

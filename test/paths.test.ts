@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { remotePathFor, sanitizeComponent } from '../activities/paths.js';
+import { DEFAULT_PATH_TEMPLATE, remotePathFor, sanitizeComponent, validatePathTemplate } from '../activities/paths.js';
 
 const item = {
   id: '42',
@@ -49,5 +49,25 @@ describe('sanitizeComponent', () => {
     expect(sanitizeComponent('...')).toBe('_');
     expect(sanitizeComponent('')).toBe('_');
     expect(sanitizeComponent('name. ')).toBe('name');
+  });
+});
+
+describe('customer path templates', () => {
+  it('lays items out as the customer chose', () => {
+    expect(remotePathFor({ ...item, pathTemplate: '{root}/{kind}/{date}/{id}.{ext}' })).toBe('/Archiver/Call Recordings/2026-11-03/42.mp3');
+    expect(remotePathFor({ ...item, folderRoot: '/Acme/Archive', pathTemplate: '{root}/{extension}/{id}_{from}.{ext}' })).toBe('/Acme/Archive/101/42_+15551234567.mp3');
+  });
+
+  it('drops the separator before a missing field instead of leaving "__"', () => {
+    expect(remotePathFor({ ...item, metadata: { to: '+1555' } })).toBe('/Archiver/unassigned/2026-11-03/Call Recordings/140509_+1555_42.mp3');
+  });
+
+  it('refuses templates that could put two items on one path or that Dropbox cannot store', () => {
+    expect(() => validatePathTemplate('{root}/{date}/{time}.{ext}')).toThrow(/must contain \{id\}/);
+    expect(() => validatePathTemplate('{root}/{id}/{date}.{ext}')).toThrow(/must contain \{id\} in its file name/);
+    expect(() => validatePathTemplate('{root}/{customer}/{id}')).toThrow(/unknown placeholder \{customer\}/);
+    expect(() => validatePathTemplate('{date}/{root}/{id}')).toThrow(/\{root\} may only be the first/);
+    expect(() => validatePathTemplate('{root}//{id}')).toThrow(/empty component/);
+    expect(() => validatePathTemplate(DEFAULT_PATH_TEMPLATE)).not.toThrow();
   });
 });

@@ -8,6 +8,8 @@ const EnvSchema = z.object({
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  DROPBOX_APP_KEY: z.string().min(1).optional(),
+  DROPBOX_APP_SECRET: z.string().min(1).optional(),
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m').default('30s')
     .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
@@ -20,6 +22,8 @@ export interface ArchiverConfig {
   /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
   databaseUrl: string | undefined;
   dropboxApiBase: string | undefined;
+  /** Archiver's Dropbox app; needed to refresh customers' access tokens. */
+  dropboxApp: { key: string; secret: string } | undefined;
   shutdownGraceMs: number;
   maxConcurrentActivities: number;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -42,10 +46,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...pro
     throw new ConfigError(`invalid configuration:\n${problems}\nSee .env.example for every variable.`);
   }
   const e = parsed.data;
+  if (Boolean(e.DROPBOX_APP_KEY) !== Boolean(e.DROPBOX_APP_SECRET)) {
+    throw new ConfigError('invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.');
+  }
   return {
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, apiKey: e.TEMPORAL_API_KEY, tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined },
     databaseUrl: e.DATABASE_URL,
     dropboxApiBase: e.DROPBOX_API_BASE,
+    dropboxApp: e.DROPBOX_APP_KEY && e.DROPBOX_APP_SECRET ? { key: e.DROPBOX_APP_KEY, secret: e.DROPBOX_APP_SECRET } : undefined,
     shutdownGraceMs: e.ARCHIVER_SHUTDOWN_GRACE,
     maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
     logLevel: e.ARCHIVER_LOG_LEVEL,

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     const worker = await createArchiverWorker({
       connection,
       namespace: config.temporal.namespace,
-      activities: { db: dbFromPool(pool), dropboxApiBase: config.dropboxApiBase },
+      activities: { db: dbFromPool(pool), dropboxApiBase: config.dropboxApiBase, dropboxApp: config.dropboxApp },
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     });

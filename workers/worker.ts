@@ -30,6 +30,9 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     activities: createActivities(options.activities),
     shutdownGraceTime: options.shutdownGraceMs ?? 30_000,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 100,
+    // Upload-session progress rides on heartbeats; send them often enough that a retry after a
+    // crash resumes close to where Dropbox is.
+    maxHeartbeatThrottleInterval: '2s',
   });
 }
 

@@ -1,33 +1,24 @@
 import {
-  ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, log, proxyActivities,
-  setHandler, upsertSearchAttributes, workflowInfo,
+  allHandlersFinished, condition, continueAsNew, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, UploadOutcome } from '../activities/index.js';
-import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
+import type { Activities } from '../activities/index.js';
+import { runBatch } from './batch.js';
+import { NON_RETRYABLE_FAILURES } from './failures.js';
 import {
-  itemsAvailableSignal, pauseSignal, resumeSignal, statusQuery,
-  type ArchiveCustomerInput, type CustomerStatus, type Totals,
+  itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, statusQuery,
+  type ArchiveCustomerInput, type CustomerStatus, type ReconnectResult, type Totals,
 } from './messages.js';
 import { searchAttributes, type ArchiverState } from './names.js';
-import { DEFAULT_PACING_LIMITS, INITIAL_PACING, nextPacing, type BatchOutcome, type PacingLimits } from './pacing.js';
+import { DEFAULT_PACING_LIMITS, INITIAL_PACING, nextPacing, type PacingLimits } from './pacing.js';
 
 const { fetchBatch, releaseBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
 
-const { uploadItem } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '20s',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    // After this many attempts the item goes back to pending for a later batch, so one stuck item
-    // cannot hold its batch forever.
-    maximumAttempts: 25,
-    nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
-  },
+const { verifyDropbox } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 });
 
 const DEFAULT_SAFETY_POLL_MS = 15 * 60_000;
@@ -56,6 +47,26 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   setHandler(itemsAvailableSignal, () => { wake = true; });
   setHandler(pauseSignal, (reason) => { pause('paused', reason); });
   setHandler(resumeSignal, () => { pausedAs = undefined; pauseReason = undefined; });
+  let reconnecting = false;
+  setHandler(reconnectUpdate, async (): Promise<ReconnectResult> => {
+    reconnecting = true;
+    try {
+      const { accountId } = await verifyDropbox(customerId);
+      if (pausedAs === 'needs-reauth') {
+        pausedAs = undefined;
+        pauseReason = undefined;
+      }
+      log.info('customer reconnected', { customerId });
+      return { accountId, state: pausedAs ?? 'running' };
+    } finally {
+      reconnecting = false;
+    }
+  }, {
+    // Validators must be synchronous: an async one is ignored.
+    validator: () => {
+      if (reconnecting) throw new Error('a reconnect is already in progress for this customer');
+    },
+  });
   setHandler(statusQuery, (): CustomerStatus => ({
     customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond,
     totals: { ...totals }, lastError, pauseReason,
@@ -111,7 +122,15 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     if (batch.coolDownMs > 0) await coolDown(batch.coolDownMs);
     show('running');
     const started = Date.now();
-    const outcome = await uploadBatch(batch.items.map((i) => i.id), batch.leaseToken);
+    const outcome = await runBatch({
+      customerId, leaseToken: batch.leaseToken, itemIds: batch.items.map((i) => i.id),
+      concurrency: pacing.concurrency, mode: input.commitMode ?? 'single', stopped: () => pausedAs !== undefined,
+    });
+    totals.archived += outcome.archived;
+    totals.failed += outcome.failed;
+    totals.rateLimited += outcome.rateLimited;
+    lastError = outcome.lastError ?? lastError;
+    if (outcome.pauseAs) pause(outcome.pauseAs.state, outcome.pauseAs.reason);
     // Items the batch did not finish (a pause, or retries exhausted) go back to pending.
     if (outcome.unfinished > 0) await releaseBatch(customerId, batch.leaseToken);
     totals.batches += 1;
@@ -130,65 +149,5 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     show('cooling-down');
     await condition(() => pausedAs !== undefined, ms);
     coolingDownUntil = undefined;
-  }
-
-  /** Uploads one batch with at most W uploads in flight; stops starting new ones on a pause. */
-  async function uploadBatch(itemIds: string[], leaseToken: string): Promise<BatchOutcome & { unfinished: number }> {
-    const result = { archived: 0, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0, unfinished: 0 };
-    const queue = [...itemIds];
-    const inFlight = new Set<Promise<void>>();
-    const width = pacing.concurrency;
-
-    const uploadOne = async (itemId: string): Promise<void> => {
-      try {
-        const done: UploadOutcome = await uploadItem({ customerId, itemId, leaseToken });
-        result.rateLimited += done.rateLimited;
-        totals.rateLimited += done.rateLimited;
-        if (done.status === 'lease-lost') result.unfinished += 1;
-        else { result.archived += 1; totals.archived += 1; }
-      } catch (err) {
-        recordFailure(itemId, err, result);
-      }
-    };
-
-    while (queue.length > 0 && !pausedAs) {
-      while (inFlight.size < width && queue.length > 0 && !pausedAs) {
-        const itemId = queue.shift() as string;
-        const running: Promise<void> = uploadOne(itemId).finally(() => inFlight.delete(running));
-        inFlight.add(running);
-      }
-      await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    result.unfinished += queue.length;
-    return result;
-  }
-
-  function recordFailure(itemId: string, err: unknown, result: BatchOutcome & { unfinished: number }): void {
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-    lastError = `item ${itemId}: ${cause instanceof Error ? cause.message : String(cause)}`;
-    log.warn('upload gave up', { customerId, itemId, failureType: type, error: lastError });
-    switch (type) {
-      case FailureType.ItemRejected:
-        result.failed += 1;
-        totals.failed += 1;
-        return;
-      case FailureType.AuthRevoked:
-        pause('needs-reauth', lastError);
-        break;
-      case FailureType.StorageFull:
-        pause('storage-full', lastError);
-        break;
-      case FailureType.RateLimited:
-      case FailureType.WriteContention: {
-        const details = (cause as ApplicationFailure).details?.[0] as ThrottleDetails | undefined;
-        if (type === FailureType.RateLimited) result.rateLimited += 1; else result.writeContention += 1;
-        result.maxRetryAfterMs = Math.max(result.maxRetryAfterMs, details?.retryAfterMs ?? 0);
-        result.retryAfterRemainingMs = Math.max(result.retryAfterRemainingMs, details?.retryAfterMs ?? 0);
-        break;
-      }
-    }
-    result.unfinished += 1;
   }
 }

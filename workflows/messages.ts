@@ -1,5 +1,6 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ArchiverState } from './names.js';
+import type { CommitMode } from './batch.js';
 import type { PacingLimits, PacingState } from './pacing.js';
 
 /** New items were inserted for this customer; wake up if idle. */
@@ -8,6 +9,19 @@ export const itemsAvailableSignal = defineSignal('itemsAvailable');
 export const pauseSignal = defineSignal<[reason: string]>('pause');
 /** Undo a pause (also clears needs-reauth and storage-full once the operator has fixed them). */
 export const resumeSignal = defineSignal('resume');
+/**
+ * New Dropbox credentials are stored in Postgres (never sent here): check they work and, if the
+ * customer was paused as needs-reauth, resume it. Fails, leaving the customer paused, if Dropbox
+ * still refuses them.
+ */
+export const reconnectUpdate = defineUpdate<ReconnectResult>('reconnect');
+
+export interface ReconnectResult {
+  /** The Dropbox account the credentials belong to. */
+  accountId: string;
+  state: ArchiverState;
+}
+
 /** Everything an operator needs to know about one customer's pipeline. */
 export const statusQuery = defineQuery<CustomerStatus>('status');
 
@@ -44,6 +58,8 @@ export interface ArchiveCustomerInput {
   pauseReason?: string;
   /** Carried so a pause survives continue-as-new. */
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
+  /** How items reach Dropbox. @default 'single' */
+  commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */
   safetyPollMs?: number;
 }

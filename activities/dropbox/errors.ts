@@ -10,6 +10,14 @@ export interface ClassifiedFailure {
   retryAfterMs?: number;
 }
 
+/** A Dropbox failure already mapped onto the taxonomy, thrown by the adapter's own code. */
+export class DropboxFailure extends Error {
+  override name = 'DropboxFailure';
+  constructor(readonly failure: ClassifiedFailure, options?: { cause?: unknown }) {
+    super(failure.message, options);
+  }
+}
+
 /** When a 429 carries neither a Retry-After header nor a body `retry_after`. */
 export const DEFAULT_RETRY_AFTER_MS = 5_000;
 
@@ -45,7 +53,8 @@ function tagPath(error: Tagged | undefined): string[] {
 }
 
 function retryAfterMs(err: DropboxResponseError<unknown>): number {
-  const header = Number((err.headers as Headers | undefined)?.get?.('retry-after'));
+  const raw = (err.headers as Headers | undefined)?.get?.('retry-after');
+  const header = raw === null || raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
   if (Number.isFinite(header) && header >= 0) return Math.max(1, header) * 1000;
   const bodySeconds = Number((routeError(err.error) as { retry_after?: unknown } | undefined)?.retry_after);
   if (Number.isFinite(bodySeconds) && bodySeconds >= 0) return Math.max(1, bodySeconds) * 1000;
@@ -57,6 +66,7 @@ function retryAfterMs(err: DropboxResponseError<unknown>): number {
  * taxonomy of DESIGN.md. Decides on `.tag`s, never on `error_summary`, whose dots vary.
  */
 export function classifyDropboxError(err: unknown): ClassifiedFailure {
+  if (err instanceof DropboxFailure) return err.failure;
   if (!(err instanceof DropboxResponseError)) {
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     return { type: FailureType.Transient, message: `network error talking to Dropbox (${message})` };

@@ -3,6 +3,8 @@ export type TakeResult = { ok: true } | { ok: false; retryAfterSeconds: number }
 interface Bucket {
   tokens: number;
   refilledAtMs: number;
+  rate: number;
+  capacity: number;
 }
 
 /** Throws unless `rate` is unset or a positive finite number. */
@@ -14,10 +16,10 @@ export function checkRate(rate: number | undefined): void {
 }
 
 /**
- * Token bucket per key (the bearer token, as Dropbox limits per access token). Capacity equals the
- * rate (at least 1) so a client may burst one second's worth. A refused request takes nothing from
- * the bucket: the emulator models a limit a well-behaved client can recover from by waiting
- * `Retry-After`, not one that punishes retries.
+ * Token bucket per key (the bearer token, as Dropbox limits per access token). Capacity defaults
+ * to the rate (at least 1) so a client may burst one second's worth. A refused request takes
+ * nothing from the bucket: the emulator models a limit a well-behaved client can recover from by
+ * waiting `Retry-After`, not one that punishes retries.
  */
 export class TokenBucketLimiter {
   private rate: number | undefined;
@@ -42,14 +44,17 @@ export class TokenBucketLimiter {
     this.buckets.clear();
   }
 
-  take(key: string): TakeResult {
-    const rate = this.rate;
-    if (rate === undefined) return { ok: true };
-    const capacity = Math.max(1, rate);
+  /**
+   * `rate`/`burst` override the global rate for this key (per-account settings); null = unlimited.
+   * A bucket whose limits changed starts full, like after setRate.
+   */
+  take(key: string, rate: number | null | undefined = this.rate, burst?: number | null): TakeResult {
+    if (rate === undefined || rate === null) return { ok: true };
+    const capacity = burst ?? Math.max(1, rate);
     const now = this.nowMs();
     let bucket = this.buckets.get(key);
-    if (!bucket) {
-      bucket = { tokens: capacity, refilledAtMs: now };
+    if (!bucket || bucket.rate !== rate || bucket.capacity !== capacity) {
+      bucket = { tokens: capacity, refilledAtMs: now, rate, capacity };
       this.buckets.set(key, bucket);
     } else {
       const elapsedSeconds = Math.max(0, now - bucket.refilledAtMs) / 1000;

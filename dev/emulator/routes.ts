@@ -1,164 +1,142 @@
+import { createHash } from 'node:crypto';
+import { LIST_PATH_PATTERN, parseCommitInfo, READ_PATH_PATTERN, slashPath, WRITE_PATH_PATTERN } from './args.js';
+import { finishBatch, finishBatchCheck, finishBatchV2 } from './batch.js';
+import { ContentResult, enterCommit, refuseIfContended, type AccountState, type CallContext, type RouteSpec } from './context.js';
 import { continueListing, decodeCursor, startListing } from './listing.js';
-import { type EmulatorStore, fileMetadata, splitPath, taggedMetadata, type WriteMode } from './store.js';
-import { badInput, DROPBOX_TIME, newOpaqueId, routeError, type ApiFailure, type ReadBody } from './wire.js';
+import { appendV2, finish, start, startBatch } from './session-routes.js';
+import { fileMetadata, splitPath, taggedMetadata, type EntryNode } from './store.js';
+import { badInput, newOpaqueId, routeError } from './wire.js';
 
-/** A decoded argument object plus where it came from, so 400 texts name the header or the body. */
-export class Args {
-  constructor(
-    readonly route: string,
-    private readonly where: string,
-    private readonly obj: Record<string, unknown>,
-  ) {}
-
-  static parse(route: string, where: string, text: string): Args {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw badInput(route, `${where}: could not decode input as JSON`);
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw badInput(route, `${where}: expected object, got ${Array.isArray(value) ? 'list' : typeof value}`);
-    }
-    return new Args(route, where, value as Record<string, unknown>);
-  }
-
-  fail(detail: string): ApiFailure {
-    return badInput(this.route, `${this.where}: ${detail}`);
-  }
-
-  raw(name: string): unknown {
-    return this.obj[name];
-  }
-
-  string(name: string): string;
-  string(name: string, optional: true): string | undefined;
-  string(name: string, optional = false): string | undefined {
-    const v = this.obj[name];
-    if (v === undefined || v === null) {
-      if (optional) return undefined;
-      throw this.fail(`missing required field '${name}'`);
-    }
-    if (typeof v !== 'string') throw this.fail(`${name}: expected string, got ${typeof v}`);
-    return v;
-  }
-
-  bool(name: string, fallback: boolean): boolean {
-    const v = this.obj[name];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') throw this.fail(`${name}: expected boolean, got ${typeof v}`);
-    return v;
-  }
-
-  int(name: string, min: number, max: number): number | undefined {
-    const v = this.obj[name];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.fail(`${name}: expected integer, got ${JSON.stringify(v)}`);
-    if (v < min || v > max) throw this.fail(`${name}: ${v} is not within the range [${min}, ${max}]`);
-    return v;
-  }
-}
-
-export interface CallContext {
-  route: string;
-  accountId: string;
-  args: Args;
-  body: ReadBody;
-  store: EmulatorStore;
-}
-
-export interface RouteSpec {
-  /** "upload": args in Dropbox-API-Arg, raw bytes as body. "rpc": JSON args as body. */
-  style: 'rpc' | 'upload';
-  handler: (ctx: CallContext) => unknown;
-}
-
-const MAX_UPLOAD_BYTES = 150 * 1024 * 1024;
 const DEFAULT_LIST_LIMIT = 500;
-const WRITE_PATH_PATTERN = String.raw`(/(.|[\r\n])*)|(ns:[0-9]+(/(.|[\r\n])*)?)|(id:.*)`;
-const LIST_PATH_PATTERN = String.raw`(/(.|[\r\n])*)?|id:.*|(ns:[0-9]+(/.*)?)`;
 
-function parseMode(args: Args): WriteMode {
-  const raw = args.raw('mode');
-  if (raw === undefined || raw === null) return { kind: 'add' };
-  // Void union members may be sent as a bare string; `update` carries a rev, so it can't be.
-  const tag = typeof raw === 'string' ? raw : (raw as { '.tag'?: unknown })['.tag'];
-  if (tag === 'add' || tag === 'overwrite') return { kind: tag };
-  if (tag === 'update' && typeof raw === 'object') {
-    const rev = (raw as { update?: unknown }).update;
-    if (typeof rev === 'string' && /^[0-9a-f]{9,}$/.test(rev)) return { kind: 'update', rev };
-    throw args.fail(`mode: update: expected a rev of at least 9 lowercase hex digits`);
-  }
-  throw args.fail(`mode: unknown tag ${JSON.stringify(tag ?? raw)}`);
-}
-
-/** Only "/..." paths are stored; `id:`/`ns:` forms match Dropbox's pattern but aren't emulated here. */
-function slashPath(args: Args, path: string, pattern: string): string {
-  if (path.startsWith('/')) return path;
-  if (/^(id:|ns:)/.test(path)) throw args.fail(`path: the emulator supports only paths starting with "/", got '${path}'`);
-  throw args.fail(`path: '${path}' did not match pattern '${pattern}'`);
-}
-
-function upload({ args, body, store, accountId }: CallContext): unknown {
-  const path = slashPath(args, args.string('path'), WRITE_PATH_PATTERN);
-  const mode = parseMode(args);
-  const autorename = args.bool('autorename', false);
-  const strictConflict = args.bool('strict_conflict', false);
-  args.bool('mute', false); // only silences notifications; still type-checked like Dropbox
-  const clientModified = args.string('client_modified', true);
-  if (clientModified !== undefined && !DROPBOX_TIME.test(clientModified)) {
-    throw args.fail(`client_modified: time data '${clientModified}' does not match format '%Y-%m-%dT%H:%M:%SZ'`);
-  }
-  const expectedHash = args.string('content_hash', true);
-  if (expectedHash !== undefined && expectedHash.length !== 64) {
-    throw args.fail(`content_hash: '${expectedHash}' must be exactly 64 characters long`);
-  }
-  if (body.size > MAX_UPLOAD_BYTES) throw routeError({ '.tag': 'payload_too_large' });
+async function upload(ctx: CallContext): Promise<unknown> {
+  const { args, body, core, accountId } = ctx;
+  const commit = parseCommitInfo(args);
+  const expectedHash = args.contentHash();
+  if (body.size > core.maxRequestBytes) throw routeError({ '.tag': 'payload_too_large' });
   const contentHash = body.contentHash as string;
-  if (expectedHash !== undefined && expectedHash.toLowerCase() !== contentHash) {
-    throw routeError({ '.tag': 'content_hash_mismatch' });
+  if (expectedHash !== undefined && expectedHash !== contentHash) throw routeError({ '.tag': 'content_hash_mismatch' });
+  const cfg = core.config(accountId);
+  const lease = enterCommit(ctx.account);
+  try {
+    const contended = { '.tag': 'path', reason: { '.tag': 'too_many_write_operations' }, upload_session_id: newOpaqueId() };
+    refuseIfContended(ctx, lease, cfg, '429', contended);
+    refuseIfContended(ctx, lease, cfg, '409', contended);
+    await core.sleep(cfg.commitLatencyMs);
+    const content = core.keepContent ? body.bytes : undefined;
+    const result = core.store.write(accountId, { ...commit, size: body.size, contentHash, content, quotaBytes: cfg.quotaBytes });
+    // UploadError.path is a struct (UploadWriteFailed), so its fields sit beside the tag.
+    if (!result.ok) throw routeError({ '.tag': 'path', reason: result.reason, upload_session_id: newOpaqueId() });
+    return fileMetadata(result.file);
+  } finally {
+    lease.release();
   }
-  const result = store.write(accountId, { path, mode, autorename, strictConflict, clientModified, size: body.size, contentHash });
-  if (!result.ok) throw routeError({ '.tag': 'path', reason: result.reason, upload_session_id: newOpaqueId() });
-  return fileMetadata(result.file);
 }
 
-function getMetadata({ args, store, accountId }: CallContext): unknown {
+/** get_metadata and download: a path or id that must name an existing entry. */
+function lookupEntry(ctx: CallContext, pattern: string): EntryNode {
+  const { args, core, accountId } = ctx;
   const raw = args.string('path');
   if (raw === '' || raw === '/') throw args.fail('path: The root folder is unsupported.');
-  const path = raw.startsWith('id:') ? raw : slashPath(args, raw, WRITE_PATH_PATTERN);
+  const path = raw.startsWith('id:') ? raw : slashPath(args, 'path', raw, pattern);
   if (!path.startsWith('id:') && !splitPath(path)) {
     throw routeError({ '.tag': 'path', path: { '.tag': 'malformed_path', malformed_path: null } });
   }
-  const node = store.lookup(accountId, path.toLowerCase());
+  const node = core.store.lookup(accountId, path.toLowerCase());
   if (!node) throw routeError({ '.tag': 'path', path: { '.tag': 'not_found' } });
-  return taggedMetadata(node);
+  return node;
 }
 
-function listFolder({ args, store, accountId }: CallContext): unknown {
+function getMetadata(ctx: CallContext): unknown {
+  return taggedMetadata(lookupEntry(ctx, WRITE_PATH_PATTERN));
+}
+
+function download(ctx: CallContext): unknown {
+  ctx.args.string('rev', true);
+  const node = lookupEntry(ctx, READ_PATH_PATTERN);
+  if (node.kind === 'folder') throw routeError({ '.tag': 'path', path: { '.tag': 'not_file' } });
+  const bytes = ctx.core.store.contentOf(node);
+  // Not a Dropbox error: the operator chose not to keep bytes, which no retry can fix (hence 400).
+  if (!bytes) throw badInput(ctx.route, 'the emulator does not keep file content (keepContent: false), so it cannot serve downloads');
+  return new ContentResult(fileMetadata(node), bytes);
+}
+
+function listFolder({ args, core, accountId }: CallContext): unknown {
   const raw = args.string('path');
   if (raw === '/') throw args.fail('path: Specify the root folder as an empty string rather than as "/".');
-  const path = raw === '' || raw.startsWith('id:') ? raw : slashPath(args, raw, LIST_PATH_PATTERN);
+  const path = raw === '' || raw.startsWith('id:') ? raw : slashPath(args, 'path', raw, LIST_PATH_PATTERN);
   const recursive = args.bool('recursive', false);
   const limit = args.int('limit', 1, 2000) ?? DEFAULT_LIST_LIMIT;
   if (path.startsWith('/') && !splitPath(path)) {
     throw routeError({ '.tag': 'path', path: { '.tag': 'malformed_path', malformed_path: null } });
   }
-  const node = store.lookup(accountId, path.toLowerCase());
+  const node = core.store.lookup(accountId, path.toLowerCase());
   if (node === undefined) throw routeError({ '.tag': 'path', path: { '.tag': 'not_found' } });
   if (node?.kind === 'file') throw routeError({ '.tag': 'path', path: { '.tag': 'not_folder' } });
-  return startListing(store.space(accountId), accountId, node?.pathLower ?? '', recursive, limit);
+  return startListing(core.store.space(accountId), accountId, node?.pathLower ?? '', recursive, limit);
 }
 
-function listFolderContinue({ args, store, accountId }: CallContext): unknown {
+function listFolderContinue({ args, core, accountId }: CallContext): unknown {
   const state = decodeCursor(args.string('cursor'));
   if (!state || state.a !== accountId) throw args.fail('cursor: Invalid cursor');
-  return continueListing(store.space(accountId), state);
+  return continueListing(core.store.space(accountId), state);
 }
 
+/** Stable per account, so repeated calls (and restarts) describe the same user. */
+export function accountJson(account: AccountState): Record<string, unknown> {
+  const digest = createHash('sha256').update(account.id).digest();
+  const short = digest.toString('hex').slice(0, 6);
+  const display = account.name ?? `Emulated User ${short}`;
+  const [given = display, ...rest] = display.split(' ');
+  const surname = rest.join(' ');
+  const namespaceId = String(digest.readUInt32BE(0) % 4_000_000_000);
+  return {
+    account_id: account.id,
+    name: {
+      given_name: given,
+      surname,
+      familiar_name: given,
+      display_name: display,
+      abbreviated_name: `${given.charAt(0)}${surname.charAt(0)}`.toUpperCase(),
+    },
+    email: account.email ?? `user-${short}@example.com`,
+    email_verified: true,
+    disabled: false,
+    country: 'US',
+    locale: 'en',
+    referral_link: `https://www.dropbox.com/referrals/AA${digest.toString('base64url').slice(0, 30)}`,
+    is_paired: false,
+    account_type: { '.tag': 'basic' },
+    root_info: { '.tag': 'user', root_namespace_id: namespaceId, home_namespace_id: namespaceId },
+  };
+}
+
+function tokenRevoke(ctx: CallContext): unknown {
+  ctx.core.revokeToken(ctx.token);
+  return null;
+}
+
+const WRITE = 'files.content.write';
+const READ_META = 'files.metadata.read';
+
 export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map<string, RouteSpec>([
-  ['files/upload', { style: 'upload', handler: upload }],
-  ['files/get_metadata', { style: 'rpc', handler: getMetadata }],
-  ['files/list_folder', { style: 'rpc', handler: listFolder }],
-  ['files/list_folder/continue', { style: 'rpc', handler: listFolderContinue }],
+  ['files/upload', { style: 'upload', limited: true, scope: WRITE, handler: upload }],
+  ['files/upload_session/start', { style: 'upload', limited: true, scope: WRITE, handler: start }],
+  ['files/upload_session/append_v2', { style: 'upload', limited: true, scope: WRITE, handler: appendV2 }],
+  ['files/upload_session/finish', { style: 'upload', limited: true, scope: WRITE, handler: finish }],
+  ['files/upload_session/start_batch', { style: 'rpc', limited: true, scope: WRITE, handler: startBatch }],
+  ['files/upload_session/finish_batch_v2', { style: 'rpc', limited: true, scope: WRITE, handler: finishBatchV2 }],
+  ['files/upload_session/finish_batch', { style: 'rpc', limited: true, scope: WRITE, handler: finishBatch }],
+  ['files/upload_session/finish_batch/check', { style: 'rpc', scope: WRITE, handler: finishBatchCheck }],
+  ['files/download', { style: 'download', scope: 'files.content.read', handler: download }],
+  ['files/get_metadata', { style: 'rpc', scope: READ_META, handler: getMetadata }],
+  ['files/list_folder', { style: 'rpc', scope: READ_META, handler: listFolder }],
+  ['files/list_folder/continue', { style: 'rpc', scope: READ_META, handler: listFolderContinue }],
+  ['users/get_current_account', { style: 'rpc', noArgs: true, scope: 'account_info.read', handler: (ctx) => accountJson(ctx.account) }],
+  ['auth/token/revoke', { style: 'rpc', noArgs: true, handler: tokenRevoke }],
 ]);
+
+/** Session routes need the request's bytes after validation; files/upload only when keeping content. */
+export function buffersBody(route: string, keepContent: boolean): boolean {
+  return route.startsWith('files/upload_session/') || (route === 'files/upload' && keepContent);
+}

@@ -1,83 +1,23 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleAdmin } from './admin.js';
+import { BEARER_TOKEN_PATTERN, handleApi, handleToken, type ApiHost, type Counters } from './api.js';
+import { TokenRegistry } from './auth.js';
+import { AccountState, emptyAccountStats, type BatchJob, type EmulatorCore } from './context.js';
+import { BUILTIN_CONFIG, mergeConfig, Rng, validateConfig, validateQueuedFaults, type EffectiveConfig } from './faults.js';
+import { checkScopes, DEFAULT_ACCESS_TOKEN_TTL_SECONDS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SESSION_TTL_SECONDS, deriveAccountId, positive, Sleeper, toStoredFile } from './options.js';
+import { DiskStore, MemoryContentStore } from './persist.js';
 import { TokenBucketLimiter } from './rate-limit.js';
-import { Args, ROUTES, type RouteSpec } from './routes.js';
+import { SessionStore } from './sessions.js';
 import { EmulatorStore, type FileNode } from './store.js';
-import { ApiFailure, authError, badInput, rateLimited, readBody, sendFailure, sendJson, sendText } from './wire.js';
+import type { AccountConfig, AuthorizationCodeInit, DropboxEmulator, EmulatorAccountInit, EmulatorAppInit, EmulatorOptions, EmulatorStats, QueuedFault, SessionInfo, StoredFile } from './types.js';
+import { readBody, sendText } from './wire.js';
 
-export interface EmulatorAccountInit {
-  token: string;
-  /** Defaults to an id derived from the token. */
-  accountId?: string;
-}
+export type * from './types.js';
+export { BEARER_TOKEN_PATTERN };
 
-export interface EmulatorOptions {
-  /** 0 or unset = a free port. */
-  port?: number;
-  /** Per-token upload rate limit; unset = unlimited. */
-  uploadsPerSecond?: number;
-  accounts?: EmulatorAccountInit[];
-  /** Unknown bearer tokens become new accounts (for the demo); default false → 401 invalid_access_token. */
-  acceptAnyToken?: boolean;
-}
-
-export interface StoredFile {
-  accountId: string;
-  pathLower: string;
-  pathDisplay: string;
-  size: number;
-  contentHash: string;
-  rev: string;
-  id: string;
-  serverModified: string;
-  /** Times content was written at this path; identical re-uploads do not count. */
-  writes: number;
-}
-
-export interface EmulatorStats {
-  /** Key `${route} ${status}`, e.g. "/2/files/upload 200". Admin requests are not counted. */
-  requests: Record<string, number>;
-  /** Upload requests received, whatever their outcome. */
-  uploads: number;
-  /** 429 responses sent. */
-  rateLimited: number;
-  filesWritten: number;
-}
-
-export interface DropboxEmulator {
-  readonly url: string;
-  addAccount(init: EmulatorAccountInit): string;
-  setUploadsPerSecond(rate: number | undefined): void;
-  files(accountId?: string): StoredFile[];
-  stats(): EmulatorStats;
-  stop(): Promise<void>;
-}
-
-/** RFC 6750 b64token; anything else is a malformed token (400), not an unknown one (401). */
-export const BEARER_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]+=*$/;
-const RPC_BODY_LIMIT = 16 * 1024 * 1024;
-const UPLOAD_CONTENT_TYPES = ['application/octet-stream', 'text/plain; charset=dropbox-cors-hack'];
-
-/** Stable per token, shaped like a real account id ("dbid:" + 40 chars). */
-function deriveAccountId(token: string): string {
-  return `dbid:AA${createHash('sha256').update(token).digest('base64url').slice(0, 38)}`;
-}
-
-function toStoredFile(accountId: string, f: FileNode): StoredFile {
-  return {
-    accountId,
-    pathLower: f.pathLower,
-    pathDisplay: f.pathDisplay,
-    size: f.size,
-    contentHash: f.contentHash,
-    rev: f.rev,
-    id: f.id,
-    serverModified: f.serverModified,
-    writes: f.writes,
-  };
-}
+export { DEFAULT_ACCESS_TOKEN_TTL_SECONDS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SESSION_TTL_SECONDS } from './options.js';
 
 /** An unparseable request target is treated as "/", which no route answers (404). */
 function requestUrl(req: IncomingMessage): URL {
@@ -91,17 +31,56 @@ function requestUrl(req: IncomingMessage): URL {
 class Emulator implements DropboxEmulator {
   url = '';
   private readonly server: Server;
-  private readonly store = new EmulatorStore();
+  private readonly store: EmulatorStore;
+  private readonly disk: DiskStore | undefined;
+  private readonly tokens: TokenRegistry;
   private readonly limiter: TokenBucketLimiter;
-  private readonly accountsByToken = new Map<string, string>();
-  private readonly requestCounts = new Map<string, number>();
-  private uploads = 0;
-  private rateLimitedCount = 0;
+  private readonly rng: Rng;
+  private readonly sessionStore: SessionStore;
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly sleeper = new Sleeper();
+  private defaults: AccountConfig = {};
+  private counters: Counters = { requests: new Map(), uploads: 0, rateLimited: 0, tokenRequests: 0 };
+  private readonly core: EmulatorCore;
+  private readonly host: ApiHost;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly options: EmulatorOptions) {
+  constructor(options: EmulatorOptions) {
     this.limiter = new TokenBucketLimiter(options.uploadsPerSecond);
+    this.tokens = new TokenRegistry(positive('accessTokenTtlSeconds', options.accessTokenTtlSeconds, DEFAULT_ACCESS_TOKEN_TTL_SECONDS));
+    this.rng = new Rng(options.seed ?? randomBytes(4).readUInt32BE(0));
+    const keepContent = options.keepContent ?? true;
+    this.sessionStore = new SessionStore(positive('sessionTtlSeconds', options.sessionTtlSeconds, DEFAULT_SESSION_TTL_SECONDS, false) * 1000, keepContent);
+    this.disk = options.storeDir === undefined ? undefined : new DiskStore(options.storeDir);
+    const disk = this.disk;
+    const contents = !keepContent ? undefined : (disk ?? new MemoryContentStore());
+    this.store = new EmulatorStore(contents, disk ? (accountId, node) => disk.record(accountId, node) : undefined);
+    for (const line of disk?.load() ?? []) this.store.restore(line.a, line.n);
+    if (options.defaults) this.defaults = { ...validateConfig(options.defaults) };
+    this.core = {
+      store: this.store,
+      sessions: this.sessionStore,
+      jobs: new Map<string, BatchJob>(),
+      rng: this.rng,
+      keepContent,
+      maxRequestBytes: positive('maxRequestBytes', options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES),
+      maxFileBytes: positive('maxFileBytes', options.maxFileBytes, DEFAULT_MAX_FILE_BYTES),
+      config: (accountId) => this.effective(accountId),
+      revokeToken: (token) => this.tokens.revokeAccessToken(token),
+      sleep: (ms) => this.sleeper.sleep(ms),
+    };
+    this.host = {
+      core: this.core,
+      tokens: this.tokens,
+      limiter: this.limiter,
+      acceptAnyToken: options.acceptAnyToken ?? false,
+      counters: this.counters,
+      account: (id) => this.account(id),
+      addAccount: (init) => this.addAccount(init),
+    };
+    for (const app of options.apps ?? []) this.addApp(app);
     for (const account of options.accounts ?? []) this.addAccount(account);
+    for (const code of options.authorizationCodes ?? []) this.mintAuthorizationCode(code);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => res.destroy());
     });
@@ -118,21 +97,95 @@ class Emulator implements DropboxEmulator {
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  private account(id: string): AccountState {
+    let account = this.accounts.get(id);
+    if (!account) {
+      account = new AccountState(id);
+      this.accounts.set(id, account);
+    }
+    return account;
+  }
+
+  private effective(accountId?: string): EffectiveConfig {
+    const global: AccountConfig = { uploadsPerSecond: this.limiter.uploadsPerSecond ?? null };
+    const own = accountId === undefined ? {} : (this.accounts.get(accountId)?.config ?? {});
+    return mergeConfig(BUILTIN_CONFIG, global, this.defaults, own) as EffectiveConfig;
+  }
+
   addAccount(init: EmulatorAccountInit): string {
-    if (typeof init.token !== 'string' || !BEARER_TOKEN_PATTERN.test(init.token)) {
+    if (init.token !== undefined && (typeof init.token !== 'string' || !BEARER_TOKEN_PATTERN.test(init.token))) {
       throw new TypeError(`token must be a non-empty bearer token without spaces, got ${JSON.stringify(init.token)}`);
     }
     if (init.accountId !== undefined && (typeof init.accountId !== 'string' || init.accountId === '')) {
       throw new TypeError(`accountId must be a non-empty string, got ${JSON.stringify(init.accountId)}`);
     }
-    const accountId = init.accountId ?? deriveAccountId(init.token);
-    this.accountsByToken.set(init.token, accountId);
+    const seed = init.token ?? init.refreshToken;
+    if (seed === undefined && init.accountId === undefined) throw new TypeError('an account needs a token, a refreshToken or an accountId');
+    const accountId = init.accountId ?? deriveAccountId(seed as string);
+    const config = init.config === undefined ? undefined : validateConfig(init.config);
+    const scopes = checkScopes(init.scopes);
+    const account = this.accounts.get(accountId);
+    const granted = scopes ?? account?.scopes;
+    if (init.refreshToken !== undefined) this.tokens.addRefresh(init.refreshToken, accountId, init.appKey, granted);
+    const state = this.account(accountId);
+    state.scopes = granted;
+    if (init.name !== undefined) state.name = init.name;
+    if (init.email !== undefined) state.email = init.email;
+    if (config) state.config = mergeConfig(state.config, config);
+    if (init.token !== undefined) this.tokens.addStatic(init.token, accountId, granted);
     this.store.space(accountId);
     return accountId;
   }
 
+  addApp(app: EmulatorAppInit): void {
+    this.tokens.addApp(app?.key, app?.secret);
+  }
+
+  mintAuthorizationCode(init: AuthorizationCodeInit): string {
+    if (typeof init?.accountId !== 'string' || init.accountId === '') throw new TypeError('accountId is required');
+    const scopes = checkScopes(init.scopes);
+    return this.tokens.mintCode({ ...init, ...(scopes ? { scopes } : {}) }, this.account(init.accountId).scopes);
+  }
+
   setUploadsPerSecond(rate: number | undefined): void {
     this.limiter.setRate(rate);
+  }
+
+  configureAccount(accountId: string, patch: AccountConfig): EffectiveConfig {
+    const valid = validateConfig(patch);
+    const account = this.account(accountId);
+    account.config = mergeConfig(account.config, valid);
+    return this.effective(accountId);
+  }
+
+  configureDefaults(patch: AccountConfig): EffectiveConfig {
+    this.defaults = mergeConfig(this.defaults, validateConfig(patch));
+    return this.effective();
+  }
+
+  accountConfig(accountId?: string): EffectiveConfig {
+    return this.effective(accountId);
+  }
+
+  queueFaults(accountId: string, faults: QueuedFault[]): void {
+    this.account(accountId).queue.push(...validateQueuedFaults(faults));
+  }
+
+  expireAccessTokens(accountId: string): number {
+    return this.tokens.expire(accountId);
+  }
+
+  revokeTokens(accountId: string): void {
+    this.tokens.revoke(accountId);
+  }
+
+  setAccessTokenTtl(seconds: number): void {
+    this.tokens.ttlSeconds = positive('accessTokenTtlSeconds', seconds, DEFAULT_ACCESS_TOKEN_TTL_SECONDS);
+  }
+
+  setSeed(seed: number): void {
+    if (!Number.isInteger(seed)) throw new TypeError(`seed must be an integer, got ${String(seed)}`);
+    this.rng.reseed(seed);
   }
 
   files(accountId?: string): StoredFile[] {
@@ -145,107 +198,71 @@ class Emulator implements DropboxEmulator {
     );
   }
 
+  fileContent(accountId: string, path: string): Buffer | undefined {
+    const node = this.store.lookup(accountId, path.toLowerCase());
+    return node?.kind === 'file' ? this.store.contentOf(node) : undefined;
+  }
+
+  sessions(accountId?: string): SessionInfo[] {
+    return this.sessionStore.list(accountId);
+  }
+
+  session(sessionId: string): SessionInfo | undefined {
+    return this.sessionStore.info(sessionId);
+  }
+
   stats(): EmulatorStats {
+    const c = this.counters;
     return {
-      requests: Object.fromEntries(this.requestCounts),
-      uploads: this.uploads,
-      rateLimited: this.rateLimitedCount,
+      requests: Object.fromEntries(c.requests),
+      uploads: c.uploads,
+      rateLimited: c.rateLimited,
       filesWritten: this.store.filesWritten,
+      tokenRequests: c.tokenRequests,
+      accounts: Object.fromEntries([...this.accounts].map(([id, a]) => [id, { ...a.stats, requests: { ...a.stats.requests }, faults: { ...a.stats.faults } }])),
     };
+  }
+
+  resetStats(): void {
+    const c = this.counters;
+    c.requests.clear();
+    c.uploads = 0;
+    c.rateLimited = 0;
+    c.tokenRequests = 0;
+    for (const a of this.accounts.values()) a.stats = emptyAccountStats();
   }
 
   stop(): Promise<void> {
     this.stopping ??= new Promise<void>((resolve, reject) => {
-      this.server.close((err) => (err ? reject(err) : resolve()));
-      // Keep-alive sockets from fetch would otherwise hold close() open until they time out.
+      this.sleeper.wakeAll();
+      this.server.close((err) => {
+        this.disk?.close();
+        if (err) reject(err);
+        else resolve();
+      });
+      // Keep-alive sockets from fetch, and stalled responses, would otherwise hold close() open.
       this.server.closeAllConnections();
     });
     return this.stopping;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let pathname: string | undefined;
     try {
       const url = requestUrl(req);
-      pathname = url.pathname;
-      if (pathname.startsWith('/__admin/')) return await handleAdmin(this, req, res, url);
-      await this.handleApi(req, res, url);
+      if (url.pathname.startsWith('/__admin/')) return await handleAdmin(this, req, res, url);
+      if (url.pathname === '/oauth2/token') return await handleToken(this.host, req, res, url);
+      if (url.pathname.startsWith('/2/')) return await handleApi(this.host, req, res, url);
+      await readBody(req, { keep: false, hash: false, maxKeep: 0 });
+      sendText(res, 404, `Unknown path: ${url.pathname}`);
     } catch (err) {
-      // A client that hung up mid-body gets no answer and isn't counted as a request.
+      // A client that hung up mid-body gets no answer.
       if (res.headersSent || !req.complete) {
         res.destroy();
         return;
       }
       // Last resort: a bug in a handler must cost one request, not the whole emulator.
       sendText(res, 500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      if (pathname !== undefined && !pathname.startsWith('/__admin/') && res.headersSent) {
-        const key = `${pathname} ${res.statusCode}`;
-        this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
-      }
     }
-  }
-
-  private async handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const route = url.pathname.startsWith('/2/') ? url.pathname.slice(3) : url.pathname;
-    const spec = ROUTES.get(route);
-    if (spec?.style === 'upload') this.uploads++;
-    const body = await readBody(req, { keep: spec?.style === 'rpc', hash: spec?.style === 'upload', maxKeep: RPC_BODY_LIMIT });
-    try {
-      if (!spec) throw new ApiFailure(404, `Unknown API function: "${route}"`);
-      if (req.method !== 'POST') throw new ApiFailure(405, `Error in call to API function "${route}": Expected POST, got ${req.method ?? '?'}`, { Allow: 'POST' });
-      const token = this.bearerToken(route, req, url);
-      const accountId = this.authenticate(token);
-      if (spec.style === 'upload') {
-        const taken = this.limiter.take(token);
-        if (!taken.ok) throw rateLimited(taken.retryAfterSeconds);
-      }
-      const args = this.parseArgs(route, spec, req, url, body.bytes, body.truncated);
-      sendJson(res, 200, spec.handler({ route, accountId, args, body, store: this.store }));
-    } catch (err) {
-      if (!(err instanceof ApiFailure)) throw err;
-      if (err.status === 429) this.rateLimitedCount++;
-      sendFailure(res, err);
-    }
-  }
-
-  private bearerToken(route: string, req: IncomingMessage, url: URL): string {
-    const value = req.headers.authorization ?? url.searchParams.get('authorization') ?? '';
-    if (value === '') throw badInput(route, 'Must provide HTTP header "Authorization" or URL parameter "authorization".');
-    const match = /^Bearer\s+(.*)$/i.exec(value);
-    if (!match) {
-      throw badInput(route, `Invalid authorization value in HTTP header "Authorization": ${JSON.stringify(value.slice(0, 40))}.  Expecting "Bearer <oauth2-access-token>".`);
-    }
-    const token = (match[1] ?? '').trim();
-    if (!BEARER_TOKEN_PATTERN.test(token)) throw badInput(route, 'The given OAuth 2 access token is malformed.');
-    return token;
-  }
-
-  private authenticate(token: string): string {
-    const known = this.accountsByToken.get(token);
-    if (known !== undefined) return known;
-    if (this.options.acceptAnyToken) return this.addAccount({ token });
-    throw authError('invalid_access_token');
-  }
-
-  private parseArgs(route: string, spec: RouteSpec, req: IncomingMessage, url: URL, bytes: Buffer | undefined, truncated: boolean): Args {
-    const contentType = (req.headers['content-type'] ?? '').trim();
-    if (spec.style === 'upload') {
-      if (!UPLOAD_CONTENT_TYPES.includes(contentType.toLowerCase())) {
-        throw badInput(route, `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/octet-stream", "text/plain; charset=dropbox-cors-hack".`);
-      }
-      const header = req.headers['dropbox-api-arg'];
-      const text = (Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('arg');
-      if (text === null || text === undefined) throw badInput(route, 'Must provide HTTP header "Dropbox-API-Arg" or URL parameter "arg".');
-      return Args.parse(route, 'HTTP header "Dropbox-API-Arg"', text);
-    }
-    if (truncated) throw badInput(route, 'request body: too large');
-    const text = bytes?.toString('utf8') ?? '';
-    const okType = /^application\/json\s*(;|$)/i.test(contentType) || contentType.toLowerCase() === 'text/plain; charset=dropbox-cors-hack';
-    if (text !== '' && !okType) {
-      throw badInput(route, `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/json", "application/json; charset=utf-8", "text/plain; charset=dropbox-cors-hack".`);
-    }
-    return Args.parse(route, 'request body', text);
   }
 }
 

@@ -11,6 +11,8 @@ export interface FileNode {
   rev: string;
   size: number;
   contentHash: string;
+  /** The bytes are in the content store (keepContent); files/download needs them. */
+  hasContent: boolean;
   writes: number;
   /** Account-wide change sequence numbers; list_folder cursors are positions in this sequence. */
   createdSeq: number;
@@ -33,6 +35,8 @@ export type EntryNode = FileNode | FolderNode;
 export class AccountSpace {
   readonly nodes = new Map<string, EntryNode>();
   seq = 0;
+  /** Sum of file sizes, for the quota. */
+  usedBytes = 0;
   private sorted: string[] | undefined;
 
   /** Sorted once per batch of creations, so paging a large listing doesn't sort per page. */
@@ -58,7 +62,20 @@ export interface WriteRequest {
   clientModified: string | undefined;
   size: number;
   contentHash: string;
+  /** Kept when the emulator retains content. */
+  content?: Buffer | undefined;
+  /** null/undefined = unlimited. */
+  quotaBytes?: number | null | undefined;
 }
+
+/** Where file bytes live, keyed by content hash (identical files share one copy). */
+export interface ContentStore {
+  put(contentHash: string, bytes: Buffer): void;
+  get(contentHash: string): Buffer | undefined;
+}
+
+/** Receives every created or changed entry, for the optional on-disk store. */
+export type ChangeListener = (accountId: string, node: EntryNode) => void;
 
 /** `reason` is a Stone `WriteError`, which each route wraps in its own error union. */
 export type WriteResult = { ok: true; file: FileNode; written: boolean } | { ok: false; reason: Tagged };
@@ -106,6 +123,12 @@ export class EmulatorStore {
   private revCounter = 0;
   filesWritten = 0;
 
+  constructor(
+    /** Undefined = bytes are not kept (keepContent: false). */
+    readonly contents: ContentStore | undefined,
+    private readonly onChange: ChangeListener = () => {},
+  ) {}
+
   space(accountId: string): AccountSpace {
     let space = this.spaces.get(accountId);
     if (!space) {
@@ -117,6 +140,19 @@ export class EmulatorStore {
 
   accountIds(): string[] {
     return [...this.spaces.keys()];
+  }
+
+  /** Rebuilds entries from the on-disk journal; later records of a path win. */
+  restore(accountId: string, node: EntryNode): void {
+    const space = this.space(accountId);
+    const old = space.nodes.get(node.pathLower);
+    if (old?.kind === 'file') space.usedBytes -= old.size;
+    if (node.kind === 'file') {
+      space.usedBytes += node.size;
+      this.revCounter = Math.max(this.revCounter, parseInt(node.rev, 16) - REV_BASE + 1);
+    }
+    space.insert(node);
+    space.seq = Math.max(space.seq, node.createdSeq, node.modifiedSeq);
   }
 
   write(accountId: string, req: WriteRequest): WriteResult {
@@ -144,23 +180,22 @@ export class EmulatorStore {
     const existing = space.nodes.get(`${parentLower}/${name.toLowerCase()}`);
     if (existing) {
       const decision = decide(existing, req);
-      if (decision === 'same') return { ok: true, file: existing as FileNode, written: false };
-      if (decision === 'overwrite') return { ok: true, file: this.overwrite(space, existing as FileNode, req), written: true };
+      if (decision === 'same') return { ok: true, file: this.keepContent(accountId, existing as FileNode, req), written: false };
+      if (decision === 'overwrite') {
+        const old = existing as FileNode;
+        if (overQuota(space, req, old.size)) return { ok: false, reason: { '.tag': 'insufficient_space' } };
+        return { ok: true, file: this.overwrite(accountId, space, old, req), written: true };
+      }
       if (decision !== 'rename') return { ok: false, reason: decision };
       for (let n = 1; space.nodes.has(`${parentLower}/${finalName.toLowerCase()}`); n++) finalName = renamed(name, n);
     }
+    if (overQuota(space, req, 0)) return { ok: false, reason: { '.tag': 'insufficient_space' } };
 
     for (const folder of missing) {
       const seq = ++space.seq;
-      space.insert({
-        kind: 'folder',
-        name: folder.name,
-        pathLower: folder.lower,
-        pathDisplay: folder.display,
-        id: newDropboxId(),
-        createdSeq: seq,
-        modifiedSeq: seq,
-      });
+      const node: FolderNode = { kind: 'folder', name: folder.name, pathLower: folder.lower, pathDisplay: folder.display, id: newDropboxId(), createdSeq: seq, modifiedSeq: seq };
+      space.insert(node);
+      this.onChange(accountId, node);
     }
     const now = dropboxTime();
     const seq = ++space.seq;
@@ -175,12 +210,15 @@ export class EmulatorStore {
       rev: this.nextRev(),
       size: req.size,
       contentHash: req.contentHash,
+      hasContent: this.putContent(req),
       writes: 1,
       createdSeq: seq,
       modifiedSeq: seq,
     };
     space.insert(file);
+    space.usedBytes += file.size;
     this.filesWritten++;
+    this.onChange(accountId, file);
     return { ok: true, file, written: true };
   }
 
@@ -195,22 +233,48 @@ export class EmulatorStore {
     return space.nodes.get(pathLower);
   }
 
-  private overwrite(space: AccountSpace, file: FileNode, req: WriteRequest): FileNode {
+  contentOf(file: FileNode): Buffer | undefined {
+    return file.hasContent ? this.contents?.get(file.contentHash) : undefined;
+  }
+
+  private putContent(req: WriteRequest): boolean {
+    if (!this.contents || req.content === undefined) return false;
+    this.contents.put(req.contentHash, req.content);
+    return true;
+  }
+
+  /** An identical re-upload writes nothing, but may supply bytes an older write did not keep. */
+  private keepContent(accountId: string, file: FileNode, req: WriteRequest): FileNode {
+    if (!file.hasContent && this.putContent(req)) {
+      file.hasContent = true;
+      this.onChange(accountId, file);
+    }
+    return file;
+  }
+
+  private overwrite(accountId: string, space: AccountSpace, file: FileNode, req: WriteRequest): FileNode {
     const now = dropboxTime();
+    space.usedBytes += req.size - file.size;
     file.size = req.size;
     file.contentHash = req.contentHash;
+    file.hasContent = this.putContent(req);
     file.rev = this.nextRev();
     file.serverModified = now;
     file.clientModified = req.clientModified ?? now;
     file.writes++;
     file.modifiedSeq = ++space.seq;
     this.filesWritten++;
+    this.onChange(accountId, file);
     return file;
   }
 
   private nextRev(): string {
     return (REV_BASE + this.revCounter++).toString(16);
   }
+}
+
+function overQuota(space: AccountSpace, req: WriteRequest, replacedBytes: number): boolean {
+  return req.quotaBytes !== undefined && req.quotaBytes !== null && space.usedBytes - replacedBytes + req.size > req.quotaBytes;
 }
 
 /** FileMetadata as `files/upload` returns it: no `.tag`. */

@@ -47,11 +47,16 @@ export function status(client: Client, customerId: string): Promise<CustomerStat
 }
 
 /** Waits until the customer's status satisfies `predicate`, returning that status. */
-export function statusWhen(client: Client, customerId: string, predicate: (s: CustomerStatus) => boolean, timeoutMs = 60_000): Promise<CustomerStatus> {
-  return eventually(async () => {
-    const s = await status(client, customerId);
-    return predicate(s) ? s : undefined;
-  }, timeoutMs, `status of ${customerId}`);
+export async function statusWhen(client: Client, customerId: string, predicate: (s: CustomerStatus) => boolean, timeoutMs = 60_000): Promise<CustomerStatus> {
+  let last: CustomerStatus | undefined;
+  try {
+    return await eventually(async () => {
+      last = await status(client, customerId);
+      return predicate(last) ? last : undefined;
+    }, timeoutMs, `status of ${customerId}`);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
+  }
 }
 
 /**

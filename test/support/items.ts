@@ -10,8 +10,8 @@ export interface TestItemSpec {
   sourceUrl?: string;
 }
 
-/** Inserts a customer (idempotent) and `count` pending items with synthetic media; returns their ids. */
-export async function insertItems(db: Db, customerId: string, token: string, mediaBase: string, count: number, spec: TestItemSpec = {}): Promise<string[]> {
+/** Inserts a customer (idempotent; an undefined token keeps its credentials) and `count` pending items with synthetic media; returns their ids. */
+export async function insertItems(db: Db, customerId: string, token: string | undefined, mediaBase: string, count: number, spec: TestItemSpec = {}): Promise<string[]> {
   await upsertCustomer(db, { id: customerId, name: `Customer ${customerId}`, accessToken: token });
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {

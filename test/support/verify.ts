@@ -14,7 +14,8 @@ export async function expectArchivedExactlyOnce(db: Db, emulator: DropboxEmulato
   for (const customer of customers) {
     const items = await db.query<{ id: string; kind: ItemKind; state: string; remote_path: string; content_hash: string; metadata: { media: string; bytes: number } }>(
       'SELECT id, kind, state, remote_path, content_hash, metadata FROM archive_items WHERE customer_id = $1', [customer.id]);
-    const files = emulator.files(customer.accountId);
+    // Only Archiver's folder: other writers may share the account.
+    const files = emulator.files(customer.accountId).filter((f) => f.pathLower.startsWith('/archiver/'));
     const byPath = new Map(files.map((f) => [f.pathDisplay, f]));
     expect(items.filter((i) => i.state !== 'archived')).toEqual([]);
     expect(files).toHaveLength(items.length);

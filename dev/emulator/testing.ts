@@ -1,0 +1,95 @@
+import { DropboxResponseError } from 'dropbox';
+
+/**
+ * Small helpers for tests that talk to the emulator (or to Dropbox) without the SDK, for shapes
+ * the SDK's parsing would hide: exact status, headers and raw body text.
+ */
+
+/** The runtime shape of `DropboxResponseError.error` for JSON errors (the SDK's type says otherwise). */
+export interface ApiErrorBody {
+  error_summary: string;
+  // Route error unions are deeply nested and vary per route; tests index into them freely.
+  error: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** The rejection of an SDK call that must fail; throws if it succeeds or fails some other way. */
+export async function sdkFailure<T = ApiErrorBody>(call: Promise<unknown>): Promise<DropboxResponseError<T>> {
+  try {
+    await call;
+  } catch (err) {
+    if (err instanceof DropboxResponseError) return err as DropboxResponseError<T>;
+    throw new Error(`expected a DropboxResponseError, got ${String(err)}`, { cause: err });
+  }
+  throw new Error('expected the call to fail, but it succeeded');
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** Parsed JSON body, or undefined when the body is not JSON. */
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  bytes: Buffer;
+}
+
+async function answer(res: Response): Promise<RawAnswer> {
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const text = bytes.toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json, bytes };
+}
+
+export interface RawCallOptions {
+  token?: string;
+  /** Content-upload/download routes: goes into Dropbox-API-Arg (escaped like the SDK does). */
+  arg?: unknown;
+  /** RPC routes: JSON body; upload routes: raw bytes. */
+  body?: unknown;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+/** POST /2/<route>. With `arg` it is a content call (octet-stream body), otherwise RPC (JSON body). */
+export async function rawCall(base: string, route: string, opts: RawCallOptions = {}): Promise<RawAnswer> {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers['Authorization'] = `Bearer ${opts.token}`;
+  let body: string | Uint8Array | undefined;
+  if (opts.arg !== undefined) {
+    headers['Dropbox-API-Arg'] = JSON.stringify(opts.arg).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    headers['Content-Type'] = 'application/octet-stream';
+    body = opts.body === undefined ? undefined : opts.body instanceof Uint8Array ? new Uint8Array(opts.body) : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  } else if (opts.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  }
+  if (opts.contentType !== undefined) headers['Content-Type'] = opts.contentType;
+  Object.assign(headers, opts.headers);
+  return answer(await fetch(`${base}/2/${route}`, { method: 'POST', headers, ...(body !== undefined ? { body: body as BodyInit } : {}) }));
+}
+
+/** POST /oauth2/token with the given query string and optional form body / headers. */
+export async function tokenCall(base: string, query: Record<string, string>, opts: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<RawAnswer> {
+  const qs = new URLSearchParams(query).toString();
+  const init: RequestInit = { method: 'POST', headers: { ...opts.headers } };
+  if (opts.form) {
+    (init.headers as Record<string, string>)['Content-Type'] = 'application/x-www-form-urlencoded';
+    init.body = new URLSearchParams(opts.form).toString();
+  }
+  return answer(await fetch(`${base}/oauth2/token${qs ? `?${qs}` : ''}`, init));
+}
+
+/** GET (no body) or POST (JSON body) /__admin/<path>. */
+export async function adminCall(base: string, path: string, body?: unknown): Promise<RawAnswer> {
+  const init: RequestInit = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+  return answer(await fetch(`${base}/__admin/${path}`, init));
+}
+
+/** HTTP Basic credentials for an app. */
+export function basicAuth(key: string, secret: string): string {
+  return `Basic ${Buffer.from(`${key}:${secret}`).toString('base64')}`;
+}

@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, syntheticContent, type MediaServer } from '../dev/media-server.js';
+import { TASK_QUEUE } from '../workflows/names.js';
+import { startArchiving, statusWhen } from './support/harness.js';
+import { insertItems } from './support/items.js';
+import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MIB = 1024 * 1024;
+const SIZE = 200 * MIB;
+/** The worker's default upload-session chunk. */
+const CHUNK = 8 * MIB;
+
+let database: TestDatabase;
+let temporal: TestTemporal;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('sessions'), startDropboxEmulator(), startMediaServer()]);
+});
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+function spawnWorker(): { child: ChildProcess; started: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url, ARCHIVER_LOG_LEVEL: 'WARN' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let output = '';
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('worker started')) resolve();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)));
+  });
+  return { child, started };
+}
+
+it('archives a 200 MiB recording through an upload session, and a worker SIGKILLed mid-upload does not make the next one re-send committed chunks', async () => {
+  const token = uniqueName('tok');
+  const accountId = emulator.addAccount({ token });
+  // Slow appends down so the kill lands mid-upload.
+  emulator.configureAccount(accountId, { latencyMs: 250, faultRoutes: ['files/upload_session/append_v2'] });
+  const customer = uniqueName('big');
+  const [itemId] = await insertItems(database.db, customer, token, media.url, 1, { kind: 'call_recording', bytes: SIZE });
+
+  const first = spawnWorker();
+  await first.started;
+  await startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, customer);
+  const session = await eventually(() => Promise.resolve(emulator.sessions(accountId).find((s) => s.offset >= 6 * CHUNK)), 120_000, 'a session 48 MiB in');
+  first.child.kill('SIGKILL');
+  const committedAtKill = emulator.session(session.sessionId)?.offset ?? 0;
+
+  const second = spawnWorker();
+  await second.started;
+  await statusWhen(temporal.client, customer, (s) => s.totals.archived === 1, 180_000);
+
+  const after = emulator.session(session.sessionId);
+  console.log(`200 MiB upload: killed at ${committedAtKill} committed bytes; session received ${after?.bytesReceived} bytes for ${SIZE} (${(after?.bytesReceived ?? 0) - SIZE} re-sent)`);
+  expect(after?.state).toBe('committed');
+  expect(emulator.sessions(accountId)).toHaveLength(1);
+  // Every committed byte crossed the wire once; at most the chunk in flight at the kill was sent twice.
+  expect(after?.bytesReceived).toBeLessThanOrEqual(SIZE + CHUNK);
+  expect(committedAtKill).toBeGreaterThanOrEqual(6 * CHUNK);
+  expect(emulator.stats().requests['/2/files/upload 200']).toBeUndefined();
+
+  const [row] = await database.db.query<{ state: string; remote_path: string; content_hash: string; size_bytes: string; metadata: { media: string } }>(
+    'SELECT state, remote_path, content_hash, size_bytes, metadata FROM archive_items WHERE id = $1', [itemId]);
+  const expectedHash = dropboxContentHash(syntheticContent(row?.metadata.media ?? '', SIZE));
+  expect(row).toMatchObject({ state: 'archived', content_hash: expectedHash, size_bytes: String(SIZE) });
+  const stored = emulator.files(accountId).find((f) => f.pathDisplay === row?.remote_path);
+  expect(stored).toMatchObject({ size: SIZE, contentHash: expectedHash, writes: 1 });
+  second.child.kill('SIGTERM');
+}, 400_000);

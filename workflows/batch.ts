@@ -1,0 +1,154 @@
+import { ActivityFailure, ApplicationFailure, proxyActivities, sleep } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { StagedItem } from '../activities/batch-commit.js';
+import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
+import type { BatchOutcome } from './pacing.js';
+
+const uploadRetry = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  // After this many attempts the item goes back to pending for a later batch, so one stuck item
+  // cannot hold its batch forever.
+  maximumAttempts: 25,
+  nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
+};
+
+const { uploadItem, stageItem } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20s',
+  retry: uploadRetry,
+});
+
+const { commitBatch } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: uploadRetry,
+});
+
+/** How items reach Dropbox: one files/upload each, or staged sessions committed with finish_batch_v2. */
+export type CommitMode = 'single' | 'batch';
+
+/** How many times a batch commit is repeated for entries Dropbox could not take yet. */
+const MAX_COMMIT_ROUNDS = 10;
+
+export interface BatchRun {
+  customerId: string;
+  leaseToken: string;
+  itemIds: string[];
+  /** W: uploads in flight at once. */
+  concurrency: number;
+  mode: CommitMode;
+  /** True once the customer is paused: start nothing new. */
+  stopped: () => boolean;
+}
+
+/** A batch's outcome: what the pacing controller needs, and what the customer must do next. */
+export interface BatchResult extends BatchOutcome {
+  /** Items neither archived nor failed; their leases must be released. */
+  unfinished: number;
+  lastError: string | undefined;
+  /** Set when the customer must pause: its token is revoked or its Dropbox is full. */
+  pauseAs: { state: 'needs-reauth' | 'storage-full'; reason: string } | undefined;
+}
+
+/** Runs one leased batch in the chosen mode. */
+export async function runBatch(run: BatchRun): Promise<BatchResult> {
+  const result: BatchResult = {
+    archived: 0, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0,
+    unfinished: 0, lastError: undefined, pauseAs: undefined,
+  };
+  const stopped = () => run.stopped() || result.pauseAs !== undefined;
+  if (run.mode === 'single') {
+    await inParallel(run.itemIds, run.concurrency, stopped, result, async (itemId) => {
+      const done = await uploadItem({ customerId: run.customerId, itemId, leaseToken: run.leaseToken });
+      result.rateLimited += done.rateLimited;
+      if (done.status === 'lease-lost') result.unfinished += 1;
+      else result.archived += 1;
+    });
+    return result;
+  }
+
+  let toStage = run.itemIds;
+  for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
+    const staged: StagedItem[] = [];
+    await inParallel(toStage, run.concurrency, stopped, result, async (itemId) => {
+      const done = await stageItem({ customerId: run.customerId, itemId, leaseToken: run.leaseToken });
+      result.rateLimited += done.rateLimited;
+      if (done.status === 'staged') staged.push(done.staged);
+      else if (done.status === 'already-archived') result.archived += 1;
+      else result.unfinished += 1;
+    });
+    toStage = [];
+    let toCommit = staged.sort((a, b) => Number(BigInt(a.itemId) - BigInt(b.itemId)));
+    // One commit at a time for this customer: Dropbox serialises writes per account anyway.
+    for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
+      try {
+        const committed = await commitBatch(run.customerId, run.leaseToken, toCommit);
+        result.archived += committed.archived.length;
+        result.failed += committed.rejected.length;
+        toStage.push(...committed.restage);
+        if (committed.storageFull) {
+          result.pauseAs = { state: 'storage-full', reason: 'Dropbox answered insufficient_space when committing a batch' };
+          result.lastError = result.pauseAs.reason;
+        }
+        toCommit = committed.retry;
+        if (toCommit.length > 0) {
+          result.writeContention += toCommit.length;
+          await sleep(committed.retryAfterMs);
+        }
+      } catch (err) {
+        recordFailure(`batch of ${toCommit.length}`, err, result);
+        result.unfinished += toCommit.length;
+        toCommit = [];
+      }
+    }
+    result.unfinished += toCommit.length;
+  }
+  result.unfinished += toStage.length;
+  return result;
+}
+
+/** Runs `work` over `itemIds` with at most `width` in flight, stopping new starts once `stopped()`. */
+async function inParallel(itemIds: string[], width: number, stopped: () => boolean, result: BatchResult, work: (itemId: string) => Promise<void>): Promise<void> {
+  const queue = [...itemIds];
+  const inFlight = new Set<Promise<void>>();
+  while (queue.length > 0 && !stopped()) {
+    while (inFlight.size < width && queue.length > 0 && !stopped()) {
+      const itemId = queue.shift() as string;
+      const running: Promise<void> = work(itemId)
+        .catch((err: unknown) => { if (recordFailure(`item ${itemId}`, err, result) !== FailureType.ItemRejected) result.unfinished += 1; })
+        .finally(() => inFlight.delete(running));
+      inFlight.add(running);
+    }
+    if (inFlight.size > 0) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  result.unfinished += queue.length;
+}
+
+/** Folds an activity's final failure into the batch result; returns its taxonomy type. */
+function recordFailure(what: string, err: unknown, result: BatchResult): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const type = cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+  result.lastError = `${what}: ${cause instanceof Error ? cause.message : String(cause)}`;
+  switch (type) {
+    case FailureType.ItemRejected:
+      result.failed += 1;
+      break;
+    case FailureType.AuthRevoked:
+      result.pauseAs = { state: 'needs-reauth', reason: result.lastError };
+      break;
+    case FailureType.StorageFull:
+      result.pauseAs = { state: 'storage-full', reason: result.lastError };
+      break;
+    case FailureType.RateLimited:
+    case FailureType.WriteContention: {
+      const wait = ((cause as ApplicationFailure).details?.[0] as ThrottleDetails | undefined)?.retryAfterMs ?? 0;
+      if (type === FailureType.RateLimited) result.rateLimited += 1; else result.writeContention += 1;
+      result.maxRetryAfterMs = Math.max(result.maxRetryAfterMs, wait);
+      result.retryAfterRemainingMs = Math.max(result.retryAfterRemainingMs, wait);
+      break;
+    }
+  }
+  return type;
+}

@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { archiveCustomer } from '../workflows/archive-customer.js';
+import type { CommitMode } from '../workflows/batch.js';
 import { pauseSignal, reconnectUpdate, resumeSignal, statusQuery, type CustomerStatus, type ReconnectResult } from '../workflows/messages.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
 
@@ -50,13 +51,13 @@ export interface StartResult {
 }
 
 /** Starts a customer's workflow, or finds the one already running. */
-export async function startCustomer(client: Client, customerId: string, name: string, taskQueue = TASK_QUEUE): Promise<StartResult> {
+export async function startCustomer(client: Client, customerId: string, name: string, options: { commitMode?: CommitMode; taskQueue?: string } = {}): Promise<StartResult> {
   if (await isRunning(client, customerId)) return { customerId, started: false };
   // USE_EXISTING keeps a concurrent start of the same customer from failing.
   await client.workflow.start(archiveCustomer, {
-    taskQueue,
+    taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: workflowIdFor(customerId),
-    args: [{ customerId }],
+    args: [{ customerId, ...(options.commitMode ? { commitMode: options.commitMode } : {}) }],
     workflowIdConflictPolicy: 'USE_EXISTING',
     memo: { customerName: name },
     typedSearchAttributes: [

@@ -1,5 +1,5 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { createPool, dbFromPool, type Db } from '../activities/db.js';
 import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, storeCredentials, upsertCustomer } from '../activities/customers.js';
@@ -8,6 +8,7 @@ import { migrate } from '../db/migrate.js';
 import { seedDemo } from '../dev/seed.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
+import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
   connectClient, customerStatus, ensureSearchAttributes, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer, startCustomer,
@@ -88,7 +89,8 @@ program
   .command('start [id]')
   .description("Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.")
   .option('--all', 'start every active customer')
-  .action(async (id: string | undefined, opts: { all?: boolean }) => {
+  .addOption(new Option('--commit-mode <mode>', 'single: one files/upload per item; batch: upload sessions committed with finish_batch_v2 (best for many small items)').choices(['single', 'batch']).default('single'))
+  .action(async (id: string | undefined, opts: { all?: boolean; commitMode: CommitMode }) => {
     if (!id === !opts.all) throw new OperatorError('give exactly one of <id> or --all');
     const targets = await withDb(async (db) => {
       if (opts.all) return listCustomers(db, { activeOnly: true });
@@ -99,7 +101,7 @@ program
     await withClient(async (client) => {
       await ensureSearchAttributes(client);
       for (const c of targets) {
-        const result = await startCustomer(client, c.id, c.name);
+        const result = await startCustomer(client, c.id, c.name, { commitMode: opts.commitMode });
         console.log(`${c.id}: ${result.started ? 'started' : 'already running'}`);
       }
     });

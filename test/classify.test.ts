@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDropboxClient } from '../activities/dropbox/client.js';
-import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../activities/dropbox/errors.js';
+import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS, toApplicationFailure } from '../activities/dropbox/errors.js';
 import { CustomerTokens } from '../activities/dropbox/tokens.js';
 import { upsertCustomer } from '../activities/customers.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
@@ -46,13 +46,18 @@ describe('classifyDropboxError against the emulator', () => {
   it('429 in plain text → RateLimited', async () => {
     const { token, accountId } = newAccount();
     emulator.queueFaults(accountId, [{ route: 'files/upload', fault: 'too_many_requests_text', retryAfter: 2 }]);
-    expect(await failureOf(upload(token))).toMatchObject({ type: 'RateLimited', retryAfterMs: 2000 });
+    const failure = await failureOf(upload(token));
+    expect(failure).toMatchObject({ type: 'RateLimited', retryAfterMs: 2000 });
+    expect(toApplicationFailure(failure)).toMatchObject({ type: 'RateLimited', nextRetryDelay: 2000, nonRetryable: false });
   });
 
   it('429 without Retry-After or retry_after → RateLimited with the default backoff', async () => {
     const { token, accountId } = newAccount();
     emulator.configureAccount(accountId, { tooManyRequestsShare: 1, noRetryAfterShare: 1 });
-    expect(await failureOf(upload(token))).toMatchObject({ type: 'RateLimited', retryAfterMs: DEFAULT_RETRY_AFTER_MS });
+    const failure = await failureOf(upload(token));
+    expect(failure).toMatchObject({ type: 'RateLimited', retryAfterMs: DEFAULT_RETRY_AFTER_MS });
+    // Temporal waits exactly that long before the retry.
+    expect(toApplicationFailure(failure).nextRetryDelay).toBe(DEFAULT_RETRY_AFTER_MS);
   });
 
   it('429 too_many_write_operations → WriteContention', async () => {

@@ -46,7 +46,7 @@ describe('archiver CLI', () => {
   it('explains itself with --help, on the program and on each command', async () => {
     const help = await archiver(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'seed']) expect(help.stdout).toContain(command);
+    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'seed']) expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
     expect(start.stdout).toContain('--all');
     expect((await archiver(['customers', 'add', '--help'])).stdout).toContain('--access-token');
@@ -88,6 +88,21 @@ describe('archiver CLI', () => {
     for (const id of ids) expect(result.stdout).toMatch(new RegExp(`${id}: (started|already running)`));
   });
 
+  it('starts a customer in batch-commit mode', async () => {
+    const id = uniqueName('batch');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Many Small Files', '--access-token', token]);
+    await insertItems(database.db, id, undefined, media.url, 8);
+    expect((await archiver(['start', id, '--commit-mode', 'batch'])).code).toBe(0);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 8 && s.state === 'idle');
+    expect(emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(1);
+    expect(emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();
+    const bogus = await archiver(['start', id, '--commit-mode', 'sometimes']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toContain('Allowed choices are single, batch');
+  });
+
   it('exits 3 from status when a customer needs re-authorisation, listing it first', async () => {
     const id = uniqueName('aaa-reauth');
     await archiver(['customers', 'add', id, '--name', 'Revoked Co', '--access-token', 'no-such-token']);
@@ -98,6 +113,27 @@ describe('archiver CLI', () => {
     expect(result.code).toBe(3);
     expect(result.stdout.split('\n')[1]).toMatch(new RegExp(`^${id}\\s+needs-reauth`));
     expect(result.stdout).not.toContain('no-such-token');
+  });
+
+  it('reconnects a customer paused as needs-reauth with new credentials', async () => {
+    const id = uniqueName('reconnect');
+    await archiver(['customers', 'add', id, '--name', 'Lapsed Co', '--access-token', 'lapsed-token']);
+    await insertItems(database.db, id, undefined, media.url, 4);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
+
+    const refused = await archiver(['reconnect', id, '--access-token', 'still-not-valid']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`Dropbox refused the new credentials for ${id}`);
+    expect(refused.stderr).not.toContain('still-not-valid');
+
+    const token = uniqueName('good');
+    emulator.addAccount({ token, accountId: id });
+    const ok = await archiver(['reconnect', id, '--access-token', token]);
+    expect(ok).toMatchObject({ code: 0, stdout: expect.stringContaining('credentials work') });
+    expect(ok.stdout).not.toContain(token);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    expect((await archiver(['reconnect', 'nobody', '--refresh-token', 'x'])).stderr).toContain('unknown customer "nobody"');
   });
 
   it('names the problem and exits 2 for unknown customers, bad arguments and bad configuration', async () => {

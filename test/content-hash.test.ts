@@ -38,9 +38,12 @@ describe('Dropbox content hash', () => {
     expect(dropboxContentHash(two)).toBe(expected.toString('hex'));
   });
 
-  it('refuses to be used after digest', () => {
-    const hasher = new DropboxContentHasher();
-    hasher.digest();
-    expect(() => hasher.update(new Uint8Array([1]))).toThrow(/after digest/);
+  it('reports the hash so far and keeps going', () => {
+    const content = syntheticContent('partial', CONTENT_HASH_BLOCK_SIZE + 10);
+    const hasher = new DropboxContentHasher().update(content.subarray(0, 100));
+    expect(hasher.digest()).toBe(dropboxContentHash(content.subarray(0, 100)));
+    hasher.update(content.subarray(100));
+    expect(hasher.digest()).toBe(dropboxContentHash(content));
+    expect(hasher.blockDigests()).toHaveLength(2);
   });
 });

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
@@ -8,6 +7,7 @@ import { startArchiving, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
 import { expectArchivedExactlyOnce } from './support/verify.js';
+import { spawnWorkerProcess, type WorkerProcess } from './support/worker-process.js';
 
 let database: TestDatabase;
 let temporal: TestTemporal;
@@ -15,7 +15,6 @@ let emulator: DropboxEmulator;
 let media: MediaServer;
 const children: ChildProcess[] = [];
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ITEMS = 200;
 
 beforeAll(async () => {
@@ -26,24 +25,10 @@ afterAll(async () => {
   await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-/** `npm run worker` as its own process, exactly as operators run it. */
-function spawnWorker(): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('worker started')) resolve();
-    });
-    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)));
-  });
-  return { child, started };
+function spawnWorker(): WorkerProcess {
+  const worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url });
+  children.push(worker.child);
+  return worker;
 }
 
 async function countByState(customerIds: string[]): Promise<Record<string, number>> {

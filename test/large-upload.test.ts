@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
@@ -7,9 +6,9 @@ import { startMediaServer, syntheticContent, type MediaServer } from '../dev/med
 import { TASK_QUEUE } from '../workflows/names.js';
 import { startArchiving, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
+import { spawnWorkerProcess, type WorkerProcess } from './support/worker-process.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MIB = 1024 * 1024;
 const SIZE = 200 * MIB;
 /** The worker's default upload-session chunk. */
@@ -29,23 +28,10 @@ afterAll(async () => {
   await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-function spawnWorker(): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url, ARCHIVER_LOG_LEVEL: 'WARN' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('worker started')) resolve();
-    });
-    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)));
-  });
-  return { child, started };
+function spawnWorker(): WorkerProcess {
+  const worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url });
+  children.push(worker.child);
+  return worker;
 }
 
 it('archives a 200 MiB recording through an upload session, and a worker SIGKILLed mid-upload does not make the next one re-send committed chunks', async () => {

@@ -1,5 +1,5 @@
 import { CONTENT_HASH_BLOCK_SIZE } from '../../activities/dropbox/content-hash.js';
-import { BlockHasher, combineBlockDigests } from './block-hash.js';
+import { combineBlockDigests, DropboxContentHasher } from '../../activities/dropbox/content-hash.js';
 import type { SessionInfo } from './types.js';
 import { dropboxTime, newOpaqueId, type Tagged } from './wire.js';
 
@@ -32,7 +32,7 @@ export class UploadSession {
   requests = 0;
   path: string | undefined;
   private sequentialOffset = 0;
-  private readonly hasher = new BlockHasher();
+  private readonly hasher = new DropboxContentHasher();
   private chunks: Buffer[] = [];
   private pieces = new Map<number, Piece>();
   /** Concurrent: end of the closing piece, i.e. the file size. */
@@ -87,11 +87,11 @@ export class UploadSession {
       if (overlaps || (close && o + p.length > end)) return tag('concurrent_session_invalid_offset');
     }
     if (bytes.length > 0 || close) {
-      const hasher = new BlockHasher();
+      const hasher = new DropboxContentHasher();
       hasher.update(bytes);
       // A piece sent again at the same offset (a retry) replaces the first copy.
       this.concurrentBytes += bytes.length - (this.pieces.get(offset)?.length ?? 0);
-      this.pieces.set(offset, { length: bytes.length, digests: hasher.digests(), bytes: this.keep ? bytes : undefined });
+      this.pieces.set(offset, { length: bytes.length, digests: hasher.blockDigests(), bytes: this.keep ? bytes : undefined });
     }
     if (close) {
       this.closedEnd = end;
@@ -123,7 +123,7 @@ export class UploadSession {
   payload(): SessionPayload | Tagged {
     if (this.type === 'sequential') {
       const content = this.keep ? Buffer.concat(this.chunks) : undefined;
-      return { size: this.sequentialOffset, contentHash: this.hasher.hash(), content };
+      return { size: this.sequentialOffset, contentHash: this.hasher.digest(), content };
     }
     const ordered = this.layout();
     if (!Array.isArray(ordered)) return ordered;

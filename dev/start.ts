@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../activities/db.js';
 import { itemCounts, listCustomers } from '../activities/customers.js';
 import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
+import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
@@ -118,6 +119,9 @@ async function main(): Promise<number> {
     const client = await connectClient({ address: temporalAddress, namespace });
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
+    const notifier = new ItemsNotifier({ databaseUrl, client });
+    await notifier.start();
+    cleanups.push(() => notifier.stop());
     const running = worker.run();
     for (const c of customers) await startCustomer(client, c.id, c.name);
 

@@ -1,5 +1,8 @@
 /** `npm run worker`: hosts Archiver's workflows and activities, configured from the environment. */
+import { Runtime } from '@temporalio/worker';
 import { createPool, dbFromPool } from '../activities/db.js';
+import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
+import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
 import { installJsonLogging } from './logging.js';
@@ -12,7 +15,14 @@ async function main(): Promise<void> {
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, 20);
   const connection = await connectWorker(config.temporal);
+  const client = await connectClient(config.temporal);
+  const logger = Runtime.instance().logger;
+  const notifier = new ItemsNotifier({ databaseUrl, client, log: (message, fields) => { logger.warn(message, fields); } });
   try {
+    // The Web UI filters on these; registering is idempotent. A cluster that forbids it (Temporal
+    // Cloud registers attributes in its console) only costs a warning.
+    await ensureSearchAttributes(client).catch((err: unknown) => { logger.warn('could not register search attributes', { error: (err as Error).message }); });
+    await notifier.start();
     const worker = await createArchiverWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -24,6 +34,8 @@ async function main(): Promise<void> {
     // Temporal's runtime handles SIGINT/SIGTERM: it stops polling and lets in-flight work finish.
     await worker.run();
   } finally {
+    await notifier.stop();
+    await client.connection.close();
     await connection.close();
     await pool.end();
   }

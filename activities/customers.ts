@@ -33,6 +33,7 @@ export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<voi
      VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6)
      ON CONFLICT (id) DO UPDATE SET
        name = excluded.name,
+       status = 'active',
        dropbox_access_token = coalesce(excluded.dropbox_access_token, customers.dropbox_access_token),
        dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
        folder_root = coalesce($5, customers.folder_root),
@@ -87,5 +88,11 @@ export async function storeCredentials(db: Db, id: string, credentials: { refres
      RETURNING id`,
     [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
   );
+  return rows.length === 1;
+}
+
+/** Marks a customer disconnected (its storage is gone), so `start --all` no longer starts it. */
+export async function markDisconnected(db: Db, id: string): Promise<boolean> {
+  const rows = await db.query(`UPDATE customers SET status = 'disconnected' WHERE id = $1 RETURNING id`, [id]);
   return rows.length === 1;
 }

@@ -154,3 +154,20 @@ export async function releaseLease(db: Db, customerId: string, leaseToken: strin
   );
   return rows.length;
 }
+
+/**
+ * Puts a customer's failed items back to pending so the pipeline tries them again, optionally only
+ * one kind, or only items that occurred since a time.
+ * @returns how many items were re-queued
+ */
+export async function requeueFailed(db: Db, customerId: string, filter: { kind?: ItemKind | undefined; since?: Date | undefined } = {}): Promise<number> {
+  const rows = await db.query(
+    `UPDATE archive_items SET state = 'pending', last_error = NULL
+      WHERE customer_id = $1 AND state = 'failed'
+        AND ($2::text IS NULL OR kind = $2)
+        AND ($3::timestamptz IS NULL OR occurred_at >= $3)
+     RETURNING id`,
+    [customerId, filter.kind ?? null, filter.since ?? null],
+  );
+  return rows.length;
+}

@@ -2,7 +2,10 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { archiveCustomer } from '../workflows/archive-customer.js';
 import type { CommitMode } from '../workflows/batch.js';
-import { pauseSignal, reconnectUpdate, resumeSignal, statusQuery, type CustomerStatus, type ReconnectResult } from '../workflows/messages.js';
+import {
+  itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, setLimitsUpdate, statusQuery, stopSignal,
+  type CustomerStatus, type OperatorLimits, type ReconnectResult,
+} from '../workflows/messages.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
 
 export interface TemporalTarget {
@@ -108,4 +111,22 @@ export function resumeCustomer(client: Client, customerId: string): Promise<void
 /** Asks the customer's workflow to check its new credentials and leave needs-reauth. */
 export function reconnectCustomer(client: Client, customerId: string): Promise<ReconnectResult> {
   return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(reconnectUpdate));
+}
+
+/** Caps the customer's pace; answers with the caps now in force. */
+export function setCustomerLimits(client: Client, customerId: string, limits: OperatorLimits): Promise<OperatorLimits> {
+  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(setLimitsUpdate, { args: [limits] }));
+}
+
+/** Ends the customer's workflow after its batch in flight, and waits for it to finish. */
+export function stopCustomer(client: Client, customerId: string, reason: string): Promise<void> {
+  return onRunningWorkflow(client, customerId, async (h) => {
+    await h.signal(stopSignal, reason);
+    await h.result();
+  });
+}
+
+/** Tells the customer's workflow there is work, e.g. after failed items were re-queued. */
+export function wakeCustomer(client: Client, customerId: string): Promise<void> {
+  return onRunningWorkflow(client, customerId, (h) => h.signal(itemsAvailableSignal));
 }

@@ -2,7 +2,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { createPool, dbFromPool, type Db } from '../activities/db.js';
-import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, storeCredentials, upsertCustomer } from '../activities/customers.js';
+import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../activities/customers.js';
+import { requeueFailed, type ItemKind } from '../activities/items.js';
 import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../activities/paths.js';
 import { migrate } from '../db/migrate.js';
 import { seedDemo } from '../dev/seed.js';
@@ -11,7 +12,8 @@ import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
-  connectClient, customerStatus, ensureSearchAttributes, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer, startCustomer,
+  connectClient, customerStatus, ensureSearchAttributes, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
+  setCustomerLimits, startCustomer, stopCustomer, wakeCustomer,
 } from './archiver-client.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
@@ -160,6 +162,75 @@ program
       const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
       throw new OperatorError(`Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`);
     }
+  });
+
+function positiveOrOff(name: string) {
+  // "off" stays a string here: commander turns a parsed null into ''.
+  return (value: string): number | 'off' => {
+    if (value === 'off') return 'off';
+    const n = Number(value);
+    if (!(n > 0)) throw new InvalidArgumentError(`${name} must be a positive number or "off", got "${value}"`);
+    return n;
+  };
+}
+
+program
+  .command('set-limits <id>')
+  .description("Cap a customer's pace; \"off\" removes a cap. The adaptive pacing stays below the caps.")
+  .option('--max-rate <r>', 'uploads started per second, at most', positiveOrOff('--max-rate'))
+  .option('--max-concurrency <w>', 'uploads in flight at once, at most', positiveOrOff('--max-concurrency'))
+  .option('--max-batch <n>', 'items leased per batch, at most', positiveOrOff('--max-batch'))
+  .action(async (id: string, opts: { maxRate?: number | 'off'; maxConcurrency?: number | 'off'; maxBatch?: number | 'off' }) => {
+    const limits = Object.fromEntries(Object.entries({ maxRatePerSecond: opts.maxRate, maxConcurrency: opts.maxConcurrency, maxBatchSize: opts.maxBatch })
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, v === 'off' ? null : v]));
+    if (Object.keys(limits).length === 0) throw new OperatorError('give at least one of --max-rate, --max-concurrency, --max-batch');
+    const caps = await withClient(async (client) => {
+      try {
+        return await setCustomerLimits(client, id, limits);
+      } catch (err) {
+        if (err instanceof OperatorError) throw err;
+        throw new OperatorError(`limits refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+      }
+    });
+    console.log(`${id}: limits now ${JSON.stringify(caps)}`);
+  });
+
+program
+  .command('retry-failed <id>')
+  .description('Put failed items back in the queue and wake the customer.')
+  .addOption(new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']))
+  .option('--since <time>', 'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)', (value: string) => {
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`--since must be a date like 2026-11-01 or 2026-11-01T12:00:00Z, got "${value}"`);
+    return date;
+  })
+  .action(async (id: string, opts: { kind?: ItemKind; since?: Date }) => {
+    const requeued = await withDb(async (db) => {
+      if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
+      return requeueFailed(db, id, opts);
+    });
+    const woken = requeued > 0 && await withClient(async (client) => {
+      if (!(await isRunning(client, id))) return false;
+      await wakeCustomer(client, id);
+      return true;
+    });
+    console.log(`${id}: ${requeued} failed items re-queued${requeued > 0 && !woken ? ` (the customer is not running: archiver start ${id})` : ''}`);
+  });
+
+program
+  .command('stop <id>')
+  .description('The customer disconnected its storage: finish the batch in flight, end its workflow, and leave it out of start --all.')
+  .option('--reason <text>', 'why, kept in the workflow history', 'storage disconnected')
+  .action(async (id: string, opts: { reason: string }) => {
+    const known = await withDb((db) => markDisconnected(db, id));
+    if (!known) throw new OperatorError(`unknown customer "${id}"`);
+    const wasRunning = await withClient(async (client) => {
+      if (!(await isRunning(client, id))) return false;
+      await stopCustomer(client, id, opts.reason);
+      return true;
+    });
+    console.log(`${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`);
   });
 
 program

@@ -46,7 +46,7 @@ describe('archiver CLI', () => {
   it('explains itself with --help, on the program and on each command', async () => {
     const help = await archiver(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'seed']) expect(help.stdout).toContain(command);
+    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'set-limits', 'retry-failed', 'stop', 'seed']) expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
     expect(start.stdout).toContain('--all');
     expect((await archiver(['customers', 'add', '--help'])).stdout).toContain('--access-token');
@@ -101,6 +101,40 @@ describe('archiver CLI', () => {
     const bogus = await archiver(['start', id, '--commit-mode', 'sometimes']);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toContain('Allowed choices are single, batch');
+  });
+
+  it('caps a customer with set-limits, re-drives failed items, and stops a disconnected customer', async () => {
+    const id = uniqueName('ops');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Ops Co', '--access-token', token]);
+    const [gone] = await insertItems(database.db, id, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
+    await insertItems(database.db, id, undefined, media.url, 3);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 3 && s.totals.failed === 1 && s.state === 'idle');
+
+    const capped = await archiver(['set-limits', id, '--max-rate', '5', '--max-concurrency', '2']);
+    expect(capped).toMatchObject({ code: 0, stdout: expect.stringContaining('"maxRatePerSecond":5') });
+    expect((await statusWhen(temporal.client, id, () => true)).operatorLimits).toEqual({ maxRatePerSecond: 5, maxConcurrency: 2 });
+    const off = await archiver(['set-limits', id, '--max-concurrency', 'off']);
+    expect(off.stderr).toBe('');
+    expect(off.stdout).toContain('{"maxRatePerSecond":5}');
+    const badCap = await archiver(['set-limits', id, '--max-batch', '0']);
+    expect(badCap).toMatchObject({ code: 2, stderr: expect.stringContaining('--max-batch must be a positive number or "off"') });
+    const fractional = await archiver(['set-limits', id, '--max-batch', '1.5']);
+    expect(fractional).toMatchObject({ code: 2, stderr: expect.stringContaining('limits refused: maxBatchSize must be a whole number') });
+
+    // The media is back: re-driving the failed item archives it.
+    await database.db.query(`UPDATE archive_items SET source_url = replace(source_url, '/missing', $2) WHERE id = $1`, [gone, `/synthetic/back-${id}?bytes=10`]);
+    expect((await archiver(['retry-failed', id, '--kind', 'fax'])).stdout).toContain('0 failed items re-queued');
+    expect((await archiver(['retry-failed', id, '--since', '2000-01-01'])).stdout).toContain('1 failed items re-queued');
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    expect((await archiver(['retry-failed', id, '--since', 'yesterday-ish'])).stderr).toContain('--since must be a date');
+
+    const stopped = await archiver(['stop', id]);
+    expect(stopped).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: stopped; marked disconnected`) });
+    expect((await archiver(['start', '--all'])).stdout).not.toContain(id);
+    expect((await archiver(['stop', 'nobody'])).stderr).toContain('unknown customer "nobody"');
   });
 
   it('exits 3 from status when a customer needs re-authorisation, listing it first', async () => {

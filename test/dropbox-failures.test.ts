@@ -125,17 +125,19 @@ describe('Dropbox failures, end to end', () => {
   it('honours plain-text 429s and 429s without Retry-After', async () => {
     const plain = await linkedCustomer(15);
     const bare = await linkedCustomer(15);
-    emulator.configureAccount(plain.accountId, { tooManyRequestsShare: 0.25, plainText429Share: 1, faultRoutes: ['files/upload'] });
-    emulator.configureAccount(bare.accountId, { tooManyRequestsShare: 0.15, noRetryAfterShare: 1, faultRoutes: ['files/upload'] });
+    // Scripted, so every run meets them: three plain-text 429s, and two 429s with no wait given.
+    emulator.queueFaults(plain.accountId, [1, 2, 3].map(() => ({ route: 'files/upload', fault: 'too_many_requests_text' as const })));
+    emulator.configureAccount(bare.accountId, { noRetryAfterShare: 1 });
+    emulator.queueFaults(bare.accountId, [1, 2].map(() => ({ route: 'files/upload', fault: 'too_many_requests' as const })));
     await Promise.all([startArchiving(temporal, plain.id), startArchiving(temporal, bare.id)]);
     const [p, b] = await Promise.all([
       statusWhen(temporal.client, plain.id, (s) => s.totals.archived === 15 && s.state === 'idle', 120_000),
       statusWhen(temporal.client, bare.id, (s) => s.totals.archived === 15 && s.state === 'idle', 120_000),
     ]);
-    expect(accountStats(plain.accountId)?.rateLimited).toBeGreaterThan(0);
-    expect(accountStats(bare.accountId)?.rateLimited).toBeGreaterThan(0);
-    expect(p.totals.rateLimited).toBeGreaterThan(0);
-    expect(b.totals.rateLimited).toBeGreaterThan(0);
+    expect(accountStats(plain.accountId)?.rateLimited).toBe(3);
+    expect(accountStats(bare.accountId)?.rateLimited).toBe(2);
+    expect(p.totals.rateLimited).toBe(3);
+    expect(b.totals.rateLimited).toBe(2);
     expect(await expectArchivedExactlyOnce(database.db, emulator, [plain, bare])).toBe(30);
   }, 180_000);
 

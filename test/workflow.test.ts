@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { itemsAvailableSignal, pauseSignal, resumeSignal } from '../workflows/messages.js';
+import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';
 import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
@@ -114,6 +114,53 @@ describe('archiveCustomer workflow', () => {
     await temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(resumeSignal);
     await statusWhen(temporal.client, customer, (x) => x.totals.archived === 10);
     await recordHistory(temporal.client, customer, 'needs-reauth');
+  });
+
+  it('resumes a needs-reauth customer only once Dropbox accepts its credentials', async () => {
+    const customer = uniqueName('resume-check');
+    await insertItems(database.db, customer, 'revoked-token', media.url, 3);
+    const handle = await startArchiving(temporal, customer);
+    await statusWhen(temporal.client, customer, (x) => x.state === 'needs-reauth');
+    // An operator resumes before fixing anything: the workflow checks and stays paused.
+    await handle.signal(resumeSignal);
+    const refused = await statusWhen(temporal.client, customer, (x) => (x.pauseReason ?? '').startsWith('resume refused'));
+    expect(refused.state).toBe('needs-reauth');
+    await database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
+    await handle.signal(resumeSignal);
+    await statusWhen(temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
+    await recordHistory(temporal.client, customer, 'resume-checks-credentials');
+  });
+
+  it('applies operator caps from setLimits, rejecting bad ones before they reach history', async () => {
+    const customer = uniqueName('caps');
+    await insertItems(database.db, customer, TOKEN, media.url, 30);
+    const handle = await startArchiving(temporal, customer, { pausedState: 'paused', pauseReason: 'set caps first' });
+    await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    const rejection = (caps: object) => handle.executeUpdate(setLimitsUpdate, { args: [caps] }).then(() => 'accepted', (err: { cause?: Error }) => err.cause?.message);
+    expect(await rejection({ maxConcurrency: 0 })).toMatch(/maxConcurrency must be a positive number/);
+    expect(await rejection({ maxBatchSize: 2.5 })).toMatch(/whole number/);
+    const caps = await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 20 }] });
+    expect(caps).toEqual({ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 20 });
+    const history = await handle.fetchHistory();
+    // A rejected update leaves no trace in history.
+    expect(history.events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(1);
+    await handle.signal(resumeSignal);
+    const done = await statusWhen(temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
+    expect(done.operatorLimits).toEqual(caps);
+    // At most 4 items per batch: 30 items took at least 8 batches.
+    expect(done.totals.batches).toBeGreaterThanOrEqual(8);
+    expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({ maxBatchSize: 4, maxRatePerSecond: 20 });
+  });
+
+  it('ends cleanly on stop, finishing the batch in flight', async () => {
+    const customer = uniqueName('stop');
+    await insertItems(database.db, customer, TOKEN, media.url, 5);
+    const handle = await startArchiving(temporal, customer);
+    await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 5);
+    await handle.signal(stopSignal, 'customer disconnected Dropbox');
+    await handle.result();
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    expect(await pendingOrArchived(customer)).toEqual({ archived: 5 });
   });
 
   it('continues as new when history grows, carrying totals and pace across runs', async () => {

@@ -1,12 +1,13 @@
 import {
-  allHandlersFinished, condition, continueAsNew, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  allHandlersFinished, condition, continueAsNew, log, patched, proxyActivities, setCurrentDetails, setHandler,
+  upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { runBatch } from './batch.js';
 import { NON_RETRYABLE_FAILURES } from './failures.js';
 import {
-  itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, statusQuery,
-  type ArchiveCustomerInput, type CustomerStatus, type ReconnectResult, type Totals,
+  itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, setLimitsUpdate, statusQuery, stopSignal,
+  validateOperatorLimits, type ArchiveCustomerInput, type CustomerStatus, type OperatorLimits, type ReconnectResult, type Totals,
 } from './messages.js';
 import { searchAttributes, type ArchiverState } from './names.js';
 import { DEFAULT_PACING_LIMITS, INITIAL_PACING, nextPacing, type PacingLimits } from './pacing.js';
@@ -23,6 +24,12 @@ const { verifyDropbox } = proxyActivities<Activities>({
 
 const DEFAULT_SAFETY_POLL_MS = 15 * 60_000;
 const EMPTY_TOTALS: Totals = { archived: 0, failed: 0, rateLimited: 0, batches: 0 };
+/**
+ * Patch: resuming a customer paused as needs-reauth first checks its credentials with Dropbox, so
+ * a resume before the credentials are fixed does not fail every upload again. Histories recorded
+ * before it (test/histories/needs-reauth.json) resume without the check.
+ */
+export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
 
 type PausedState = NonNullable<ArchiveCustomerInput['pausedState']>;
 
@@ -34,10 +41,13 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   const { customerId } = input;
   const limits: PacingLimits = { ...DEFAULT_PACING_LIMITS, ...input.limits };
   let pacing = input.pacing ?? INITIAL_PACING;
+  let operatorLimits: OperatorLimits = { ...input.operatorLimits };
   const totals: Totals = { ...EMPTY_TOTALS, ...input.totals };
   let state: ArchiverState = input.pausedState ?? 'running';
   let pausedAs: PausedState | undefined = input.pausedState;
   let pauseReason = input.pauseReason;
+  let resumeRequested = false;
+  let stopping: string | undefined;
   let wake = false;
   let backlog = 0;
   let ratePerSecond = 0;
@@ -46,7 +56,13 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
 
   setHandler(itemsAvailableSignal, () => { wake = true; });
   setHandler(pauseSignal, (reason) => { pause('paused', reason); });
-  setHandler(resumeSignal, () => { pausedAs = undefined; pauseReason = undefined; });
+  setHandler(resumeSignal, () => { resumeRequested = true; });
+  setHandler(stopSignal, (reason) => { stopping = reason; });
+  setHandler(setLimitsUpdate, (caps) => {
+    operatorLimits = withoutNulls({ ...operatorLimits, ...caps });
+    log.info('operator limits changed', { customerId, operatorLimits });
+    return operatorLimits;
+  }, { validator: validateOperatorLimits });
   let reconnecting = false;
   setHandler(reconnectUpdate, async (): Promise<ReconnectResult> => {
     reconnecting = true;
@@ -71,18 +87,21 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond,
     totals: { ...totals }, lastError, pauseReason,
     coolingDownUntil: coolingDownUntil === undefined ? undefined : new Date(coolingDownUntil).toISOString(),
+    operatorLimits,
   }));
 
   function pause(as: PausedState, reason: string): void {
     pausedAs = as;
     pauseReason = reason;
+    resumeRequested = false;
   }
 
   let shownState: ArchiverState | undefined;
   let shownBacklog: number | undefined;
-  /** Keeps the Web UI's search attributes current, without an event when nothing changed. */
-  function show(next: ArchiverState): void {
+  /** Keeps the Web UI's search attributes and details current, without an event when nothing changed. */
+  function show(next: ArchiverState, details: string): void {
     state = next;
+    setCurrentDetails(`**${next}**: ${details}. Archived ${totals.archived}, failed ${totals.failed}, 429s ${totals.rateLimited}.`);
     if (shownState === state && shownBacklog === backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customerId },
@@ -93,38 +112,46 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     shownBacklog = backlog;
   }
 
-  for (;;) {
+  while (stopping === undefined) {
     if (pausedAs) {
       log.info('customer paused', { customerId, state: pausedAs, reason: pauseReason });
-      show(pausedAs);
-      await condition(() => pausedAs === undefined);
+      show(pausedAs, pauseReason ?? 'paused');
+      await condition(() => pausedAs === undefined || resumeRequested || stopping !== undefined);
+      if (stopping !== undefined) break;
+      if (pausedAs && !(await mayResume())) continue;
+      pausedAs = undefined;
+      pauseReason = undefined;
       log.info('customer resumed', { customerId });
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       return continueAsNew<typeof archiveCustomer>({
-        ...input, pacing, totals, pauseReason, pausedState: pausedAs,
+        ...input, pacing, totals, pauseReason, pausedState: pausedAs, operatorLimits,
       });
     }
 
     wake = false;
-    const batch = await fetchBatch(customerId, pacing.batchSize);
+    const batch = await fetchBatch(customerId, Math.min(pacing.batchSize, operatorLimits.maxBatchSize ?? Infinity));
     backlog = batch.backlog;
     if (batch.items.length === 0) {
       ratePerSecond = 0;
-      show('idle');
-      await condition(() => wake || pausedAs !== undefined, input.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS);
+      show('idle', 'nothing to archive; waiting for new items');
+      await condition(() => wake || pausedAs !== undefined || stopping !== undefined, input.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS);
       continue;
     }
 
     // Dropbox's Retry-After still holds this customer back: wait it out visibly, without
     // spending upload attempts on requests that would be refused.
     if (batch.coolDownMs > 0) await coolDown(batch.coolDownMs);
-    show('running');
+    const width = Math.min(pacing.concurrency, operatorLimits.maxConcurrency ?? Infinity);
+    const size = batch.items.length;
+    show('running', `uploading a batch of ${size}, ${width} at once`);
     const started = Date.now();
     const outcome = await runBatch({
       customerId, leaseToken: batch.leaseToken, itemIds: batch.items.map((i) => i.id),
-      concurrency: pacing.concurrency, mode: input.commitMode ?? 'single', stopped: () => pausedAs !== undefined,
+      concurrency: width, mode: input.commitMode ?? 'single', stopped: () => pausedAs !== undefined,
+      minStartIntervalMs: operatorLimits.maxRatePerSecond ? 1000 / operatorLimits.maxRatePerSecond : 0,
+      onProgress: (done) => show('running', `uploading ${done} of ${size} in this batch, ${width} at once`),
     });
     totals.archived += outcome.archived;
     totals.failed += outcome.failed;
@@ -141,13 +168,34 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     pacing = decision.next;
     if (decision.cooldownMs > 0) await coolDown(decision.cooldownMs);
   }
+  log.info('customer stopped', { customerId, reason: stopping });
+  show('idle', `stopped: ${stopping}`);
 
-  /** Pauses the whole customer for `ms` (a pause request ends it early). */
+  /** Pauses the whole customer for `ms` (a pause or stop request ends it early). */
   async function coolDown(ms: number): Promise<void> {
     if (pausedAs) return;
     coolingDownUntil = Date.now() + ms;
-    show('cooling-down');
-    await condition(() => pausedAs !== undefined, ms);
+    show('cooling-down', `Dropbox answered 429; waiting ${Math.ceil(ms / 1000)} s before uploading again`);
+    await condition(() => pausedAs !== undefined || stopping !== undefined, ms);
     coolingDownUntil = undefined;
   }
+
+  /** A resume of a needs-reauth customer first checks the credentials (see the patch above). */
+  async function mayResume(): Promise<boolean> {
+    resumeRequested = false;
+    if (pausedAs !== 'needs-reauth' || !patched(VERIFY_CREDENTIALS_ON_RESUME)) return true;
+    try {
+      await verifyDropbox(customerId);
+      return true;
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause ?? (err as Error);
+      lastError = `resume refused: Dropbox still rejects the credentials (${cause.message})`;
+      pauseReason = lastError;
+      return false;
+    }
+  }
+}
+
+function withoutNulls(caps: OperatorLimits): OperatorLimits {
+  return Object.fromEntries(Object.entries(caps).filter(([, v]) => v !== null && v !== undefined));
 }

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { StagedItem } from '../activities/batch-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
@@ -14,16 +14,11 @@ const uploadRetry = {
   nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
 };
 
-const { uploadItem, stageItem } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20s',
-  retry: uploadRetry,
-});
+const uploadOptions: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '20s', retry: uploadRetry };
+const { uploadItem, stageItem } = proxyActivities<Activities>(uploadOptions);
 
-const { commitBatch } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: uploadRetry,
-});
+const commitOptions: ActivityOptions = { startToCloseTimeout: '5 minutes', retry: uploadRetry };
+const { commitBatch } = proxyActivities<Activities>(commitOptions);
 
 /** How items reach Dropbox: one files/upload each, or staged sessions committed with finish_batch_v2. */
 export type CommitMode = 'single' | 'batch';
@@ -40,6 +35,10 @@ export interface BatchRun {
   mode: CommitMode;
   /** True once the customer is paused: start nothing new. */
   stopped: () => boolean;
+  /** Operator's rate cap, as the least time between two upload starts; 0 for none. */
+  minStartIntervalMs: number;
+  /** Called as items finish, with how many of the batch are done. */
+  onProgress: (done: number) => void;
 }
 
 /** A batch's outcome: what the pacing controller needs, and what the customer must do next. */
@@ -58,9 +57,11 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     unfinished: 0, lastError: undefined, pauseAs: undefined,
   };
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
+  const parallel = (itemIds: string[], work: (itemId: string) => Promise<void>) =>
+    inParallel(itemIds, run, stopped, result, work);
   if (run.mode === 'single') {
-    await inParallel(run.itemIds, run.concurrency, stopped, result, async (itemId) => {
-      const done = await uploadItem({ customerId: run.customerId, itemId, leaseToken: run.leaseToken });
+    await parallel(run.itemIds, async (itemId) => {
+      const done = await uploadItem.executeWithOptions({ ...uploadOptions, summary: `upload item ${itemId}` }, [{ customerId: run.customerId, itemId, leaseToken: run.leaseToken }]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'lease-lost') result.unfinished += 1;
       else result.archived += 1;
@@ -71,8 +72,8 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   let toStage = run.itemIds;
   for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
     const staged: StagedItem[] = [];
-    await inParallel(toStage, run.concurrency, stopped, result, async (itemId) => {
-      const done = await stageItem({ customerId: run.customerId, itemId, leaseToken: run.leaseToken });
+    await parallel(toStage, async (itemId) => {
+      const done = await stageItem.executeWithOptions({ ...uploadOptions, summary: `stage item ${itemId} for a batch commit` }, [{ customerId: run.customerId, itemId, leaseToken: run.leaseToken }]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
       else if (done.status === 'already-archived') result.archived += 1;
@@ -83,7 +84,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     // One commit at a time for this customer: Dropbox serialises writes per account anyway.
     for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
       try {
-        const committed = await commitBatch(run.customerId, run.leaseToken, toCommit);
+        const committed = await commitBatch.executeWithOptions({ ...commitOptions, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
         result.archived += committed.archived.length;
         result.failed += committed.rejected.length;
         toStage.push(...committed.restage);
@@ -108,17 +109,25 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   return result;
 }
 
-/** Runs `work` over `itemIds` with at most `width` in flight, stopping new starts once `stopped()`. */
-async function inParallel(itemIds: string[], width: number, stopped: () => boolean, result: BatchResult, work: (itemId: string) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` over `itemIds` with at most `run.concurrency` in flight, starts spaced by the
+ * operator's rate cap, stopping new starts once `stopped()`.
+ */
+async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string) => Promise<void>): Promise<void> {
   const queue = [...itemIds];
   const inFlight = new Set<Promise<void>>();
+  let done = 0;
   while (queue.length > 0 && !stopped()) {
-    while (inFlight.size < width && queue.length > 0 && !stopped()) {
+    while (inFlight.size < run.concurrency && queue.length > 0 && !stopped()) {
       const itemId = queue.shift() as string;
       const running: Promise<void> = work(itemId)
         .catch((err: unknown) => { if (recordFailure(`item ${itemId}`, err, result) !== FailureType.ItemRejected) result.unfinished += 1; })
-        .finally(() => inFlight.delete(running));
+        .finally(() => {
+          inFlight.delete(running);
+          run.onProgress((done += 1));
+        });
       inFlight.add(running);
+      if (run.minStartIntervalMs > 0 && queue.length > 0) await sleep(run.minStartIntervalMs);
     }
     if (inFlight.size > 0) await Promise.race(inFlight);
   }

@@ -22,6 +22,37 @@ export interface ReconnectResult {
   state: ArchiverState;
 }
 
+/**
+ * The customer disconnected its storage: finish the batch in flight, then end the workflow.
+ * `archiver stop` also marks the customer disconnected so `start --all` leaves it alone.
+ */
+export const stopSignal = defineSignal<[reason: string]>('stop');
+
+/** Operator caps on a customer's pace; null removes a cap. */
+export interface OperatorLimits {
+  /** Uploads started per second, at most. */
+  maxRatePerSecond?: number | null;
+  /** Uploads in flight at once (W), at most. */
+  maxConcurrency?: number | null;
+  /** Items leased per batch (N), at most. */
+  maxBatchSize?: number | null;
+}
+
+/** Caps a customer's pace; answers with the caps now in force. The validator rejects bad values synchronously. */
+export const setLimitsUpdate = defineUpdate<OperatorLimits, [OperatorLimits]>('setLimits');
+
+/** Throws, naming the field, unless every cap is a positive number or null. Synchronous, as update validators must be. */
+export function validateOperatorLimits(limits: OperatorLimits): void {
+  if (typeof limits !== 'object' || limits === null) throw new Error('limits must be an object');
+  for (const key of Object.keys(limits)) {
+    if (!['maxRatePerSecond', 'maxConcurrency', 'maxBatchSize'].includes(key)) throw new Error(`unknown limit ${key}`);
+    const value = limits[key as keyof OperatorLimits];
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new Error(`${key} must be a positive number or null, got ${String(value)}`);
+    if (key !== 'maxRatePerSecond' && !Number.isInteger(value)) throw new Error(`${key} must be a whole number, got ${value}`);
+  }
+}
+
 /** Everything an operator needs to know about one customer's pipeline. */
 export const statusQuery = defineQuery<CustomerStatus>('status');
 
@@ -47,6 +78,8 @@ export interface CustomerStatus {
   pauseReason: string | undefined;
   /** When a cool-down ends, as an ISO time. */
   coolingDownUntil: string | undefined;
+  /** Caps set by an operator (archiver set-limits). */
+  operatorLimits: OperatorLimits;
 }
 
 /** The workflow's input, and what it carries across continue-as-new. */
@@ -58,6 +91,8 @@ export interface ArchiveCustomerInput {
   pauseReason?: string;
   /** Carried so a pause survives continue-as-new. */
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
+  /** Caps set by an operator; carried across continue-as-new. */
+  operatorLimits?: OperatorLimits;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */

@@ -4,6 +4,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
+import { VERIFY_CREDENTIALS_ON_RESUME } from '../workflows/archive-customer.js';
 import { HISTORIES_DIR } from './support/harness.js';
 import { workflowBundle } from './support/stack.js';
 
@@ -23,6 +24,18 @@ describe('replay of recorded histories', () => {
     const history = load(file);
     expect(history.events?.length).toBeGreaterThan(10);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: file }, history);
+  });
+
+  it(`covers both sides of the ${VERIFY_CREDENTIALS_ON_RESUME} patch`, () => {
+    // Patch markers carry the patch id in their payload, as JSON.
+    const markers = (file: string) => (load(file).events ?? [])
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((p) => p.payloads ?? []))
+      .map((payload) => Buffer.from(payload.data ?? []).toString('utf8'));
+    // Recorded before the change: a resume from needs-reauth without the credential check.
+    expect(markers('needs-reauth.json')).toEqual([]);
+    // Recorded after it: the marker, then the check.
+    expect(markers('resume-checks-credentials.json').join()).toContain(`"id":"${VERIFY_CREDENTIALS_ON_RESUME}"`);
   });
 
   it('detects history the current code would not produce (the check can fail)', async () => {

@@ -174,5 +174,6 @@ describe('archiveCustomer workflow', () => {
     expect(done.totals.batches).toBeGreaterThan(1);
     expect(await pendingOrArchived(customer)).toEqual({ archived: 150 });
     expect((await status(temporal.client, customer)).totals.archived).toBe(150);
+    await recordHistory(temporal.client, customer, 'continue-as-new');
   });
 });

@@ -47,9 +47,11 @@ export interface TestTemporal {
   close(): Promise<void>;
 }
 
-/** Connects to the suite's Temporal server, in `namespace` (see namespaces.ts) or 'default'. */
-export async function connectTemporal(namespace: ProcessTestNamespace | 'default' = 'default'): Promise<TestTemporal> {
-  const address = inject('temporalAddress');
+/**
+ * Connects to the suite's Temporal server, in `namespace` (see namespaces.ts) or 'default';
+ * `address` connects to another server instead, e.g. one a test file started for itself.
+ */
+export async function connectTemporal(namespace: ProcessTestNamespace | 'default' = 'default', address: string = inject('temporalAddress')): Promise<TestTemporal> {
   const connection = await NativeConnection.connect({ address });
   const clientConnection = await Connection.connect({ address });
   return {

@@ -12,6 +12,7 @@ import {
   leaseItems, loadUploadSubject, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
   releaseLease, type ItemDescriptor, type UploadSubject,
 } from './items.js';
+import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession, type SessionProgress } from './sessions.js';
 import { openItemContent, readAll } from './source.js';
@@ -165,9 +166,16 @@ export function createActivities(deps: ActivityDeps) {
   /** Batch mode, step two: commits staged items with one finish_batch_v2. */
   async function commitBatch(customerId: string, leaseToken: string, staged: StagedItem[]): Promise<CommitBatchOutcome> {
     try {
-      return await commitStagedBatch({ db, accounts, leaseToken, customerId, staged });
+      const outcome = await commitStagedBatch({ db, accounts, leaseToken, customerId, staged });
+      const sizes = new Map(staged.map((s) => [s.itemId, s.size]));
+      for (const itemId of outcome.archived) countArchived(customerId, sizes.get(itemId) ?? 0);
+      for (let i = 0; i < outcome.retry.length; i++) countThrottled(customerId, 'too_many_write_operations');
+      return outcome;
     } catch (err) {
       const failure = classifyDropboxError(err);
+      if (failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention) {
+        countThrottled(customerId, failure.type === FailureType.RateLimited ? 'too_many_requests' : 'too_many_write_operations');
+      }
       if (failure.type === FailureType.RateLimited) {
         await recordRateLimited(db, customerId, undefined, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
       }
@@ -204,6 +212,7 @@ export function createActivities(deps: ActivityDeps) {
       throw ApplicationFailure.retryable(`Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`, FailureType.Transient);
     }
     await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size });
+    countArchived(subject.customerId, size);
     log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }
 
@@ -216,7 +225,11 @@ export function createActivities(deps: ActivityDeps) {
     const failure: ClassifiedFailure = classifyDropboxError(err);
     log.warn('upload failed', { customerId: subject.customerId, itemId: subject.id, failureType: failure.type, error: failure.message });
     if (failure.type === FailureType.RateLimited) {
+      countThrottled(subject.customerId, 'too_many_requests');
       await recordRateLimited(db, subject.customerId, subject.id, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
+    } else if (failure.type === FailureType.WriteContention) {
+      countThrottled(subject.customerId, 'too_many_write_operations');
+      await recordAttemptFailed(db, subject.id, leaseToken, failure.message);
     } else if (failure.type === FailureType.ItemRejected) {
       await markFailed(db, subject.id, leaseToken, failure.message);
     } else {

@@ -13,13 +13,23 @@ export function sortForOperators(statuses: CustomerStatus[]): CustomerStatus[] {
 
 /** A plain-text table of customer statuses, one row each. */
 export function formatStatusTable(statuses: CustomerStatus[]): string {
-  const header = ['CUSTOMER', 'STATE', 'BACKLOG', 'ARCHIVED', 'FAILED', '429s', 'N', 'W', 'RATE/s', 'PAUSE REASON / LAST ERROR'];
+  const header = ['CUSTOMER', 'STATE', 'BACKLOG', 'TODAY', 'ARCHIVED', 'FAILED', '429s', 'N', 'W', 'RATE/s', 'CAPS', 'PAUSE REASON / LAST ERROR'];
   const rows = sortForOperators(statuses).map((s) => [
-    s.customerId, s.state, String(s.backlog), String(s.totals.archived), String(s.totals.failed), String(s.totals.rateLimited),
-    String(s.batchSize), String(s.concurrency), s.ratePerSecond.toFixed(1), truncate(s.pauseReason ?? s.lastError ?? '', 70),
+    s.customerId, s.state, String(s.backlog), String(s.totals.archivedToday ?? 0), String(s.totals.archived), String(s.totals.failed),
+    String(s.totals.rateLimited), String(s.batchSize), String(s.concurrency), s.ratePerSecond.toFixed(1), formatCaps(s),
+    truncate(s.pauseReason ?? s.lastError ?? '', 70),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+function formatCaps({ operatorLimits: caps }: CustomerStatus): string {
+  const parts = [
+    caps.maxRatePerSecond ? `${caps.maxRatePerSecond}/s` : undefined,
+    caps.maxConcurrency ? `W≤${caps.maxConcurrency}` : undefined,
+    caps.maxBatchSize ? `N≤${caps.maxBatchSize}` : undefined,
+  ].filter((p) => p !== undefined);
+  return parts.length ? parts.join(',') : '-';
 }
 
 function truncate(text: string, max: number): string {

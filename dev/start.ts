@@ -13,7 +13,7 @@ import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
-import { installJsonLogging } from '../workers/logging.js';
+import { installRuntime } from '../workers/runtime.js';
 import { connectWorker, createArchiverWorker } from '../workers/worker.js';
 import { startDropboxEmulator } from './emulator/server.js';
 import { startMediaServer } from './media-server.js';
@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   mkdirSync(DATA_DIR, { recursive: true });
   // The terminal shows progress; the worker's JSON logs go to a file.
   const workerLog = join(DATA_DIR, 'worker.log');
-  installJsonLogging('INFO', createWriteStream(workerLog, { flags: 'a' }));
+  installRuntime({ logStream: createWriteStream(workerLog, { flags: 'a' }), metricsAddress: process.env.ARCHIVER_METRICS_ADDRESS ?? '127.0.0.1:9464' });
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     let databaseUrl = process.env.DATABASE_URL;

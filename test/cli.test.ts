@@ -71,8 +71,8 @@ describe('archiver CLI', () => {
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject([{ customerId: id, state: 'idle', backlog: 0, totals: { archived: 12 } }]);
     const table = await archiver(['status']);
-    expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG/);
-    expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12`));
+    expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG\s+TODAY\s+ARCHIVED/);
+    expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12\\s+12\\s+0`));
 
     expect((await archiver(['pause', id, '--reason', 'disk audit'])).code).toBe(0);
     await statusWhen(temporal.client, id, (s) => s.state === 'paused' && s.pauseReason === 'disk audit');
@@ -116,6 +116,7 @@ describe('archiver CLI', () => {
     const capped = await archiver(['set-limits', id, '--max-rate', '5', '--max-concurrency', '2']);
     expect(capped).toMatchObject({ code: 0, stdout: expect.stringContaining('"maxRatePerSecond":5') });
     expect((await statusWhen(temporal.client, id, () => true)).operatorLimits).toEqual({ maxRatePerSecond: 5, maxConcurrency: 2 });
+    expect((await archiver(['status', id])).stdout).toContain('5/s,W≤2');
     const off = await archiver(['set-limits', id, '--max-concurrency', 'off']);
     expect(off.stderr).toBe('');
     expect(off.stdout).toContain('{"maxRatePerSecond":5}');

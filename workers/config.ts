@@ -15,6 +15,7 @@ const EnvSchema = z.object({
     .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  ARCHIVER_METRICS_ADDRESS: z.union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')]).default('127.0.0.1:9464'),
 });
 
 export interface ArchiverConfig {
@@ -27,6 +28,8 @@ export interface ArchiverConfig {
   shutdownGraceMs: number;
   maxConcurrentActivities: number;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** host:port of the worker's Prometheus endpoint; undefined when off. */
+  metricsAddress: string | undefined;
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -57,6 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...pro
     shutdownGraceMs: e.ARCHIVER_SHUTDOWN_GRACE,
     maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
     logLevel: e.ARCHIVER_LOG_LEVEL,
+    metricsAddress: e.ARCHIVER_METRICS_ADDRESS === 'off' ? undefined : e.ARCHIVER_METRICS_ADDRESS,
   };
 }
 

@@ -5,12 +5,12 @@ import { connectClient, ensureSearchAttributes } from '../client/archiver-client
 import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
-import { installJsonLogging } from './logging.js';
+import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  installJsonLogging(config.logLevel);
+  installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, 20);

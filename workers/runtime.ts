@@ -1,8 +1,6 @@
 import type { Writable } from 'node:stream';
 import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 
-export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
-
 /** Metadata too bulky or opaque for an operator's log line. */
 const DROPPED_META = new Set(['taskToken']);
 
@@ -16,11 +14,22 @@ function toJsonLine(entry: LogEntry): string {
   return JSON.stringify({ time, level: entry.level.toLowerCase(), message: entry.message, ...meta }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n';
 }
 
+export interface RuntimeOptions {
+  logLevel?: LogLevel;
+  /** Where the JSON log lines go. @default stdout */
+  logStream?: Writable;
+  /** host:port for a Prometheus `/metrics` endpoint with the SDK's metrics and Archiver's own; unset for none. */
+  metricsAddress?: string | undefined;
+}
+
 /**
- * Routes the Temporal runtime's logs (workflow, activity and worker logs, with customerId and
- * itemId where the code passes them) to `stream` as one JSON object per line. Call once per
- * process, before any connection or worker is created.
+ * Sets up Temporal's runtime for this process: workflow, activity and worker logs as one JSON
+ * object per line (with customerId and itemId where the code passes them), and optionally a
+ * Prometheus endpoint. Call once per process, before any connection or worker is created.
  */
-export function installJsonLogging(level: LogLevel = 'INFO', stream: Writable = process.stdout): void {
-  Runtime.install({ logger: new DefaultLogger(level, (entry) => { stream.write(toJsonLine(entry)); }) });
+export function installRuntime({ logLevel = 'INFO', logStream = process.stdout, metricsAddress }: RuntimeOptions = {}): void {
+  Runtime.install({
+    logger: new DefaultLogger(logLevel, (entry) => { logStream.write(toJsonLine(entry)); }),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+  });
 }

@@ -1,5 +1,5 @@
 import {
-  allHandlersFinished, condition, continueAsNew, log, patched, proxyActivities, setCurrentDetails, setHandler,
+  allHandlersFinished, condition, continueAsNew, log, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler,
   upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -85,7 +85,8 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   });
   setHandler(statusQuery, (): CustomerStatus => ({
     customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond,
-    totals: { ...totals }, lastError, pauseReason,
+    totals: { ...totals, archivedToday: totals.day === new Date(Date.now()).toISOString().slice(0, 10) ? totals.archivedToday ?? 0 : 0 },
+    lastError, pauseReason,
     coolingDownUntil: coolingDownUntil === undefined ? undefined : new Date(coolingDownUntil).toISOString(),
     operatorLimits,
   }));
@@ -102,6 +103,10 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   function show(next: ArchiverState, details: string): void {
     state = next;
     setCurrentDetails(`**${next}**: ${details}. Archived ${totals.archived}, failed ${totals.failed}, 429s ${totals.rateLimited}.`);
+    // Gauges for the worker's Prometheus endpoint (not emitted while replaying).
+    const tags = { customer_id: customerId };
+    metricMeter.createGauge('archiver_backlog', 'int', 'items', 'Pending items of the customer').set(backlog, tags);
+    metricMeter.createGauge('archiver_rate', 'float', 'items/s', 'Items archived per second in the last batch').set(ratePerSecond, tags);
     if (shownState === state && shownBacklog === backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customerId },
@@ -154,6 +159,9 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
       onProgress: (done) => show('running', `uploading ${done} of ${size} in this batch, ${width} at once`),
     });
     totals.archived += outcome.archived;
+    const today = new Date(Date.now()).toISOString().slice(0, 10);
+    totals.archivedToday = (totals.day === today ? totals.archivedToday ?? 0 : 0) + outcome.archived;
+    totals.day = today;
     totals.failed += outcome.failed;
     totals.rateLimited += outcome.rateLimited;
     lastError = outcome.lastError ?? lastError;

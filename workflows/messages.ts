@@ -58,6 +58,9 @@ export const statusQuery = defineQuery<CustomerStatus>('status');
 
 export interface Totals {
   archived: number;
+  /** Items archived on `day` (UTC), for the operator's "archived today". */
+  archivedToday?: number;
+  day?: string;
   failed: number;
   /** Upload requests answered 429, over the customer's lifetime. */
   rateLimited: number;

@@ -1,0 +1,17 @@
+import { metricMeter } from '@temporalio/activity';
+
+/**
+ * Archiver's own metrics, emitted through the Temporal SDK's meter so they reach the worker's
+ * Prometheus endpoint beside the SDK's. Call only inside an activity.
+ */
+
+export function countArchived(customerId: string, bytes: number): void {
+  const tags = { customer_id: customerId };
+  metricMeter.createCounter('archiver_items_archived', 'items', 'Items archived into Dropbox').add(1, tags);
+  metricMeter.createCounter('archiver_bytes_archived', 'bytes', 'Bytes archived into Dropbox').add(bytes, tags);
+}
+
+/** A 429 or too_many_write_operations answer, by reason. */
+export function countThrottled(customerId: string, reason: 'too_many_requests' | 'too_many_write_operations'): void {
+  metricMeter.createCounter('archiver_dropbox_throttled', 'responses', 'Dropbox answers that throttled an upload, by reason').add(1, { customer_id: customerId, reason });
+}

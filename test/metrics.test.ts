@@ -1,0 +1,61 @@
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startMediaServer, type MediaServer } from '../dev/media-server.js';
+import { freePort } from '../dev/ports.js';
+import { TASK_QUEUE } from '../workflows/names.js';
+import { startArchiving, statusWhen } from './support/harness.js';
+import { insertItems } from './support/items.js';
+import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+import { spawnWorkerProcess } from './support/worker-process.js';
+
+let database: TestDatabase;
+let temporal: TestTemporal;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+let worker: ChildProcess | undefined;
+
+beforeAll(async () => {
+  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('metrics'), startDropboxEmulator(), startMediaServer()]);
+});
+afterAll(async () => {
+  worker?.kill('SIGKILL');
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+/** The value of one Prometheus sample whose name starts with `name` and whose labels include `label`. */
+function sample(exposition: string, name: string, label: string): number | undefined {
+  const line = exposition.split('\n').find((l) => l.startsWith(name) && l.includes(label));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+it("serves the SDK's metrics and per-customer counters and gauges on the worker's Prometheus endpoint", async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const spawned = spawnWorkerProcess({
+    TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url,
+    DROPBOX_API_BASE: emulator.url, ARCHIVER_METRICS_ADDRESS: address,
+  });
+  worker = spawned.child;
+  await spawned.started;
+
+  const token = uniqueName('tok');
+  const customer = uniqueName('metered');
+  emulator.addAccount({ token, accountId: customer });
+  emulator.queueFaults(customer, [{ route: 'files/upload', fault: 'too_many_requests', retryAfter: 1 }]);
+  await insertItems(database.db, customer, token, media.url, 6, { bytes: 1_000 });
+  await startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, customer);
+  await statusWhen(temporal.client, customer, (s) => s.totals.archived === 6 && s.state === 'idle');
+
+  const label = `customer_id="${customer}"`;
+  const exposition = await eventually(async () => {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    return sample(text, 'archiver_items_archived', label) === 6 ? text : undefined;
+  }, 20_000, 'archiver_items_archived to reach 6');
+  expect(sample(exposition, 'archiver_bytes_archived', label)).toBe(6 * 1_000);
+  expect(sample(exposition, 'archiver_dropbox_throttled', `${label}`)).toBe(1);
+  expect(exposition).toMatch(/archiver_dropbox_throttled[^\n]*reason="too_many_requests"/);
+  expect(sample(exposition, 'archiver_backlog', label)).toBe(0);
+  expect(exposition).toContain('archiver_rate');
+  // The SDK's own runtime metrics are there too.
+  expect(exposition).toMatch(/^temporal_workflow_completed|^temporal_activity_execution_latency|^temporal_worker_task_slots_available/m);
+}, 120_000);

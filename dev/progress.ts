@@ -16,13 +16,15 @@ export class ProgressDisplay {
   private readonly multi: cliProgress.MultiBar | undefined;
   private lastLine = 0;
 
-  constructor(private readonly interactive = Boolean(process.stdout.isTTY)) {
-    this.multi = interactive
+  /** @param stream where to draw; bars only on a terminal */
+  constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
+    this.multi = stream.isTTY
       ? new cliProgress.MultiBar({
           format: ' {customer} |{bar}| {value}/{total} archived, {failed} failed | {rate}/s | ETA {eta_formatted}',
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 50,
+          stream,
         }, cliProgress.Presets.shades_classic)
       : undefined;
   }
@@ -33,7 +35,7 @@ export class ProgressDisplay {
       this.lastLine = Date.now();
       const archived = rows.reduce((n, r) => n + r.archived, 0);
       const total = rows.reduce((n, r) => n + r.total, 0);
-      console.log(`progress: ${archived}/${total} archived across ${rows.length} customers`);
+      this.stream.write(`progress: ${archived}/${total} archived across ${rows.length} customers\n`);
       return;
     }
     for (const row of rows) {

@@ -10,7 +10,9 @@ describe('configuration', () => {
       dropboxApiBase: undefined,
       shutdownGraceMs: 30_000,
       logLevel: 'INFO',
+      metricsAddress: '127.0.0.1:9464',
     });
+    expect(loadConfig({ ARCHIVER_METRICS_ADDRESS: 'off' }).metricsAddress).toBeUndefined();
     expect(() => requireDatabaseUrl(config)).toThrow(/DATABASE_URL is not set/);
   });
 
@@ -19,13 +21,13 @@ describe('configuration', () => {
       TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'archiver', TEMPORAL_API_KEY: 'k',
       DATABASE_URL: 'postgresql://a:b@db:5432/archiver', DROPBOX_API_BASE: 'http://127.0.0.1:9000',
       ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_LOG_LEVEL: 'WARN',
-      DROPBOX_APP_KEY: 'app-key', DROPBOX_APP_SECRET: 'app-secret',
+      DROPBOX_APP_KEY: 'app-key', DROPBOX_APP_SECRET: 'app-secret', ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
     });
     expect(config).toEqual({
       temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
       databaseUrl: 'postgresql://a:b@db:5432/archiver', dropboxApiBase: 'http://127.0.0.1:9000',
       dropboxApp: { key: 'app-key', secret: 'app-secret' },
-      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, logLevel: 'WARN',
+      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, logLevel: 'WARN', metricsAddress: '0.0.0.0:9100',
     });
   });
 

@@ -60,7 +60,8 @@ async function main(): Promise<number> {
   mkdirSync(DATA_DIR, { recursive: true });
   // The terminal shows progress; the worker's JSON logs go to a file.
   const workerLog = join(DATA_DIR, 'worker.log');
-  installRuntime({ logStream: createWriteStream(workerLog, { flags: 'a' }), metricsAddress: process.env.ARCHIVER_METRICS_ADDRESS ?? '127.0.0.1:9464' });
+  const metricsAddress = process.env.ARCHIVER_METRICS_ADDRESS ?? '127.0.0.1:9464';
+  installRuntime({ logStream: createWriteStream(workerLog, { flags: 'a' }), metricsAddress: metricsAddress === 'off' ? undefined : metricsAddress });
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     let databaseUrl = process.env.DATABASE_URL;

@@ -13,7 +13,8 @@ export interface WorkerProcess {
 export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ARCHIVER_LOG_LEVEL: 'WARN', ...env },
+    // Metrics off unless asked: test files run in parallel and would fight over the default port.
+    env: { ...process.env, ARCHIVER_LOG_LEVEL: 'WARN', ARCHIVER_METRICS_ADDRESS: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -20,6 +20,13 @@ import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
 
+function nonEmpty(name: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new InvalidArgumentError(`${name} must not be empty`);
+    return value;
+  };
+}
+
 function positiveInt(name: string) {
   return (value: string): number => {
     const n = Number(value);
@@ -61,8 +68,8 @@ customers
   .command('add <id>')
   .description('Add a customer, or update its name, credentials or folder.')
   .requiredOption('--name <name>', 'display name')
-  .option('--access-token <token>', 'Dropbox access token (stored in Postgres, never sent to Temporal)')
-  .option('--refresh-token <token>', 'Dropbox refresh token')
+  .option('--access-token <token>', 'Dropbox access token (stored in Postgres, never sent to Temporal)', nonEmpty('--access-token'))
+  .option('--refresh-token <token>', 'Dropbox refresh token', nonEmpty('--refresh-token'))
   .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
   .option('--path-template <template>', `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`)
   .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string }) => {
@@ -147,8 +154,8 @@ program
 program
   .command('reconnect <id>')
   .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
-  .option('--refresh-token <token>', 'the new Dropbox refresh token (from the OAuth flow, with offline access)')
-  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens')
+  .option('--refresh-token <token>', 'the new Dropbox refresh token (from the OAuth flow, with offline access)', nonEmpty('--refresh-token'))
+  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', nonEmpty('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
     const stored = await withDb((db) => storeCredentials(db, id, opts));

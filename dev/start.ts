@@ -129,6 +129,7 @@ async function main(): Promise<number> {
     log(`${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`);
     if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
     log(`worker logs: ${workerLog}`);
+    if (metricsAddress !== 'off') log(`metrics: http://${metricsAddress}/metrics`);
     log('operate it from another terminal with: npm run archiver -- status   (Ctrl-C stops)');
 
     const progress = new ProgressDisplay();

@@ -187,6 +187,8 @@ describe('archiver CLI', () => {
     expect(badConfig.stderr).not.toContain('hunter2');
     const badTemplate = await archiver(['customers', 'add', 'tpl', '--name', 'x', '--path-template', '{root}/{date}.{ext}']);
     expect(badTemplate).toMatchObject({ code: 2, stderr: expect.stringContaining('must contain {id}') });
+    const emptyToken = await archiver(['customers', 'add', 'empty', '--name', 'x', '--access-token', ' ']);
+    expect(emptyToken).toMatchObject({ code: 2, stderr: expect.stringContaining('--access-token must not be empty') });
     const badId = await archiver(['customers', 'add', 'no spaces allowed', '--name', 'x']);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('must be 1-64 letters');

@@ -127,7 +127,8 @@ describe('archiveCustomer workflow', () => {
     expect(refused.state).toBe('needs-reauth');
     await database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
     await handle.signal(resumeSignal);
-    await statusWhen(temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
+    const resumed = await statusWhen(temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
+    expect(resumed.lastError).toBeUndefined();
     await recordHistory(temporal.client, customer, 'resume-checks-credentials');
   });
 

@@ -71,6 +71,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
       if (pausedAs === 'needs-reauth') {
         pausedAs = undefined;
         pauseReason = undefined;
+        lastError = undefined;
       }
       log.info('customer reconnected', { customerId });
       return { accountId, state: pausedAs ?? 'running' };
@@ -126,6 +127,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
       if (pausedAs && !(await mayResume())) continue;
       pausedAs = undefined;
       pauseReason = undefined;
+      lastError = undefined;
       log.info('customer resumed', { customerId });
     }
     if (workflowInfo().continueAsNewSuggested) {
@@ -167,7 +169,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     lastError = outcome.lastError ?? lastError;
     if (outcome.pauseAs) pause(outcome.pauseAs.state, outcome.pauseAs.reason);
     // Items the batch did not finish (a pause, or retries exhausted) go back to pending.
-    if (outcome.unfinished > 0) await releaseBatch(customerId, batch.leaseToken);
+    if (outcome.unfinished > 0) backlog += await releaseBatch(customerId, batch.leaseToken);
     totals.batches += 1;
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
     ratePerSecond = Math.round((outcome.archived / seconds) * 100) / 100;

@@ -51,6 +51,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   let wake = false;
   let backlog = 0;
   let ratePerSecond = 0;
+  let limitEstimatePerSecond = input.limitEstimatePerSecond;
   let lastError: string | undefined;
   let coolingDownUntil: number | undefined;
 
@@ -85,7 +86,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     },
   });
   setHandler(statusQuery, (): CustomerStatus => ({
-    customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond,
+    customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond, limitEstimatePerSecond,
     totals: { ...totals, archivedToday: totals.day === new Date(Date.now()).toISOString().slice(0, 10) ? totals.archivedToday ?? 0 : 0 },
     lastError, pauseReason,
     coolingDownUntil: coolingDownUntil === undefined ? undefined : new Date(coolingDownUntil).toISOString(),
@@ -133,7 +134,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       return continueAsNew<typeof archiveCustomer>({
-        ...input, pacing, totals, pauseReason, pausedState: pausedAs, operatorLimits,
+        ...input, pacing, totals, pauseReason, pausedState: pausedAs, operatorLimits, limitEstimatePerSecond,
       });
     }
 
@@ -173,6 +174,12 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     totals.batches += 1;
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
     ratePerSecond = Math.round((outcome.archived / seconds) * 100) / 100;
+    // Uploads (archived plus refused) per second in a batch that met 429s bound the limit from above.
+    if (outcome.rateLimited > 0) {
+      const attempted = (outcome.archived + outcome.rateLimited) / seconds;
+      const estimate = limitEstimatePerSecond === undefined ? attempted : 0.7 * limitEstimatePerSecond + 0.3 * attempted;
+      limitEstimatePerSecond = Math.round(estimate * 100) / 100;
+    }
 
     const decision = nextPacing(pacing, outcome, limits);
     pacing = decision.next;

@@ -76,6 +76,11 @@ export interface CustomerStatus {
   concurrency: number;
   /** Items archived per second in the last batch. */
   ratePerSecond: number;
+  /**
+   * Estimate of the Dropbox rate limit, in uploads per second: the pace at which batches met
+   * 429s, smoothed; undefined until the customer has been throttled.
+   */
+  limitEstimatePerSecond: number | undefined;
   totals: Totals;
   lastError: string | undefined;
   pauseReason: string | undefined;
@@ -96,6 +101,8 @@ export interface ArchiveCustomerInput {
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
   /** Caps set by an operator; carried across continue-as-new. */
   operatorLimits?: OperatorLimits;
+  /** Carried across continue-as-new; see CustomerStatus. */
+  limitEstimatePerSecond?: number;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */

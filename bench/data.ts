@@ -1,0 +1,68 @@
+/** Benchmark data: customers with emulator accounts, and pending items of a fixed small size. */
+import type { Db } from '../activities/db.js';
+import type { DropboxEmulator } from '../dev/emulator/server.js';
+import { syntheticUrl } from '../dev/media-server.js';
+
+const ROWS_PER_INSERT = 2000;
+/** Small recordings: the benchmark measures pacing, not bandwidth. */
+export const ITEM_BYTES = 2_000;
+
+export const tokenFor = (customerId: string): string => `bench-token-${customerId}`;
+
+/**
+ * Inserts customers (with access tokens the emulator knows, each its own account and so its own
+ * rate limit) and, for each, `items` pending items. Item n of customer c is the same in every run.
+ */
+export async function createCustomers(db: Db, emulator: DropboxEmulator, ids: string[], uploadsPerSecond: number | null): Promise<void> {
+  for (let start = 0; start < ids.length; start += ROWS_PER_INSERT) {
+    const chunk = ids.slice(start, start + ROWS_PER_INSERT);
+    await db.query(
+      `INSERT INTO customers (id, name, dropbox_access_token)
+       SELECT id, 'Bench ' || id, $2 || id FROM unnest($1::text[]) AS id
+       ON CONFLICT (id) DO NOTHING`,
+      [chunk, tokenFor('')],
+    );
+  }
+  for (const id of ids) {
+    emulator.addAccount({ token: tokenFor(id), accountId: id, config: { uploadsPerSecond } });
+  }
+}
+
+/** Inserts `count` pending items for the customer; created_at is the insert time. */
+export async function insertItems(db: Db, mediaBase: string, customerId: string, count: number): Promise<void> {
+  for (let start = 0; start < count; start += ROWS_PER_INSERT) {
+    const n = Math.min(ROWS_PER_INSERT, count - start);
+    const rows = Array.from({ length: n }, (_, i) => {
+      const media = `${customerId}-${start + i}`;
+      return { kind: 'call_recording', metadata: { extension: '100', media, bytes: ITEM_BYTES }, source_url: syntheticUrl(mediaBase, media, ITEM_BYTES), size_bytes: ITEM_BYTES };
+    });
+    await db.query(
+      `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, size_bytes)
+       SELECT $1, r.kind, now(), r.metadata, r.source_url, r.size_bytes
+         FROM jsonb_to_recordset($2::jsonb) AS r(kind text, metadata jsonb, source_url text, size_bytes bigint)`,
+      [customerId, JSON.stringify(rows)],
+    );
+  }
+}
+
+/** Archived items of these customers. */
+export async function archivedCount(db: Db, ids: string[]): Promise<number> {
+  const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM archive_items WHERE customer_id = ANY($1) AND state = 'archived'`, [ids]);
+  return Number(row?.n ?? 0);
+}
+
+/** Insert → archived latencies in seconds, ascending, of the customers' archived items. */
+export async function latencies(db: Db, ids: string[]): Promise<number[]> {
+  const rows = await db.query<{ s: number }>(
+    `SELECT extract(epoch FROM archived_at - created_at)::float8 AS s FROM archive_items
+      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`, [ids]);
+  return rows.map((r) => Number(r.s));
+}
+
+/** Epoch ms of each archival of these customers, ascending. */
+export async function archiveTimes(db: Db, ids: string[]): Promise<number[]> {
+  const rows = await db.query<{ t: number }>(
+    `SELECT (extract(epoch FROM archived_at) * 1000)::float8 AS t FROM archive_items
+      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`, [ids]);
+  return rows.map((r) => Number(r.t));
+}

@@ -1,0 +1,30 @@
+/** The real thing: one archiveCustomer workflow per customer on an in-process worker. */
+import { startCustomer } from '../../client/archiver-client.js';
+import { statusQuery } from '../../workflows/messages.js';
+import { workflowIdFor } from '../../workflows/names.js';
+import { createArchiverWorker } from '../../workers/worker.js';
+import { mapLimit } from './slots.js';
+import { WORKER_SLOTS, type DesignContext, type RunningDesign } from './types.js';
+
+export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> {
+  const { stack } = ctx;
+  const taskQueue = `bench-${ctx.tag}`;
+  const worker = await createArchiverWorker({
+    connection: stack.connection, namespace: 'default', taskQueue,
+    activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
+    workflowBundle: stack.bundle, shutdownGraceMs: 2_000, maxConcurrentActivityTaskExecutions: WORKER_SLOTS,
+  });
+  const running = worker.run();
+  return {
+    async add(ids) {
+      await mapLimit(ids, 64, (id) => startCustomer(stack.client, id, `Bench ${id}`, { taskQueue, ...(ctx.commitMode ? { commitMode: ctx.commitMode } : {}) }));
+    },
+    async status(id) {
+      return stack.client.workflow.getHandle(workflowIdFor(id)).query(statusQuery).catch(() => undefined);
+    },
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import type { Db } from '../../activities/db.js';
+import type { CommitMode } from '../../workflows/batch.js';
+import type { BenchStack } from '../stack.js';
+
+export type DesignName = 'archiver' | 'cron' | 'fixed';
+
+export interface DesignContext {
+  stack: BenchStack;
+  db: Db;
+  /** Unique per run: names the task queue. */
+  tag: string;
+  commitMode?: CommitMode;
+}
+
+/** What the controller reports (the archiver's status query); baselines have none. */
+export interface ControllerStatus { batchSize: number; concurrency: number; ratePerSecond: number }
+
+export interface RunningDesign {
+  /** Starts archiving these customers (their rows and items exist). */
+  add(customerIds: string[]): Promise<void>;
+  status(customerId: string): Promise<ControllerStatus | undefined>;
+  stop(): Promise<void>;
+}
+
+/** The worker's activity slots (maxConcurrentActivityTaskExecutions); baselines share as many. */
+export const WORKER_SLOTS = 100;

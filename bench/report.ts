@@ -1,0 +1,67 @@
+/** The outputs: a table on stdout, results JSON (timestamped and latest), Markdown summary, plots. */
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { plotScenario } from './plots.js';
+import type { ResultRow } from './scenarios/types.js';
+
+export const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
+
+/** The headline figures of each scenario, in table order. */
+const KEYS: Record<string, string[]> = {
+  steady: ['rateRatio', 'share429', 'achievedRate', 'seconds'],
+  'limit-change': ['secondsTo429Under1pct', 'secondsTo90pctOfNewLimit', 'afterHalving90pct', 'afterDoubling429Under1pct'],
+  'huge-and-small': ['smallP95Ratio', 'smallP50Seconds', 'smallP95Seconds', 'aloneP95Seconds'],
+  ceiling: ['itemsPerSecond', 'emulatorItemsPerSecond', 'ratioToEmulator'],
+  scale: ['customers', 'startAllSeconds', 'workerRssMB', 'idleCpuPercent', 'wakeSeconds'],
+};
+
+function fmt(v: unknown): string {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export function tableLines(rows: ResultRow[]): string[] {
+  const lines: string[] = [];
+  for (const scenario of Object.keys(KEYS)) {
+    const rs = rows.filter((r) => r.scenario === scenario);
+    if (rs.length === 0) continue;
+    const keys = KEYS[scenario] ?? [];
+    const header = ['scenario', 'design', ...keys, 'note'];
+    lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
+    for (const r of rs) {
+      const design = typeof r.commitMode === 'string' ? `${r.design} (${r.commitMode})` : r.design;
+      const note = r.error ? `ERROR: ${fmt(r.error)}` : r.timedOut ? 'timed out' : '';
+      lines.push(`| ${[scenario, design, ...keys.map((k) => fmt(r[k])), note].join(' | ')} |`);
+    }
+    lines.push('');
+  }
+  return lines;
+}
+
+export function writeResults(rows: ResultRow[], meta: Record<string, unknown>): { json: string; md: string; plots: string[] } {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = join(RESULTS_DIR, `${stamp}.json`);
+  writeFileSync(json, JSON.stringify({ meta, results: rows }, null, 1));
+  copyFileSync(json, join(RESULTS_DIR, 'latest.json'));
+  const plots: string[] = [];
+  for (const scenario of new Set(rows.map((r) => r.scenario))) {
+    plots.push(...plotScenario(rows.filter((r) => r.scenario === scenario), join(RESULTS_DIR, `${stamp}-${scenario}`)));
+  }
+  const md = join(RESULTS_DIR, `${stamp}.md`);
+  writeFileSync(md, [
+    `# Archiver benchmark ${stamp}`, '',
+    `Run: \`${String(meta.command)}\` on ${String(meta.cpus)} CPUs, Node ${process.version}, ${meta.quick ? '**quick (smoke) sizes**' : 'full sizes'}.`, '',
+    ...tableLines(rows),
+    '## Definitions', '',
+    '- `rateRatio`: items archived per second from the 10th second to the last archival (Postgres archived_at), over R. `share429`: upload requests (files/upload*) the emulator answered 429, over all upload requests.',
+    '- `secondsTo429Under1pct` (after the halving): seconds from the change until every 5-s window up to the next change has < 1% of upload requests answered 429. `secondsTo90pctOfNewLimit` (after the doubling): seconds until the rate over the last ≤ 5 s (after the change) reaches 90% of the new R. `afterHalving90pct`/`afterDoubling429Under1pct`: the same figures for the other change.',
+    '- `smallP95Ratio`: p95 insert→archived latency of the small customers beside the huge one, over the same small customers run alone.',
+    '- `itemsPerSecond`: items archived / seconds to the last archival with no rate limit; `emulatorItemsPerSecond`: files/upload through the Dropbox SDK at 64 at once, nothing else running.',
+    '- `workerRssMB`/`idleCpuPercent`: the whole bench process (worker, emulator, clients); `wakeSeconds`: median of 3 inserts for idle customers until archived, woken by the notifier.',
+    '- Baselines: `cron` = every 5 s lease 500 items per customer and upload all at once (threads from a 100-slot pool, plain exponential backoff 1 s…32 s holding the thread); `fixed` = W=16 per customer, leases of 200, retries after Retry-After, no adaptation, 100-slot pool. Both call the same activities (createActivities) against the same emulator.',
+    '', '## Plots', '', ...plots.filter((p) => p.endsWith('.png')).map((p) => `![${p}](${p.slice(RESULTS_DIR.length)})`), '',
+  ].join('\n'));
+  return { json, md, plots };
+}

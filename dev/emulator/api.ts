@@ -136,6 +136,19 @@ function fail(host: ApiHost, account: AccountState | undefined, res: ServerRespo
   sendFailure(res, err);
 }
 
+/**
+ * Ends a request's bookkeeping. A lost response was processed; destroying the connection instead
+ * of answering is the fault.
+ */
+function settle(host: ApiHost, account: AccountState | undefined, pathname: string, res: ServerResponse, outcome: string | undefined, loseResponse: boolean): void {
+  if (loseResponse && account) {
+    bump(account.stats.faults, 'lost_response');
+    res.destroy();
+    outcome = 'lost';
+  }
+  count(host, account, pathname, res, outcome);
+}
+
 export async function handleApi(host: ApiHost, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const route = url.pathname.slice('/2/'.length);
   const spec = ROUTES.get(route);
@@ -179,13 +192,7 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
     if (!loseResponse) fail(host, account, res, err);
     else if (!(err instanceof ApiFailure)) throw err;
   } finally {
-    // A lost response was processed; destroying the connection instead of answering is the fault.
-    if (loseResponse && account) {
-      bump(account.stats.faults, 'lost_response');
-      outcome = 'lost';
-      res.destroy();
-    }
-    count(host, account, url.pathname, res, outcome);
+    settle(host, account, url.pathname, res, outcome, loseResponse);
   }
 }
 
@@ -221,11 +228,6 @@ export async function handleToken(host: ApiHost, req: IncomingMessage, res: Serv
   } catch (err) {
     if (!loseResponse) fail(host, account, res, err);
   } finally {
-    if (loseResponse && account) {
-      bump(account.stats.faults, 'lost_response');
-      outcome = 'lost';
-      res.destroy();
-    }
-    count(host, account, url.pathname, res, outcome);
+    settle(host, account, url.pathname, res, outcome, loseResponse);
   }
 }

@@ -109,7 +109,7 @@ export function createActivities(deps: ActivityDeps) {
         ({ itemId, status, bytes, rateLimited: subject.rateLimitedCount, attempts: activityInfo().attempt });
       if (subject.state === 'archived') return outcome('already-archived');
       if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
-      await holdBackWhileThrottled(subject);
+      holdBackWhileThrottled(subject);
       const content = await openContent(subject, leaseToken);
       const path = remotePathFor(subject);
       try {
@@ -152,7 +152,7 @@ export function createActivities(deps: ActivityDeps) {
       const subject = await leasedSubject(request);
       if (subject.state === 'archived') return { status: 'already-archived', rateLimited: subject.rateLimitedCount };
       if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', rateLimited: subject.rateLimitedCount };
-      await holdBackWhileThrottled(subject);
+      holdBackWhileThrottled(subject);
       const content = await openContent(subject, leaseToken);
       try {
         const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: true, resume: resumeFrom(), onProgress: report });
@@ -190,12 +190,11 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** Another upload of this customer was answered 429: wait out its Retry-After without asking Dropbox. */
-  async function holdBackWhileThrottled(subject: UploadSubject): Promise<void> {
+  function holdBackWhileThrottled(subject: UploadSubject): void {
     const throttledForMs = subject.throttledUntil ? subject.throttledUntil.getTime() - Date.now() : 0;
     if (throttledForMs > 0) {
       throw toApplicationFailure({ type: FailureType.RateLimited, message: `customer ${subject.customerId} is cooling down after a 429` }, throttledForMs);
     }
-    return Promise.resolve();
   }
 
   async function openContent(subject: UploadSubject, leaseToken: string) {

@@ -44,10 +44,10 @@ async function linkedCustomer(items: number, bytes = 2_000): Promise<{ id: strin
 const accountStats = (accountId: string) => emulator.stats().accounts[accountId];
 
 /** An access token for the account, as another app of the customer's would hold. */
-async function mintAccessToken(accountId: string): Promise<string> {
+function mintAccessToken(accountId: string): string {
   const token = uniqueName('other-app');
   emulator.addAccount({ token, accountId });
-  return Promise.resolve(token);
+  return token;
 }
 
 async function stateOf(customerId: string): Promise<string | undefined> {
@@ -161,7 +161,7 @@ describe('Dropbox failures, end to end', () => {
     // Another writer (say the customer's desktop client) keeps committing to the same account, so
     // our batch commits overlap it and Dropbox fails some of their entries.
     emulator.configureAccount(customer.accountId, { writeContention: '409', batchContentionShare: 0.5, commitLatencyMs: 150 });
-    const otherWriter = createDropboxClient({ accessToken: await mintAccessToken(customer.accountId), apiBase: emulator.url });
+    const otherWriter = createDropboxClient({ accessToken: mintAccessToken(customer.accountId), apiBase: emulator.url });
     let done = false;
     const writer = (async () => {
       for (let n = 0; !done; n++) {

@@ -1,9 +1,8 @@
 import type { Dropbox, files } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure } from '../dev/emulator/testing.js';
+import type { DropboxEmulator } from '../dev/emulator/server.js';
+import { rawCall, sdkFailure, startWithTwoAccounts } from '../dev/emulator/testing.js';
 
 const ALICE = { token: 'sl.alice-batch', accountId: 'dbid:alice-batch' };
 const BOB = { token: 'sl.bob-batch', accountId: 'dbid:bob-batch' };
@@ -14,9 +13,7 @@ describe('finish_batch_v2 and finish_batch', () => {
   let bob: Dropbox;
 
   beforeAll(async () => {
-    emu = await startDropboxEmulator({ accounts: [ALICE, BOB] });
-    alice = createDropboxClient({ accessToken: ALICE.token, apiBase: emu.url });
-    bob = createDropboxClient({ accessToken: BOB.token, apiBase: emu.url });
+    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
   });
   afterAll(() => emu.stop());
 

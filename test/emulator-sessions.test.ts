@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDropboxClient } from '../activities/dropbox/client.js';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure } from '../dev/emulator/testing.js';
+import { rawCall, sdkFailure, startWithTwoAccounts } from '../dev/emulator/testing.js';
 
 const MiB = 1024 * 1024;
 const ALICE = { token: 'sl.alice-sessions', accountId: 'dbid:alice' };
@@ -17,9 +17,7 @@ describe('upload sessions through the dropbox SDK', () => {
   let bob: Dropbox;
 
   beforeAll(async () => {
-    emu = await startDropboxEmulator({ accounts: [ALICE, BOB] });
-    alice = createDropboxClient({ accessToken: ALICE.token, apiBase: emu.url });
-    bob = createDropboxClient({ accessToken: BOB.token, apiBase: emu.url });
+    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
   });
   afterAll(() => emu.stop());
 

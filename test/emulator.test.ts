@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDropboxClient } from '../activities/dropbox/client.js';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
 import { TokenBucketLimiter } from '../dev/emulator/rate-limit.js';
+import { startWithTwoAccounts } from '../dev/emulator/testing.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 
 const ALICE = { token: 'sl.alice-token', accountId: 'dbid:alice' };
@@ -50,9 +51,7 @@ describe('Dropbox emulator through the dropbox SDK', () => {
   let bob: Dropbox;
 
   beforeAll(async () => {
-    emu = await startDropboxEmulator({ accounts: [ALICE, BOB] });
-    alice = createDropboxClient({ accessToken: ALICE.token, apiBase: emu.url });
-    bob = createDropboxClient({ accessToken: BOB.token, apiBase: emu.url });
+    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
   });
   afterAll(() => emu.stop());
 

@@ -1,4 +1,6 @@
-import { DropboxResponseError } from 'dropbox';
+import { DropboxResponseError, type Dropbox } from 'dropbox';
+import { createDropboxClient } from '../../activities/dropbox/client.js';
+import { startDropboxEmulator, type DropboxEmulator } from './server.js';
 
 /**
  * Small helpers for tests that talk to the emulator (or to Dropbox) without the SDK, for shapes
@@ -92,4 +94,20 @@ export async function adminCall(base: string, path: string, body?: unknown): Pro
 /** HTTP Basic credentials for an app. */
 export function basicAuth(key: string, secret: string): string {
   return `Basic ${Buffer.from(`${key}:${secret}`).toString('base64')}`;
+}
+
+/** A test file's emulator with two static-token accounts, and an SDK client for each. */
+export interface TwoAccounts {
+  emu: DropboxEmulator;
+  alice: Dropbox;
+  bob: Dropbox;
+}
+
+export async function startWithTwoAccounts(alice: { token: string; accountId: string }, bob: { token: string; accountId: string }): Promise<TwoAccounts> {
+  const emu = await startDropboxEmulator({ accounts: [alice, bob] });
+  return {
+    emu,
+    alice: createDropboxClient({ accessToken: alice.token, apiBase: emu.url }),
+    bob: createDropboxClient({ accessToken: bob.token, apiBase: emu.url }),
+  };
 }

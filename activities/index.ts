@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, heartbeat, log, sleep } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
 import { commitStagedBatch, type CommitBatchOutcome, type StagedItem } from './batch-commit.js';
@@ -46,22 +46,34 @@ export interface UploadRequest {
   customerId: string;
   itemId: string;
   leaseToken: string;
+  /**
+   * When the pacing controller lets this upload start, in epoch ms. The workflow hands out start
+   * times at the customer's rate and the activity waits for its own, which costs no history events.
+   */
+  startAt?: number | undefined;
 }
 
 export interface UploadOutcome {
   itemId: string;
   status: 'archived' | 'already-archived' | 'lease-lost';
   bytes: number;
-  /** Upload requests for this item that Dropbox answered 429, over all attempts. */
+  /** Upload requests for this item that Dropbox answered 429 too_many_requests, over all attempts. */
   rateLimited: number;
+  /** Upload requests for this item that Dropbox answered 429 too_many_write_operations, over all attempts. */
+  writeContention: number;
   /** Activity attempts it took. */
   attempts: number;
 }
 
-export type StageOutcome = { status: 'staged'; staged: StagedItem; rateLimited: number } | { status: 'already-archived' | 'lease-lost'; rateLimited: number };
+/** What the pacing controller learns from an item's uploads. */
+type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
+
+export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) & Throttles;
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
 const HEARTBEAT_INTERVAL_MS = 5_000;
+/** Longest wait for a start time: guards against a clock far off from the workflow's. */
+const MAX_START_WAIT_MS = 60_000;
 const MIB = 1024 * 1024;
 
 /** All of Archiver's I/O, bound to its dependencies. Workflows see only the types. */
@@ -104,9 +116,9 @@ export function createActivities(deps: ActivityDeps) {
   async function uploadItem(request: UploadRequest): Promise<UploadOutcome> {
     return withHeartbeats(async (report) => {
       const { customerId, itemId, leaseToken } = request;
+      await waitForStartTime(request.startAt);
       const subject = await leasedSubject(request);
-      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome =>
-        ({ itemId, status, bytes, rateLimited: subject.rateLimitedCount, attempts: activityInfo().attempt });
+      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome => ({ itemId, status, bytes, ...throttlesOf(subject) });
       if (subject.state === 'archived') return outcome('already-archived');
       if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
       holdBackWhileThrottled(subject);
@@ -149,14 +161,15 @@ export function createActivities(deps: ActivityDeps) {
   async function stageItem(request: UploadRequest): Promise<StageOutcome> {
     return withHeartbeats(async (report) => {
       const { customerId, leaseToken } = request;
+      await waitForStartTime(request.startAt);
       const subject = await leasedSubject(request);
-      if (subject.state === 'archived') return { status: 'already-archived', rateLimited: subject.rateLimitedCount };
-      if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', rateLimited: subject.rateLimitedCount };
+      if (subject.state === 'archived') return { status: 'already-archived', ...throttlesOf(subject) };
+      if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', ...throttlesOf(subject) };
       holdBackWhileThrottled(subject);
       const content = await openContent(subject, leaseToken);
       try {
         const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: true, resume: resumeFrom(), onProgress: report });
-        return { status: 'staged', staged: { itemId: subject.id, ...session }, rateLimited: subject.rateLimitedCount };
+        return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
       } catch (err) {
         throw await failUpload(subject, leaseToken, err);
       }
@@ -228,7 +241,7 @@ export function createActivities(deps: ActivityDeps) {
       await recordRateLimited(db, subject.customerId, subject.id, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
     } else if (failure.type === FailureType.WriteContention) {
       countThrottled(subject.customerId, 'too_many_write_operations');
-      await recordAttemptFailed(db, subject.id, leaseToken, failure.message);
+      await recordAttemptFailed(db, subject.id, leaseToken, failure.message, true);
     } else if (failure.type === FailureType.ItemRejected) {
       await markFailed(db, subject.id, leaseToken, failure.message);
     } else {
@@ -245,6 +258,16 @@ export type Activities = ReturnType<typeof createActivities>;
 /** Dropbox wants whole seconds: `2026-11-03T14:05:09Z`. */
 function dropboxTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function throttlesOf(subject: UploadSubject): Throttles {
+  return { rateLimited: subject.rateLimitedCount, writeContention: subject.writeContentionCount, attempts: activityInfo().attempt };
+}
+
+/** Waits for the start time the pacing controller gave this upload (heartbeats keep running meanwhile). */
+async function waitForStartTime(startAt: number | undefined): Promise<void> {
+  const waitMs = startAt === undefined ? 0 : Math.min(MAX_START_WAIT_MS, startAt - Date.now());
+  if (waitMs > 0) await sleep(waitMs); // ends early, throwing, if the activity is cancelled
 }
 
 /** Upload-session progress of this activity's previous attempt, if it heartbeated any. */

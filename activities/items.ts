@@ -58,6 +58,7 @@ export interface UploadSubject {
   remotePath: string | null;
   contentHash: string | null;
   rateLimitedCount: number;
+  writeContentionCount: number;
   accessToken: string | null;
   folderRoot: string;
   pathTemplate: string | null;
@@ -68,11 +69,11 @@ export async function loadUploadSubject(db: Db, customerId: string, itemId: stri
   const [r] = await db.query<{
     id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
     source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
-    remote_path: string | null; content_hash: string | null; rate_limited_count: number;
+    remote_path: string | null; content_hash: string | null; rate_limited_count: number; write_contention_count: number;
     dropbox_access_token: string | null; folder_root: string; path_template: string | null; throttled_until: Date | null;
   }>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.remote_path, i.content_hash, i.rate_limited_count,
+            i.remote_path, i.content_hash, i.rate_limited_count, i.write_contention_count,
             c.dropbox_access_token, c.folder_root, c.path_template, c.throttled_until
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
@@ -82,7 +83,7 @@ export async function loadUploadSubject(db: Db, customerId: string, itemId: stri
   return {
     id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
     sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token, remotePath: r.remote_path,
-    contentHash: r.content_hash, rateLimitedCount: r.rate_limited_count, accessToken: r.dropbox_access_token,
+    contentHash: r.content_hash, rateLimitedCount: r.rate_limited_count, writeContentionCount: r.write_contention_count, accessToken: r.dropbox_access_token,
     folderRoot: r.folder_root, pathTemplate: r.path_template, throttledUntil: r.throttled_until,
   };
 }
@@ -136,11 +137,15 @@ export async function recordRateLimited(db: Db, customerId: string, itemId: stri
   return row?.throttled_until ?? new Date(Date.now() + retryAfterMs);
 }
 
-/** Records a retryable failure on the item (not a 429), so operators can see why it is slow. */
-export async function recordAttemptFailed(db: Db, itemId: string, leaseToken: string, error: string): Promise<void> {
+/**
+ * Records a retryable failure on the item (not a too_many_requests 429), so operators can see why
+ * it is slow; `writeContention` counts a too_many_write_operations for the pacing controller.
+ */
+export async function recordAttemptFailed(db: Db, itemId: string, leaseToken: string, error: string, writeContention = false): Promise<void> {
   await db.query(
-    `UPDATE archive_items SET attempts = attempts + 1, last_error = $3 WHERE id = $1 AND lease_token = $2`,
-    [itemId, leaseToken, error],
+    `UPDATE archive_items SET attempts = attempts + 1, last_error = $3, write_contention_count = write_contention_count + $4
+      WHERE id = $1 AND lease_token = $2`,
+    [itemId, leaseToken, error, writeContention ? 1 : 0],
   );
 }
 

@@ -15,8 +15,15 @@ export interface Sample {
   limit: number | null;
   batchSize?: number;
   concurrency?: number;
+  /** Items/s of the customer's last batch, as its status reports it. */
   ratePerSecond?: number;
+  /** The controller's paced rate and limit estimate (archiver only), uploads/s. */
+  pacedRatePerSecond?: number;
+  limitEstimatePerSecond?: number;
 }
+
+/** The archiver's status carries the controller's figures; baselines report none. */
+type SampledStatus = ControllerStatus & { pacedRatePerSecond?: number | undefined; limitEstimatePerSecond?: number | undefined };
 
 /** Upload requests and 429s the emulator counted for these accounts. */
 export function uploadCounts(emulator: DropboxEmulator, accountIds: string[]): { requests: number; rejected: number } {
@@ -51,11 +58,14 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
     while (!stopped) {
       const due = Date.now() + (o.intervalMs ?? 1_000);
       const ids = o.customers();
-      const [archived, status] = await Promise.all([archivedCount(o.db, ids), o.status?.()]);
+      const [archived, controller] = await Promise.all([archivedCount(o.db, ids), o.status?.()]);
+      const status: SampledStatus | undefined = controller;
       const { requests, rejected } = uploadCounts(o.emulator, ids);
       samples.push({
         t: (Date.now() - o.startedAt) / 1000, archived, uploadRequests: requests, upload429: rejected, limit: o.limit(),
         ...(status ? { batchSize: status.batchSize, concurrency: status.concurrency, ratePerSecond: status.ratePerSecond } : {}),
+        ...(status?.pacedRatePerSecond !== undefined ? { pacedRatePerSecond: status.pacedRatePerSecond } : {}),
+        ...(status?.limitEstimatePerSecond !== undefined ? { limitEstimatePerSecond: status.limitEstimatePerSecond } : {}),
       });
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
     }

@@ -13,10 +13,10 @@ export function sortForOperators(statuses: CustomerStatus[]): CustomerStatus[] {
 
 /** A plain-text table of customer statuses, one row each. */
 export function formatStatusTable(statuses: CustomerStatus[]): string {
-  const header = ['CUSTOMER', 'STATE', 'BACKLOG', 'TODAY', 'ARCHIVED', 'FAILED', '429s', 'N', 'W', 'RATE/s', 'LIMIT≈/s', 'CAPS', 'PAUSE REASON / LAST ERROR'];
+  const header = ['CUSTOMER', 'STATE', 'BACKLOG', 'TODAY', 'ARCHIVED', 'FAILED', '429s', 'N', 'W', 'RATE/s', 'PACE/s', 'LIMIT≈/s', 'CAPS', 'PAUSE REASON / LAST ERROR'];
   const rows = sortForOperators(statuses).map((s) => [
     s.customerId, s.state, String(s.backlog), String(s.totals.archivedToday ?? 0), String(s.totals.archived), String(s.totals.failed),
-    String(s.totals.rateLimited), String(s.batchSize), String(s.concurrency), s.ratePerSecond.toFixed(1), s.limitEstimatePerSecond?.toFixed(1) ?? '-', formatCaps(s),
+    String(s.totals.rateLimited), String(s.batchSize), String(s.concurrency), s.ratePerSecond.toFixed(1), s.pacedRatePerSecond?.toFixed(1) ?? '-', s.limitEstimatePerSecond?.toFixed(1) ?? '-', formatCaps(s),
     truncate(s.pauseReason ?? s.lastError ?? '', 70),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -6,6 +6,7 @@ import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/serv
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { resumeSignal } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';
+import { DEFAULT_PACING_LIMITS } from '../workflows/pacing.js';
 import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
@@ -89,7 +90,8 @@ describe('Dropbox failures, end to end', () => {
 
   it('an expired token is refreshed with exactly one token request for the customer, however many uploads hit it', async () => {
     const customer = await linkedCustomer(1);
-    const handle = await startArchiving(temporal, customer.id);
+    // A fast starting pace, so many uploads are in flight together when the token expires.
+    const handle = await startArchiving(temporal, customer.id, { limits: { initialRatePerSecond: 1000 } });
     await statusWhen(temporal.client, customer.id, (s) => s.totals.archived === 1 && s.state === 'idle');
     expect(accountStats(customer.accountId)?.tokenRequests).toBe(1);
 
@@ -141,6 +143,31 @@ describe('Dropbox failures, end to end', () => {
     expect(await expectArchivedExactlyOnce(database.db, emulator, [plain, bare])).toBe(30);
   }, 180_000);
 
+  it("a Retry-After holds back only the customer it was sent to; another customer keeps its pace", async () => {
+    const throttled = await linkedCustomer(20);
+    const steady = await linkedCustomer(300);
+    emulator.configureAccount(steady.accountId, { uploadsPerSecond: 20 });
+    emulator.queueFaults(throttled.accountId, [{ route: 'files/upload', fault: 'too_many_requests', retryAfter: 4 }]);
+    const uploads = (accountId: string) => Object.entries(accountStats(accountId)?.requests ?? {})
+      .filter(([key]) => key.startsWith('/2/files/upload ')).reduce((n, [, count]) => n + count, 0);
+    const archived = async (customerId: string) => Number((await database.db.query<{ n: string }>(
+      "SELECT count(*) AS n FROM archive_items WHERE customer_id = $1 AND state = 'archived'", [customerId]))[0]?.n);
+    await Promise.all([startArchiving(temporal, steady.id), startArchiving(temporal, throttled.id)]);
+    await eventually(() => Promise.resolve(accountStats(throttled.accountId)?.rateLimited === 1 ? true : undefined), 30_000, 'the 429');
+    const throttledUploads = uploads(throttled.accountId);
+    const steadyBefore = await archived(steady.id);
+    await new Promise((r) => setTimeout(r, 3_000));
+    // Within its 4 s Retry-After the throttled customer sent Dropbox nothing more…
+    expect(uploads(throttled.accountId)).toBe(throttledUploads);
+    // …while the other kept going at its own limit (20/s: about 60 in 3 s).
+    expect(await archived(steady.id) - steadyBefore).toBeGreaterThanOrEqual(20);
+    await Promise.all([
+      statusWhen(temporal.client, throttled.id, (s) => s.totals.archived === 20 && s.state === 'idle'),
+      statusWhen(temporal.client, steady.id, (s) => s.totals.archived === 300 && s.state === 'idle'),
+    ]);
+    expect(await expectArchivedExactlyOnce(database.db, emulator, [throttled, steady])).toBe(320);
+  }, 120_000);
+
   it('commits 1,000 small items through finish_batch_v2, one commit at a time per account', async () => {
     const customer = await linkedCustomer(1000, 300);
     // Overlapping commits would be refused, and each commit holds the account's lock a while.
@@ -150,7 +177,8 @@ describe('Dropbox failures, end to end', () => {
     const stats = accountStats(customer.accountId);
     expect(stats?.maxConcurrentCommits).toBe(1);
     expect(stats?.writeContention).toBe(0);
-    expect(stats?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(5);
+    // Several batches, each one finish_batch_v2 (Dropbox takes up to 1,000 entries per call).
+    expect(stats?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(Math.ceil(1000 / DEFAULT_PACING_LIMITS.maxBatchSize));
     expect(stats?.requests['/2/files/upload 200']).toBeUndefined();
     expect(await expectArchivedExactlyOnce(database.db, emulator, [customer])).toBe(1000);
     await recordHistory(temporal.client, customer.id, 'batch-commit');

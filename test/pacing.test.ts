@@ -1,43 +1,151 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PACING_LIMITS, nextPacing, validatePacingLimits, type BatchOutcome } from '../workflows/pacing.js';
+import { legacyNextPacing, type BatchOutcome } from '../workflows/legacy-pacing.js';
+import {
+  BETA, DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits, type PacingState, type UploadObservation,
+} from '../workflows/pacing.js';
+import { simulate, summarize } from './support/pacing-sim.js';
 
-const clean: BatchOutcome = { archived: 20, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0 };
+const ok: UploadObservation = { accepted: true, rateLimited: 0, writeContention: 0, startedAtCut: 0 };
+const refused: UploadObservation = { accepted: true, rateLimited: 1, writeContention: 0, startedAtCut: 0 };
+
+/** A state that has run `seconds` at `rate` with every upload accepted. */
+function ranAt(rate: number, seconds: number, from: PacingState = initialPacing()): PacingState {
+  let s: PacingState = { ...from, ratePerSecond: rate };
+  for (let i = 0; i < seconds; i++) {
+    s = { ...elapse(s, 1000), ratePerSecond: rate };
+    for (let n = 0; n < rate; n++) s = observe(s, { ...ok, startedAtCut: s.cuts });
+  }
+  return s;
+}
 
 describe('pacing controller', () => {
-  it('grows N and W additively after a batch without 429s', () => {
-    expect(nextPacing({ batchSize: 20, concurrency: 4 }, clean)).toEqual({ next: { batchSize: 30, concurrency: 5 }, cooldownMs: 0 });
+  it('grows the rate exponentially until the first 429 (slow start)', () => {
+    const s = elapse(initialPacing(), 2000);
+    expect(s.ratePerSecond).toBeCloseTo(DEFAULT_PACING_LIMITS.initialRatePerSecond * 1.5 ** 2);
+    expect(s.limitEstimatePerSecond).toBeUndefined();
   });
 
-  it('halves N and W after a batch with a 429, and cools down for what is left of Retry-After', () => {
-    const d = nextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, rateLimited: 3, maxRetryAfterMs: 2000, retryAfterRemainingMs: 1500 });
-    expect(d).toEqual({ next: { batchSize: 20, concurrency: 4 }, cooldownMs: 1500 });
+  it('cuts the rate on too_many_requests, and measures the limit from what Dropbox accepted between two cuts', () => {
+    // Leaving slow start at 80/s: the estimate starts from the rate that met the 429.
+    let s = observe({ ...initialPacing(), ratePerSecond: 80, sinceCutMs: 5000 }, refused);
+    expect(s.limitEstimatePerSecond).toBe(80);
+    expect(s.ratePerSecond).toBeCloseTo(BETA * 80);
+    expect(s.cuts).toBe(1);
+    // 2 s later, 60 accepted since the cut: the limit is 30/s, not 80.
+    s = ranAt(s.ratePerSecond, 2, s);
+    s = observe({ ...s, acceptedSinceCut: 59 }, { ...refused, startedAtCut: 1 });
+    expect(s.limitEstimatePerSecond).toBeCloseTo(30);
+    expect(s.ratePerSecond).toBeCloseTo(BETA * 30);
   });
 
-  it('narrows only W on write contention', () => {
-    const d = nextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, writeContention: 2 });
-    expect(d.next).toEqual({ batchSize: 40, concurrency: 4 });
+  it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {
+    const once = observe({ ...initialPacing(), ratePerSecond: 40, sinceCutMs: 3000 }, refused);
+    const again = observe(once, { ...refused, startedAtCut: 0 });
+    expect(again.ratePerSecond).toBe(once.ratePerSecond);
+    expect(again.cuts).toBe(1);
   });
 
-  it('stays within the configured bounds', () => {
-    const limits = { ...DEFAULT_PACING_LIMITS, maxBatchSize: 25, maxConcurrency: 5, minBatchSize: 5, minConcurrency: 2 };
-    expect(nextPacing({ batchSize: 20, concurrency: 5 }, clean, limits).next).toEqual({ batchSize: 25, concurrency: 5 });
-    expect(nextPacing({ batchSize: 6, concurrency: 2 }, { ...clean, rateLimited: 1 }, limits).next).toEqual({ batchSize: 5, concurrency: 2 });
+  it('keeps an estimate that held through its plateau when the probe beyond it is refused', () => {
+    const s = observe({ ...initialPacing(), ratePerSecond: 70, limitEstimatePerSecond: 50, cuts: 3, sinceCutMs: 12_000, acceptedSinceCut: 12 * 49 }, { ...refused, startedAtCut: 3 });
+    expect(s.limitEstimatePerSecond).toBe(50);
+    expect(s.ratePerSecond).toBeCloseTo(BETA * 50);
   });
 
-  it('does not grow on a batch that archived nothing', () => {
-    expect(nextPacing({ batchSize: 20, concurrency: 4 }, { ...clean, archived: 0, failed: 20 }).next).toEqual({ batchSize: 20, concurrency: 4 });
+  it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {
+    const cut: PacingState = { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 1 };
+    const at = (ms: number) => elapse(cut, ms).ratePerSecond;
+    expect(at(1000)).toBeGreaterThan(BETA * 50);
+    expect(at(1000)).toBeLessThan(50);
+    expect(Math.abs(at(2900) - 50)).toBeLessThan(0.5);
+    expect(at(6000)).toBeGreaterThan(50);
+    expect(at(6000)).toBeLessThan(55);
+    expect(at(12_000)).toBeGreaterThan(90);
   });
 
-  it('converges under a steady stream of alternating outcomes instead of running away', () => {
-    let state = { batchSize: 20, concurrency: 4 };
-    for (let i = 0; i < 100; i++) state = nextPacing(state, i % 3 === 2 ? { ...clean, rateLimited: 1 } : clean).next;
-    expect(state.batchSize).toBeLessThanOrEqual(DEFAULT_PACING_LIMITS.maxBatchSize);
-    expect(state.concurrency).toBeGreaterThanOrEqual(1);
+  it('narrows W on too_many_write_operations without touching the rate, and W recovers over time', () => {
+    const s: PacingState = { ...initialPacing(), ratePerSecond: 100, limitEstimatePerSecond: 120, uploadMs: 200 };
+    const before = plan(s);
+    const contended = observe(s, { ...ok, writeContention: 1 });
+    expect(contended.ratePerSecond).toBe(100);
+    expect(contended.limitEstimatePerSecond).toBe(120);
+    expect(plan(contended).concurrency).toBe(Math.floor(before.concurrency / 2));
+    expect(plan(elapse(contended, 100_000)).concurrency).toBeGreaterThanOrEqual(before.concurrency);
+  });
+
+  it('leaves the rate and the estimate alone on 5xx and other transient failures', () => {
+    const s: PacingState = { ...initialPacing(), ratePerSecond: 40, limitEstimatePerSecond: 45, cuts: 2 };
+    const failed = observe(s, { accepted: false, rateLimited: 0, writeContention: 0, startedAtCut: 2 });
+    expect(failed.ratePerSecond).toBe(40);
+    expect(failed.limitEstimatePerSecond).toBe(45);
+    expect(failed.cuts).toBe(2);
+  });
+
+  it('derives W from the rate and the upload duration, and N from the rate', () => {
+    const s: PacingState = { ...initialPacing(), ratePerSecond: 40, uploadMs: 100 };
+    expect(plan(s)).toEqual({ ratePerSecond: 40, concurrency: 7, batchSize: 400 });
+    expect(plan({ ...s, uploadMs: 1000 }).concurrency).toBe(DEFAULT_PACING_LIMITS.maxConcurrency);
+    expect(plan({ ...s, ratePerSecond: 0.5 })).toMatchObject({ concurrency: 2, batchSize: 5 });
+  });
+
+  it('learns the upload duration only from clean uploads', () => {
+    const s = observe(initialPacing(), { ...ok, cleanDurationMs: 1000 });
+    expect(s.uploadMs).toBeCloseTo(0.8 * 200 + 0.2 * 1000);
+    expect(observe(s, ok).uploadMs).toBe(s.uploadMs);
+  });
+
+  it('stays within operator caps, and does not grow past a rate cap', () => {
+    const caps = { maxRatePerSecond: 5, maxConcurrency: 2, maxBatchSize: 7 };
+    const s = elapse({ ...initialPacing(), ratePerSecond: 40, uploadMs: 500 }, 10_000, caps);
+    expect(s.ratePerSecond).toBe(5);
+    expect(plan(s, caps)).toEqual({ ratePerSecond: 5, concurrency: 2, batchSize: 7 });
+    expect(plan(s, {}).ratePerSecond).toBe(5);
+  });
+
+  it('keeps its whole state in plain data, so it survives continue-as-new and replay', () => {
+    const s = ranAt(30, 3, observe({ ...initialPacing(), ratePerSecond: 60, sinceCutMs: 4000 }, refused));
+    const carried = JSON.parse(JSON.stringify(s)) as PacingState;
+    expect(carried).toEqual(s);
+    expect(plan(elapse(carried, 1500))).toEqual(plan(elapse(s, 1500)));
   });
 
   it('rejects limits that cannot work, naming the field', () => {
     expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, maxConcurrency: 0 })).toThrow(/maxConcurrency/);
-    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, minBatchSize: 500 })).toThrow(/minBatchSize exceeds/);
-    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, decreaseFactor: 1.5 })).toThrow(/decreaseFactor/);
+    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, minBatchSize: 900 })).toThrow(/minBatchSize exceeds/);
+    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, initialRatePerSecond: 5000 })).toThrow(/initialRatePerSecond/);
+  });
+});
+
+// The controller against a simulated token bucket (test/support/pacing-sim.ts): simulated time,
+// so these check its dynamics exactly; `npm run bench` measures the real pipeline.
+describe('pacing controller against a token bucket', () => {
+  it('holds at least 95% of a steady limit with at most 1% of requests refused', () => {
+    const { seconds, state } = simulate({ seconds: 200, limitAt: () => 50 });
+    const { rate, share429 } = summarize(seconds, 10, 200);
+    expect(rate / 50).toBeGreaterThanOrEqual(0.95);
+    expect(share429).toBeLessThanOrEqual(0.01);
+    expect(state.limitEstimatePerSecond).toBeGreaterThan(45);
+    expect(state.limitEstimatePerSecond).toBeLessThan(55);
+  });
+
+  it('is back under 1% refused within 10 s of a halving, and at 90% of a doubled limit within 30 s', () => {
+    const { seconds } = simulate({ seconds: 130, limitAt: (t) => (t < 40 ? 50 : t < 80 ? 25 : 50) });
+    for (let t = 50; t + 5 <= 80; t++) expect(summarize(seconds, t, t + 5).share429, `refused share in [${t}, ${t + 5})`).toBeLessThan(0.01);
+    expect(summarize(seconds, 50, 80).rate).toBeGreaterThan(0.9 * 25);
+    const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
+    expect(reached - 80).toBeLessThanOrEqual(30);
+  });
+
+  it('leaves no headroom unused when there is no limit, up to its own bounds', () => {
+    const { seconds } = simulate({ seconds: 30, limitAt: () => null, latencyMs: 20 });
+    expect(summarize(seconds, 20, 30).rate).toBeGreaterThan(500);
+  });
+});
+
+describe('legacy pacing (runs started before the rate-based-pacing patch)', () => {
+  const clean: BatchOutcome = { archived: 20, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0 };
+  it('grows N and W additively, halves both on a 429, narrows only W on write contention', () => {
+    expect(legacyNextPacing({ batchSize: 20, concurrency: 4 }, clean)).toEqual({ next: { batchSize: 30, concurrency: 5 }, cooldownMs: 0 });
+    expect(legacyNextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, rateLimited: 3, retryAfterRemainingMs: 1500 })).toEqual({ next: { batchSize: 20, concurrency: 4 }, cooldownMs: 1500 });
+    expect(legacyNextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, writeContention: 2 }).next).toEqual({ batchSize: 40, concurrency: 4 });
   });
 });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal } from '../workflows/messages.js';
+import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal, type ArchiveCustomerInput } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';
+import { DEFAULT_PACING_LIMITS } from '../workflows/pacing.js';
 import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
@@ -140,8 +141,8 @@ describe('archiveCustomer workflow', () => {
     const rejection = (caps: object) => handle.executeUpdate(setLimitsUpdate, { args: [caps] }).then(() => 'accepted', (err: { cause?: Error }) => err.cause?.message);
     expect(await rejection({ maxConcurrency: 0 })).toMatch(/maxConcurrency must be a positive number/);
     expect(await rejection({ maxBatchSize: 2.5 })).toMatch(/whole number/);
-    const caps = await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 20 }] });
-    expect(caps).toEqual({ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 20 });
+    const caps = await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 5 }] });
+    expect(caps).toEqual({ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 5 });
     const history = await handle.fetchHistory();
     // A rejected update leaves no trace in history.
     expect(history.events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(1);
@@ -150,7 +151,12 @@ describe('archiveCustomer workflow', () => {
     expect(done.operatorLimits).toEqual(caps);
     // At most 4 items per batch: 30 items took at least 8 batches.
     expect(done.totals.batches).toBeGreaterThanOrEqual(8);
-    expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({ maxBatchSize: 4, maxRatePerSecond: 20 });
+    // At most 5 starts a second (uncapped, the controller starts at 10/s and grows): 30 items took ≥ 5.8 s.
+    expect(done.pacedRatePerSecond).toBeLessThanOrEqual(5);
+    const [span] = await database.db.query<{ seconds: number }>(
+      'SELECT extract(epoch FROM max(archived_at) - min(archived_at))::float AS seconds FROM archive_items WHERE customer_id = $1', [customer]);
+    expect(span?.seconds).toBeGreaterThanOrEqual(5.4);
+    expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({ maxBatchSize: 4, maxRatePerSecond: 5 });
   });
 
   it('ends cleanly on stop, finishing the batch in flight', async () => {
@@ -175,6 +181,12 @@ describe('archiveCustomer workflow', () => {
     expect(done.totals.batches).toBeGreaterThan(1);
     expect(await pendingOrArchived(customer)).toEqual({ archived: 150 });
     expect((await status(temporal.client, customer)).totals.archived).toBe(150);
+    // The pacing controller's state rides along: the first run hands it to the next.
+    const first = await temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
+    const carried = first.events?.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
+    const input = JSON.parse(Buffer.from(carried?.data ?? []).toString('utf8')) as ArchiveCustomerInput;
+    expect(input.controller?.ratePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
+    expect(input.totals?.archived).toBeGreaterThan(0);
     await recordHistory(temporal.client, customer, 'continue-as-new');
   });
 });

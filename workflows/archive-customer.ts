@@ -1,5 +1,5 @@
 import {
-  allHandlersFinished, condition, continueAsNew, log, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler,
+  ApplicationFailure, allHandlersFinished, condition, continueAsNew, log, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler,
   upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -10,7 +10,9 @@ import {
   validateOperatorLimits, type ArchiveCustomerInput, type CustomerStatus, type OperatorLimits, type ReconnectResult, type Totals,
 } from './messages.js';
 import { searchAttributes, type ArchiverState } from './names.js';
-import { DEFAULT_PACING_LIMITS, INITIAL_PACING, nextPacing, type PacingLimits } from './pacing.js';
+import { LEGACY_INITIAL_PACING, legacyNextPacing } from './legacy-pacing.js';
+import { CustomerPacer } from './pacer.js';
+import { DEFAULT_PACING_LIMITS, initialPacing, validatePacingLimits, type PacingLimits } from './pacing.js';
 
 const { fetchBatch, releaseBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -30,6 +32,12 @@ const EMPTY_TOTALS: Totals = { archived: 0, failed: 0, rateLimited: 0, batches: 
  * before it (test/histories/needs-reauth.json) resume without the check.
  */
 export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
+/**
+ * Patch: uploads are paced by the rate controller in pacing.ts (start times at an estimated rate,
+ * W and N derived from it). Runs that started before it keep the per-batch AIMD of
+ * legacy-pacing.ts until they continue as new.
+ */
+export const RATE_BASED_PACING = 'rate-based-pacing';
 
 type PausedState = NonNullable<ArchiveCustomerInput['pausedState']>;
 
@@ -39,9 +47,16 @@ type PausedState = NonNullable<ArchiveCustomerInput['pausedState']>;
  */
 export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void> {
   const { customerId } = input;
+  const rateBased = patched(RATE_BASED_PACING);
   const limits: PacingLimits = { ...DEFAULT_PACING_LIMITS, ...input.limits };
-  let pacing = input.pacing ?? INITIAL_PACING;
+  try {
+    validatePacingLimits(limits);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(`bad workflow input for customer ${customerId}: ${(err as Error).message}`, 'BadInput');
+  }
   let operatorLimits: OperatorLimits = { ...input.operatorLimits };
+  const pacer = new CustomerPacer(input.controller ?? initialPacing(limits), () => operatorLimits, limits);
+  let pacing = input.pacing ?? LEGACY_INITIAL_PACING;
   const totals: Totals = { ...EMPTY_TOTALS, ...input.totals };
   let state: ArchiverState = input.pausedState ?? 'running';
   let pausedAs: PausedState | undefined = input.pausedState;
@@ -86,12 +101,34 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     },
   });
   setHandler(statusQuery, (): CustomerStatus => ({
-    customerId, state, backlog, batchSize: pacing.batchSize, concurrency: pacing.concurrency, ratePerSecond, limitEstimatePerSecond,
-    totals: { ...totals, archivedToday: totals.day === new Date(Date.now()).toISOString().slice(0, 10) ? totals.archivedToday ?? 0 : 0 },
+    customerId, state, backlog, ratePerSecond, ...pacingStatus(),
+    totals: liveTotals(),
     lastError, pauseReason,
     coolingDownUntil: coolingDownUntil === undefined ? undefined : new Date(coolingDownUntil).toISOString(),
     operatorLimits,
   }));
+
+  /** The batch in flight so far, so status counts items as they finish rather than per batch. */
+  let batchSoFar: Pick<Totals, 'archived' | 'failed' | 'rateLimited'> | undefined;
+  function liveTotals(): Totals {
+    const today = new Date(Date.now()).toISOString().slice(0, 10);
+    const b = batchSoFar ?? { archived: 0, failed: 0, rateLimited: 0 };
+    return {
+      ...totals, archived: totals.archived + b.archived, failed: totals.failed + b.failed, rateLimited: totals.rateLimited + b.rateLimited,
+      archivedToday: (totals.day === today ? totals.archivedToday ?? 0 : 0) + b.archived,
+    };
+  }
+
+  /** N, W, the paced rate and the limit estimate, as status shows them. */
+  function pacingStatus(): Pick<CustomerStatus, 'batchSize' | 'concurrency' | 'pacedRatePerSecond' | 'limitEstimatePerSecond'> {
+    if (!rateBased) return { batchSize: pacing.batchSize, concurrency: pacing.concurrency, pacedRatePerSecond: undefined, limitEstimatePerSecond };
+    const now = pacer.plan();
+    const estimate = pacer.state.limitEstimatePerSecond;
+    return {
+      batchSize: now.batchSize, concurrency: now.concurrency, pacedRatePerSecond: round2(now.ratePerSecond),
+      limitEstimatePerSecond: estimate === undefined ? undefined : round2(estimate),
+    };
+  }
 
   function pause(as: PausedState, reason: string): void {
     pausedAs = as;
@@ -104,7 +141,8 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   /** Keeps the Web UI's search attributes and details current, without an event when nothing changed. */
   function show(next: ArchiverState, details: string): void {
     state = next;
-    setCurrentDetails(`**${next}**: ${details}. Archived ${totals.archived}, failed ${totals.failed}, 429s ${totals.rateLimited}.`);
+    const live = liveTotals();
+    setCurrentDetails(`**${next}**: ${details}. Archived ${live.archived}, failed ${live.failed}, 429s ${live.rateLimited}.`);
     // Gauges for the worker's Prometheus endpoint (not emitted while replaying).
     const tags = { customer_id: customerId };
     metricMeter.createGauge('archiver_backlog', 'int', 'items', 'Pending items of the customer').set(backlog, tags);
@@ -121,6 +159,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
 
   while (stopping === undefined) {
     if (pausedAs) {
+      pacer.idle();
       log.info('customer paused', { customerId, state: pausedAs, reason: pauseReason });
       show(pausedAs, pauseReason ?? 'paused');
       await condition(() => pausedAs === undefined || resumeRequested || stopping !== undefined);
@@ -134,33 +173,47 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       return continueAsNew<typeof archiveCustomer>({
-        ...input, pacing, totals, pauseReason, pausedState: pausedAs, operatorLimits, limitEstimatePerSecond,
+        ...input, totals, pauseReason, pausedState: pausedAs, operatorLimits,
+        ...(rateBased ? { controller: pacer.state } : { pacing, limitEstimatePerSecond }),
       });
     }
 
     wake = false;
-    const batch = await fetchBatch(customerId, Math.min(pacing.batchSize, operatorLimits.maxBatchSize ?? Infinity));
+    const batch = await fetchBatch(customerId, rateBased ? pacer.plan().batchSize : Math.min(pacing.batchSize, operatorLimits.maxBatchSize ?? Infinity));
     backlog = batch.backlog;
     if (batch.items.length === 0) {
+      pacer.idle();
       ratePerSecond = 0;
       show('idle', 'nothing to archive; waiting for new items');
       await condition(() => wake || pausedAs !== undefined || stopping !== undefined, input.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS);
       continue;
     }
 
+    // The controller's clock runs from here, cool-downs included: they are part of the limit.
+    if (rateBased) pacer.busy();
     // Dropbox's Retry-After still holds this customer back: wait it out visibly, without
     // spending upload attempts on requests that would be refused.
     if (batch.coolDownMs > 0) await coolDown(batch.coolDownMs);
     const width = Math.min(pacing.concurrency, operatorLimits.maxConcurrency ?? Infinity);
     const size = batch.items.length;
-    show('running', `uploading a batch of ${size}, ${width} at once`);
+    const pace = (): string => {
+      if (!rateBased) return `${width} at once`;
+      const now = pacer.plan();
+      return `${now.ratePerSecond.toFixed(1)}/s, up to ${now.concurrency} at once`;
+    };
+    show('running', `uploading a batch of ${size}, ${pace()}`);
     const started = Date.now();
     const outcome = await runBatch({
       customerId, leaseToken: batch.leaseToken, itemIds: batch.items.map((i) => i.id),
-      concurrency: width, mode: input.commitMode ?? 'single', stopped: () => pausedAs !== undefined,
+      mode: input.commitMode ?? 'single', stopped: () => pausedAs !== undefined,
+      pacer: rateBased ? pacer : undefined, concurrency: width,
       minStartIntervalMs: operatorLimits.maxRatePerSecond ? 1000 / operatorLimits.maxRatePerSecond : 0,
-      onProgress: (done) => show('running', `uploading ${done} of ${size} in this batch, ${width} at once`),
+      onProgress: (done, sofar) => {
+        batchSoFar = { archived: sofar.archived, failed: sofar.failed, rateLimited: sofar.rateLimited };
+        show('running', `uploading ${done} of ${size} in this batch, ${pace()}`);
+      },
     });
+    batchSoFar = undefined;
     totals.archived += outcome.archived;
     const today = new Date(Date.now()).toISOString().slice(0, 10);
     totals.archivedToday = (totals.day === today ? totals.archivedToday ?? 0 : 0) + outcome.archived;
@@ -173,7 +226,10 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     if (outcome.unfinished > 0) backlog += await releaseBatch(customerId, batch.leaseToken);
     totals.batches += 1;
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-    ratePerSecond = Math.round((outcome.archived / seconds) * 100) / 100;
+    ratePerSecond = round2(outcome.archived / seconds);
+    // The rate controller paces and learns per upload, and the activities hold the customer back
+    // for Retry-After themselves; what follows is the pre-patch per-batch AIMD.
+    if (rateBased) continue;
     // Uploads (archived plus refused) per second in a batch that met 429s bound the limit from above.
     if (outcome.rateLimited > 0) {
       const attempted = (outcome.archived + outcome.rateLimited) / seconds;
@@ -181,7 +237,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
       limitEstimatePerSecond = Math.round(estimate * 100) / 100;
     }
 
-    const decision = nextPacing(pacing, outcome, limits);
+    const decision = legacyNextPacing(pacing, outcome);
     pacing = decision.next;
     if (decision.cooldownMs > 0) await coolDown(decision.cooldownMs);
   }
@@ -212,6 +268,8 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     }
   }
 }
+
+const round2 = (v: number): number => Math.round(v * 100) / 100;
 
 function withoutNulls(caps: OperatorLimits): OperatorLimits {
   return Object.fromEntries(Object.entries(caps).filter(([, v]) => v !== null && v !== undefined));

@@ -2,7 +2,8 @@ import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type Activ
 import type { Activities } from '../activities/index.js';
 import type { StagedItem } from '../activities/batch-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
-import type { BatchOutcome } from './pacing.js';
+import type { BatchOutcome } from './legacy-pacing.js';
+import type { UploadObservation } from './pacing.js';
 
 const uploadRetry = {
   initialInterval: '1s',
@@ -26,19 +27,41 @@ export type CommitMode = 'single' | 'batch';
 /** How many times a batch commit is repeated for entries Dropbox could not take yet. */
 const MAX_COMMIT_ROUNDS = 10;
 
+/** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
+export interface UploadPacer {
+  /** W: uploads in flight at once, now. */
+  width(): number;
+  /** Reserves the next start time. */
+  slot(): UploadSlot;
+  /** Reports the outcome of the upload that got `slot`. */
+  done(slot: UploadSlot, outcome: Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs'> & { clean: boolean }): void;
+}
+
+export interface UploadSlot {
+  /** Epoch ms; the activity waits for it. */
+  startAt: number;
+  /** The controller's cut count when the slot was given. */
+  cut: number;
+}
+
 export interface BatchRun {
   customerId: string;
   leaseToken: string;
   itemIds: string[];
-  /** W: uploads in flight at once. */
-  concurrency: number;
   mode: CommitMode;
   /** True once the customer is paused: start nothing new. */
   stopped: () => boolean;
-  /** Operator's rate cap, as the least time between two upload starts; 0 for none. */
+  /**
+   * The rate controller's pacer; without one, the batch runs the way workflows started before the
+   * RATE_BASED_PACING patch ran it: `concurrency` at once, starts `minStartIntervalMs` apart.
+   */
+  pacer?: UploadPacer | undefined;
+  /** W without a pacer. */
+  concurrency: number;
+  /** Operator's rate cap without a pacer, as the least time between two upload starts; 0 for none. */
   minStartIntervalMs: number;
-  /** Called as items finish, with how many of the batch are done. */
-  onProgress: (done: number) => void;
+  /** Called as items finish, with how many of the batch are done and what they added up to so far. */
+  onProgress: (done: number, sofar: Readonly<BatchResult>) => void;
 }
 
 /** A batch's outcome: what the pacing controller needs, and what the customer must do next. */
@@ -57,14 +80,17 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     unfinished: 0, lastError: undefined, pauseAs: undefined,
   };
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
-  const parallel = (itemIds: string[], work: (itemId: string) => Promise<void>) =>
+  const parallel = (itemIds: string[], work: (itemId: string, startAt: number | undefined) => Promise<Throttles>) =>
     inParallel(itemIds, run, stopped, result, work);
+  const request = (itemId: string, startAt: number | undefined) =>
+    ({ customerId: run.customerId, itemId, leaseToken: run.leaseToken, ...(startAt === undefined ? {} : { startAt }) });
   if (run.mode === 'single') {
-    await parallel(run.itemIds, async (itemId) => {
-      const done = await uploadItem.executeWithOptions({ ...uploadOptions, summary: `upload item ${itemId}` }, [{ customerId: run.customerId, itemId, leaseToken: run.leaseToken }]);
+    await parallel(run.itemIds, async (itemId, startAt) => {
+      const done = await uploadItem.executeWithOptions({ ...uploadOptions, summary: `upload item ${itemId}` }, [request(itemId, startAt)]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'lease-lost') result.unfinished += 1;
       else result.archived += 1;
+      return { ...done, accepted: done.status === 'archived' };
     });
     return result;
   }
@@ -72,12 +98,13 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   let toStage = run.itemIds;
   for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
     const staged: StagedItem[] = [];
-    await parallel(toStage, async (itemId) => {
-      const done = await stageItem.executeWithOptions({ ...uploadOptions, summary: `stage item ${itemId} for a batch commit` }, [{ customerId: run.customerId, itemId, leaseToken: run.leaseToken }]);
+    await parallel(toStage, async (itemId, startAt) => {
+      const done = await stageItem.executeWithOptions({ ...uploadOptions, summary: `stage item ${itemId} for a batch commit` }, [request(itemId, startAt)]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
       else if (done.status === 'already-archived') result.archived += 1;
       else result.unfinished += 1;
+      return { ...done, accepted: done.status === 'staged' };
     });
     toStage = [];
     let toCommit = staged.sort((a, b) => Number(BigInt(a.itemId) - BigInt(b.itemId)));
@@ -109,25 +136,43 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   return result;
 }
 
+/** What one item's uploads met, for the pacer. */
+interface Throttles { accepted: boolean; rateLimited: number; writeContention?: number | undefined; attempts?: number | undefined }
+
 /**
- * Runs `work` over `itemIds` with at most `run.concurrency` in flight, starts spaced by the
- * operator's rate cap, stopping new starts once `stopped()`.
+ * Runs `work` over `itemIds` with at most W in flight, stopping new starts once `stopped()`. With
+ * a pacer, each upload gets a start time from it and reports back; without, starts are spaced by
+ * the operator's rate cap.
  */
-async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string) => Promise<void>): Promise<void> {
+async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string, startAt: number | undefined) => Promise<Throttles>): Promise<void> {
+  const { pacer } = run;
   const queue = [...itemIds];
   const inFlight = new Set<Promise<void>>();
   let done = 0;
   while (queue.length > 0 && !stopped()) {
-    while (inFlight.size < run.concurrency && queue.length > 0 && !stopped()) {
+    while (inFlight.size < (pacer?.width() ?? run.concurrency) && queue.length > 0 && !stopped()) {
       const itemId = queue.shift() as string;
-      const running: Promise<void> = work(itemId)
-        .catch((err: unknown) => { if (recordFailure(`item ${itemId}`, err, result) !== FailureType.ItemRejected) result.unfinished += 1; })
+      const slot = pacer?.slot();
+      const running: Promise<void> = work(itemId, slot?.startAt)
+        .then((t) => {
+          if (slot) pacer?.done(slot, { ...t, writeContention: t.writeContention ?? 0, clean: t.attempts === 1 });
+        })
+        .catch((err: unknown) => {
+          const type = recordFailure(`item ${itemId}`, err, result);
+          if (type !== FailureType.ItemRejected) result.unfinished += 1;
+          if (slot) {
+            pacer?.done(slot, {
+              accepted: false, clean: false,
+              rateLimited: type === FailureType.RateLimited ? 1 : 0, writeContention: type === FailureType.WriteContention ? 1 : 0,
+            });
+          }
+        })
         .finally(() => {
           inFlight.delete(running);
-          run.onProgress((done += 1));
+          run.onProgress((done += 1), result);
         });
       inFlight.add(running);
-      if (run.minStartIntervalMs > 0 && queue.length > 0) await sleep(run.minStartIntervalMs);
+      if (!pacer && run.minStartIntervalMs > 0 && queue.length > 0) await sleep(run.minStartIntervalMs);
     }
     if (inFlight.size > 0) await Promise.race(inFlight);
   }

@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ArchiverState } from './names.js';
 import type { CommitMode } from './batch.js';
+import type { LegacyPacingState } from './legacy-pacing.js';
 import type { PacingLimits, PacingState } from './pacing.js';
 
 /** New items were inserted for this customer; wake up if idle. */
@@ -76,9 +77,11 @@ export interface CustomerStatus {
   concurrency: number;
   /** Items archived per second in the last batch. */
   ratePerSecond: number;
+  /** Upload starts per second the controller paces the customer at now (within operator caps). */
+  pacedRatePerSecond: number | undefined;
   /**
-   * Estimate of the Dropbox rate limit, in uploads per second: the pace at which batches met
-   * 429s, smoothed; undefined until the customer has been throttled.
+   * The controller's estimate of the token's Dropbox rate limit, in uploads per second;
+   * undefined until the customer has met a 429.
    */
   limitEstimatePerSecond: number | undefined;
   totals: Totals;
@@ -93,15 +96,19 @@ export interface CustomerStatus {
 /** The workflow's input, and what it carries across continue-as-new. */
 export interface ArchiveCustomerInput {
   customerId: string;
-  pacing?: PacingState;
+  /** The rate controller's state; carried across continue-as-new. */
+  controller?: PacingState;
+  /** Bounds of the rate controller. @default DEFAULT_PACING_LIMITS */
   limits?: Partial<PacingLimits>;
+  /** Pre-RATE_BASED_PACING runs only: their AIMD state. */
+  pacing?: LegacyPacingState;
   totals?: Totals;
   pauseReason?: string;
   /** Carried so a pause survives continue-as-new. */
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
   /** Caps set by an operator; carried across continue-as-new. */
   operatorLimits?: OperatorLimits;
-  /** Carried across continue-as-new; see CustomerStatus. */
+  /** Pre-RATE_BASED_PACING runs only: their smoothed limit estimate. */
   limitEstimatePerSecond?: number;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;

@@ -1,96 +1,202 @@
 /**
- * The pacing controller: from the outcomes of one batch, decides how many items the next batch
- * leases (N), how many uploads run at once (W), and whether the customer cools down first.
- * Pure and deterministic, so it runs inside the workflow and its state survives crashes and
- * continue-as-new as plain workflow state.
+ * The pacing controller: paces one customer's uploads at a rate just under its Dropbox token's
+ * limit, learned from the outcomes of its uploads. Pure and deterministic, so it runs inside the
+ * workflow: its state is plain workflow state, which survives worker crashes (replay) and
+ * continue-as-new (it is carried in the input).
+ *
+ * It is CUBIC (RFC 9438) applied to a rate instead of a congestion window:
+ * - Before the first 429 it grows the rate exponentially (slow start).
+ * - A `too_many_requests` sets the limit estimate and cuts the rate to BETA times it. The
+ *   estimate is the rate Dropbox actually accepted since the previous cut, pauses included:
+ *   Dropbox refills a token bucket at the limit, so uploads accepted between two moments when
+ *   the bucket ran dry, divided by the time between them, is the limit itself. This also
+ *   brings the estimate down to a halved limit within one cut, where multiplying alone would
+ *   take several.
+ * - Without 429s the rate climbs back to the estimate (concave), stays near it for a while,
+ *   then probes beyond it (convex), so it finds a raised limit within seconds.
+ * - `too_many_write_operations` means another write holds the account's lock: it narrows the
+ *   uploads in flight (W), not the rate.
+ * - 5xx and other transient failures do not touch the rate: each upload backs off through its
+ *   activity retry policy.
+ * The workflow enforces the rate by giving each upload a start time; W and the batch size N
+ * follow from the rate and the observed upload duration.
  */
 
 export interface PacingLimits {
+  /** Upload starts per second when nothing is known yet. */
+  initialRatePerSecond: number;
+  minRatePerSecond: number;
+  maxRatePerSecond: number;
+  /** Upper bound on uploads in flight (W) for one customer, so one customer cannot take the worker. */
+  maxConcurrency: number;
   minBatchSize: number;
   maxBatchSize: number;
-  minConcurrency: number;
-  maxConcurrency: number;
-  /** Added to N after a batch with no 429s. */
-  batchSizeStep: number;
-  /** Added to W after a batch with no 429s. */
-  concurrencyStep: number;
-  /** N and W are multiplied by this after a batch with 429s. */
-  decreaseFactor: number;
+  /** A batch leases about this many seconds of uploads at the current rate. */
+  batchSeconds: number;
 }
 
 export const DEFAULT_PACING_LIMITS: PacingLimits = {
+  initialRatePerSecond: 10,
+  minRatePerSecond: 0.2,
+  maxRatePerSecond: 2_000,
+  maxConcurrency: 32,
   minBatchSize: 1,
-  maxBatchSize: 200,
-  minConcurrency: 1,
-  maxConcurrency: 16,
-  batchSizeStep: 10,
-  concurrencyStep: 1,
-  decreaseFactor: 0.5,
+  maxBatchSize: 500,
+  batchSeconds: 10,
 };
 
-export interface PacingState {
-  batchSize: number;
-  concurrency: number;
-}
-
-export const INITIAL_PACING: PacingState = { batchSize: 20, concurrency: 4 };
-
-/** What one batch's uploads reported. */
-export interface BatchOutcome {
-  archived: number;
-  failed: number;
-  /** Upload requests answered 429 `too_many_requests` (or plain-text 429). */
-  rateLimited: number;
-  /** Upload requests answered `too_many_write_operations`. */
-  writeContention: number;
-  /** Longest Retry-After seen in the batch, in ms; 0 if none. */
-  maxRetryAfterMs: number;
-  /** How much of that Retry-After is still ahead when the batch ends, in ms. */
-  retryAfterRemainingMs: number;
-}
-
-export interface PacingDecision {
-  next: PacingState;
-  /** How long the whole customer waits before the next batch, in ms. */
-  cooldownMs: number;
-}
-
+/** The rate after a 429, as a share of the limit estimate. */
+export const BETA = 0.95;
 /**
- * Additive increase, multiplicative decrease. A batch without throttling grows N and W by a
- * step; a batch with any 429 shrinks both, so the customer backs off before Dropbox has to
- * throttle it again. Write contention only narrows W: it is a lock on the account, not a rate.
+ * CUBIC's scaling constant, per second cubed, relative to the estimate: the rate is back at the
+ * estimate K = cbrt((1 - BETA) / C) ≈ 2.9 s after a cut, 5% above it 2.9 s later and 80% above
+ * it 7.4 s later, so a doubled limit is found within about 10 s. Tuned with test/support/pacing-sim.ts.
  */
-export function nextPacing(state: PacingState, outcome: BatchOutcome, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingDecision {
-  const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.round(v)));
-  const batch = (v: number): number => clamp(v, limits.minBatchSize, limits.maxBatchSize);
-  const conc = (v: number): number => clamp(v, limits.minConcurrency, limits.maxConcurrency);
+export const CUBIC_C = 0.002;
+/** Seconds after a cut until the rate is back at the estimate (CUBIC's K). */
+const RECOVERY_SECONDS = Math.cbrt((1 - BETA) / CUBIC_C);
+/** Slow start multiplies the rate by this every second. */
+export const SLOW_START_GROWTH_PER_SECOND = 1.5;
+/** W recovers by one this often after write contention narrowed it, in ms. */
+const WRITE_RECOVERY_MS = 5_000;
+/** Weight of the newest sample in the smoothed upload duration. */
+const DURATION_WEIGHT = 0.2;
 
-  if (outcome.rateLimited > 0) {
-    return {
-      next: {
-        batchSize: batch(Math.floor(state.batchSize * limits.decreaseFactor)),
-        concurrency: conc(Math.floor(state.concurrency * limits.decreaseFactor)),
-      },
-      cooldownMs: Math.max(0, outcome.retryAfterRemainingMs),
-    };
-  }
-  if (outcome.writeContention > 0) {
-    return {
-      next: { batchSize: batch(state.batchSize), concurrency: conc(Math.floor(state.concurrency * limits.decreaseFactor)) },
-      cooldownMs: Math.max(0, outcome.retryAfterRemainingMs),
-    };
-  }
-  if (outcome.archived === 0) return { next: { batchSize: batch(state.batchSize), concurrency: conc(state.concurrency) }, cooldownMs: 0 };
+export interface PacingState {
+  /** Upload starts per second. */
+  ratePerSecond: number;
+  /** What the token's limit is believed to be, uploads/s; undefined until the first 429. */
+  limitEstimatePerSecond: number | undefined;
+  /** Number of rate cuts so far: tells a stale 429 (from an upload started before the last cut) from a new one. */
+  cuts: number;
+  /** Busy time since the last cut, in ms; growth follows it, and idle time does not count. */
+  sinceCutMs: number;
+  /** Uploads Dropbox accepted since the last cut. */
+  acceptedSinceCut: number;
+  /** Cap on W after write contention; recovers over time. */
+  writeConcurrency: number;
+  /** Smoothed time one upload takes, from its start to its result reaching the workflow, in ms. */
+  uploadMs: number;
+}
+
+export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
   return {
-    next: {
-      batchSize: batch(state.batchSize + limits.batchSizeStep),
-      concurrency: conc(state.concurrency + limits.concurrencyStep),
-    },
-    cooldownMs: 0,
+    ratePerSecond: limits.initialRatePerSecond, limitEstimatePerSecond: undefined, cuts: 0, sinceCutMs: 0, acceptedSinceCut: 0,
+    writeConcurrency: limits.maxConcurrency, uploadMs: 200,
   };
 }
 
-/** Checks limits supplied by an operator or a workflow input; throws naming the bad field. */
+/** What one upload reported, as the workflow saw it. */
+export interface UploadObservation {
+  /** Dropbox took the upload. */
+  accepted: boolean;
+  /** Requests answered 429 too_many_requests (or plain-text 429). */
+  rateLimited: number;
+  /** Requests answered 429 too_many_write_operations. */
+  writeContention: number;
+  /** `cuts` when the upload started. */
+  startedAtCut: number;
+  /** Start to result, in ms, for an upload that went through first time; undefined otherwise. */
+  cleanDurationMs?: number | undefined;
+}
+
+/** Operator caps (archiver set-limits). */
+export interface PacingCaps {
+  maxRatePerSecond?: number | null | undefined;
+  maxConcurrency?: number | null | undefined;
+  maxBatchSize?: number | null | undefined;
+}
+
+/** What the workflow does next. */
+export interface PacingPlan {
+  ratePerSecond: number;
+  /** W: uploads in flight at once. */
+  concurrency: number;
+  /** N: items to lease. */
+  batchSize: number;
+}
+
+/** `ms` of busy time passed (the customer had work): the rate grows and W recovers. */
+export function elapse(state: PacingState, ms: number, caps: PacingCaps = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+  if (ms <= 0) return state;
+  const writeConcurrency = Math.min(limits.maxConcurrency, state.writeConcurrency + ms / WRITE_RECOVERY_MS);
+  // Held at the operator's cap; time keeps counting, so the controller probes soon after the cap is lifted.
+  const cap = caps.maxRatePerSecond ?? Infinity;
+  if (state.ratePerSecond >= cap) return { ...state, ratePerSecond: cap, writeConcurrency, sinceCutMs: state.sinceCutMs + ms };
+  const sinceCutMs = state.sinceCutMs + ms;
+  let rate: number;
+  const estimate = state.limitEstimatePerSecond;
+  if (estimate === undefined) {
+    rate = state.ratePerSecond * SLOW_START_GROWTH_PER_SECOND ** (ms / 1000);
+  } else {
+    rate = estimate * (1 + CUBIC_C * (sinceCutMs / 1000 - RECOVERY_SECONDS) ** 3);
+  }
+  return { ...state, ratePerSecond: clamp(Math.min(rate, cap), limits.minRatePerSecond, limits.maxRatePerSecond), sinceCutMs, writeConcurrency };
+}
+
+/** Folds one upload's outcome into the state. */
+export function observe(state: PacingState, upload: UploadObservation, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+  let next = state;
+  if (upload.accepted) next = { ...next, acceptedSinceCut: next.acceptedSinceCut + 1 };
+  if (upload.cleanDurationMs !== undefined) {
+    next = { ...next, uploadMs: (1 - DURATION_WEIGHT) * next.uploadMs + DURATION_WEIGHT * upload.cleanDurationMs };
+  }
+  if (upload.writeContention > 0 && upload.startedAtCut === state.cuts) {
+    next = { ...next, writeConcurrency: Math.max(1, Math.floor(currentWidth(next, limits) / 2)) };
+  }
+  // One cut per congestion event: 429s of uploads that started before the last cut are old news.
+  if (upload.rateLimited > 0 && upload.startedAtCut === state.cuts) next = cut(next, limits);
+  return next;
+}
+
+function cut(state: PacingState, limits: PacingLimits): PacingState {
+  const seconds = state.sinceCutMs / 1000;
+  const accepted = state.acceptedSinceCut / seconds;
+  const previous = state.limitEstimatePerSecond;
+  let estimate: number;
+  if (previous === undefined) {
+    // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
+    // it; the next 429 comes soon and measures the limit.
+    estimate = state.ratePerSecond;
+  } else if (seconds < 1) {
+    estimate = BETA * previous;
+  } else if (seconds < RECOVERY_SECONDS || accepted < BETA * previous) {
+    // Refused before the rate climbed back to the estimate, or Dropbox accepted clearly less than
+    // it: the estimate is too high (the limit fell, or it overshot). The bucket ran dry at both
+    // cuts, so what Dropbox accepted in between, over that time, is the limit.
+    estimate = accepted;
+  } else {
+    // The estimate held for the whole plateau; the probe beyond it found the edge. Dropbox
+    // accepted at least the estimate meanwhile (less whatever the full bucket wasted below it).
+    estimate = Math.max(previous, accepted);
+  }
+  estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
+  return {
+    ...state, limitEstimatePerSecond: estimate, ratePerSecond: clamp(BETA * estimate, limits.minRatePerSecond, limits.maxRatePerSecond),
+    cuts: state.cuts + 1, sinceCutMs: 0, acceptedSinceCut: 0,
+  };
+}
+
+/** The rate, W and N to use now, within the operator's caps. */
+export function plan(state: PacingState, caps: PacingCaps = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingPlan {
+  const ratePerSecond = Math.min(state.ratePerSecond, caps.maxRatePerSecond ?? Infinity);
+  const concurrency = Math.min(currentWidth({ ...state, ratePerSecond }, limits), caps.maxConcurrency ?? Infinity);
+  const batchSize = clamp(Math.ceil(ratePerSecond * limits.batchSeconds), limits.minBatchSize, Math.min(limits.maxBatchSize, caps.maxBatchSize ?? Infinity));
+  return { ratePerSecond, concurrency, batchSize };
+}
+
+/**
+ * W by Little's law: rate × upload duration uploads are in flight on average; half as many again
+ * and one more absorb jitter, and each upload waits for its start time anyway.
+ */
+function currentWidth(state: PacingState, limits: PacingLimits): number {
+  const needed = Math.ceil((state.ratePerSecond * state.uploadMs * 1.5) / 1000) + 1;
+  return clamp(needed, 1, Math.min(limits.maxConcurrency, Math.floor(state.writeConcurrency)));
+}
+
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+
+/** Checks limits supplied by a workflow input; throws naming the bad field. */
 export function validatePacingLimits(limits: PacingLimits): void {
   for (const [key, value] of Object.entries(limits)) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -98,6 +204,8 @@ export function validatePacingLimits(limits: PacingLimits): void {
     }
   }
   if (limits.minBatchSize > limits.maxBatchSize) throw new Error('pacing limit minBatchSize exceeds maxBatchSize');
-  if (limits.minConcurrency > limits.maxConcurrency) throw new Error('pacing limit minConcurrency exceeds maxConcurrency');
-  if (limits.decreaseFactor >= 1) throw new Error('pacing limit decreaseFactor must be below 1');
+  if (limits.minRatePerSecond > limits.maxRatePerSecond) throw new Error('pacing limit minRatePerSecond exceeds maxRatePerSecond');
+  if (limits.initialRatePerSecond < limits.minRatePerSecond || limits.initialRatePerSecond > limits.maxRatePerSecond) {
+    throw new Error('pacing limit initialRatePerSecond must lie between minRatePerSecond and maxRatePerSecond');
+  }
 }

@@ -1,0 +1,59 @@
+import type { UploadPacer, UploadSlot } from './batch.js';
+import { elapse, observe, plan, type PacingCaps, type PacingLimits, type PacingPlan, type PacingState } from './pacing.js';
+
+/**
+ * Binds the pure pacing controller to workflow time (Date.now() is deterministic in a workflow):
+ * hands out start times at the current rate, feeds outcomes back, and lets the rate grow only
+ * while the customer has work.
+ */
+export class CustomerPacer implements UploadPacer {
+  /** Workflow time the controller last advanced to; undefined while idle, so idle time does not grow the rate. */
+  private clockMs: number | undefined;
+  private nextStartAt = 0;
+
+  constructor(public state: PacingState, private readonly caps: () => PacingCaps, private readonly limits: PacingLimits) {}
+
+  /** The customer has work again. */
+  busy(): void {
+    this.clockMs ??= Date.now();
+  }
+
+  /** The customer is idle or paused: stop the growth clock. */
+  idle(): void {
+    this.tick();
+    this.clockMs = undefined;
+  }
+
+  plan(): PacingPlan {
+    this.tick();
+    return plan(this.state, this.caps(), this.limits);
+  }
+
+  width(): number {
+    return this.plan().concurrency;
+  }
+
+  slot(): UploadSlot {
+    const { ratePerSecond } = this.plan();
+    // No catching up after a pause or a gap between batches: that would be a burst.
+    const startAt = Math.max(this.nextStartAt, Date.now());
+    this.nextStartAt = startAt + 1000 / ratePerSecond;
+    return { startAt, cut: this.state.cuts };
+  }
+
+  done(slot: UploadSlot, outcome: Parameters<UploadPacer['done']>[1]): void {
+    this.tick();
+    const { clean, ...rest } = outcome;
+    this.state = observe(this.state, {
+      ...rest, startedAtCut: slot.cut,
+      cleanDurationMs: clean && outcome.rateLimited === 0 ? Math.max(0, Date.now() - slot.startAt) : undefined,
+    }, this.limits);
+  }
+
+  private tick(): void {
+    if (this.clockMs === undefined) return;
+    const now = Date.now();
+    this.state = elapse(this.state, now - this.clockMs, this.caps(), this.limits);
+    this.clockMs = now;
+  }
+}

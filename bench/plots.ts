@@ -3,13 +3,20 @@ import { writeFileSync } from 'node:fs';
 import { Resvg } from '@resvg/resvg-js';
 import * as echarts from 'echarts';
 import { perSecond } from './metrics.js';
+import { WORKER_SLOTS } from './designs/types.js';
 import type { ResultRow } from './scenarios/types.js';
 
-const WIDTH = 1100;
-const HEIGHT = 900;
+const WIDTH = 1200;
+const HEIGHT = 940;
 
-function label(row: ResultRow): string {
-  return typeof row.commitMode === 'string' ? `${row.design} (${row.commitMode})` : row.design;
+/** A row's design with its variant: commit mode, and whether Temporal honoured fairness keys. */
+export function designLabel(row: ResultRow): string {
+  const variants = [
+    ...(typeof row.commitMode === 'string' ? [row.commitMode] : []),
+    ...(typeof row.fairness === 'boolean' ? [`fairness ${row.fairness ? 'on' : 'off'}`] : []),
+    ...(typeof row.workerSlots === 'number' && row.workerSlots !== WORKER_SLOTS ? [`${row.workerSlots} slots`] : []),
+  ];
+  return variants.length > 0 ? `${row.design} (${variants.join(', ')})` : row.design;
 }
 
 /** Writes `<base>.svg` and `<base>.png`; returns their paths, or [] when no row has a series. */
@@ -17,17 +24,22 @@ export function plotScenario(rows: ResultRow[], base: string): string[] {
   const withSeries = rows.filter((r) => r.series && r.series.length > 1);
   if (withSeries.length === 0) return [];
   const scenario = withSeries[0]?.scenario ?? '';
-  const grids = [{ top: 60, height: 200 }, { top: 340, height: 200 }, { top: 620, height: 200 }].map((g) => ({ ...g, left: 70, right: 150 }));
+  const grids = [{ top: 60, height: 180 }, { top: 300, height: 180 }, { top: 540, height: 180 }, { top: 780, height: 120 }].map((g) => ({ ...g, left: 70, right: 190 }));
   const series: echarts.SeriesOption[] = [];
   for (const row of withSeries) {
     const rates = perSecond(row.series ?? []);
-    series.push({ name: `${label(row)} items/s`, type: 'line', showSymbol: false, xAxisIndex: 0, yAxisIndex: 0, data: rates.map((p) => [p.t, p.itemsPerSecond]) });
-    series.push({ name: `${label(row)} 429/s`, type: 'line', showSymbol: false, xAxisIndex: 1, yAxisIndex: 1, data: rates.map((p) => [p.t, p.rejectedPerSecond]) });
+    series.push({ name: `${designLabel(row)} items/s`, type: 'line', showSymbol: false, xAxisIndex: 0, yAxisIndex: 0, data: rates.map((p) => [p.t, p.itemsPerSecond]) });
+    series.push({ name: `${designLabel(row)} 429/s`, type: 'line', showSymbol: false, xAxisIndex: 1, yAxisIndex: 1, data: rates.map((p) => [p.t, p.rejectedPerSecond]) });
     const controlled = (row.series ?? []).filter((s) => s.batchSize !== undefined);
     if (controlled.length > 0) {
-      series.push({ name: `${label(row)} rate (wf)`, type: 'line', showSymbol: false, xAxisIndex: 2, yAxisIndex: 2, data: controlled.map((s) => [s.t, s.ratePerSecond ?? 0]) });
-      series.push({ name: `${label(row)} N`, type: 'line', step: 'end', showSymbol: false, xAxisIndex: 2, yAxisIndex: 2, data: controlled.map((s) => [s.t, s.batchSize ?? 0]) });
-      series.push({ name: `${label(row)} W`, type: 'line', step: 'end', showSymbol: false, xAxisIndex: 2, yAxisIndex: 2, data: controlled.map((s) => [s.t, s.concurrency ?? 0]) });
+      const line = (name: string, grid: number, value: (s: (typeof controlled)[number]) => number | undefined, step = false): void => {
+        const data = controlled.filter((s) => value(s) !== undefined).map((s) => [s.t, value(s) as number]);
+        if (data.length > 0) series.push({ name: `${designLabel(row)} ${name}`, type: 'line', showSymbol: false, ...(step ? { step: 'end' as const } : {}), xAxisIndex: grid, yAxisIndex: grid, data });
+      };
+      line('paced rate', 2, (s) => s.pacedRatePerSecond);
+      line('limit estimate', 2, (s) => s.limitEstimatePerSecond, true);
+      line('W', 2, (s) => s.concurrency, true);
+      line('N', 3, (s) => s.batchSize, true);
     }
   }
   const limitRow = withSeries.find((r) => r.series?.some((s) => s.limit !== null));
@@ -38,7 +50,7 @@ export function plotScenario(rows: ResultRow[], base: string): string[] {
       markLine: { symbol: 'none', label: { formatter: '{b}' }, data: (limitRow.events ?? []).map((e) => ({ name: e.label, xAxis: e.t })) },
     });
   }
-  const titles = ['archived items/s', 'upload requests answered 429, per s', 'archiver controller: rate (items/s), N, W'];
+  const titles = ['archived items/s', 'upload requests answered 429, per s', 'archiver controller: paced rate and limit estimate (uploads/s), W', 'archiver controller: N (items per batch)'];
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: WIDTH, height: HEIGHT });
   chart.setOption({
     animation: false,

@@ -5,7 +5,7 @@ import { startDesign } from './designs/index.js';
 import type { DesignName, RunningDesign } from './designs/types.js';
 import type { CommitMode } from '../workflows/batch.js';
 import { startSampler, type Sample } from './sampler.js';
-import type { BenchStack } from './stack.js';
+import type { BenchStack, BenchTemporal } from './stack.js';
 
 export interface CustomerGroup {
   ids: string[];
@@ -18,6 +18,10 @@ export interface RunSpec {
   tag: string;
   design: DesignName;
   commitMode?: CommitMode;
+  /** The worker's activity slots (and the baselines' threads). @default WORKER_SLOTS */
+  slots?: number;
+  /** The Temporal server for the archiver. @default stack.temporal (fairness on) */
+  temporal?: BenchTemporal;
   groups: CustomerGroup[];
   /** uploads/s per token at the start; null = unlimited. */
   limit: number | null;
@@ -47,7 +51,10 @@ export async function runDesign(stack: BenchStack, spec: RunSpec, collect: (db: 
     await createCustomers(database.db, stack.emulator, all, spec.limit);
     const now = spec.groups.filter((g) => !g.atS);
     for (const g of now) for (const id of g.ids) await insertItems(database.db, stack.media.url, id, g.items);
-    design = await startDesign(spec.design, { stack, db: database.db, tag: spec.tag, ...(spec.commitMode ? { commitMode: spec.commitMode } : {}) });
+    design = await startDesign(spec.design, {
+      stack, db: database.db, tag: spec.tag, ...(spec.commitMode ? { commitMode: spec.commitMode } : {}),
+      ...(spec.slots !== undefined ? { slots: spec.slots } : {}), ...(spec.temporal ? { temporal: spec.temporal } : {}),
+    });
     const startedAt = Date.now();
     let limit = spec.limit;
     const active: string[] = [];

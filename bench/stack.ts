@@ -17,18 +17,53 @@ import { WORKFLOWS_PATH } from '../workers/worker.js';
 
 export interface BenchDatabase { url: string; db: Db; close(): Promise<void> }
 
+/** One Temporal dev server, with a worker connection and a client for its `default` namespace. */
+export interface BenchTemporal {
+  address: string;
+  /** Whether the server honours task fairness keys (`matching.enableFairness`). */
+  fairness: boolean;
+  /** Process id of the server, to read its CPU from /proc. */
+  pid: number | undefined;
+  connection: NativeConnection;
+  client: Client;
+}
+
+/** The namespace of the scale scenario, whose worker runs on the production task queue. */
+export const SCALE_NAMESPACE = 'bench-scale';
+
 export interface BenchStack {
   dir: string;
   postgres: RunningPostgres;
+  /** The default Temporal server: fairness on, as `npm start` runs it. */
+  temporal: BenchTemporal;
   temporalAddress: string;
   connection: NativeConnection;
   client: Client;
+  /** A second Temporal server with `matching.enableFairness: false`, started on first use. */
+  temporalWithoutFairness(): Promise<BenchTemporal>;
   emulator: DropboxEmulator;
   media: MediaServer;
   bundle: WorkflowBundleWithSourceMap;
   /** A new, migrated database, so every (scenario, design) run starts from the same empty state. */
   newDatabase(name: string): Promise<BenchDatabase>;
   stop(): Promise<void>;
+}
+
+/** 10,000 workflows start in a burst; the dev server's default per-namespace RPS would throttle it. */
+const HIGH_RPS = { 'frontend.namespaceRPS': 100_000, 'frontend.rps': 100_000, 'history.rps': 100_000, 'matching.rps': 100_000 };
+
+async function startTemporal(dir: string, name: string, fairness: boolean, cleanups: Array<() => Promise<unknown>>): Promise<BenchTemporal> {
+  const server = await startTemporalDevServer({
+    uiPort: false, searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES, logFile: join(dir, `${name}.log`),
+    extraNamespaces: [SCALE_NAMESPACE], dynamicConfig: { ...HIGH_RPS, 'matching.enableFairness': fairness },
+  });
+  cleanups.push(() => server.stop());
+  const connection = await NativeConnection.connect({ address: server.address });
+  cleanups.push(() => connection.close());
+  const client = await connectClient({ address: server.address, namespace: 'default' });
+  cleanups.push(() => client.connection.close());
+  await ensureSearchAttributes(client);
+  return { address: server.address, fairness, pid: server.pid, connection, client };
 }
 
 export async function startStack(log: (m: string) => void): Promise<BenchStack> {
@@ -43,31 +78,28 @@ export async function startStack(log: (m: string) => void): Promise<BenchStack> 
   try {
     log(`stack dir ${dir}: starting Postgres, Temporal, emulator, media server…`);
     const [postgres, temporal, emulator, media, bundle] = await Promise.all([
-      startEmbeddedPostgres({ dataDir: join(dir, 'postgres') }),
-      startTemporalDevServer({
-        uiPort: false, searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES, logFile: join(dir, 'temporal.log'),
-        dynamicConfig: {
-          // 10,000 workflows start in a burst; the dev server's default per-namespace RPS would throttle it.
-          'frontend.namespaceRPS': 100_000, 'frontend.rps': 100_000, 'history.rps': 100_000, 'matching.rps': 100_000,
-        },
-      }),
-      startDropboxEmulator({ keepContent: false }),
-      startMediaServer(),
+      startEmbeddedPostgres({ dataDir: join(dir, 'postgres') }).then((p) => { cleanups.push(() => p.stop()); return p; }),
+      startTemporal(dir, 'temporal', true, cleanups),
+      startDropboxEmulator({ keepContent: false }).then((e) => { cleanups.push(() => e.stop()); return e; }),
+      startMediaServer().then((m) => { cleanups.push(() => m.stop()); return m; }),
       bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } }),
     ]);
-    cleanups.push(() => postgres.stop(), () => temporal.stop(), () => emulator.stop(), () => media.stop());
-    const connection = await NativeConnection.connect({ address: temporal.address });
-    cleanups.push(() => connection.close());
-    const client = await connectClient({ address: temporal.address, namespace: 'default' });
-    cleanups.push(() => client.connection.close());
-    await ensureSearchAttributes(client);
+    let withoutFairness: Promise<BenchTemporal> | undefined;
+    const temporalWithoutFairness = (): Promise<BenchTemporal> => {
+      if (!withoutFairness) log('starting a second Temporal server with matching.enableFairness=false…');
+      withoutFairness ??= startTemporal(dir, 'temporal-no-fairness', false, cleanups);
+      return withoutFairness;
+    };
     const newDatabase = async (name: string): Promise<BenchDatabase> => {
       const url = await postgres.createDatabase(name);
       await migrate(url);
       const pool = createPool(url, 20);
       return { url, db: dbFromPool(pool), close: () => pool.end() };
     };
-    return { dir, postgres, temporalAddress: temporal.address, connection, client, emulator, media, bundle, newDatabase, stop };
+    return {
+      dir, postgres, temporal, temporalAddress: temporal.address, connection: temporal.connection, client: temporal.client,
+      temporalWithoutFairness, emulator, media, bundle, newDatabase, stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -36,7 +36,10 @@ export interface TemporalDevServerOptions {
    * registers them on an existing database.
    */
   searchAttributes?: Record<string, DevServerSearchAttributeType>;
-  /** Extra `--dynamic-config-value key=<JSON value>`; overrides our defaults. */
+  /**
+   * Extra `--dynamic-config-value key=<JSON value>`; overrides our defaults, e.g.
+   * `{ 'matching.enableFairness': false }` for FIFO task dispatch.
+   */
   dynamicConfig?: Record<string, string | number | boolean>;
   /** Append the server's stdout/stderr to this file (parent dirs are created). Default: discarded. */
   logFile?: string;
@@ -50,6 +53,8 @@ export interface TemporalDevServer {
   namespace: string;
   /** `http://127.0.0.1:UIPORT`, or undefined when headless. */
   uiUrl: string | undefined;
+  /** The server's process id (e.g. to read its CPU and memory from /proc). */
+  pid: number | undefined;
   /** SIGTERM, wait up to 10 s, then SIGKILL. Idempotent. */
   stop(): Promise<void>;
 }
@@ -71,6 +76,9 @@ const DEFAULT_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
   'frontend.enableUpdateWorkflowExecution': true,
   'frontend.enableUpdateWorkflowExecutionAsyncAccepted': true,
   'frontend.enableServerVersionCheck': false,
+  // Archiver's activities carry fairnessKey = customer id; without this (server default: off) the
+  // server dispatches a backlogged task queue FIFO and a huge customer's uploads delay everyone's.
+  'matching.enableFairness': true,
 };
 
 // ---------------------------------------------------------------------------
@@ -311,6 +319,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions =
     address,
     namespace,
     uiUrl: uiPort === undefined ? undefined : `http://${HOST}:${uiPort}`,
+    pid: child.pid,
     stop,
   };
 }

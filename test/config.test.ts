@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, requireDatabaseUrl } from '../workers/config.js';
+import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, requireDatabaseUrl } from '../workers/config.js';
 
 describe('configuration', () => {
   it('has sensible defaults for everything but the database', () => {
@@ -9,6 +9,7 @@ describe('configuration', () => {
       databaseUrl: undefined,
       dropboxApiBase: undefined,
       shutdownGraceMs: 30_000,
+      maxCachedWorkflows: 1_000,
       logLevel: 'INFO',
       metricsAddress: '127.0.0.1:9464',
     });
@@ -20,14 +21,14 @@ describe('configuration', () => {
     const config = loadConfig({
       TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'archiver', TEMPORAL_API_KEY: 'k',
       DATABASE_URL: 'postgresql://a:b@db:5432/archiver', DROPBOX_API_BASE: 'http://127.0.0.1:9000',
-      ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_LOG_LEVEL: 'WARN',
+      ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_MAX_CACHED_WORKFLOWS: '250', ARCHIVER_LOG_LEVEL: 'WARN',
       DROPBOX_APP_KEY: 'app-key', DROPBOX_APP_SECRET: 'app-secret', ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
     });
     expect(config).toEqual({
       temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
       databaseUrl: 'postgresql://a:b@db:5432/archiver', dropboxApiBase: 'http://127.0.0.1:9000',
       dropboxApp: { key: 'app-key', secret: 'app-secret' },
-      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, logLevel: 'WARN', metricsAddress: '0.0.0.0:9100',
+      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, maxCachedWorkflows: 250, logLevel: 'WARN', metricsAddress: '0.0.0.0:9100',
     });
   });
 
@@ -42,6 +43,13 @@ describe('configuration', () => {
     const message = (error as Error).message;
     for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'ARCHIVER_SHUTDOWN_GRACE', 'ARCHIVER_LOG_LEVEL']) expect(message).toContain(name);
     expect(message).not.toContain('hunter2');
+  });
+
+  it('caps the workflow cache, so the worker stays small with thousands of idle customers', () => {
+    expect(DEFAULT_MAX_CACHED_WORKFLOWS).toBe(1_000);
+    for (const bad of ['0', '-5', '2.5', 'lots', '']) {
+      expect(() => loadConfig({ ARCHIVER_MAX_CACHED_WORKFLOWS: bad }), bad).toThrow(/ARCHIVER_MAX_CACHED_WORKFLOWS: must be a positive whole number/);
+    }
   });
 
   it('needs the Dropbox app key and secret together', () => {

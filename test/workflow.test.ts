@@ -40,11 +40,19 @@ describe('archiveCustomer workflow', () => {
   it('drains the backlog, reports it in status and search attributes, then idles', async () => {
     const customer = uniqueName('drain');
     await insertItems(database.db, customer, TOKEN, media.url, 60);
-    await startArchiving(temporal, customer);
+    const handle = await startArchiving(temporal, customer);
     const done = await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 60);
     expect(done).toMatchObject({ customerId: customer, backlog: 0, totals: { archived: 60, failed: 0 } });
-    expect(done.batchSize).toBeGreaterThan(20); // it grew from the initial 20 after clean batches
+    // Without a 429 the controller is still in slow start: the pace grew from the initial rate.
+    expect(done.pacedRatePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
+    expect(done.limitEstimatePerSecond).toBeUndefined();
     expect(await pendingOrArchived(customer)).toEqual({ archived: 60 });
+    // Every upload carries the customer as its fairness key, so a saturated task queue is shared.
+    const firstRun = temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    const uploads = ((await firstRun.fetchHistory()).events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'uploadItem');
+    expect(uploads.length).toBeGreaterThan(0);
+    for (const a of uploads) expect(a?.priority?.fairnessKey).toBe(customer);
     await eventually(async () => {
       const sa = await searchAttributesOf(customer);
       return sa.state === 'idle' ? sa : undefined;

@@ -29,8 +29,9 @@ async function main(): Promise<void> {
       activities: { db: dbFromPool(pool), dropboxApiBase: config.dropboxApiBase, dropboxApp: config.dropboxApp },
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
+      maxCachedWorkflows: config.maxCachedWorkflows,
     });
-    console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue }));
+    console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue, maxCachedWorkflows: worker.options.maxCachedWorkflows }));
     // Temporal's runtime handles SIGINT/SIGTERM: it stops polling and lets in-flight work finish.
     await worker.run();
   } finally {

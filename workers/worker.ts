@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { TASK_QUEUE } from '../workflows/names.js';
-import type { ArchiverConfig } from './config.js';
+import { DEFAULT_MAX_CACHED_WORKFLOWS, type ArchiverConfig } from './config.js';
 
 /** The workflow code's entry file; Temporal bundles it (and what it imports) into the sandbox. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -18,6 +18,8 @@ export interface ArchiverWorkerOptions {
   /** In-flight uploads get this long to finish on shutdown instead of being cancelled. @default 30 s */
   shutdownGraceMs?: number;
   maxConcurrentActivityTaskExecutions?: number;
+  /** Workflows kept in memory between tasks; the rest are replayed on their next task. @default DEFAULT_MAX_CACHED_WORKFLOWS */
+  maxCachedWorkflows?: number;
 }
 
 /** A worker hosting the customer workflows and all activities. */
@@ -30,6 +32,7 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     activities: createActivities(options.activities),
     shutdownGraceTime: options.shutdownGraceMs ?? 30_000,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 100,
+    maxCachedWorkflows: options.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS,
     // Upload-session progress rides on heartbeats; send them often enough that a retry after a
     // crash resumes close to where Dropbox is.
     maxHeartbeatThrottleInterval: '2s',

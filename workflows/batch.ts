@@ -82,11 +82,14 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
   const parallel = (itemIds: string[], work: (itemId: string, startAt: number | undefined) => Promise<Throttles>) =>
     inParallel(itemIds, run, stopped, result, work);
+  // Temporal's task queue hands out tasks fairly across customers when the worker is saturated
+  // (with fairness enabled on the server), so a huge backlog cannot starve the others.
+  const fair = { priority: { fairnessKey: run.customerId } };
   const request = (itemId: string, startAt: number | undefined) =>
     ({ customerId: run.customerId, itemId, leaseToken: run.leaseToken, ...(startAt === undefined ? {} : { startAt }) });
   if (run.mode === 'single') {
     await parallel(run.itemIds, async (itemId, startAt) => {
-      const done = await uploadItem.executeWithOptions({ ...uploadOptions, summary: `upload item ${itemId}` }, [request(itemId, startAt)]);
+      const done = await uploadItem.executeWithOptions({ ...uploadOptions, ...fair, summary: `upload item ${itemId}` }, [request(itemId, startAt)]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'lease-lost') result.unfinished += 1;
       else result.archived += 1;
@@ -99,7 +102,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
     const staged: StagedItem[] = [];
     await parallel(toStage, async (itemId, startAt) => {
-      const done = await stageItem.executeWithOptions({ ...uploadOptions, summary: `stage item ${itemId} for a batch commit` }, [request(itemId, startAt)]);
+      const done = await stageItem.executeWithOptions({ ...uploadOptions, ...fair, summary: `stage item ${itemId} for a batch commit` }, [request(itemId, startAt)]);
       result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
       else if (done.status === 'already-archived') result.archived += 1;
@@ -111,7 +114,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     // One commit at a time for this customer: Dropbox serialises writes per account anyway.
     for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
       try {
-        const committed = await commitBatch.executeWithOptions({ ...commitOptions, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
+        const committed = await commitBatch.executeWithOptions({ ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
         result.archived += committed.archived.length;
         result.failed += committed.rejected.length;
         toStage.push(...committed.restage);

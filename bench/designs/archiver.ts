@@ -8,19 +8,20 @@ import { WORKER_SLOTS, type DesignContext, type RunningDesign } from './types.js
 
 export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> {
   const { stack } = ctx;
+  const { connection, client } = ctx.temporal ?? stack.temporal;
   const taskQueue = `bench-${ctx.tag}`;
   const worker = await createArchiverWorker({
-    connection: stack.connection, namespace: 'default', taskQueue,
+    connection, namespace: 'default', taskQueue,
     activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
-    workflowBundle: stack.bundle, shutdownGraceMs: 2_000, maxConcurrentActivityTaskExecutions: WORKER_SLOTS,
+    workflowBundle: stack.bundle, shutdownGraceMs: 2_000, maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,
   });
   const running = worker.run();
   return {
     async add(ids) {
-      await mapLimit(ids, 64, (id) => startCustomer(stack.client, id, `Bench ${id}`, { taskQueue, ...(ctx.commitMode ? { commitMode: ctx.commitMode } : {}) }));
+      await mapLimit(ids, 64, (id) => startCustomer(client, id, `Bench ${id}`, { taskQueue, ...(ctx.commitMode ? { commitMode: ctx.commitMode } : {}) }));
     },
     async status(id) {
-      return stack.client.workflow.getHandle(workflowIdFor(id)).query(statusQuery).catch(() => undefined);
+      return client.workflow.getHandle(workflowIdFor(id)).query(statusQuery).catch(() => undefined);
     },
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();

@@ -12,7 +12,7 @@ export const CRON = { intervalMs: 5_000, batchSize: 500, firstBackoffMs: 1_000, 
 
 export function startCron(ctx: DesignContext): RunningDesign {
   const acts = baselineActivities(ctx);
-  const threads = new Slots(WORKER_SLOTS);
+  const threads = new Slots(ctx.slots ?? WORKER_SLOTS);
   const customers: string[] = [];
   const inFlight = new Set<Promise<void>>();
   let stopped = false;

@@ -11,7 +11,7 @@ export const FIXED = { concurrency: 16, batchSize: 200, idlePollMs: 1_000, defau
 
 export function startFixed(ctx: DesignContext): RunningDesign {
   const acts = baselineActivities(ctx);
-  const slots = new Slots(WORKER_SLOTS);
+  const slots = new Slots(ctx.slots ?? WORKER_SLOTS);
   const loops: Array<Promise<void>> = [];
   let stopped = false;
   const uploadUntilDone = async (customerId: string, itemId: string, leaseToken: string): Promise<void> => {

@@ -1,6 +1,6 @@
 import type { Db } from '../../activities/db.js';
 import type { CommitMode } from '../../workflows/batch.js';
-import type { BenchStack } from '../stack.js';
+import type { BenchStack, BenchTemporal } from '../stack.js';
 
 export type DesignName = 'archiver' | 'cron' | 'fixed';
 
@@ -10,6 +10,10 @@ export interface DesignContext {
   /** Unique per run: names the task queue. */
   tag: string;
   commitMode?: CommitMode;
+  /** The worker's activity slots; the baselines get as many threads. @default WORKER_SLOTS */
+  slots?: number;
+  /** The Temporal server the archiver runs on. @default stack.temporal (fairness on) */
+  temporal?: BenchTemporal;
 }
 
 /** What the controller reports (the archiver's status query); baselines have none. */

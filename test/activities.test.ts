@@ -158,6 +158,29 @@ describe('uploadItem', () => {
     }
   });
 
+  it('reports too_many_write_operations on the item, for the pacing controller to narrow W', async () => {
+    const customer = uniqueName('contended');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: customer });
+    const [id] = await insertItems(database.db, customer, token, media.url, 1);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    emulator.queueFaults(customer, [{ route: 'files/upload', fault: 'too_many_write_operations' }]);
+    const request = { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken };
+    expect((await failureOf(run(activities.uploadItem, request))).type).toBe('WriteContention');
+    const done = await run(activities.uploadItem, request);
+    expect(done).toMatchObject({ status: 'archived', writeContention: 1, rateLimited: 0 });
+  });
+
+  it('waits for the start time the pacing controller gave the upload', async () => {
+    const customer = uniqueName('paced');
+    const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
+    const batch = await run(activities.fetchBatch, customer, 1);
+    const startAt = Date.now() + 700;
+    await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken, startAt });
+    const [r] = await database.db.query<{ archived_at: Date }>('SELECT archived_at FROM archive_items WHERE id = $1', [id]);
+    expect(r?.archived_at.getTime()).toBeGreaterThanOrEqual(startAt - 50);
+  });
+
   it('rejects an item whose source is gone, marking it failed and visible', async () => {
     const customer = uniqueName('gone');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { sourceUrl: `${media.url}/missing` });

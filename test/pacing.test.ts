@@ -51,6 +51,24 @@ describe('pacing controller', () => {
     expect(s.ratePerSecond).toBeCloseTo(BETA * 50);
   });
 
+  it('raises the estimate to what Dropbox accepted during the probe when the limit has risen', () => {
+    // Estimate 25/s, but the limit has doubled: 3 s of plateau, then the probe beyond 25/s, all
+    // accepted, until a 429 at 10 s.
+    let s: PacingState = { ...initialPacing(), ratePerSecond: BETA * 25, limitEstimatePerSecond: 25, cuts: 2 };
+    let probeAccepted = 0;
+    for (let second = 0; second < 10; second++) {
+      s = elapse(s, 1000);
+      const n = Math.round(s.ratePerSecond);
+      if (s.probeFrom) probeAccepted += n;
+      for (let i = 0; i < n; i++) s = observe(s, { ...ok, startedAtCut: 2 });
+    }
+    const probeSeconds = (s.sinceCutMs - (s.probeFrom?.ms ?? 0)) / 1000;
+    const sinceCut = s.acceptedSinceCut / (s.sinceCutMs / 1000);
+    const cut = observe(s, { ...refused, startedAtCut: 2 });
+    expect(cut.limitEstimatePerSecond).toBeGreaterThan(sinceCut + 3);
+    expect(cut.limitEstimatePerSecond).toBeCloseTo((probeAccepted + 1) / probeSeconds, 0);
+  });
+
   it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {
     const cut: PacingState = { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 1 };
     const at = (ms: number) => elapse(cut, ms).ratePerSecond;

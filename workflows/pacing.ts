@@ -13,7 +13,8 @@
  *   brings the estimate down to a halved limit within one cut, where multiplying alone would
  *   take several.
  * - Without 429s the rate climbs back to the estimate (concave), stays near it for a while,
- *   then probes beyond it (convex), so it finds a raised limit within seconds.
+ *   then probes beyond it (convex), so it finds a raised limit within seconds. When that probe
+ *   meets a 429, what Dropbox accepted during the probe raises the estimate.
  * - `too_many_write_operations` means another write holds the account's lock: it narrows the
  *   uploads in flight (W), not the rate.
  * - 5xx and other transient failures do not touch the rate: each upload backs off through its
@@ -73,6 +74,11 @@ export interface PacingState {
   sinceCutMs: number;
   /** Uploads Dropbox accepted since the last cut. */
   acceptedSinceCut: number;
+  /**
+   * When the rate last rose past the estimate (the probe): busy ms since the cut, and uploads
+   * accepted by then; undefined until it does.
+   */
+  probeFrom?: { ms: number; accepted: number } | undefined;
   /** Cap on W after write contention; recovers over time. */
   writeConcurrency: number;
   /** Smoothed time one upload takes, from its start to its result reaching the workflow, in ms. */
@@ -131,7 +137,11 @@ export function elapse(state: PacingState, ms: number, caps: PacingCaps = {}, li
   } else {
     rate = estimate * (1 + CUBIC_C * (sinceCutMs / 1000 - RECOVERY_SECONDS) ** 3);
   }
-  return { ...state, ratePerSecond: clamp(Math.min(rate, cap), limits.minRatePerSecond, limits.maxRatePerSecond), sinceCutMs, writeConcurrency };
+  const probing = estimate !== undefined && rate > estimate && state.probeFrom === undefined;
+  return {
+    ...state, ratePerSecond: clamp(Math.min(rate, cap), limits.minRatePerSecond, limits.maxRatePerSecond), sinceCutMs, writeConcurrency,
+    ...(probing ? { probeFrom: { ms: sinceCutMs, accepted: state.acceptedSinceCut } } : {}),
+  };
 }
 
 /** Folds one upload's outcome into the state. */
@@ -166,14 +176,19 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
     // cuts, so what Dropbox accepted in between, over that time, is the limit.
     estimate = accepted;
   } else {
-    // The estimate held for the whole plateau; the probe beyond it found the edge. Dropbox
-    // accepted at least the estimate meanwhile (less whatever the full bucket wasted below it).
-    estimate = Math.max(previous, accepted);
+    // The estimate held for the whole plateau, and the probe beyond it found the edge: what
+    // Dropbox accepted during the probe is the better guide, as the limit may have risen. (It
+    // includes the bucket's burst; if that makes it too high, the next cut comes soon and
+    // measures.) The estimate never falls here: it was just shown to hold.
+    const probe = state.probeFrom;
+    const probeSeconds = probe ? (state.sinceCutMs - probe.ms) / 1000 : 0;
+    const probed = probe && probeSeconds >= 1 ? (state.acceptedSinceCut - probe.accepted) / probeSeconds : 0;
+    estimate = Math.max(previous, accepted, Math.min(probed, state.ratePerSecond));
   }
   estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
   return {
     ...state, limitEstimatePerSecond: estimate, ratePerSecond: clamp(BETA * estimate, limits.minRatePerSecond, limits.maxRatePerSecond),
-    cuts: state.cuts + 1, sinceCutMs: 0, acceptedSinceCut: 0,
+    cuts: state.cuts + 1, sinceCutMs: 0, acceptedSinceCut: 0, probeFrom: undefined,
   };
 }
 

@@ -122,8 +122,8 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
   /** N, W, the paced rate and the limit estimate, as status shows them. */
   function pacingStatus(): Pick<CustomerStatus, 'batchSize' | 'concurrency' | 'pacedRatePerSecond' | 'limitEstimatePerSecond'> {
     if (!rateBased) return { batchSize: pacing.batchSize, concurrency: pacing.concurrency, pacedRatePerSecond: undefined, limitEstimatePerSecond };
-    const now = pacer.plan();
-    const estimate = pacer.state.limitEstimatePerSecond;
+    const { plan: now, state: controller } = pacer.peek();
+    const estimate = controller.limitEstimatePerSecond;
     return {
       batchSize: now.batchSize, concurrency: now.concurrency, pacedRatePerSecond: round2(now.ratePerSecond),
       limitEstimatePerSecond: estimate === undefined ? undefined : round2(estimate),
@@ -198,7 +198,7 @@ export async function archiveCustomer(input: ArchiveCustomerInput): Promise<void
     const size = batch.items.length;
     const pace = (): string => {
       if (!rateBased) return `${width} at once`;
-      const now = pacer.plan();
+      const now = pacer.peek().plan;
       return `${now.ratePerSecond.toFixed(1)}/s, up to ${now.concurrency} at once`;
     };
     show('running', `uploading a batch of ${size}, ${pace()}`);

@@ -29,6 +29,15 @@ export class CustomerPacer implements UploadPacer {
     return plan(this.state, this.caps(), this.limits);
   }
 
+  /**
+   * The plan and state as of now, without advancing the controller: for queries, which must not
+   * change workflow state (a replay would not repeat them).
+   */
+  peek(): { plan: PacingPlan; state: PacingState } {
+    const state = this.clockMs === undefined ? this.state : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits);
+    return { plan: plan(state, this.caps(), this.limits), state };
+  }
+
   width(): number {
     return this.plan().concurrency;
   }

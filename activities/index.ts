@@ -66,7 +66,7 @@ export interface UploadOutcome {
 }
 
 /** What the pacing controller learns from an item's uploads. */
-type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
+export type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
 
 export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) & Throttles;
 

@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { Activities, Throttles } from '../activities/index.js';
 import type { StagedItem } from '../activities/batch-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
 import type { BatchOutcome } from './legacy-pacing.js';
@@ -80,7 +80,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     unfinished: 0, lastError: undefined, pauseAs: undefined,
   };
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
-  const parallel = (itemIds: string[], work: (itemId: string, startAt: number | undefined) => Promise<Throttles>) =>
+  const parallel = (itemIds: string[], work: (itemId: string, startAt: number | undefined) => Promise<ItemThrottles>) =>
     inParallel(itemIds, run, stopped, result, work);
   // Temporal's task queue hands out tasks fairly across customers when the worker is saturated
   // (with fairness enabled on the server), so a huge backlog cannot starve the others.
@@ -140,14 +140,14 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
 }
 
 /** What one item's uploads met, for the pacer. */
-interface Throttles { accepted: boolean; rateLimited: number; writeContention?: number | undefined; attempts?: number | undefined }
+type ItemThrottles = Throttles & { accepted: boolean };
 
 /**
  * Runs `work` over `itemIds` with at most W in flight, stopping new starts once `stopped()`. With
  * a pacer, each upload gets a start time from it and reports back; without, starts are spaced by
  * the operator's rate cap.
  */
-async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string, startAt: number | undefined) => Promise<Throttles>): Promise<void> {
+async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string, startAt: number | undefined) => Promise<ItemThrottles>): Promise<void> {
   const { pacer } = run;
   const queue = [...itemIds];
   const inFlight = new Set<Promise<void>>();
@@ -158,7 +158,7 @@ async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boole
       const slot = pacer?.slot();
       const running: Promise<void> = work(itemId, slot?.startAt)
         .then((t) => {
-          if (slot) pacer?.done(slot, { ...t, writeContention: t.writeContention ?? 0, clean: t.attempts === 1 });
+          if (slot) pacer?.done(slot, { accepted: t.accepted, rateLimited: t.rateLimited, writeContention: t.writeContention, clean: t.attempts === 1 });
         })
         .catch((err: unknown) => {
           const type = recordFailure(`item ${itemId}`, err, result);

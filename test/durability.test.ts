@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
@@ -7,13 +6,13 @@ import { startArchiving, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
 import { expectArchivedExactlyOnce } from './support/verify.js';
-import { spawnWorkerProcess, type WorkerProcess } from './support/worker-process.js';
+import { workerProcesses } from './support/worker-process.js';
 
 let database: TestDatabase;
 let temporal: TestTemporal;
 let emulator: DropboxEmulator;
 let media: MediaServer;
-const children: ChildProcess[] = [];
+const workers = workerProcesses(() => ({ temporal, database, emulator }));
 
 const ITEMS = 200;
 
@@ -21,15 +20,9 @@ beforeAll(async () => {
   [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('durability'), startDropboxEmulator({ uploadsPerSecond: 25 }), startMediaServer()]);
 });
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  workers.killAll();
   await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
-
-function spawnWorker(): WorkerProcess {
-  const worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url });
-  children.push(worker.child);
-  return worker;
-}
 
 async function countByState(customerIds: string[]): Promise<Record<string, number>> {
   const rows = await database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = ANY($1) GROUP BY state', [customerIds]);
@@ -43,7 +36,7 @@ it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a ne
     await insertItems(database.db, c.id, c.token, media.url, ITEMS, { kind: 'call_recording', bytes: 50_000 });
   }
   const ids = customers.map((c) => c.id);
-  const first = spawnWorker();
+  const first = workers.spawn();
   await first.started;
   await Promise.all(customers.map((c) => startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, c.id)));
 
@@ -55,7 +48,7 @@ it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a ne
   first.child.kill('SIGKILL');
   expect(atKill.pending ?? 0).toBeGreaterThan(0);
 
-  const second = spawnWorker();
+  const second = workers.spawn();
   await second.started;
   await Promise.all(ids.map((id) => statusWhen(temporal.client, id, (s) => s.state === 'idle' && s.backlog === 0, 180_000)));
   await eventually(async () => ((await countByState(ids)).archived === ITEMS * 2 ? true : undefined), 120_000, 'every item archived');

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
@@ -6,7 +5,7 @@ import { startMediaServer, syntheticContent, type MediaServer } from '../dev/med
 import { TASK_QUEUE } from '../workflows/names.js';
 import { startArchiving, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
-import { spawnWorkerProcess, type WorkerProcess } from './support/worker-process.js';
+import { workerProcesses } from './support/worker-process.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
 
 const MIB = 1024 * 1024;
@@ -18,21 +17,15 @@ let database: TestDatabase;
 let temporal: TestTemporal;
 let emulator: DropboxEmulator;
 let media: MediaServer;
-const children: ChildProcess[] = [];
+const workers = workerProcesses(() => ({ temporal, database, emulator }));
 
 beforeAll(async () => {
   [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('sessions'), startDropboxEmulator(), startMediaServer()]);
 });
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  workers.killAll();
   await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
-
-function spawnWorker(): WorkerProcess {
-  const worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url });
-  children.push(worker.child);
-  return worker;
-}
 
 it('archives a 200 MiB recording through an upload session, and a worker SIGKILLed mid-upload does not make the next one re-send committed chunks', async () => {
   const token = uniqueName('tok');
@@ -42,14 +35,14 @@ it('archives a 200 MiB recording through an upload session, and a worker SIGKILL
   const customer = uniqueName('big');
   const [itemId] = await insertItems(database.db, customer, token, media.url, 1, { kind: 'call_recording', bytes: SIZE });
 
-  const first = spawnWorker();
+  const first = workers.spawn();
   await first.started;
   await startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, customer);
   const session = await eventually(() => Promise.resolve(emulator.sessions(accountId).find((s) => s.offset >= 6 * CHUNK)), 120_000, 'a session 48 MiB in');
   first.child.kill('SIGKILL');
   const committedAtKill = emulator.session(session.sessionId)?.offset ?? 0;
 
-  const second = spawnWorker();
+  const second = workers.spawn();
   await second.started;
   await statusWhen(temporal.client, customer, (s) => s.totals.archived === 1, 180_000);
 

@@ -4,8 +4,9 @@ import { archiveCustomer } from '../workflows/archive-customer.js';
 import type { CommitMode } from '../workflows/batch.js';
 import {
   itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, setLimitsUpdate, statusQuery, stopSignal,
-  type CustomerStatus, type OperatorLimits, type ReconnectResult,
+  type CustomerStatus, type ReconnectResult,
 } from '../workflows/messages.js';
+import type { OperatorLimits } from '../workflows/pacing/controller.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
 
 export interface TemporalTarget {

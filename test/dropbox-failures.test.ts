@@ -6,7 +6,7 @@ import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/serv
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { resumeSignal } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';
-import { DEFAULT_PACING_LIMITS } from '../workflows/pacing.js';
+import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
 import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
 import { insertItems } from './support/items.js';
 import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { legacyNextPacing, type BatchOutcome } from '../workflows/legacy-pacing.js';
 import {
   BETA, DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits, type PacingState, type UploadObservation,
-} from '../workflows/pacing.js';
+} from '../workflows/pacing/controller.js';
 import { simulate, summarize } from './support/pacing-sim.js';
 
 const ok: UploadObservation = { accepted: true, rateLimited: 0, writeContention: 0, startedAtCut: 0 };
@@ -156,14 +155,5 @@ describe('pacing controller against a token bucket', () => {
   it('leaves no headroom unused when there is no limit, up to its own bounds', () => {
     const { seconds } = simulate({ seconds: 30, limitAt: () => null, latencyMs: 20 });
     expect(summarize(seconds, 20, 30).rate).toBeGreaterThan(500);
-  });
-});
-
-describe('legacy pacing (runs started before the rate-based-pacing patch)', () => {
-  const clean: BatchOutcome = { archived: 20, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0 };
-  it('grows N and W additively, halves both on a 429, narrows only W on write contention', () => {
-    expect(legacyNextPacing({ batchSize: 20, concurrency: 4 }, clean)).toEqual({ next: { batchSize: 30, concurrency: 5 }, cooldownMs: 0 });
-    expect(legacyNextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, rateLimited: 3, retryAfterRemainingMs: 1500 })).toEqual({ next: { batchSize: 20, concurrency: 4 }, cooldownMs: 1500 });
-    expect(legacyNextPacing({ batchSize: 40, concurrency: 8 }, { ...clean, writeContention: 2 }).next).toEqual({ batchSize: 40, concurrency: 4 });
   });
 });

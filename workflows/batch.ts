@@ -1,9 +1,8 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities, Throttles } from '../activities/index.js';
 import type { StagedItem } from '../activities/batch-commit.js';
-import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from './failures.js';
-import type { BatchOutcome } from './legacy-pacing.js';
-import type { UploadObservation } from './pacing.js';
+import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
+import type { UploadPacer } from './pacing/workflow-pacer.js';
 
 const uploadRetry = {
   initialInterval: '1s',
@@ -27,23 +26,6 @@ export type CommitMode = 'single' | 'batch';
 /** How many times a batch commit is repeated for entries Dropbox could not take yet. */
 const MAX_COMMIT_ROUNDS = 10;
 
-/** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
-export interface UploadPacer {
-  /** W: uploads in flight at once, now. */
-  width(): number;
-  /** Reserves the next start time. */
-  slot(): UploadSlot;
-  /** Reports the outcome of the upload that got `slot`. */
-  done(slot: UploadSlot, outcome: Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs'> & { clean: boolean }): void;
-}
-
-export interface UploadSlot {
-  /** Epoch ms; the activity waits for it. */
-  startAt: number;
-  /** The controller's cut count when the slot was given. */
-  cut: number;
-}
-
 export interface BatchRun {
   customerId: string;
   leaseToken: string;
@@ -51,20 +33,23 @@ export interface BatchRun {
   mode: CommitMode;
   /** True once the customer is paused: start nothing new. */
   stopped: () => boolean;
-  /**
-   * The rate controller's pacer; without one, the batch runs the way workflows started before the
-   * RATE_BASED_PACING patch ran it: `concurrency` at once, starts `minStartIntervalMs` apart.
-   */
-  pacer?: UploadPacer | undefined;
-  /** W without a pacer. */
-  concurrency: number;
-  /** Operator's rate cap without a pacer, as the least time between two upload starts; 0 for none. */
-  minStartIntervalMs: number;
+  /** Gives each upload its start time and learns from its outcome. */
+  pacer: UploadPacer;
   /** Called as items finish, with how many of the batch are done and what they added up to so far. */
   onProgress: (done: number, sofar: Readonly<BatchResult>) => void;
 }
 
-/** A batch's outcome: what the pacing controller needs, and what the customer must do next. */
+/** What one batch's uploads added up to. */
+export interface BatchOutcome {
+  archived: number;
+  failed: number;
+  /** Upload requests answered 429 `too_many_requests` (or plain-text 429). */
+  rateLimited: number;
+  /** Upload requests answered `too_many_write_operations`. */
+  writeContention: number;
+}
+
+/** A batch's outcome, and what the customer must do next. */
 export interface BatchResult extends BatchOutcome {
   /** Items neither archived nor failed; their leases must be released. */
   unfinished: number;
@@ -76,17 +61,16 @@ export interface BatchResult extends BatchOutcome {
 /** Runs one leased batch in the chosen mode. */
 export async function runBatch(run: BatchRun): Promise<BatchResult> {
   const result: BatchResult = {
-    archived: 0, failed: 0, rateLimited: 0, writeContention: 0, maxRetryAfterMs: 0, retryAfterRemainingMs: 0,
+    archived: 0, failed: 0, rateLimited: 0, writeContention: 0,
     unfinished: 0, lastError: undefined, pauseAs: undefined,
   };
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
-  const parallel = (itemIds: string[], work: (itemId: string, startAt: number | undefined) => Promise<ItemThrottles>) =>
-    inParallel(itemIds, run, stopped, result, work);
+  const parallel = (itemIds: string[], work: (itemId: string, startAt: number) => Promise<ItemThrottles>) =>
+    inParallel(itemIds, run.pacer, stopped, result, (done) => run.onProgress(done, result), work);
   // Temporal's task queue hands out tasks fairly across customers when the worker is saturated
   // (with fairness enabled on the server), so a huge backlog cannot starve the others.
   const fair = { priority: { fairnessKey: run.customerId } };
-  const request = (itemId: string, startAt: number | undefined) =>
-    ({ customerId: run.customerId, itemId, leaseToken: run.leaseToken, ...(startAt === undefined ? {} : { startAt }) });
+  const request = (itemId: string, startAt: number) => ({ customerId: run.customerId, itemId, leaseToken: run.leaseToken, startAt });
   if (run.mode === 'single') {
     await parallel(run.itemIds, async (itemId, startAt) => {
       const done = await uploadItem.executeWithOptions({ ...uploadOptions, ...fair, summary: `upload item ${itemId}` }, [request(itemId, startAt)]);
@@ -143,39 +127,37 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
 type ItemThrottles = Throttles & { accepted: boolean };
 
 /**
- * Runs `work` over `itemIds` with at most W in flight, stopping new starts once `stopped()`. With
- * a pacer, each upload gets a start time from it and reports back; without, starts are spaced by
- * the operator's rate cap.
+ * Runs `work` over `itemIds` with at most W in flight, stopping new starts once `stopped()`. Each
+ * upload gets its start time from the pacer and reports its outcome back to it.
  */
-async function inParallel(itemIds: string[], run: BatchRun, stopped: () => boolean, result: BatchResult, work: (itemId: string, startAt: number | undefined) => Promise<ItemThrottles>): Promise<void> {
-  const { pacer } = run;
+async function inParallel(
+  itemIds: string[], pacer: UploadPacer, stopped: () => boolean, result: BatchResult, progress: (done: number) => void,
+  work: (itemId: string, startAt: number) => Promise<ItemThrottles>,
+): Promise<void> {
   const queue = [...itemIds];
   const inFlight = new Set<Promise<void>>();
   let done = 0;
   while (queue.length > 0 && !stopped()) {
-    while (inFlight.size < (pacer?.width() ?? run.concurrency) && queue.length > 0 && !stopped()) {
+    while (inFlight.size < pacer.width() && queue.length > 0 && !stopped()) {
       const itemId = queue.shift() as string;
-      const slot = pacer?.slot();
-      const running: Promise<void> = work(itemId, slot?.startAt)
+      const slot = pacer.slot();
+      const running: Promise<void> = work(itemId, slot.startAt)
         .then((t) => {
-          if (slot) pacer?.done(slot, { accepted: t.accepted, rateLimited: t.rateLimited, writeContention: t.writeContention, clean: t.attempts === 1 });
+          pacer.done(slot, { accepted: t.accepted, rateLimited: t.rateLimited, writeContention: t.writeContention, clean: t.attempts === 1 });
         })
         .catch((err: unknown) => {
           const type = recordFailure(`item ${itemId}`, err, result);
           if (type !== FailureType.ItemRejected) result.unfinished += 1;
-          if (slot) {
-            pacer?.done(slot, {
-              accepted: false, clean: false,
-              rateLimited: type === FailureType.RateLimited ? 1 : 0, writeContention: type === FailureType.WriteContention ? 1 : 0,
-            });
-          }
+          pacer.done(slot, {
+            accepted: false, clean: false,
+            rateLimited: type === FailureType.RateLimited ? 1 : 0, writeContention: type === FailureType.WriteContention ? 1 : 0,
+          });
         })
         .finally(() => {
           inFlight.delete(running);
-          run.onProgress((done += 1), result);
+          progress((done += 1));
         });
       inFlight.add(running);
-      if (!pacer && run.minStartIntervalMs > 0 && queue.length > 0) await sleep(run.minStartIntervalMs);
     }
     if (inFlight.size > 0) await Promise.race(inFlight);
   }
@@ -199,13 +181,11 @@ function recordFailure(what: string, err: unknown, result: BatchResult): string 
       result.pauseAs = { state: 'storage-full', reason: result.lastError };
       break;
     case FailureType.RateLimited:
-    case FailureType.WriteContention: {
-      const wait = ((cause as ApplicationFailure).details?.[0] as ThrottleDetails | undefined)?.retryAfterMs ?? 0;
-      if (type === FailureType.RateLimited) result.rateLimited += 1; else result.writeContention += 1;
-      result.maxRetryAfterMs = Math.max(result.maxRetryAfterMs, wait);
-      result.retryAfterRemainingMs = Math.max(result.retryAfterRemainingMs, wait);
+      result.rateLimited += 1;
       break;
-    }
+    case FailureType.WriteContention:
+      result.writeContention += 1;
+      break;
   }
   return type;
 }

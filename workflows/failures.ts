@@ -18,6 +18,8 @@ export const FailureType = {
   StorageFull: 'StorageFull',
   /** The item itself cannot be stored (conflicting content, bad name, source gone). */
   ItemRejected: 'ItemRejected',
+  /** The workflow's own input is invalid (an operator or a client sent bad values): nothing to retry. */
+  BadInput: 'BadInput',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -1,8 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ArchiverState } from './names.js';
 import type { CommitMode } from './batch.js';
-import type { LegacyPacingState } from './legacy-pacing.js';
-import type { PacingLimits, PacingState } from './pacing.js';
+import type { OperatorLimits, PacingLimits, PacingState } from './pacing/controller.js';
 
 /** New items were inserted for this customer; wake up if idle. */
 export const itemsAvailableSignal = defineSignal('itemsAvailable');
@@ -29,17 +28,7 @@ export interface ReconnectResult {
  */
 export const stopSignal = defineSignal<[reason: string]>('stop');
 
-/** Operator caps on a customer's pace; null removes a cap. */
-export interface OperatorLimits {
-  /** Uploads started per second, at most. */
-  maxRatePerSecond?: number | null;
-  /** Uploads in flight at once (W), at most. */
-  maxConcurrency?: number | null;
-  /** Items leased per batch (N), at most. */
-  maxBatchSize?: number | null;
-}
-
-/** Caps a customer's pace; answers with the caps now in force. The validator rejects bad values synchronously. */
+/** Caps a customer's pace (null removes a cap); answers with the caps now in force. The validator rejects bad values synchronously. */
 export const setLimitsUpdate = defineUpdate<OperatorLimits, [OperatorLimits]>('setLimits');
 
 /** Throws, naming the field, unless every cap is a positive number or null. Synchronous, as update validators must be. */
@@ -78,7 +67,7 @@ export interface CustomerStatus {
   /** Items archived per second in the last batch. */
   ratePerSecond: number;
   /** Upload starts per second the controller paces the customer at now (within operator caps). */
-  pacedRatePerSecond: number | undefined;
+  pacedRatePerSecond: number;
   /**
    * The controller's estimate of the token's Dropbox rate limit, in uploads per second;
    * undefined until the customer has met a 429.
@@ -100,16 +89,12 @@ export interface ArchiveCustomerInput {
   controller?: PacingState;
   /** Bounds of the rate controller. @default DEFAULT_PACING_LIMITS */
   limits?: Partial<PacingLimits>;
-  /** Pre-RATE_BASED_PACING runs only: their AIMD state. */
-  pacing?: LegacyPacingState;
   totals?: Totals;
   pauseReason?: string;
   /** Carried so a pause survives continue-as-new. */
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
   /** Caps set by an operator; carried across continue-as-new. */
   operatorLimits?: OperatorLimits;
-  /** Pre-RATE_BASED_PACING runs only: their smoothed limit estimate. */
-  limitEstimatePerSecond?: number;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */

@@ -6,7 +6,7 @@
  * Simulated time, so tests of the controller's dynamics are exact and not at the mercy of a
  * noisy machine.
  */
-import { elapse, initialPacing, observe, plan, type PacingCaps, type PacingState } from '../../workflows/pacing.js';
+import { elapse, initialPacing, observe, plan, type OperatorLimits, type PacingState } from '../../workflows/pacing/controller.js';
 
 export interface SimOptions {
   seconds: number;
@@ -14,7 +14,7 @@ export interface SimOptions {
   limitAt: (t: number) => number | null;
   /** Upload round trip, ms. @default 30 */
   latencyMs?: number;
-  caps?: PacingCaps;
+  caps?: OperatorLimits;
   initial?: PacingState;
 }
 

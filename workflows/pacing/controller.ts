@@ -106,10 +106,13 @@ export interface UploadObservation {
   cleanDurationMs?: number | undefined;
 }
 
-/** Operator caps (archiver set-limits). */
-export interface PacingCaps {
+/** Operator caps on a customer's pace (archiver set-limits); null or absent means no cap. */
+export interface OperatorLimits {
+  /** Uploads started per second, at most. */
   maxRatePerSecond?: number | null | undefined;
+  /** Uploads in flight at once (W), at most. */
   maxConcurrency?: number | null | undefined;
+  /** Items leased at once (N), at most. */
   maxBatchSize?: number | null | undefined;
 }
 
@@ -123,7 +126,7 @@ export interface PacingPlan {
 }
 
 /** `ms` of busy time passed (the customer had work): the rate grows and W recovers. */
-export function elapse(state: PacingState, ms: number, caps: PacingCaps = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+export function elapse(state: PacingState, ms: number, caps: OperatorLimits = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
   if (ms <= 0) return state;
   const writeConcurrency = Math.min(limits.maxConcurrency, state.writeConcurrency + ms / WRITE_RECOVERY_MS);
   // Held at the operator's cap; time keeps counting, so the controller probes soon after the cap is lifted.
@@ -193,7 +196,7 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
 }
 
 /** The rate, W and N to use now, within the operator's caps. */
-export function plan(state: PacingState, caps: PacingCaps = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingPlan {
+export function plan(state: PacingState, caps: OperatorLimits = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingPlan {
   const ratePerSecond = Math.min(state.ratePerSecond, caps.maxRatePerSecond ?? Infinity);
   const concurrency = Math.min(currentWidth({ ...state, ratePerSecond }, limits), caps.maxConcurrency ?? Infinity);
   const batchSize = clamp(Math.ceil(ratePerSecond * limits.batchSeconds), limits.minBatchSize, Math.min(limits.maxBatchSize, caps.maxBatchSize ?? Infinity));

@@ -1,17 +1,49 @@
-import type { UploadPacer, UploadSlot } from './batch.js';
-import { elapse, observe, plan, type PacingCaps, type PacingLimits, type PacingPlan, type PacingState } from './pacing.js';
+import {
+  DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits,
+  type OperatorLimits, type PacingLimits, type PacingPlan, type PacingState, type UploadObservation,
+} from './controller.js';
+
+/** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
+export interface UploadPacer {
+  /** W: uploads in flight at once, now. */
+  width(): number;
+  /** Reserves the next start time. */
+  slot(): UploadSlot;
+  /** Reports the outcome of the upload that got `slot`. */
+  done(slot: UploadSlot, outcome: UploadOutcome): void;
+}
+
+export interface UploadSlot {
+  /** Epoch ms; the activity waits for it. */
+  startAt: number;
+  /** The controller's cut count when the slot was given. */
+  cut: number;
+}
+
+/** What an upload reports to the pacer; `clean` means it went through on its first attempt. */
+export type UploadOutcome = Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs'> & { clean: boolean };
 
 /**
  * Binds the pure pacing controller to workflow time (Date.now() is deterministic in a workflow):
  * hands out start times at the current rate, feeds outcomes back, and lets the rate grow only
  * while the customer has work.
  */
-export class CustomerPacer implements UploadPacer {
+export class WorkflowPacer implements UploadPacer {
   /** Workflow time the controller last advanced to; undefined while idle, so idle time does not grow the rate. */
   private clockMs: number | undefined;
   private nextStartAt = 0;
+  private readonly limits: PacingLimits;
+  state: PacingState;
 
-  constructor(public state: PacingState, private readonly caps: () => PacingCaps, private readonly limits: PacingLimits) {}
+  /**
+   * Goes on from `carried` (the previous run's state), or starts afresh; `limits` override the
+   * controller's defaults. Throws, naming the field, if they are not valid.
+   */
+  constructor(carried: PacingState | undefined, limits: Partial<PacingLimits> | undefined, private readonly caps: () => OperatorLimits) {
+    this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
+    validatePacingLimits(this.limits);
+    this.state = carried ?? initialPacing(this.limits);
+  }
 
   /** The customer has work again. */
   busy(): void {
@@ -50,7 +82,7 @@ export class CustomerPacer implements UploadPacer {
     return { startAt, cut: this.state.cuts };
   }
 
-  done(slot: UploadSlot, outcome: Parameters<UploadPacer['done']>[1]): void {
+  done(slot: UploadSlot, outcome: UploadOutcome): void {
     this.tick();
     const { clean, ...rest } = outcome;
     this.state = observe(this.state, {

@@ -1,0 +1,41 @@
+import { metricMeter, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { CustomerState } from './customer-state.js';
+import { searchAttributes, type ArchiverState } from './names.js';
+import type { PacingPlan } from './pacing/controller.js';
+
+/**
+ * What operators see of a customer without querying it: the workflow's current details in the
+ * Web UI, the search attributes it filters on, and the gauges on the worker's Prometheus endpoint.
+ */
+export class WebUiView {
+  private shownState: ArchiverState | undefined;
+  private shownBacklog: number | undefined;
+
+  constructor(private readonly customer: CustomerState) {}
+
+  /** Running: `done` of the batch's `size` items are through, at the pace of `plan`. */
+  showUploading(done: number, size: number, plan: PacingPlan): void {
+    const pace = `${plan.ratePerSecond.toFixed(1)}/s, up to ${plan.concurrency} at once`;
+    this.show('running', done === 0 ? `uploading a batch of ${size}, ${pace}` : `uploading ${done} of ${size} in this batch, ${pace}`);
+  }
+
+  /** Records `state` and says what is happening; search attributes change only when they differ, so no event is spent otherwise. */
+  show(state: ArchiverState, details: string): void {
+    const { customer } = this;
+    customer.state = state;
+    const live = customer.liveTotals(Date.now());
+    setCurrentDetails(`**${state}**: ${details}. Archived ${live.archived}, failed ${live.failed}, 429s ${live.rateLimited}.`);
+    // The SDK emits workflow metrics only outside replay.
+    const tags = { customer_id: customer.customerId };
+    metricMeter.createGauge('archiver_backlog', 'int', 'items', 'Pending items of the customer').set(customer.backlog, tags);
+    metricMeter.createGauge('archiver_rate', 'float', 'items/s', 'Items archived per second in the last batch').set(customer.ratePerSecond, tags);
+    if (this.shownState === state && this.shownBacklog === customer.backlog) return;
+    upsertSearchAttributes([
+      { key: searchAttributes.customerId, value: customer.customerId },
+      { key: searchAttributes.state, value: state },
+      { key: searchAttributes.backlog, value: customer.backlog },
+    ]);
+    this.shownState = state;
+    this.shownBacklog = customer.backlog;
+  }
+}

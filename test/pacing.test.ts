@@ -26,7 +26,7 @@ describe('pacing controller', () => {
 
   it('cuts the rate on too_many_requests, and measures the limit from what Dropbox accepted between two cuts', () => {
     // Leaving slow start at 80/s: the estimate starts from the rate that met the 429.
-    let s = observe({ ...initialPacing(), ratePerSecond: 80, sinceCutMs: 5000 }, refused);
+    let s = observe({ ...initialPacing(), ratePerSecond: 80, sinceCutMs: 5000, acceptedSinceCut: 450 }, refused);
     expect(s.limitEstimatePerSecond).toBe(80);
     expect(s.ratePerSecond).toBeCloseTo(BETA * 80);
     expect(s.cuts).toBe(1);
@@ -35,6 +35,12 @@ describe('pacing controller', () => {
     s = observe({ ...s, acceptedSinceCut: 59 }, { ...refused, startedAtCut: 1 });
     expect(s.limitEstimatePerSecond).toBeCloseTo(30);
     expect(s.ratePerSecond).toBeCloseTo(BETA * 30);
+  });
+
+  it('leaves slow start from what Dropbox accepted when the paced rate ran far ahead of it', () => {
+    // Slow uploads: the rate grew to 900/s while only 100 uploads in 5 s went through.
+    const s = observe({ ...initialPacing(), ratePerSecond: 900, sinceCutMs: 5000, acceptedSinceCut: 100 }, refused);
+    expect(s.limitEstimatePerSecond).toBeCloseTo(20, 0);
   });
 
   it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {

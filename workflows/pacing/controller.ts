@@ -169,8 +169,9 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
   let estimate: number;
   if (previous === undefined) {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
-    // it; the next 429 comes soon and measures the limit.
-    estimate = state.ratePerSecond;
+    // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
+    // ahead of what was sent); the next 429 comes soon and measures the limit.
+    estimate = seconds >= 1 && state.acceptedSinceCut > 0 ? Math.min(state.ratePerSecond, accepted) : state.ratePerSecond;
   } else if (seconds < 1) {
     estimate = BETA * previous;
   } else if (seconds < RECOVERY_SECONDS || accepted < BETA * previous) {

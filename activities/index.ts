@@ -3,7 +3,7 @@ import { activityInfo, heartbeat, log, sleep } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
 import { commitStagedBatch, type CommitBatchOutcome, type StagedItem } from './batch-commit.js';
-import type { Db } from './db.js';
+import type { Db } from '../db/pool.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError, toApplicationFailure, type ClassifiedFailure } from './dropbox/errors.js';
@@ -11,7 +11,7 @@ import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
 import {
   leaseItems, loadUploadSubject, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
   releaseLease, type ItemDescriptor, type UploadSubject,
-} from './items.js';
+} from '../db/items.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession, type SessionProgress } from './sessions.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createPool, dbFromPool, type Db } from '../activities/db.js';
+import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
 import { migrate } from '../db/migrate.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';

@@ -1,10 +1,10 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
-import { createPool, dbFromPool, type Db } from '../activities/db.js';
-import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../activities/customers.js';
-import { requeueFailed, type ItemKind } from '../activities/items.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../activities/paths.js';
+import { createPool, dbFromPool, type Db } from '../db/pool.js';
+import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../db/customers.js';
+import { requeueFailed, type ItemKind } from '../db/items.js';
+import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { seedDemo } from '../dev/seed.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';

@@ -1,6 +1,6 @@
-import type { Db } from '../activities/db.js';
-import { upsertCustomer } from '../activities/customers.js';
-import type { ItemKind } from '../activities/items.js';
+import type { Db } from '../db/pool.js';
+import { upsertCustomer } from '../db/customers.js';
+import type { ItemKind } from '../db/items.js';
 import { syntheticUrl } from './media-server.js';
 
 /** Demo data: customers with Dropbox tokens the emulator accepts, and items of every kind. */

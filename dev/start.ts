@@ -6,8 +6,8 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { createPool, dbFromPool } from '../activities/db.js';
-import { itemCounts, listCustomers } from '../activities/customers.js';
+import { createPool, dbFromPool } from '../db/pool.js';
+import { itemCounts, listCustomers } from '../db/customers.js';
 import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
 import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';

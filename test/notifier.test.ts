@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPool, dbFromPool, type Db } from '../activities/db.js';
+import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';

@@ -1,6 +1,6 @@
 /** `npm run worker`: hosts Archiver's workflows and activities, configured from the environment. */
 import { Runtime } from '@temporalio/worker';
-import { createPool, dbFromPool } from '../activities/db.js';
+import { createPool, dbFromPool } from '../db/pool.js';
 import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
 import { ItemsNotifier } from '../client/notifier.js';
 import { migrate } from '../db/migrate.js';

@@ -1,5 +1,5 @@
 import { FailureType } from '../../workflows/failures.js';
-import type { Db } from '../db.js';
+import type { Db } from '../../db/pool.js';
 import { DropboxFailure } from './errors.js';
 
 /** The Dropbox app Archiver is registered as; its secret refreshes customers' tokens. */

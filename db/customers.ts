@@ -1,7 +1,7 @@
-import type { Db } from './db.js';
-import { validatePathTemplate } from './paths.js';
+// The SQL of the customer registry, one function per statement.
 
-/** The SQL of the customer registry. */
+import type { Db } from './pool.js';
+import { validatePathTemplate } from './path-template.js';
 
 export interface CustomerRecord {
   id: string;
@@ -16,7 +16,7 @@ export interface NewCustomer {
   accessToken?: string | undefined;
   refreshToken?: string | undefined;
   folderRoot?: string | undefined;
-  /** See activities/paths.ts; unset keeps the customer's current layout (default for new ones). */
+  /** See db/path-template.ts; unset keeps the customer's current layout (default for new ones). */
   pathTemplate?: string | undefined;
 }
 

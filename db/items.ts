@@ -1,6 +1,6 @@
-import type { Db } from './db.js';
+// The SQL of archive items: leasing, marking and re-queueing them, one function per statement.
 
-/** The SQL of archive items and customers, one function per statement. */
+import type { Db } from './pool.js';
 
 export type ItemKind = 'call_recording' | 'voicemail' | 'fax' | 'sms';
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 
-/** The narrow interface through which all activity code reaches Postgres. */
+/** The narrow interface through which all of Archiver reaches Postgres; every statement lives in db/. */
 export interface Db {
   query<Row extends object>(text: string, values?: readonly unknown[]): Promise<Row[]>;
   /** Runs `work` in one transaction on one connection; commits if it resolves, rolls back if it throws. */

@@ -58,20 +58,6 @@ export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | 
   return row ? toCustomer(row) : undefined;
 }
 
-/** Per-customer item counts by state, for progress displays. */
-export async function itemCounts(db: Db): Promise<Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>> {
-  const rows = await db.query<{ customer_id: string; state: string; n: string }>(
-    `SELECT customer_id, state, count(*) AS n FROM archive_items GROUP BY customer_id, state`,
-  );
-  const counts = new Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>();
-  for (const r of rows) {
-    const entry = counts.get(r.customer_id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
-    entry[r.state as keyof typeof entry] = Number(r.n);
-    counts.set(r.customer_id, entry);
-  }
-  return counts;
-}
-
 /**
  * Replaces a customer's Dropbox credentials. A new refresh token drops the cached access token,
  * so the next upload mints one from it.

@@ -176,3 +176,27 @@ export async function requeueFailed(db: Db, customerId: string, filter: { kind?:
   );
   return rows.length;
 }
+
+/** A new item to archive, as whatever syncs the telephony system (or the demo seed) writes it. */
+export interface NewItem {
+  kind: ItemKind;
+  occurredAt: Date;
+  metadata: Record<string, unknown>;
+  sourceUrl: string | null;
+  body: string | null;
+  sizeBytes: number | null;
+}
+
+/** Inserts a customer's pending items in one statement; keep `items` to about 1,000 per call. */
+export async function insertPendingItems(db: Db, customerId: string, items: readonly NewItem[]): Promise<void> {
+  const rows = items.map((i) => ({
+    kind: i.kind, occurred_at: i.occurredAt.toISOString(), metadata: i.metadata, source_url: i.sourceUrl, body: i.body, size_bytes: i.sizeBytes,
+  }));
+  await db.query(
+    `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
+     SELECT $1, r.kind, r.occurred_at, r.metadata, r.source_url, r.body, r.size_bytes
+       FROM jsonb_to_recordset($2::jsonb)
+         AS r(kind text, occurred_at timestamptz, metadata jsonb, source_url text, body text, size_bytes bigint)`,
+    [customerId, JSON.stringify(rows)],
+  );
+}

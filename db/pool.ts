@@ -41,6 +41,14 @@ export function dbFromPool(pool: pg.Pool): Db {
   };
 }
 
+/** A Db over one dedicated connection, such as a listening one; transactions need a pool. */
+export function dbFromConnection(connection: pg.ClientBase): Db {
+  return {
+    query: queryOn(connection),
+    transaction: () => Promise.reject(new Error('transactions need a pool: use dbFromPool')),
+  };
+}
+
 /** Opens a small pool; int8 columns (item ids, sizes) come back as strings and are parsed by callers. */
 export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max });

@@ -1,6 +1,6 @@
 import type { Db } from '../db/pool.js';
 import { upsertCustomer } from '../db/customers.js';
-import type { ItemKind } from '../db/items.js';
+import { insertPendingItems, type ItemKind, type NewItem } from '../db/items.js';
 import { syntheticUrl } from './media-server.js';
 
 /** Demo data: customers with Dropbox tokens the emulator accepts, and items of every kind. */
@@ -52,19 +52,13 @@ export async function seedDemo(db: Db, options: SeedOptions): Promise<SeededCust
     for (let start = 0; start < options.itemsPerCustomer; start += ROWS_PER_INSERT) {
       const count = Math.min(ROWS_PER_INSERT, options.itemsPerCustomer - start);
       const rows = Array.from({ length: count }, (_, i) => demoItem(id, start + i, options.mediaBase));
-      await db.query(
-        `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
-         SELECT $1, r.kind, r.occurred_at, r.metadata, r.source_url, r.body, r.size_bytes
-           FROM jsonb_to_recordset($2::jsonb)
-             AS r(kind text, occurred_at timestamptz, metadata jsonb, source_url text, body text, size_bytes bigint)`,
-        [id, JSON.stringify(rows)],
-      );
+      await insertPendingItems(db, id, rows);
     }
   }
   return seeded;
 }
 
-function demoItem(customerId: string, n: number, mediaBase: string) {
+function demoItem(customerId: string, n: number, mediaBase: string): NewItem {
   const key = `${customerId}/${n}`;
   const kind = KINDS[Math.floor(unit(key + 'kind') * KINDS.length)] ?? 'sms';
   const occurredAt = new Date(Date.UTC(2026, 10, 1) + Math.floor(unit(key + 'when') * 26 * 86_400_000));
@@ -75,8 +69,8 @@ function demoItem(customerId: string, n: number, mediaBase: string) {
   };
   if (kind === 'sms') {
     const body = `Demo message ${n} for ${customerId}: your appointment is confirmed.`;
-    return { kind, occurred_at: occurredAt.toISOString(), metadata, source_url: null, body, size_bytes: Buffer.byteLength(body) };
+    return { kind, occurredAt, metadata, sourceUrl: null, body, sizeBytes: Buffer.byteLength(body) };
   }
   const size = sizeFor(kind, key);
-  return { kind, occurred_at: occurredAt.toISOString(), metadata, source_url: syntheticUrl(mediaBase, key, size), body: null, size_bytes: size };
+  return { kind, occurredAt, metadata, sourceUrl: syntheticUrl(mediaBase, key, size), body: null, sizeBytes: size };
 }

@@ -7,9 +7,10 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../db/pool.js';
-import { itemCounts, listCustomers } from '../db/customers.js';
+import { listCustomers } from '../db/customers.js';
+import { itemCounts, totalRateLimited } from '../db/item-counts.js';
 import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
-import { ItemsNotifier } from '../client/notifier.js';
+import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
@@ -151,8 +152,7 @@ async function main(): Promise<number> {
           drained = true;
           progress.stop();
           const archived = rows.reduce((n, r) => n + r.archived, 0);
-          const rateLimited = emulator ? emulator.stats().rateLimited
-            : Number((await db.query<{ n: string }>('SELECT coalesce(sum(rate_limited_count), 0) AS n FROM archive_items'))[0]?.n ?? 0);
+          const rateLimited = emulator ? emulator.stats().rateLimited : await totalRateLimited(db);
           const failed = rows.reduce((n, r) => n + r.failed, 0);
           console.log(`archived ${archived} items for ${customers.length} customers in ${((Date.now() - started) / 1000).toFixed(1)}s (429 responses: ${rateLimited})${failed ? `; ${failed} items failed, see: npm run archiver -- status` : ''}`);
           worker.shutdown();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
-import { ItemsNotifier } from '../client/notifier.js';
+import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';

@@ -2,7 +2,7 @@
 import { Runtime } from '@temporalio/worker';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
-import { ItemsNotifier } from '../client/notifier.js';
+import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
 import { installRuntime } from './runtime.js';

@@ -2,7 +2,8 @@ import type { files } from 'dropbox';
 import type { Db } from '../db/pool.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
-import { loadUploadSubject, markArchived, markFailed } from '../db/items.js';
+import { markArchived, markFailed } from '../db/items.js';
+import { loadUploadSubject } from '../db/upload-subjects.js';
 import { remotePathFor } from './paths.js';
 import type { UploadedSession } from './sessions.js';
 

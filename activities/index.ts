@@ -9,9 +9,10 @@ import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError, toApplicationFailure, type ClassifiedFailure } from './dropbox/errors.js';
 import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
 import {
-  leaseItems, loadUploadSubject, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
-  releaseLease, type ItemDescriptor, type UploadSubject,
+  leaseItems, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
+  releaseLease, type ItemDescriptor,
 } from '../db/items.js';
+import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession, type SessionProgress } from './sessions.js';

@@ -49,10 +49,32 @@ export function dbFromConnection(connection: pg.ClientBase): Db {
   };
 }
 
-/** Opens a small pool; int8 columns (item ids, sizes) come back as strings and are parsed by callers. */
-export function createPool(databaseUrl: string, max = 10): pg.Pool {
+/** Where a pool reports trouble; the worker passes Temporal's runtime logger, whose lines are JSON. */
+export interface PoolLogger {
+  warn(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** One JSON line on stderr, in the worker's log format, for processes without a runtime logger. */
+const stderrLogger: PoolLogger = {
+  warn(message, meta) {
+    console.error(JSON.stringify({ time: new Date().toISOString(), level: 'warn', message, ...meta }));
+  },
+};
+
+/** An error's message with any connection string in it cut out, so no password reaches a log. */
+function safeMessage(err: Error): string {
+  return err.message.replace(/postgres(ql)?:\/\/\S+/gi, 'postgres://…');
+}
+
+/**
+ * Opens a small pool; int8 columns (item ids, sizes) come back as strings and are parsed by callers.
+ * An idle client's connection error (e.g. Postgres restarting) is logged to `logger` and must not
+ * crash the process; the pool replaces the client.
+ */
+export function createPool(databaseUrl: string, max = 10, logger: PoolLogger = stderrLogger): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max });
-  // An idle client's connection error (e.g. Postgres restarting) must not crash the worker.
-  pool.on('error', () => undefined);
+  pool.on('error', (err) => {
+    logger.warn('database connection error in the pool', { error: safeMessage(err), code: (err as { code?: string }).code });
+  });
   return pool;
 }

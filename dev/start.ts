@@ -5,6 +5,7 @@
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Runtime } from '@temporalio/worker';
 import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { listCustomers } from '../db/customers.js';
@@ -103,7 +104,8 @@ async function main(): Promise<number> {
     cleanups.push(() => media.stop());
     writeStackFile({ DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: namespace, DROPBOX_API_BASE: dropboxApiBase ?? '', MEDIA_BASE: media.url });
 
-    const pool = createPool(databaseUrl, 20);
+    // Pool trouble goes to the worker's log, not over the progress display.
+    const pool = createPool(databaseUrl, 20, Runtime.instance().logger);
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
     let customers = await listCustomers(db, { activeOnly: true });

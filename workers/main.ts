@@ -13,10 +13,10 @@ async function main(): Promise<void> {
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
   await migrate(databaseUrl);
-  const pool = createPool(databaseUrl, 20);
+  const logger = Runtime.instance().logger;
+  const pool = createPool(databaseUrl, 20, logger);
   const connection = await connectWorker(config.temporal);
   const client = await connectClient(config.temporal);
-  const logger = Runtime.instance().logger;
   const notifier = new ItemsNotifier({ databaseUrl, client, log: (message, fields) => { logger.warn(message, fields); } });
   try {
     // The Web UI filters on these; registering is idempotent. A cluster that forbids it (Temporal

@@ -6,15 +6,18 @@ import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, stor
 import { requeueFailed, type ItemKind } from '../db/items.js';
 import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { seedDemo } from '../dev/seed.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
-  connectClient, customerStatus, ensureSearchAttributes, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
+  customerStatus, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
   setCustomerLimits, startCustomer, stopCustomer, wakeCustomer,
 } from './archiver-client.js';
+import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
@@ -35,8 +38,13 @@ function positiveInt(name: string) {
   };
 }
 
+/** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
+function cliConfig(): ArchiverConfig {
+  return loadConfig({ ...readStackFile(), ...process.env });
+}
+
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = cliConfig();
   const client = await connectClient(config.temporal);
   try {
     return await fn(client, config);
@@ -46,7 +54,7 @@ async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Pro
 }
 
 async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-  const url = requireDatabaseUrl(loadConfig());
+  const url = requireDatabaseUrl(cliConfig());
   await migrate(url);
   const pool = createPool(url, 2);
   try {

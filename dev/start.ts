@@ -10,9 +10,11 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { listCustomers } from '../db/customers.js';
 import { itemCounts, totalRateLimited } from '../db/item-counts.js';
-import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
+import { startCustomer } from '../client/archiver-client.js';
 import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
 import { installRuntime } from '../workers/runtime.js';
@@ -24,7 +26,7 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { ProgressDisplay } from './progress.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
 import { seedDemo } from './seed.js';
-import { DATA_DIR, writeStackFile } from './stack-file.js';
+import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
 
 function positiveNumber(name: string, integer: boolean) {

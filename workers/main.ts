@@ -1,9 +1,10 @@
 /** `npm run worker`: hosts Archiver's workflows and activities, configured from the environment. */
 import { Runtime } from '@temporalio/worker';
 import { createPool, dbFromPool } from '../db/pool.js';
-import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
 import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';

@@ -8,7 +8,7 @@ import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { seedDemo } from '../dev/seed.js';
+import { seedDemo } from '../dev/demo-data.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';

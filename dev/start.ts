@@ -25,7 +25,7 @@ import { freePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { ProgressDisplay } from './progress.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
-import { seedDemo } from './seed.js';
+import { seedDemo } from './demo-data.js';
 import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
 

@@ -1,9 +1,9 @@
+// Demo data: customers with Dropbox tokens the emulator accepts, and items of every kind.
+
 import type { Db } from '../db/pool.js';
 import { upsertCustomer } from '../db/customers.js';
 import { insertPendingItems, type ItemKind, type NewItem } from '../db/items.js';
 import { syntheticUrl } from './media-server.js';
-
-/** Demo data: customers with Dropbox tokens the emulator accepts, and items of every kind. */
 
 export interface SeedOptions {
   customers: number;

@@ -8,7 +8,6 @@ import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { seedDemo } from '../dev/demo-data.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
@@ -27,14 +26,6 @@ function nonEmpty(name: string) {
   return (value: string): string => {
     if (value.trim() === '') throw new InvalidArgumentError(`${name} must not be empty`);
     return value;
-  };
-}
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
-    return n;
   };
 }
 
@@ -246,18 +237,6 @@ program
       return true;
     });
     console.log(`${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`);
-  });
-
-program
-  .command('seed')
-  .description('Insert demo customers and items (synthetic media served by the demo media server).')
-  .requiredOption('--customers <n>', 'how many customers', positiveInt('--customers'))
-  .requiredOption('--items <m>', 'items per customer', positiveInt('--items'))
-  .option('--media-base <url>', 'base URL of the media server', process.env.MEDIA_BASE ?? 'http://127.0.0.1:8370')
-  .option('--prefix <prefix>', 'customer ids are <prefix>-<n>', 'demo')
-  .action(async (opts: { customers: number; items: number; mediaBase: string; prefix: string }) => {
-    const seeded = await withDb((db) => seedDemo(db, { customers: opts.customers, itemsPerCustomer: opts.items, mediaBase: opts.mediaBase, prefix: opts.prefix }));
-    console.log(`seeded ${seeded.length} customers with ${opts.items} items each: ${seeded.map((c) => c.id).join(', ')}`);
   });
 
 program.parseAsync().catch((err: unknown) => {

@@ -1,8 +1,9 @@
 import type { files } from 'dropbox';
-import type { Db } from './db.js';
+import type { Db } from '../db/pool.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
-import { loadUploadSubject, markArchived, markFailed } from './items.js';
+import { markArchived, markFailed } from '../db/items.js';
+import { loadUploadSubjects } from '../db/upload-subjects.js';
 import { remotePathFor } from './paths.js';
 import type { UploadedSession } from './sessions.js';
 
@@ -62,8 +63,9 @@ export async function commitStagedBatch({ db, accounts, customerId, leaseToken, 
   if (staged.length > MAX_BATCH_ENTRIES) throw new Error(`finish_batch_v2 takes at most ${MAX_BATCH_ENTRIES} entries, got ${staged.length}`);
   const outcome: CommitBatchOutcome = { archived: [], retry: [], restage: [], rejected: [], skipped: [], storageFull: false, retryAfterMs: 0 };
   const entries: { item: StagedItem; path: string }[] = [];
+  const subjects = await loadUploadSubjects(db, customerId, staged.map((s) => s.itemId));
   for (const item of staged) {
-    const subject = await loadUploadSubject(db, customerId, item.itemId);
+    const subject = subjects.get(item.itemId);
     if (!subject || subject.state === 'archived' || subject.leaseToken !== leaseToken) outcome.skipped.push(item.itemId);
     else entries.push({ item, path: remotePathFor(subject) });
   }

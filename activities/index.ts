@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { activityInfo, heartbeat, log, sleep } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
 import { commitStagedBatch, type CommitBatchOutcome, type StagedItem } from './batch-commit.js';
-import type { Db } from './db.js';
+import type { Db } from '../db/pool.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
-import { classifyDropboxError, toApplicationFailure, type ClassifiedFailure } from './dropbox/errors.js';
+import { classifyDropboxError } from './dropbox/errors.js';
 import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
 import {
-  leaseItems, loadUploadSubject, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
-  releaseLease, type ItemDescriptor, type UploadSubject,
-} from './items.js';
+  leaseItems, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
+  releaseLease, type ItemDescriptor,
+} from '../db/items.js';
+import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
+import { atActivityBoundary, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession, type SessionProgress } from './sessions.js';
@@ -76,7 +77,10 @@ const HEARTBEAT_INTERVAL_MS = 5_000;
 const MAX_START_WAIT_MS = 60_000;
 const MIB = 1024 * 1024;
 
-/** All of Archiver's I/O, bound to its dependencies. Workflows see only the types. */
+/**
+ * All of Archiver's I/O, bound to its dependencies. Workflows see only the types.
+ * @throws ApplicationFailure typed by the taxonomy in workflows/failures.ts, from any activity
+ */
 export function createActivities(deps: ActivityDeps) {
   const { db } = deps;
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
@@ -104,7 +108,7 @@ export function createActivities(deps: ActivityDeps) {
       const account = await accounts.call(customerId, (d) => d.usersGetCurrentAccount());
       return { accountId: account.result.account_id };
     } catch (err) {
-      throw toApplicationFailure(classifyDropboxError(err));
+      throw new TypedFailure(classifyDropboxError(err));
     }
   }
 
@@ -192,13 +196,13 @@ export function createActivities(deps: ActivityDeps) {
       if (failure.type === FailureType.RateLimited) {
         await recordRateLimited(db, customerId, undefined, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
       }
-      throw toApplicationFailure(failure);
+      throw new TypedFailure(failure);
     }
   }
 
   async function leasedSubject({ customerId, itemId }: UploadRequest): Promise<UploadSubject> {
     const subject = await loadUploadSubject(db, customerId, itemId);
-    if (!subject) throw ApplicationFailure.nonRetryable(`item ${itemId} of customer ${customerId} does not exist`, FailureType.ItemRejected);
+    if (!subject) throw new TypedFailure({ type: FailureType.ItemRejected, message: `item ${itemId} of customer ${customerId} does not exist` });
     return subject;
   }
 
@@ -206,7 +210,7 @@ export function createActivities(deps: ActivityDeps) {
   function holdBackWhileThrottled(subject: UploadSubject): void {
     const throttledForMs = subject.throttledUntil ? subject.throttledUntil.getTime() - Date.now() : 0;
     if (throttledForMs > 0) {
-      throw toApplicationFailure({ type: FailureType.RateLimited, message: `customer ${subject.customerId} is cooling down after a 429` }, throttledForMs);
+      throw new TypedFailure({ type: FailureType.RateLimited, message: `customer ${subject.customerId} is cooling down after a 429`, retryAfterMs: throttledForMs });
     }
   }
 
@@ -214,14 +218,14 @@ export function createActivities(deps: ActivityDeps) {
     try {
       return await openItemContent(subject, fetchSource);
     } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === FailureType.ItemRejected) await markFailed(db, subject.id, leaseToken, err.message);
+      if (err instanceof TypedFailure && err.type === FailureType.ItemRejected) await markFailed(db, subject.id, leaseToken, err.message);
       throw err;
     }
   }
 
   async function archiveVerified(subject: UploadSubject, leaseToken: string, path: string, metadata: { rev: string; content_hash?: string | undefined }, contentHash: string, size: number): Promise<void> {
     if (metadata.content_hash !== contentHash) {
-      throw ApplicationFailure.retryable(`Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`, FailureType.Transient);
+      throw new TypedFailure({ type: FailureType.Transient, message: `Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}` });
     }
     await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size });
     countArchived(subject.customerId, size);
@@ -229,8 +233,8 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** Records why an upload failed where operators can see it, and returns what to throw. */
-  async function failUpload(subject: UploadSubject, leaseToken: string, err: unknown): Promise<ApplicationFailure> {
-    if (err instanceof ApplicationFailure) {
+  async function failUpload(subject: UploadSubject, leaseToken: string, err: unknown): Promise<TypedFailure> {
+    if (err instanceof TypedFailure) {
       await recordAttemptFailed(db, subject.id, leaseToken, err.message);
       return err;
     }
@@ -247,10 +251,11 @@ export function createActivities(deps: ActivityDeps) {
     } else {
       await recordAttemptFailed(db, subject.id, leaseToken, failure.message);
     }
-    return toApplicationFailure(failure);
+    return new TypedFailure(failure);
   }
 
-  return { fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitBatch };
+  // Failures inside are TypedFailures; Temporal sees ApplicationFailures, made in one place.
+  return atActivityBoundary({ fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitBatch });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

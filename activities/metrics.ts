@@ -1,10 +1,9 @@
+// Archiver's own metrics, emitted through the Temporal SDK's meter so they reach the worker's
+// Prometheus endpoint beside the SDK's. Call only inside an activity.
+
 import { metricMeter } from '@temporalio/activity';
 
-/**
- * Archiver's own metrics, emitted through the Temporal SDK's meter so they reach the worker's
- * Prometheus endpoint beside the SDK's. Call only inside an activity.
- */
-
+/** An item archived into Dropbox, and its bytes. */
 export function countArchived(customerId: string, bytes: number): void {
   const tags = { customer_id: customerId };
   metricMeter.createCounter('archiver_items_archived', 'items', 'Items archived into Dropbox').add(1, tags);

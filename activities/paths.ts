@@ -1,4 +1,5 @@
-import type { ItemKind } from './items.js';
+import type { ItemKind } from '../db/items.js';
+import { DEFAULT_PATH_TEMPLATE, type Placeholder } from '../db/path-template.js';
 
 /** The folder each kind of item goes into, as operators know it from the old archiver. */
 const KIND_FOLDER: Record<ItemKind, string> = {
@@ -14,11 +15,6 @@ const FILE_EXTENSION: Record<ItemKind, string> = {
   fax: 'pdf',
   sms: 'txt',
 };
-
-/** The layout operators know from the old archiver. */
-export const DEFAULT_PATH_TEMPLATE = '{root}/{extension}/{date}/{kind}/{time}_{from}_{to}_{id}.{ext}';
-const PLACEHOLDERS = ['root', 'extension', 'date', 'kind', 'time', 'from', 'to', 'id', 'ext'] as const;
-type Placeholder = (typeof PLACEHOLDERS)[number];
 
 /** Dropbox rejects path components longer than this (409 malformed_path). */
 const MAX_COMPONENT_LENGTH = 255;
@@ -48,22 +44,6 @@ export function sanitizeComponent(raw: string): string {
   if (name === '' || name === '.' || name === '..') name = '_';
   if (DISALLOWED_NAMES.has(name.toLowerCase())) name = `_${name}`;
   return name.length > MAX_COMPONENT_LENGTH ? name.slice(0, MAX_COMPONENT_LENGTH) : name;
-}
-
-/**
- * Checks a customer's path template, so a bad one is refused when it is set, not at upload time.
- * @throws Error naming the problem
- */
-export function validatePathTemplate(template: string): void {
-  const components = template.split('/');
-  for (const match of template.matchAll(/\{([^}]*)\}/g)) {
-    if (!PLACEHOLDERS.includes(match[1] as Placeholder)) throw new Error(`path template has unknown placeholder {${match[1]}}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
-  }
-  const last = components.at(-1) ?? '';
-  // The id keeps every item's path unique, so two items can never land on one file.
-  if (!last.includes('{id}')) throw new Error('path template must contain {id} in its file name (the last component), so every item gets its own file');
-  if (components.some((c, i) => c.includes('{root}') && (c !== '{root}' || i !== 0))) throw new Error('{root} may only be the first component of a path template');
-  if (components.some((c) => c.trim() === '')) throw new Error('path template has an empty component (a leading, trailing or double "/")');
 }
 
 function metadataText(metadata: Record<string, unknown>, key: string): string {

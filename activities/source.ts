@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/failures.js';
+import { TypedFailure } from './failure.js';
 
 /** Where an item's bytes come from: a media URL, or the text of an SMS. */
 export interface ItemSource {
@@ -24,25 +24,25 @@ const SOURCE_TIMEOUT_MS = 60_000;
  * Opens an item's content. A source that says the media is gone (404, 410) rejects the item;
  * anything else that fails is transient and retried. Error messages never include the URL, which
  * may be signed.
- * @throws ApplicationFailure of type ItemRejected or Transient
+ * @throws TypedFailure of type ItemRejected or Transient
  */
 export async function openItemContent(item: ItemSource, fetchImpl: typeof fetch = fetch): Promise<OpenedContent> {
   if (item.body !== null) {
     const bytes = new TextEncoder().encode(item.body);
     return { size: bytes.byteLength, chunks: [bytes] };
   }
-  if (item.sourceUrl === null) throw ApplicationFailure.nonRetryable(`item ${item.id} has neither source_url nor body`, FailureType.ItemRejected);
+  if (item.sourceUrl === null) throw new TypedFailure({ type: FailureType.ItemRejected, message: `item ${item.id} has neither source_url nor body` });
   let response: Response;
   try {
     response = await fetchImpl(item.sourceUrl, { signal: AbortSignal.timeout(SOURCE_TIMEOUT_MS) });
   } catch (err) {
-    throw ApplicationFailure.retryable(`fetching item ${item.id} from its source failed: ${(err as Error).message}`, FailureType.Transient);
+    throw new TypedFailure({ type: FailureType.Transient, message: `fetching item ${item.id} from its source failed: ${(err as Error).message}` });
   }
   if (response.status === 404 || response.status === 410) {
-    throw ApplicationFailure.nonRetryable(`source of item ${item.id} answered ${response.status}: the media is gone`, FailureType.ItemRejected);
+    throw new TypedFailure({ type: FailureType.ItemRejected, message: `source of item ${item.id} answered ${response.status}: the media is gone` });
   }
   if (!response.ok || !response.body) {
-    throw ApplicationFailure.retryable(`source of item ${item.id} answered ${response.status}`, FailureType.Transient);
+    throw new TypedFailure({ type: FailureType.Transient, message: `source of item ${item.id} answered ${response.status}` });
   }
   const length = Number(response.headers.get('content-length'));
   return {

@@ -1,5 +1,5 @@
 /** Benchmark data: customers with emulator accounts, and pending items of a fixed small size. */
-import type { Db } from '../activities/db.js';
+import type { Db } from '../db/pool.js';
 import type { DropboxEmulator } from '../dev/emulator/server.js';
 import { syntheticUrl } from '../dev/media-server.js';
 

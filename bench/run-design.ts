@@ -1,5 +1,5 @@
 /** One (scenario, design) run: fresh database, same generated data, sampler, stop condition. */
-import type { Db } from '../activities/db.js';
+import type { Db } from '../db/pool.js';
 import { archivedCount, createCustomers, insertItems } from './data.js';
 import { startDesign } from './designs/index.js';
 import type { DesignName, RunningDesign } from './designs/types.js';

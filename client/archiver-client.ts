@@ -1,5 +1,4 @@
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import proto from '@temporalio/proto';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { archiveCustomer } from '../workflows/archive-customer.js';
 import type { CommitMode } from '../workflows/batch.js';
 import {
@@ -9,43 +8,9 @@ import {
 import type { OperatorLimits } from '../workflows/pacing/controller.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
 
-export interface TemporalTarget {
-  address: string;
-  namespace: string;
-  apiKey?: string | undefined;
-  tls?: boolean;
-}
-
 /** Thrown for an operator mistake (unknown customer, workflow not running); the CLI prints only the message. */
 export class OperatorError extends Error {
   override name = 'OperatorError';
-}
-
-export async function connectClient(target: TemporalTarget): Promise<Client> {
-  const connection = await Connection.connect({
-    address: target.address,
-    ...(target.tls || target.apiKey ? { tls: true } : {}),
-    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
-  });
-  return new Client({ connection, namespace: target.namespace });
-}
-
-/**
- * Registers Archiver's search attributes with the namespace, so the Web UI can filter by them.
- * Idempotent: attributes that already exist are left alone.
- */
-export async function ensureSearchAttributes(client: Client): Promise<void> {
-  const wanted = Object.fromEntries(Object.values(searchAttributes).map((k) => [k.name, k.type]));
-  const existing = await client.connection.operatorService.listSearchAttributes({ namespace: client.options.namespace });
-  const known = new Set(Object.keys(existing.customAttributes ?? {}));
-  const missing = Object.entries(wanted).filter(([name]) => !known.has(name));
-  if (missing.length === 0) return;
-  const { IndexedValueType } = proto.temporal.api.enums.v1;
-  const indexedType = (type: string) => (type === 'INT' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD);
-  await client.connection.operatorService.addSearchAttributes({
-    namespace: client.options.namespace,
-    searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, indexedType(String(type))])),
-  });
 }
 
 export interface StartResult {

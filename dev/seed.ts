@@ -1,82 +1,53 @@
-import type { Db } from '../activities/db.js';
-import { upsertCustomer } from '../activities/customers.js';
-import type { ItemKind } from '../activities/items.js';
-import { syntheticUrl } from './media-server.js';
+/**
+ * `npm run seed -- --customers N --items M`: inserts demo customers and their pending items (media
+ * served by the demo media server) into the database of DATABASE_URL, or else of the stack `npm
+ * start` is running. A development script: the product never seeds.
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { readStackFile } from '../client/stack-file.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, dbFromPool } from '../db/pool.js';
+import { ConfigError, loadConfig, requireDatabaseUrl } from '../workers/config.js';
+import { seedDemo } from './demo-data.js';
 
-/** Demo data: customers with Dropbox tokens the emulator accepts, and items of every kind. */
-
-export interface SeedOptions {
-  customers: number;
-  itemsPerCustomer: number;
-  /** Where the media server serves synthetic content. */
-  mediaBase: string;
-  /** Customer ids are `<prefix>-<n>`. @default 'demo' */
-  prefix?: string;
-  /** Demo access token of a customer. @default `emu-<customerId>` */
-  tokenFor?: (customerId: string) => string;
-}
-
-const KINDS: ItemKind[] = ['call_recording', 'call_recording', 'call_recording', 'call_recording', 'call_recording', 'voicemail', 'voicemail', 'fax', 'sms', 'sms'];
-const SIZE_RANGE: Record<Exclude<ItemKind, 'sms'>, [number, number]> = {
-  call_recording: [200_000, 5_000_000],
-  voicemail: [20_000, 1_000_000],
-  fax: [20_000, 500_000],
-};
-const ROWS_PER_INSERT = 1000;
-
-/** A deterministic number in [0, 1) for an item, so a re-seed produces the same data. */
-function unit(key: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619) >>> 0;
-  return h / 2 ** 32;
-}
-
-/** Sizes spread log-uniformly, so most items are small and a few are large, as calls are. */
-function sizeFor(kind: Exclude<ItemKind, 'sms'>, key: string): number {
-  const [lo, hi] = SIZE_RANGE[kind];
-  return Math.round(lo * Math.pow(hi / lo, unit(key)));
-}
-
-export interface SeededCustomer { id: string; name: string }
-
-/** Inserts demo customers and their pending items. */
-export async function seedDemo(db: Db, options: SeedOptions): Promise<SeededCustomer[]> {
-  const prefix = options.prefix ?? 'demo';
-  const tokenFor = options.tokenFor ?? ((id: string) => `emu-${id}`);
-  const seeded: SeededCustomer[] = [];
-  for (let c = 1; c <= options.customers; c++) {
-    const id = `${prefix}-${c}`;
-    const name = `Demo Customer ${c}`;
-    await upsertCustomer(db, { id, name, accessToken: tokenFor(id) });
-    seeded.push({ id, name });
-    for (let start = 0; start < options.itemsPerCustomer; start += ROWS_PER_INSERT) {
-      const count = Math.min(ROWS_PER_INSERT, options.itemsPerCustomer - start);
-      const rows = Array.from({ length: count }, (_, i) => demoItem(id, start + i, options.mediaBase));
-      await db.query(
-        `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
-         SELECT $1, r.kind, r.occurred_at, r.metadata, r.source_url, r.body, r.size_bytes
-           FROM jsonb_to_recordset($2::jsonb)
-             AS r(kind text, occurred_at timestamptz, metadata jsonb, source_url text, body text, size_bytes bigint)`,
-        [id, JSON.stringify(rows)],
-      );
-    }
-  }
-  return seeded;
-}
-
-function demoItem(customerId: string, n: number, mediaBase: string) {
-  const key = `${customerId}/${n}`;
-  const kind = KINDS[Math.floor(unit(key + 'kind') * KINDS.length)] ?? 'sms';
-  const occurredAt = new Date(Date.UTC(2026, 10, 1) + Math.floor(unit(key + 'when') * 26 * 86_400_000));
-  const metadata = {
-    extension: String(100 + Math.floor(unit(key + 'ext') * 20)),
-    from: `+1555${String(Math.floor(unit(key + 'from') * 1e7)).padStart(7, '0')}`,
-    to: `+1555${String(Math.floor(unit(key + 'to') * 1e7)).padStart(7, '0')}`,
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    return n;
   };
-  if (kind === 'sms') {
-    const body = `Demo message ${n} for ${customerId}: your appointment is confirmed.`;
-    return { kind, occurred_at: occurredAt.toISOString(), metadata, source_url: null, body, size_bytes: Buffer.byteLength(body) };
-  }
-  const size = sizeFor(kind, key);
-  return { kind, occurred_at: occurredAt.toISOString(), metadata, source_url: syntheticUrl(mediaBase, key, size), body: null, size_bytes: size };
 }
+
+const DEFAULT_MEDIA_BASE = 'http://127.0.0.1:8370';
+
+async function main(): Promise<void> {
+  const stack = readStackFile();
+  const options = new Command('npm run seed --')
+    .description('Insert demo customers and items (synthetic media served by the demo media server).')
+    .exitOverride()
+    .showHelpAfterError()
+    .requiredOption('--customers <n>', 'how many customers', positiveInt('--customers'))
+    .requiredOption('--items <m>', 'items per customer', positiveInt('--items'))
+    .option('--media-base <url>', 'base URL of the media server', process.env.MEDIA_BASE ?? stack.MEDIA_BASE ?? DEFAULT_MEDIA_BASE)
+    .option('--prefix <prefix>', 'customer ids are <prefix>-<n>', 'demo')
+    .addHelpText('after', '\nThe database is DATABASE_URL, else the one `npm start` is running (.data/stack.env).')
+    .parse()
+    .opts<{ customers: number; items: number; mediaBase: string; prefix: string }>();
+
+  const url = requireDatabaseUrl(loadConfig({ ...stack, ...process.env }));
+  await migrate(url);
+  const pool = createPool(url, 2);
+  try {
+    const seeded = await seedDemo(dbFromPool(pool), { customers: options.customers, itemsPerCustomer: options.items, mediaBase: options.mediaBase, prefix: options.prefix });
+    console.log(`seeded ${seeded.length} customers with ${options.items} items each: ${seeded.map((c) => c.id).join(', ')}`);
+  } finally {
+    await pool.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  // Commander has already printed its message (and help, for --help).
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  console.error(`seed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -5,12 +5,16 @@
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Runtime } from '@temporalio/worker';
 import { Command, InvalidArgumentError } from 'commander';
-import { createPool, dbFromPool } from '../activities/db.js';
-import { itemCounts, listCustomers } from '../activities/customers.js';
-import { connectClient, ensureSearchAttributes, startCustomer } from '../client/archiver-client.js';
-import { ItemsNotifier } from '../client/notifier.js';
+import { createPool, dbFromPool } from '../db/pool.js';
+import { listCustomers } from '../db/customers.js';
+import { itemCounts, totalRateLimited } from '../db/item-counts.js';
+import { startCustomer } from '../client/archiver-client.js';
+import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
 import { installRuntime } from '../workers/runtime.js';
@@ -21,8 +25,8 @@ import { freePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { ProgressDisplay } from './progress.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
-import { seedDemo } from './seed.js';
-import { DATA_DIR, writeStackFile } from './stack-file.js';
+import { seedDemo } from './demo-data.js';
+import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
 
 function positiveNumber(name: string, integer: boolean) {
@@ -102,7 +106,8 @@ async function main(): Promise<number> {
     cleanups.push(() => media.stop());
     writeStackFile({ DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: namespace, DROPBOX_API_BASE: dropboxApiBase ?? '', MEDIA_BASE: media.url });
 
-    const pool = createPool(databaseUrl, 20);
+    // Pool trouble goes to the worker's log, not over the progress display.
+    const pool = createPool(databaseUrl, 20, Runtime.instance().logger);
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
     let customers = await listCustomers(db, { activeOnly: true });
@@ -151,8 +156,7 @@ async function main(): Promise<number> {
           drained = true;
           progress.stop();
           const archived = rows.reduce((n, r) => n + r.archived, 0);
-          const rateLimited = emulator ? emulator.stats().rateLimited
-            : Number((await db.query<{ n: string }>('SELECT coalesce(sum(rate_limited_count), 0) AS n FROM archive_items'))[0]?.n ?? 0);
+          const rateLimited = emulator ? emulator.stats().rateLimited : await totalRateLimited(db);
           const failed = rows.reduce((n, r) => n + r.failed, 0);
           console.log(`archived ${archived} items for ${customers.length} customers in ${((Date.now() - started) / 1000).toFixed(1)}s (429 responses: ${rateLimited})${failed ? `; ${failed} items failed, see: npm run archiver -- status` : ''}`);
           worker.shutdown();

@@ -32,7 +32,7 @@ export interface TemporalDevServerOptions {
   extraNamespaces?: string[];
   /**
    * Custom search attributes for every namespace created at launch (`--search-attribute NAME=Type`).
-   * The server ignores them when `dbFilename` already exists; the client's ensureSearchAttributes
+   * The server ignores them when `dbFilename` already exists; ensureSearchAttributes (temporal/search-attributes.ts)
    * registers them on an existing database.
    */
   searchAttributes?: Record<string, DevServerSearchAttributeType>;

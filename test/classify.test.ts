@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDropboxClient } from '../activities/dropbox/client.js';
-import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS, toApplicationFailure } from '../activities/dropbox/errors.js';
+import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../activities/dropbox/errors.js';
+import { toApplicationFailure } from '../activities/failure.js';
 import { CustomerTokens } from '../activities/dropbox/tokens.js';
-import { upsertCustomer } from '../activities/customers.js';
+import { upsertCustomer } from '../db/customers.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
 import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
 

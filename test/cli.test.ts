@@ -28,10 +28,13 @@ afterAll(async () => {
 
 interface CliResult { code: number; stdout: string; stderr: string }
 
+/** `npm run seed -- …`, the development script, against this file's database. */
+const seed = (args: string[]): Promise<CliResult> => archiver(args, {}, 'dev/seed.ts');
+
 /** Runs `npm run archiver -- …` as operators do (without npm's banner), against this file's stack. */
-async function archiver(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+async function archiver(args: string[], env: Record<string, string> = {}, script = 'client/cli.ts'): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args], {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: ROOT,
       env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: 'cli', DATABASE_URL: database.url, ...env },
     });
@@ -46,7 +49,7 @@ describe('archiver CLI', () => {
   it('explains itself with --help, on the program and on each command', async () => {
     const help = await archiver(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'set-limits', 'retry-failed', 'stop', 'seed']) expect(help.stdout).toContain(command);
+    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'set-limits', 'retry-failed', 'stop']) expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
     expect(start.stdout).toContain('--all');
     expect((await archiver(['customers', 'add', '--help'])).stdout).toContain('--access-token');
@@ -178,7 +181,7 @@ describe('archiver CLI', () => {
     expect((await archiver(['status', 'nobody-here'])).stderr).toContain('no running archiver workflow');
     const both = await archiver(['start']);
     expect(both).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of <id> or --all') });
-    const badSeed = await archiver(['seed', '--customers', 'many', '--items', '3']);
+    const badSeed = await seed(['--customers', 'many', '--items', '3']);
     expect(badSeed.code).toBe(2);
     expect(badSeed.stderr).toContain('--customers must be a positive integer');
     const badConfig = await archiver(['customers', 'list'], { DATABASE_URL: 'mysql://admin:hunter2@db/x' });
@@ -196,7 +199,7 @@ describe('archiver CLI', () => {
 
   it('seeds demo customers and items', async () => {
     const prefix = uniqueName('seed');
-    const result = await archiver(['seed', '--customers', '2', '--items', '5', '--prefix', prefix, '--media-base', media.url]);
+    const result = await seed(['--customers', '2', '--items', '5', '--prefix', prefix, '--media-base', media.url]);
     expect(result.code).toBe(0);
     const [row] = await database.db.query<{ n: string }>(`SELECT count(*) AS n FROM archive_items WHERE customer_id LIKE $1`, [`${prefix}-%`]);
     expect(Number(row?.n)).toBe(10);

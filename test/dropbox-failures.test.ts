@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { storeCredentials } from '../activities/customers.js';
+import { storeCredentials } from '../db/customers.js';
 import { createDropboxClient } from '../activities/dropbox/client.js';
 import { reconnectCustomer } from '../client/archiver-client.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';

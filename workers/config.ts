@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { readStackFile } from '../dev/stack-file.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -56,11 +55,11 @@ export class ConfigError extends Error {
 }
 
 /**
- * Reads the configuration from the environment. Variables not set there fall back to
- * `.data/stack.env`, which `npm start` writes, so the CLI finds the embedded stack by itself.
+ * Reads the configuration from the environment. The worker reads only its environment; the CLI
+ * passes the stack file of `npm start` beneath it (client/stack-file.ts).
  * @throws ConfigError naming every bad variable
  */
-export function loadConfig(env: NodeJS.ProcessEnv = { ...readStackFile(), ...process.env }): ArchiverConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');

@@ -1,9 +1,10 @@
 /** `npm run worker`: hosts Archiver's workflows and activities, configured from the environment. */
 import { Runtime } from '@temporalio/worker';
-import { createPool, dbFromPool } from '../activities/db.js';
-import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
-import { ItemsNotifier } from '../client/notifier.js';
+import { createPool, dbFromPool } from '../db/pool.js';
+import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
+import { connectClient } from '../temporal/connection.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
@@ -13,10 +14,10 @@ async function main(): Promise<void> {
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
   await migrate(databaseUrl);
-  const pool = createPool(databaseUrl, 20);
+  const logger = Runtime.instance().logger;
+  const pool = createPool(databaseUrl, 20, logger);
   const connection = await connectWorker(config.temporal);
   const client = await connectClient(config.temporal);
-  const logger = Runtime.instance().logger;
   const notifier = new ItemsNotifier({ databaseUrl, client, log: (message, fields) => { logger.warn(message, fields); } });
   try {
     // The Web UI filters on these; registering is idempotent. A cluster that forbids it (Temporal

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { temporalConnectionOptions } from '../temporal/connection.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, type ArchiverConfig } from './config.js';
 
@@ -41,9 +42,5 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
 
 /** Connects to Temporal as configured. */
 export async function connectWorker(config: ArchiverConfig['temporal']): Promise<NativeConnection> {
-  return NativeConnection.connect({
-    address: config.address,
-    ...(config.tls ? { tls: true } : {}),
-    ...(config.apiKey ? { apiKey: config.apiKey } : {}),
-  });
+  return NativeConnection.connect(temporalConnectionOptions(config));
 }

@@ -1,14 +1,6 @@
-import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import { DropboxResponseError } from 'dropbox';
-import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from '../../workflows/failures.js';
-
-/** A failure mapped onto the taxonomy; `message` is safe to log (it never carries tokens). */
-export interface ClassifiedFailure {
-  type: FailureType;
-  message: string;
-  /** For RateLimited and WriteContention: how long Dropbox asked us to wait. */
-  retryAfterMs?: number;
-}
+import { FailureType } from '../../workflows/failures.js';
+import type { ClassifiedFailure } from '../failure.js';
 
 /** A Dropbox failure already mapped onto the taxonomy, thrown by the adapter's own code. */
 export class DropboxFailure extends Error {
@@ -94,19 +86,4 @@ export function classifyDropboxError(err: unknown): ClassifiedFailure {
   }
   // 400 and other 4xx: the request itself is wrong; retrying sends the same request.
   return { type: FailureType.ItemRejected, message: described };
-}
-
-/** The ApplicationFailure Temporal's retry policy acts on: Retry-After becomes nextRetryDelay. */
-export function toApplicationFailure(failure: ClassifiedFailure, retryAfterOverrideMs?: number): ApplicationFailure {
-  const wait = retryAfterOverrideMs ?? failure.retryAfterMs;
-  const details: ThrottleDetails[] = wait !== undefined ? [{ retryAfterMs: wait }] : [];
-  return ApplicationFailure.create({
-    type: failure.type,
-    message: failure.message,
-    nonRetryable: NON_RETRYABLE_FAILURES.includes(failure.type),
-    details,
-    ...(wait !== undefined ? { nextRetryDelay: wait } : {}),
-    // Throttling is Dropbox working as designed, not a fault: keep it out of error logs and metrics.
-    ...(failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention ? { category: ApplicationFailureCategory.BENIGN } : {}),
-  });
 }

@@ -1,5 +1,6 @@
 import { FailureType } from '../../workflows/failures.js';
-import type { Db } from '../db.js';
+import type { Db } from '../../db/pool.js';
+import { loadTokens, lockTokens, storeAccessToken, type StoredTokens } from '../../db/tokens.js';
 import { DropboxFailure } from './errors.js';
 
 /** The Dropbox app Archiver is registered as; its secret refreshes customers' tokens. */
@@ -20,15 +21,8 @@ export interface CustomerTokensDeps {
 const EXPIRY_MARGIN_MS = 5 * 60_000;
 const DROPBOX_API = 'https://api.dropboxapi.com';
 
-interface TokenRow {
-  dropbox_access_token: string | null;
-  dropbox_refresh_token: string | null;
-  dropbox_token_expires_at: Date | null;
-}
-
-function usable(row: TokenRow, now = Date.now()): row is TokenRow & { dropbox_access_token: string } {
-  return row.dropbox_access_token !== null
-    && (row.dropbox_token_expires_at === null || row.dropbox_token_expires_at.getTime() - now > EXPIRY_MARGIN_MS);
+function usable(tokens: StoredTokens, now = Date.now()): tokens is StoredTokens & { accessToken: string } {
+  return tokens.accessToken !== null && (tokens.expiresAt === null || tokens.expiresAt.getTime() - now > EXPIRY_MARGIN_MS);
 }
 
 /**
@@ -47,13 +41,12 @@ export class CustomerTokens {
 
   /** A token that is valid now, refreshing it first if it is missing or about to expire. */
   async accessToken(customerId: string): Promise<string> {
-    const [row] = await this.deps.db.query<TokenRow>(
-      `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1`, [customerId]);
-    if (!row) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
-    if (usable(row)) return row.dropbox_access_token;
+    const tokens = await loadTokens(this.deps.db, customerId);
+    if (!tokens) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
+    if (usable(tokens)) return tokens.accessToken;
     // A token without a refresh token and without a known expiry is the best we have.
-    if (row.dropbox_refresh_token === null && row.dropbox_access_token !== null) return row.dropbox_access_token;
-    return this.refresh(customerId, row.dropbox_access_token);
+    if (tokens.refreshToken === null && tokens.accessToken !== null) return tokens.accessToken;
+    return this.refresh(customerId, tokens.accessToken);
   }
 
   /**
@@ -70,18 +63,15 @@ export class CustomerTokens {
 
   private refreshLocked(customerId: string, rejected: string | null): Promise<string> {
     return this.deps.db.transaction(async (tx) => {
-      const [row] = await tx.query<TokenRow>(
-        `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1 FOR UPDATE`, [customerId]);
-      if (!row) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
+      const tokens = await lockTokens(tx, customerId);
+      if (!tokens) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
       // Another worker refreshed while we waited for the lock.
-      if (usable(row) && row.dropbox_access_token !== rejected) return row.dropbox_access_token;
-      if (row.dropbox_refresh_token === null) {
+      if (usable(tokens) && tokens.accessToken !== rejected) return tokens.accessToken;
+      if (tokens.refreshToken === null) {
         throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} has no Dropbox refresh token; reconnect it with: archiver reconnect ${customerId} --refresh-token …` });
       }
-      const { accessToken, expiresInS } = await this.requestToken(row.dropbox_refresh_token);
-      await tx.query(
-        `UPDATE customers SET dropbox_access_token = $2, dropbox_token_expires_at = now() + $3 * interval '1 second' WHERE id = $1`,
-        [customerId, accessToken, expiresInS]);
+      const { accessToken, expiresInS } = await this.requestToken(tokens.refreshToken);
+      await storeAccessToken(tx, customerId, accessToken, expiresInS);
       return accessToken;
     });
   }

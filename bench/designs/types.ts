@@ -1,4 +1,4 @@
-import type { Db } from '../../activities/db.js';
+import type { Db } from '../../db/pool.js';
 import type { CommitMode } from '../../workflows/batch.js';
 import type { BenchStack, BenchTemporal } from '../stack.js';
 

@@ -1,6 +1,6 @@
-import type { Db } from '../../activities/db.js';
-import { upsertCustomer } from '../../activities/customers.js';
-import type { ItemKind } from '../../activities/items.js';
+import type { Db } from '../../db/pool.js';
+import { upsertCustomer } from '../../db/customers.js';
+import type { ItemKind } from '../../db/items.js';
 import { syntheticContent, syntheticUrl } from '../../dev/media-server.js';
 
 export interface TestItemSpec {

@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createPool, dbFromPool, type Db } from '../../activities/db.js';
+import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { migrate } from '../../db/migrate.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
 import type { ProcessTestNamespace } from './namespaces.js';

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
-import type { Db } from '../../activities/db.js';
+import type { Db } from '../../db/pool.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
-import type { ItemKind } from '../../activities/items.js';
+import type { ItemKind } from '../../db/items.js';
 import type { DropboxEmulator } from '../../dev/emulator/server.js';
 import { expectedContent } from './items.js';
 

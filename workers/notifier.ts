@@ -1,10 +1,8 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import pg from 'pg';
+import { customersWithPendingItems } from '../db/item-counts.js';
+import { listenForItems, type ItemsListener } from '../db/item-notifications.js';
 import { itemsAvailableSignal } from '../workflows/messages.js';
 import { workflowIdFor } from '../workflows/names.js';
-
-/** The channel the archive_items insert trigger notifies, with the customer id as payload. */
-export const ITEMS_CHANNEL = 'archive_items';
 
 export interface NotifierOptions {
   databaseUrl: string;
@@ -24,7 +22,7 @@ const MAX_RECONNECT_DELAY_MS = 10_000;
  * notifications sent while nobody listened are lost.
  */
 export class ItemsNotifier {
-  private connection: pg.Client | undefined;
+  private listener: ItemsListener | undefined;
   private readonly pending = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -51,25 +49,20 @@ export class ItemsNotifier {
     this.stopped = true;
     clearTimeout(this.flushTimer);
     clearTimeout(this.reconnectTimer);
-    await this.connection?.end().catch(() => undefined);
+    await this.listener?.close().catch(() => undefined);
   }
 
   private async connect(): Promise<void> {
-    const connection = new pg.Client({ connectionString: this.options.databaseUrl });
-    connection.on('notification', (message) => {
-      if (message.channel === ITEMS_CHANNEL && message.payload) this.wake([message.payload]);
+    this.listener = await listenForItems(this.options.databaseUrl, {
+      onItems: (customerId) => this.wake([customerId]),
+      onLost: (listener, err) => this.lost(listener, err),
     });
-    connection.on('error', (err) => this.lost(connection, err));
-    connection.on('end', () => this.lost(connection, undefined));
-    await connection.connect();
-    await connection.query(`LISTEN ${ITEMS_CHANNEL}`);
-    this.connection = connection;
     this.reconnectDelayMs = 250;
   }
 
-  private lost(connection: pg.Client, err: Error | undefined): void {
-    if (this.stopped || this.connection !== connection) return;
-    this.connection = undefined;
+  private lost(listener: ItemsListener, err: Error | undefined): void {
+    if (this.stopped || this.listener !== listener) return;
+    this.listener = undefined;
     this.log('notifier lost its database connection; reconnecting', { error: err?.message });
     this.scheduleReconnect();
   }
@@ -89,8 +82,7 @@ export class ItemsNotifier {
 
   /** Wakes every customer with pending items: the notifications sent while disconnected are gone. */
   private async catchUp(): Promise<void> {
-    const rows = await this.connection?.query<{ customer_id: string }>(`SELECT DISTINCT customer_id FROM archive_items WHERE state = 'pending'`);
-    this.wake((rows?.rows ?? []).map((r) => r.customer_id));
+    this.wake(this.listener ? await customersWithPendingItems(this.listener.db) : []);
   }
 
   private wake(customerIds: string[]): void {

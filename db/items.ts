@@ -1,6 +1,6 @@
-import type { Db } from './db.js';
+// The SQL of archive items: leasing, marking and re-queueing them, one function per statement.
 
-/** The SQL of archive items and customers, one function per statement. */
+import type { Db } from './pool.js';
 
 export type ItemKind = 'call_recording' | 'voicemail' | 'fax' | 'sms';
 
@@ -42,50 +42,6 @@ export async function pendingAndThrottle(db: Db, customerId: string): Promise<{ 
     [customerId],
   );
   return { pending: Number(row?.n ?? 0), throttledForMs: Math.ceil(Number(row?.throttled_ms ?? 0)) };
-}
-
-/** Everything an upload needs about one item and its customer. Holds the token: never return it to Temporal. */
-export interface UploadSubject {
-  id: string;
-  customerId: string;
-  kind: ItemKind;
-  occurredAt: Date;
-  metadata: Record<string, unknown>;
-  sourceUrl: string | null;
-  body: string | null;
-  state: 'pending' | 'leased' | 'archived' | 'failed';
-  leaseToken: string | null;
-  remotePath: string | null;
-  contentHash: string | null;
-  rateLimitedCount: number;
-  writeContentionCount: number;
-  accessToken: string | null;
-  folderRoot: string;
-  pathTemplate: string | null;
-  throttledUntil: Date | null;
-}
-
-export async function loadUploadSubject(db: Db, customerId: string, itemId: string): Promise<UploadSubject | undefined> {
-  const [r] = await db.query<{
-    id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
-    source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
-    remote_path: string | null; content_hash: string | null; rate_limited_count: number; write_contention_count: number;
-    dropbox_access_token: string | null; folder_root: string; path_template: string | null; throttled_until: Date | null;
-  }>(
-    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.remote_path, i.content_hash, i.rate_limited_count, i.write_contention_count,
-            c.dropbox_access_token, c.folder_root, c.path_template, c.throttled_until
-       FROM archive_items i JOIN customers c ON c.id = i.customer_id
-      WHERE i.id = $1 AND i.customer_id = $2`,
-    [itemId, customerId],
-  );
-  if (!r) return undefined;
-  return {
-    id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
-    sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token, remotePath: r.remote_path,
-    contentHash: r.content_hash, rateLimitedCount: r.rate_limited_count, writeContentionCount: r.write_contention_count, accessToken: r.dropbox_access_token,
-    folderRoot: r.folder_root, pathTemplate: r.path_template, throttledUntil: r.throttled_until,
-  };
 }
 
 /**
@@ -175,4 +131,28 @@ export async function requeueFailed(db: Db, customerId: string, filter: { kind?:
     [customerId, filter.kind ?? null, filter.since ?? null],
   );
   return rows.length;
+}
+
+/** A new item to archive, as whatever syncs the telephony system (or the demo seed) writes it. */
+export interface NewItem {
+  kind: ItemKind;
+  occurredAt: Date;
+  metadata: Record<string, unknown>;
+  sourceUrl: string | null;
+  body: string | null;
+  sizeBytes: number | null;
+}
+
+/** Inserts a customer's pending items in one statement; keep `items` to about 1,000 per call. */
+export async function insertPendingItems(db: Db, customerId: string, items: readonly NewItem[]): Promise<void> {
+  const rows = items.map((i) => ({
+    kind: i.kind, occurred_at: i.occurredAt.toISOString(), metadata: i.metadata, source_url: i.sourceUrl, body: i.body, size_bytes: i.sizeBytes,
+  }));
+  await db.query(
+    `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
+     SELECT $1, r.kind, r.occurred_at, r.metadata, r.source_url, r.body, r.size_bytes
+       FROM jsonb_to_recordset($2::jsonb)
+         AS r(kind text, occurred_at timestamptz, metadata jsonb, source_url text, body text, size_bytes bigint)`,
+    [customerId, JSON.stringify(rows)],
+  );
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Everything the embedded stack keeps between runs. @default `.data/` in the project */
 export const DATA_DIR = process.env.ARCHIVER_DATA_DIR ? resolve(process.env.ARCHIVER_DATA_DIR) : join(PROJECT_ROOT, '.data');
-/** Where `npm start` records the addresses of the stack it is running, for the CLI in another terminal. */
+/** Where `npm start` records the addresses of the stack it is running, for the CLI in another terminal; the worker never reads it. */
 export const STACK_FILE = join(DATA_DIR, 'stack.env');
 
 /** Reads `.data/stack.env` (KEY=value lines); empty when `npm start` has not run. */

@@ -1,7 +1,7 @@
-import type { Db } from './db.js';
-import { validatePathTemplate } from './paths.js';
+// The SQL of the customer registry, one function per statement.
 
-/** The SQL of the customer registry. */
+import type { Db } from './pool.js';
+import { validatePathTemplate } from './path-template.js';
 
 export interface CustomerRecord {
   id: string;
@@ -16,7 +16,7 @@ export interface NewCustomer {
   accessToken?: string | undefined;
   refreshToken?: string | undefined;
   folderRoot?: string | undefined;
-  /** See activities/paths.ts; unset keeps the customer's current layout (default for new ones). */
+  /** See db/path-template.ts; unset keeps the customer's current layout (default for new ones). */
   pathTemplate?: string | undefined;
 }
 
@@ -56,20 +56,6 @@ export async function listCustomers(db: Db, options: { activeOnly?: boolean } = 
 export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | undefined> {
   const [row] = await db.query<CustomerRow>(`SELECT id, name, status, folder_root FROM customers WHERE id = $1`, [id]);
   return row ? toCustomer(row) : undefined;
-}
-
-/** Per-customer item counts by state, for progress displays. */
-export async function itemCounts(db: Db): Promise<Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>> {
-  const rows = await db.query<{ customer_id: string; state: string; n: string }>(
-    `SELECT customer_id, state, count(*) AS n FROM archive_items GROUP BY customer_id, state`,
-  );
-  const counts = new Map<string, Record<'pending' | 'leased' | 'archived' | 'failed', number>>();
-  for (const r of rows) {
-    const entry = counts.get(r.customer_id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
-    entry[r.state as keyof typeof entry] = Number(r.n);
-    counts.set(r.customer_id, entry);
-  }
-  return counts;
 }
 
 /**

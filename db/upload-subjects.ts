@@ -1,0 +1,58 @@
+// The SQL that loads what an upload needs about its items and their customer.
+
+import type { ItemKind } from './items.js';
+import type { Db } from './pool.js';
+
+/** What an upload needs about one item and its customer: its source, its lease, its path and its throttle. */
+export interface UploadSubject {
+  id: string;
+  customerId: string;
+  kind: ItemKind;
+  occurredAt: Date;
+  metadata: Record<string, unknown>;
+  sourceUrl: string | null;
+  body: string | null;
+  state: 'pending' | 'leased' | 'archived' | 'failed';
+  leaseToken: string | null;
+  rateLimitedCount: number;
+  writeContentionCount: number;
+  folderRoot: string;
+  pathTemplate: string | null;
+  throttledUntil: Date | null;
+}
+
+type SubjectRow = {
+  id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
+  source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
+  rate_limited_count: number; write_contention_count: number; folder_root: string; path_template: string | null; throttled_until: Date | null;
+};
+
+const toSubject = (r: SubjectRow): UploadSubject => ({
+  id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
+  sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token,
+  rateLimitedCount: r.rate_limited_count, writeContentionCount: r.write_contention_count,
+  folderRoot: r.folder_root, pathTemplate: r.path_template, throttledUntil: r.throttled_until,
+});
+
+export async function loadUploadSubject(db: Db, customerId: string, itemId: string): Promise<UploadSubject | undefined> {
+  const [row] = await db.query<SubjectRow>(
+    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
+            i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until
+       FROM archive_items i JOIN customers c ON c.id = i.customer_id
+      WHERE i.id = $1 AND i.customer_id = $2`,
+    [itemId, customerId],
+  );
+  return row ? toSubject(row) : undefined;
+}
+
+/** The subjects of many items of one customer in one query (a batch commit has up to 1,000), by item id; missing items are absent. */
+export async function loadUploadSubjects(db: Db, customerId: string, itemIds: readonly string[]): Promise<Map<string, UploadSubject>> {
+  const rows = await db.query<SubjectRow>(
+    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
+            i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until
+       FROM archive_items i JOIN customers c ON c.id = i.customer_id
+      WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,
+    [itemIds, customerId],
+  );
+  return new Map(rows.map((r) => [String(r.id), toSubject(r)]));
+}

@@ -7,7 +7,7 @@ import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap 
 import { createPool, dbFromPool, type Db } from '../activities/db.js';
 import { connectClient, ensureSearchAttributes } from '../client/archiver-client.js';
 import { migrate } from '../db/migrate.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/postgres.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../dev/search-attributes.js';

@@ -3,7 +3,7 @@ import { createDropboxClient } from '../activities/dropbox/client.js';
 import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS, toApplicationFailure } from '../activities/dropbox/errors.js';
 import { CustomerTokens } from '../activities/dropbox/tokens.js';
 import { upsertCustomer } from '../activities/customers.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
 
 /**

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { DropboxResponseError, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { TokenBucketLimiter } from '../dev/emulator/rate-limit.js';
-import { startWithTwoAccounts } from '../dev/emulator/testing.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { createDropboxClient } from '../../../activities/dropbox/client.js';
+import { dropboxContentHash } from '../../../activities/dropbox/content-hash.js';
+import { TokenBucketLimiter } from '../src/rate-limit.js';
+import { startWithTwoAccounts } from './support/calls.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
 
 const ALICE = { token: 'sl.alice-token', accountId: 'dbid:alice' };
 const BOB = { token: 'sl.bob-token', accountId: 'dbid:bob' };

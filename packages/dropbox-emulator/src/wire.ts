@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DropboxContentHasher } from '../../activities/dropbox/content-hash.js';
+import { DropboxContentHasher } from '../../../activities/dropbox/content-hash.js';
 
 /**
  * A non-2xx answer. Handlers throw these so that every failure path goes through one writer and

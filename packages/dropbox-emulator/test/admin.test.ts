@@ -2,11 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { adminCall, rawCall, sdkFailure, tokenCall } from '../dev/emulator/testing.js';
+import { createDropboxClient } from '../../../activities/dropbox/client.js';
+import { dropboxContentHash } from '../../../activities/dropbox/content-hash.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
+import { adminCall, rawCall, sdkFailure, tokenCall } from './support/calls.js';
 
 describe('admin API', () => {
   let emu: DropboxEmulator;
@@ -143,8 +144,9 @@ describe('content retention and the on-disk store', () => {
 });
 
 describe('command line', () => {
+  const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
   const run = (args: string[]): { child: ReturnType<typeof spawn>; out: Promise<string> } => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'dev/emulator/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (text += d.toString()));

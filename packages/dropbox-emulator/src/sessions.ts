@@ -1,5 +1,5 @@
-import { CONTENT_HASH_BLOCK_SIZE } from '../../activities/dropbox/content-hash.js';
-import { combineBlockDigests, DropboxContentHasher } from '../../activities/dropbox/content-hash.js';
+import { CONTENT_HASH_BLOCK_SIZE } from '../../../activities/dropbox/content-hash.js';
+import { combineBlockDigests, DropboxContentHasher } from '../../../activities/dropbox/content-hash.js';
 import type { SessionInfo } from './types.js';
 import { dropboxTime, newOpaqueId, type Tagged } from './wire.js';
 

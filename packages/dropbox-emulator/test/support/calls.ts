@@ -1,6 +1,6 @@
 import { DropboxResponseError, type Dropbox } from 'dropbox';
-import { createDropboxClient } from '../../activities/dropbox/client.js';
-import { startDropboxEmulator, type DropboxEmulator } from './server.js';
+import { createDropboxClient } from '../../../../activities/dropbox/client.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../../src/index.js';
 
 /**
  * Small helpers for tests that talk to the emulator (or to Dropbox) without the SDK, for shapes
@@ -11,7 +11,7 @@ import { startDropboxEmulator, type DropboxEmulator } from './server.js';
 export interface ApiErrorBody {
   error_summary: string;
   // Route error unions are deeply nested and vary per route; tests index into them freely.
-  error: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  error: Record<string, any>;
 }
 
 /** The rejection of an SDK call that must fail; throws if it succeeds or fails some other way. */
@@ -30,7 +30,7 @@ export interface RawAnswer {
   headers: Headers;
   text: string;
   /** Parsed JSON body, or undefined when the body is not JSON. */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
   bytes: Buffer;
 }
 

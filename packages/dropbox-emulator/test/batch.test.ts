@@ -1,8 +1,8 @@
 import type { Dropbox, files } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import type { DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure, startWithTwoAccounts } from '../dev/emulator/testing.js';
+import { dropboxContentHash } from '../../../activities/dropbox/content-hash.js';
+import type { DropboxEmulator } from '../src/index.js';
+import { rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
 
 const ALICE = { token: 'sl.alice-batch', accountId: 'dbid:alice-batch' };
 const BOB = { token: 'sl.bob-batch', accountId: 'dbid:bob-batch' };

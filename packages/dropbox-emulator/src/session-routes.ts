@@ -1,4 +1,4 @@
-import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
+import { dropboxContentHash } from '../../../activities/dropbox/content-hash.js';
 import { parseCommitInfo, type Args, type CommitInfo } from './args.js';
 import { enterCommit, refuseIfContended, type CallContext, type EmulatorCore } from './context.js';
 import type { UploadSession } from './sessions.js';

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../../../activities/dropbox/client.js';
 import { contentHash } from '../src/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
-import { adminCall, rawCall, sdkFailure, tokenCall } from './support/calls.js';
+import { adminCall, createDropboxClient, rawCall, sdkFailure, tokenCall } from './support/calls.js';
 
 describe('admin API', () => {
   let emu: DropboxEmulator;

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { DropboxResponseError, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../../../activities/dropbox/client.js';
 import { contentHash } from '../src/content-hash.js';
 import { TokenBucketLimiter } from '../src/rate-limit.js';
-import { startWithTwoAccounts } from './support/calls.js';
+import { createDropboxClient, startWithTwoAccounts } from './support/calls.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
 
 const ALICE = { token: 'sl.alice-token', accountId: 'dbid:alice' };

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { bytesUpload, DropboxFileUploader, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../../../activities/dropbox/client.js';
 import { contentHash } from '../src/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
-import { rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
+import { createDropboxClient, rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
 
 const MiB = 1024 * 1024;
 const ALICE = { token: 'sl.alice-sessions', accountId: 'dbid:alice' };

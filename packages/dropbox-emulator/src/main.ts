@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { BEARER_TOKEN_PATTERN, startDropboxEmulator, type AccountConfig, type EmulatorAccountInit, type EmulatorAppInit, type EmulatorOptions, type ServerErrorStatus, type WriteContentionMode } from './server.js';
+import { BEARER_TOKEN_PATTERN } from './api.js';
+import { startDropboxEmulator, type AccountConfig, type EmulatorAccountInit, type EmulatorAppInit, type EmulatorOptions, type ServerErrorStatus, type WriteContentionMode } from './index.js';
 
 /** Usage errors exit 2, like other CLI tools, so scripts can tell them from runtime failures (1). */
 const USAGE_EXIT_CODE = 2;

@@ -34,7 +34,7 @@ export default tseslint.config(
   },
   {
     // Tests inspect the SDK's loosely typed error bodies and headers on purpose.
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', 'packages/*/test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',

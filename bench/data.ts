@@ -1,6 +1,6 @@
 /** Benchmark data: customers with emulator accounts, and pending items of a fixed small size. */
 import type { Db } from '../db/pool.js';
-import type { DropboxEmulator } from '../dev/emulator/server.js';
+import type { DropboxEmulator } from 'dropbox-emulator';
 import { syntheticUrl } from '../dev/media-server.js';
 
 const ROWS_PER_INSERT = 2000;

@@ -1,6 +1,6 @@
 /** Samples a run about once a second: archived items, upload requests and 429s, the controller's status. */
 import type { Db } from '../db/pool.js';
-import type { DropboxEmulator } from '../dev/emulator/server.js';
+import type { DropboxEmulator } from 'dropbox-emulator';
 import { archivedCount } from './data.js';
 import type { ControllerStatus } from './designs/types.js';
 

@@ -8,7 +8,7 @@ import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { migrate } from '../db/migrate.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/postgres.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../dev/search-attributes.js';

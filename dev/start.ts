@@ -19,7 +19,7 @@ import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
 import { installRuntime } from '../workers/runtime.js';
 import { connectWorker, createArchiverWorker } from '../workers/worker.js';
-import { startDropboxEmulator } from './emulator/server.js';
+import { startDropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer } from './media-server.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';

@@ -4,7 +4,7 @@ import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../activities/drop
 import { toApplicationFailure } from '../activities/failure.js';
 import { CustomerTokens } from '../activities/dropbox/tokens.js';
 import { upsertCustomer } from '../db/customers.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
 
 /**

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { startTestWorker, statusWhen } from './support/harness.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeCredentials } from '../db/customers.js';
 import { createDropboxClient } from '../activities/dropbox/client.js';
 import { reconnectCustomer } from '../client/archiver-client.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { resumeSignal } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';

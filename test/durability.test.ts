@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { startArchiving, statusWhen } from './support/harness.js';

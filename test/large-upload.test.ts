@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, syntheticContent, type MediaServer } from '../dev/media-server.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { startArchiving, statusWhen } from './support/harness.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { freePort } from '../dev/ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/postgres.js';

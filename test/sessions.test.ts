@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadOutcome, type UploadRequest } from '../activities/index.js';
 import { createDropboxClient } from '../activities/dropbox/client.js';
 import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, syntheticContent, type MediaServer } from '../dev/media-server.js';
 import { remotePathFor } from '../activities/paths.js';
 import { expectedContent, insertItems } from './support/items.js';

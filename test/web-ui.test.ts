@@ -6,7 +6,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startCustomer } from '../client/archiver-client.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../dev/search-attributes.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server.js';

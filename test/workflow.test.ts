@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../dev/media-server.js';
 import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal, type ArchiveCustomerInput } from '../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../workflows/names.js';

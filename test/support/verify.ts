@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import type { Db } from '../../db/pool.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import type { ItemKind } from '../../db/items.js';
-import type { DropboxEmulator } from '../../dev/emulator/server.js';
+import type { DropboxEmulator } from 'dropbox-emulator';
 import { expectedContent } from './items.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { Dropbox, files } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import type { DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure, startWithTwoAccounts } from '../dev/emulator/testing.js';
+import { contentHash } from '../src/content-hash.js';
+import type { DropboxEmulator } from '../src/index.js';
+import { rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
 
 const ALICE = { token: 'sl.alice-batch', accountId: 'dbid:alice-batch' };
 const BOB = { token: 'sl.bob-batch', accountId: 'dbid:bob-batch' };
@@ -48,7 +48,7 @@ describe('finish_batch_v2 and finish_batch', () => {
       { '.tag': 'failure', failure: { '.tag': 'path', path: { '.tag': 'conflict', conflict: { '.tag': 'file' } } } },
       { '.tag': 'failure', failure: { '.tag': 'concurrent_session_not_closed' } },
     ]);
-    expect(fileMeta).toMatchObject({ name: 'One.txt', size: 3, content_hash: dropboxContentHash(Buffer.from('one')) });
+    expect(fileMeta).toMatchObject({ name: 'One.txt', size: 3, content_hash: contentHash(Buffer.from('one')) });
     expect(emu.stats().accounts[ALICE.accountId]?.commits).toBeGreaterThanOrEqual(2);
   });
 

@@ -1,7 +1,4 @@
-/**
- * The emulator's public surface. server.ts re-exports everything here, so callers keep importing
- * from './server.js'.
- */
+/** The types of the emulator's public API; index.ts re-exports all of them. */
 
 /** How overlapping commits to one account are answered (see AccountConfig.writeContention). */
 export type WriteContentionMode = 'none' | '429' | '409';

@@ -1,4 +1,4 @@
-import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
+import { contentHash } from './content-hash.js';
 import { parseCommitInfo, type Args, type CommitInfo } from './args.js';
 import { enterCommit, refuseIfContended, type CallContext, type EmulatorCore } from './context.js';
 import type { UploadSession } from './sessions.js';
@@ -36,7 +36,7 @@ function requestBytes(ctx: CallContext): Buffer {
 
 /** content_hash on session calls covers that call's bytes only. */
 function checkHash(bytes: Buffer, expected: string | undefined): void {
-  if (expected !== undefined && dropboxContentHash(bytes) !== expected) throw routeError(tag('content_hash_mismatch'));
+  if (expected !== undefined && contentHash(bytes) !== expected) throw routeError(tag('content_hash_mismatch'));
 }
 
 export function start(ctx: CallContext): unknown {

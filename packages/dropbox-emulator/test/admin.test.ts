@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { adminCall, rawCall, sdkFailure, tokenCall } from '../dev/emulator/testing.js';
+import { contentHash } from '../src/content-hash.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
+import { adminCall, createDropboxClient, rawCall, sdkFailure, tokenCall } from './support/calls.js';
 
 describe('admin API', () => {
   let emu: DropboxEmulator;
@@ -72,7 +72,7 @@ describe('admin API', () => {
     expect({ status: content.status, text: content.text }).toEqual({ status: 200, text: 'hello world' });
     expect((await adminCall(emu.url, 'files/content?account=dbid:gina&path=/none')).status).toBe(404);
     const files = await adminCall(emu.url, 'files?account=dbid:gina');
-    expect(files.json).toEqual([expect.objectContaining({ pathDisplay: '/Greeting.txt', size: 11, contentHash: dropboxContentHash(Buffer.from('hello world')), writes: 1 })]);
+    expect(files.json).toEqual([expect.objectContaining({ pathDisplay: '/Greeting.txt', size: 11, contentHash: contentHash(Buffer.from('hello world')), writes: 1 })]);
 
     const stats = (await adminCall(emu.url, 'stats')).json;
     expect(stats).toEqual(emu.stats());
@@ -129,13 +129,13 @@ describe('content retention and the on-disk store', () => {
     try {
       const dbx = createDropboxClient({ accessToken: 'sl.nokeep', apiBase: emu.url });
       const meta = (await dbx.filesUpload({ path: '/big.bin', contents: Buffer.from('bytes') })).result;
-      expect(meta.content_hash).toBe(dropboxContentHash(Buffer.from('bytes')));
+      expect(meta.content_hash).toBe(contentHash(Buffer.from('bytes')));
       const e = await sdkFailure<string>(dbx.filesDownload({ path: '/big.bin' }));
       expect(e.status).toBe(400);
       expect(e.error).toBe('Error in call to API function "files/download": the emulator does not keep file content (keepContent: false), so it cannot serve downloads');
       expect(emu.fileContent('dbid:nokeep', '/big.bin')).toBeUndefined();
       const id = (await dbx.filesUploadSessionStart({ contents: Buffer.from('ses'), close: true })).result.session_id;
-      expect((await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/s.bin' } })).result.content_hash).toBe(dropboxContentHash(Buffer.from('ses')));
+      expect((await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/s.bin' } })).result.content_hash).toBe(contentHash(Buffer.from('ses')));
     } finally {
       await emu.stop();
     }
@@ -143,8 +143,9 @@ describe('content retention and the on-disk store', () => {
 });
 
 describe('command line', () => {
+  const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
   const run = (args: string[]): { child: ReturnType<typeof spawn>; out: Promise<string> } => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'dev/emulator/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (text += d.toString()));

@@ -1,8 +1,7 @@
 import { Dropbox, DropboxAuth } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient, fetchRewritingTo } from '../activities/dropbox/client.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { basicAuth, rawCall, sdkFailure, tokenCall } from '../dev/emulator/testing.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
+import { basicAuth, createDropboxClient, fetchRewritingTo, rawCall, sdkFailure, tokenCall } from './support/calls.js';
 
 const APP = { key: 'appkey1', secret: 'appsecret1' };
 const CAROL = { accountId: 'dbid:carol', refreshToken: 'rt-carol-0001', appKey: APP.key, name: 'Carol Jones', email: 'carol@example.com' };

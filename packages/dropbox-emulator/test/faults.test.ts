@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure, tokenCall, type RawAnswer } from '../dev/emulator/testing.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
+import { createDropboxClient, rawCall, sdkFailure, tokenCall, type RawAnswer } from './support/calls.js';
 
 const SUMMARY = (tag: string): RegExp => new RegExp(`^${tag.replace(/\//g, '\\/')}\\/\\.{0,3}$`);
 

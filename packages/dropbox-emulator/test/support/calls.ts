@@ -1,17 +1,31 @@
-import { DropboxResponseError, type Dropbox } from 'dropbox';
-import { createDropboxClient } from '../../activities/dropbox/client.js';
-import { startDropboxEmulator, type DropboxEmulator } from './server.js';
+import { Dropbox, DropboxResponseError } from 'dropbox';
+import { startDropboxEmulator, type DropboxEmulator } from '../../src/index.js';
 
 /**
  * Small helpers for tests that talk to the emulator (or to Dropbox) without the SDK, for shapes
  * the SDK's parsing would hide: exact status, headers and raw body text.
  */
 
+const DROPBOX_HOSTS = /^https:\/\/(api|content|notify)\.dropboxapi\.com/;
+
+/** A `fetch` that sends the SDK's hard-coded Dropbox hosts to `base` (the emulator) instead. */
+export function fetchRewritingTo(base: string): typeof fetch {
+  return (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    return fetch(url.replace(DROPBOX_HOSTS, base), init);
+  };
+}
+
+/** A `dropbox` SDK client for one access token that talks to the emulator at `apiBase`. */
+export function createDropboxClient({ accessToken, apiBase }: { accessToken: string; apiBase: string }): Dropbox {
+  return new Dropbox({ accessToken, fetch: fetchRewritingTo(apiBase) });
+}
+
 /** The runtime shape of `DropboxResponseError.error` for JSON errors (the SDK's type says otherwise). */
 export interface ApiErrorBody {
   error_summary: string;
   // Route error unions are deeply nested and vary per route; tests index into them freely.
-  error: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  error: Record<string, any>;
 }
 
 /** The rejection of an SDK call that must fail; throws if it succeeds or fails some other way. */
@@ -30,7 +44,7 @@ export interface RawAnswer {
   headers: Headers;
   text: string;
   /** Parsed JSON body, or undefined when the body is not JSON. */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
   bytes: Buffer;
 }
 

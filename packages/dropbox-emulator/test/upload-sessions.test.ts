@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { bytesUpload, DropboxFileUploader, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
-import { rawCall, sdkFailure, startWithTwoAccounts } from '../dev/emulator/testing.js';
+import { contentHash } from '../src/content-hash.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
+import { createDropboxClient, rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
 
 const MiB = 1024 * 1024;
 const ALICE = { token: 'sl.alice-sessions', accountId: 'dbid:alice' };
@@ -38,7 +37,7 @@ describe('upload sessions through the dropbox SDK', () => {
 
     const done = await alice.filesUploadSessionFinish({ cursor: { session_id: sessionId, offset: a.length + b.length }, commit: { path: '/Big/Rec.wav', client_modified: '2026-03-04T05:06:07Z' }, contents: c });
     expect(done.result).not.toHaveProperty('.tag');
-    expect(done.result).toMatchObject({ name: 'Rec.wav', path_display: '/Big/Rec.wav', size: content.length, content_hash: dropboxContentHash(content), client_modified: '2026-03-04T05:06:07Z', is_downloadable: true });
+    expect(done.result).toMatchObject({ name: 'Rec.wav', path_display: '/Big/Rec.wav', size: content.length, content_hash: contentHash(content), client_modified: '2026-03-04T05:06:07Z', is_downloadable: true });
 
     const down = await alice.filesDownload({ path: '/big/REC.WAV' });
     expect(down.headers.get('content-type')).toBe('application/octet-stream');
@@ -65,9 +64,9 @@ describe('upload sessions through the dropbox SDK', () => {
 
     // content_hash covers this call's bytes, not the file so far.
     const chunk = Buffer.from('678');
-    const mismatch = await sdkFailure(alice.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 5 }, contents: chunk, content_hash: dropboxContentHash(Buffer.from('12345678')) }));
+    const mismatch = await sdkFailure(alice.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 5 }, contents: chunk, content_hash: contentHash(Buffer.from('12345678')) }));
     expect(mismatch.error.error).toEqual({ '.tag': 'content_hash_mismatch' });
-    await alice.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 5 }, contents: chunk, content_hash: dropboxContentHash(chunk), close: true });
+    await alice.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 5 }, contents: chunk, content_hash: contentHash(chunk), close: true });
 
     const closed = await sdkFailure(alice.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 8 }, contents: Buffer.from('9') }));
     expect(closed.error.error).toEqual({ '.tag': 'closed' });
@@ -95,7 +94,7 @@ describe('upload sessions through the dropbox SDK', () => {
     const again = await sdkFailure(alice.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/f/ok.txt' }, contents: Buffer.from('def') }));
     expect(again.error.error).toEqual({ '.tag': 'lookup_failed', lookup_failed: { '.tag': 'incorrect_offset', correct_offset: 6 } });
     const ok = await alice.filesUploadSessionFinish({ cursor: { session_id: id, offset: 6 }, commit: { path: '/f/ok.txt' } });
-    expect(ok.result).toMatchObject({ size: 6, content_hash: dropboxContentHash(Buffer.from('abcdef')) });
+    expect(ok.result).toMatchObject({ size: 6, content_hash: contentHash(Buffer.from('abcdef')) });
 
     // A committed session is gone for finish and closed for append.
     expect((await sdkFailure(alice.filesUploadSessionFinish({ cursor: { session_id: id, offset: 6 }, commit: { path: '/f/x.txt' } }))).error.error)
@@ -106,7 +105,7 @@ describe('upload sessions through the dropbox SDK', () => {
   it('finish checks content_hash, disallowed names, long components and data on a closed session', async () => {
     const start = async (data: string, close = false): Promise<string> => (await alice.filesUploadSessionStart({ contents: Buffer.from(data), close })).result.session_id;
     const id = await start('hello');
-    const bad = await sdkFailure(alice.filesUploadSessionFinish({ cursor: { session_id: id, offset: 5 }, commit: { path: '/h.txt' }, contents: Buffer.from('!'), content_hash: dropboxContentHash(Buffer.from('hello!')) }));
+    const bad = await sdkFailure(alice.filesUploadSessionFinish({ cursor: { session_id: id, offset: 5 }, commit: { path: '/h.txt' }, contents: Buffer.from('!'), content_hash: contentHash(Buffer.from('hello!')) }));
     expect(bad.error.error).toEqual({ '.tag': 'content_hash_mismatch' });
     expect(emu.session(id)?.offset).toBe(5);
 
@@ -142,7 +141,7 @@ describe('upload sessions through the dropbox SDK', () => {
     expect((await sdkFailure(finishAt(content.length, Buffer.from('x')))).error.error).toEqual({ '.tag': 'concurrent_session_data_not_allowed' });
     expect((await sdkFailure(finishAt(5))).error.error).toEqual({ '.tag': 'lookup_failed', lookup_failed: { '.tag': 'incorrect_offset', correct_offset: content.length } });
     const meta = (await finishAt(content.length)).result;
-    expect(meta).toMatchObject({ size: content.length, content_hash: dropboxContentHash(content) });
+    expect(meta).toMatchObject({ size: content.length, content_hash: contentHash(content) });
     expect(emu.fileContent(ALICE.accountId, '/conc.bin')?.equals(content)).toBe(true);
     expect(emu.session(id)).toMatchObject({ type: 'concurrent', state: 'committed', offset: content.length });
   });
@@ -150,9 +149,9 @@ describe('upload sessions through the dropbox SDK', () => {
   it("the SDK's own DropboxFileUploader works sequentially and in parallel", async () => {
     const content = randomBytes(9 * MiB + 3);
     const seq = await new DropboxFileUploader(alice, { chunkSize: 4 * MiB }).upload(bytesUpload(content), { path: '/sdk/seq.bin' });
-    expect(seq.metadata).toMatchObject({ size: content.length, content_hash: dropboxContentHash(content) });
+    expect(seq.metadata).toMatchObject({ size: content.length, content_hash: contentHash(content) });
     const par = await new DropboxFileUploader(alice, { chunkSize: 4 * MiB, parallelUploads: 3 }).upload(bytesUpload(content), { path: '/sdk/par.bin' });
-    expect(par.metadata).toMatchObject({ size: content.length, content_hash: dropboxContentHash(content) });
+    expect(par.metadata).toMatchObject({ size: content.length, content_hash: contentHash(content) });
     expect(emu.sessions(ALICE.accountId).filter((s) => s.path?.startsWith('/sdk/')).map((s) => s.type).sort()).toEqual(['concurrent', 'sequential']);
   });
 

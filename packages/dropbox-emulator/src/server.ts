@@ -14,11 +14,6 @@ import { EmulatorStore, type FileNode } from './store.js';
 import type { AccountConfig, AuthorizationCodeInit, DropboxEmulator, EmulatorAccountInit, EmulatorAppInit, EmulatorOptions, EmulatorStats, QueuedFault, SessionInfo, StoredFile } from './types.js';
 import { readBody, sendText } from './wire.js';
 
-export type * from './types.js';
-export { BEARER_TOKEN_PATTERN };
-
-export { DEFAULT_ACCESS_TOKEN_TTL_SECONDS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SESSION_TTL_SECONDS } from './options.js';
-
 /** An unparseable request target is treated as "/", which no route answers (404). */
 function requestUrl(req: IncomingMessage): URL {
   try {
@@ -266,6 +261,7 @@ class Emulator implements DropboxEmulator {
   }
 }
 
+/** Starts an emulator on 127.0.0.1 (on `options.port`, or a free port) and resolves once it listens at `url`. */
 export async function startDropboxEmulator(options: EmulatorOptions = {}): Promise<DropboxEmulator> {
   const emulator = new Emulator(options);
   await emulator.listen(options.port ?? 0);

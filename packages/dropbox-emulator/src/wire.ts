@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DropboxContentHasher } from '../../activities/dropbox/content-hash.js';
+import { ContentHasher } from './content-hash.js';
 
 /**
  * A non-2xx answer. Handlers throw these so that every failure path goes through one writer and
@@ -171,7 +171,7 @@ export interface ReadBody {
 export function readBody(req: IncomingMessage, opts: { keep: boolean; hash: boolean; maxKeep: number }): Promise<ReadBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const hasher = opts.hash ? new DropboxContentHasher() : undefined;
+    const hasher = opts.hash ? new ContentHasher() : undefined;
     let size = 0;
     let truncated = false;
     req.on('data', (chunk: Buffer) => {

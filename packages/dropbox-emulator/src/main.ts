@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { BEARER_TOKEN_PATTERN, startDropboxEmulator, type AccountConfig, type EmulatorAccountInit, type EmulatorAppInit, type EmulatorOptions, type ServerErrorStatus, type WriteContentionMode } from './server.js';
+import { BEARER_TOKEN_PATTERN } from './api.js';
+import { startDropboxEmulator, type AccountConfig, type EmulatorAccountInit, type EmulatorAppInit, type EmulatorOptions, type ServerErrorStatus, type WriteContentionMode } from './index.js';
 
 /** Usage errors exit 2, like other CLI tools, so scripts can tell them from runtime failures (1). */
 const USAGE_EXIT_CODE = 2;
@@ -179,7 +180,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--omit-retry-after <share>', 'share of 429s without Retry-After and body retry_after')
     .option('--fault-routes <list>', 'comma-separated routes the shares and --latency apply to, e.g. files/upload,oauth2/token (default: all /2/ routes)')
     .option('--seed <n>', 'seed for the fault PRNG (default: random)')
-    .addHelpText('after', '\nAdmin API (JSON): GET /__admin/files, /__admin/stats, /__admin/sessions, /__admin/config; POST /__admin/accounts, /__admin/apps, /__admin/codes, /__admin/config, /__admin/faults, /__admin/tokens/expire, /__admin/tokens/revoke, /__admin/rate, /__admin/seed. See dev/emulator/admin.ts.')
+    .addHelpText('after', '\nAdmin API (JSON): GET /__admin/files, /__admin/stats, /__admin/sessions, /__admin/config; POST /__admin/accounts, /__admin/apps, /__admin/codes, /__admin/config, /__admin/faults, /__admin/tokens/expire, /__admin/tokens/revoke, /__admin/rate, /__admin/seed. See src/admin.ts.')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
 

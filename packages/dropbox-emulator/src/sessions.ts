@@ -1,9 +1,8 @@
-import { CONTENT_HASH_BLOCK_SIZE } from '../../activities/dropbox/content-hash.js';
-import { combineBlockDigests, DropboxContentHasher } from '../../activities/dropbox/content-hash.js';
+import { BLOCK_SIZE, blockDigests, ContentHasher, contentHashOfBlocks } from './content-hash.js';
 import type { SessionInfo } from './types.js';
 import { dropboxTime, newOpaqueId, type Tagged } from './wire.js';
 
-const BLOCK = CONTENT_HASH_BLOCK_SIZE;
+const BLOCK = BLOCK_SIZE;
 
 interface Piece {
   length: number;
@@ -32,7 +31,7 @@ export class UploadSession {
   requests = 0;
   path: string | undefined;
   private sequentialOffset = 0;
-  private readonly hasher = new DropboxContentHasher();
+  private readonly hasher = new ContentHasher();
   private chunks: Buffer[] = [];
   private pieces = new Map<number, Piece>();
   /** Concurrent: end of the closing piece, i.e. the file size. */
@@ -87,11 +86,9 @@ export class UploadSession {
       if (overlaps || (close && o + p.length > end)) return tag('concurrent_session_invalid_offset');
     }
     if (bytes.length > 0 || close) {
-      const hasher = new DropboxContentHasher();
-      hasher.update(bytes);
       // A piece sent again at the same offset (a retry) replaces the first copy.
       this.concurrentBytes += bytes.length - (this.pieces.get(offset)?.length ?? 0);
-      this.pieces.set(offset, { length: bytes.length, digests: hasher.blockDigests(), bytes: this.keep ? bytes : undefined });
+      this.pieces.set(offset, { length: bytes.length, digests: blockDigests(bytes), bytes: this.keep ? bytes : undefined });
     }
     if (close) {
       this.closedEnd = end;
@@ -128,7 +125,7 @@ export class UploadSession {
     const ordered = this.layout();
     if (!Array.isArray(ordered)) return ordered;
     const content = this.keep ? Buffer.concat(ordered.map(([, p]) => p.bytes ?? Buffer.alloc(0))) : undefined;
-    return { size: this.concurrentBytes, contentHash: combineBlockDigests(ordered.flatMap(([, p]) => p.digests)), content };
+    return { size: this.concurrentBytes, contentHash: contentHashOfBlocks(ordered.flatMap(([, p]) => p.digests)), content };
   }
 
   markCommitted(path: string): void {

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { DropboxResponseError, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { TokenBucketLimiter } from '../dev/emulator/rate-limit.js';
-import { startWithTwoAccounts } from '../dev/emulator/testing.js';
-import { startDropboxEmulator, type DropboxEmulator } from '../dev/emulator/server.js';
+import { contentHash } from '../src/content-hash.js';
+import { TokenBucketLimiter } from '../src/rate-limit.js';
+import { createDropboxClient, startWithTwoAccounts } from './support/calls.js';
+import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
 
 const ALICE = { token: 'sl.alice-token', accountId: 'dbid:alice' };
 const BOB = { token: 'sl.bob-token', accountId: 'dbid:bob' };
@@ -76,7 +75,7 @@ describe('Dropbox emulator through the dropbox SDK', () => {
       client_modified: '2026-01-02T03:04:05Z',
       size: content.length,
       is_downloadable: true,
-      content_hash: dropboxContentHash(content),
+      content_hash: contentHash(content),
     });
     expect(meta.id).toMatch(/^id:[A-Za-z0-9_-]{22}$/);
     expect(meta.rev).toMatch(/^[0-9a-f]{9,}$/);
@@ -130,12 +129,12 @@ describe('Dropbox emulator through the dropbox SDK', () => {
 
   it('checks content_hash against the body', async () => {
     const content = Buffer.from('fax page 1');
-    const e = await failure(alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: dropboxContentHash(Buffer.from('other')) }));
+    const e = await failure(alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: contentHash(Buffer.from('other')) }));
     expect(e.status).toBe(409);
     expect(e.error.error['.tag']).toBe('content_hash_mismatch');
     expect((await alice.filesGetMetadata({ path: '/fax/p1.tif' }).catch((err: DropboxResponseError<unknown>) => err)).status).toBe(409);
-    const ok = await alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: dropboxContentHash(content) });
-    expect(ok.result.content_hash).toBe(dropboxContentHash(content));
+    const ok = await alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: contentHash(content) });
+    expect(ok.result.content_hash).toBe(contentHash(content));
   });
 
   it('keeps the stored casing of existing parents', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { activityInfo, heartbeat, log, sleep } from '@temporalio/activity';
 import { FailureType } from '../workflows/failures.js';
-import { commitStagedBatch, type CommitBatchOutcome, type StagedItem } from './batch-commit.js';
+import { commitStagedSessions, type SessionCommitOutcome, type StagedItem } from './session-commit.js';
 import type { Db } from '../db/pool.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
@@ -160,7 +160,7 @@ export function createActivities(deps: ActivityDeps) {
 
   /**
    * Batch mode, step one: streams an item's bytes into a closed upload session, to be committed
-   * with others by commitBatch. Nothing is visible in Dropbox until then.
+   * with others by commitSessions. Nothing is visible in Dropbox until then.
    */
   async function stageItem(request: UploadRequest): Promise<StageOutcome> {
     return withHeartbeats(async (report) => {
@@ -181,9 +181,9 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** Batch mode, step two: commits staged items with one finish_batch_v2. */
-  async function commitBatch(customerId: string, leaseToken: string, staged: StagedItem[]): Promise<CommitBatchOutcome> {
+  async function commitSessions(customerId: string, leaseToken: string, staged: StagedItem[]): Promise<SessionCommitOutcome> {
     try {
-      const outcome = await commitStagedBatch({ db, accounts, leaseToken, customerId, staged });
+      const outcome = await commitStagedSessions({ db, accounts, leaseToken, customerId, staged });
       const sizes = new Map(staged.map((s) => [s.itemId, s.size]));
       for (const itemId of outcome.archived) countArchived(customerId, sizes.get(itemId) ?? 0);
       for (let i = 0; i < outcome.retry.length; i++) countThrottled(customerId, 'too_many_write_operations');
@@ -255,7 +255,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   // Failures inside are TypedFailures; Temporal sees ApplicationFailures, made in one place.
-  return atActivityBoundary({ fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitBatch });
+  return atActivityBoundary({ fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitSessions });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

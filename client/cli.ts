@@ -97,7 +97,7 @@ program
   .command('start [id]')
   .description("Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.")
   .option('--all', 'start every active customer')
-  .addOption(new Option('--commit-mode <mode>', 'single: one files/upload per item; batch: upload sessions committed with finish_batch_v2 (best for many small items)').choices(['single', 'batch']).default('single'))
+  .addOption(new Option('--commit-mode <mode>', 'single: one files/upload per item; sessions: upload sessions committed together with finish_batch_v2 (best for many small items)').choices(['single', 'sessions']).default('single'))
   .action(async (id: string | undefined, opts: { all?: boolean; commitMode: CommitMode }) => {
     if (!id === !opts.all) throw new OperatorError('give exactly one of <id> or --all');
     const targets = await withDb(async (db) => {

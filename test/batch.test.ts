@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StagedItem } from '../activities/batch-commit.js';
+import type { StagedItem } from '../activities/session-commit.js';
 import type { StageOutcome, UploadOutcome, UploadRequest } from '../activities/index.js';
 import { FailureType } from '../workflows/failures.js';
 import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from './support/batch-workflow.js';
@@ -40,7 +40,7 @@ const activities = {
     const t = answer(itemId);
     return { status: 'staged', staged: { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' }, ...t };
   }),
-  commitBatch: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<CommitAnswer> => Promise.resolve().then(() => {
+  commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<CommitAnswer> => Promise.resolve().then(() => {
     commits.push(staged.map((s) => s.itemId));
     const scripted = commitScript.shift()?.(staged) ?? {};
     const handled = new Set([...(scripted.retry ?? []).map((s) => s.itemId), ...(scripted.restage ?? []), ...(scripted.rejected ?? [])]);
@@ -106,7 +106,7 @@ describe('runBatch in single mode', () => {
 describe('runBatch in batch commit mode', () => {
   it('stages every item, then commits them in one finish_batch_v2, in item order', async () => {
     commitScript = [];
-    const result = await run({ itemIds: ['3', '1', '2'], mode: 'batch' });
+    const result = await run({ itemIds: ['3', '1', '2'], mode: 'sessions' });
     expect(result).toMatchObject({ archived: 3, failed: 0, unfinished: 0, writeContention: 0 });
     expect(commits).toEqual([['1', '2', '3']]);
   });
@@ -117,7 +117,7 @@ describe('runBatch in batch commit mode', () => {
       () => ({}),
       () => ({}),
     ];
-    const result = await run({ itemIds: ids(4), mode: 'batch' });
+    const result = await run({ itemIds: ids(4), mode: 'sessions' });
     expect(result).toMatchObject({ archived: 4, writeContention: 1, unfinished: 0 });
     expect(commits).toEqual([['1', '2', '3', '4'], ['2'], ['3']]);
     expect(started.filter((id) => id === '3')).toHaveLength(2);
@@ -125,7 +125,7 @@ describe('runBatch in batch commit mode', () => {
 
   it('pauses as storage-full when Dropbox is full, and marks rejected entries failed', async () => {
     commitScript = [() => ({ rejected: ['1'], storageFull: true })];
-    const result = await run({ itemIds: ids(2), mode: 'batch' });
+    const result = await run({ itemIds: ids(2), mode: 'sessions' });
     expect(result.pauseAs?.state).toBe('storage-full');
     expect(result).toMatchObject({ archived: 1, failed: 1 });
   });

@@ -91,13 +91,13 @@ describe('archiver CLI', () => {
     for (const id of ids) expect(result.stdout).toMatch(new RegExp(`${id}: (started|already running)`));
   });
 
-  it('starts a customer in batch-commit mode', async () => {
+  it('starts a customer in sessions commit mode', async () => {
     const id = uniqueName('batch');
     const token = uniqueName('tok');
     emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Many Small Files', '--access-token', token]);
     await insertItems(database.db, id, undefined, media.url, 8);
-    expect((await archiver(['start', id, '--commit-mode', 'batch'])).code).toBe(0);
+    expect((await archiver(['start', id, '--commit-mode', 'sessions'])).code).toBe(0);
     await statusWhen(temporal.client, id, (s) => s.totals.archived === 8 && s.state === 'idle');
     expect(emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(1);
     expect(emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();

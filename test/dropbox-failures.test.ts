@@ -172,7 +172,7 @@ describe('Dropbox failures, end to end', () => {
     const customer = await linkedCustomer(1000, 300);
     // Overlapping commits would be refused, and each commit holds the account's lock a while.
     emulator.configureAccount(customer.accountId, { writeContention: '429', commitLatencyMs: 50 });
-    await startArchiving(temporal, customer.id, { commitMode: 'batch' });
+    await startArchiving(temporal, customer.id, { commitMode: 'sessions' });
     await statusWhen(temporal.client, customer.id, (s) => s.totals.archived === 1000 && s.state === 'idle', 180_000);
     const stats = accountStats(customer.accountId);
     expect(stats?.maxConcurrentCommits).toBe(1);
@@ -181,7 +181,7 @@ describe('Dropbox failures, end to end', () => {
     expect(stats?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(Math.ceil(1000 / DEFAULT_PACING_LIMITS.maxBatchSize));
     expect(stats?.requests['/2/files/upload 200']).toBeUndefined();
     expect(await expectArchivedExactlyOnce(database.db, emulator, [customer])).toBe(1000);
-    await recordHistory(temporal.client, customer.id, 'batch-commit');
+    await recordHistory(temporal.client, customer.id, 'session-commit');
   }, 240_000);
 
   it('retries only the batch entries Dropbox failed with too_many_write_operations', async () => {
@@ -197,7 +197,7 @@ describe('Dropbox failures, end to end', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    await startArchiving(temporal, customer.id, { commitMode: 'batch' });
+    await startArchiving(temporal, customer.id, { commitMode: 'sessions' });
     try {
       await statusWhen(temporal.client, customer.id, (s) => s.totals.archived === 60 && s.state === 'idle', 120_000);
     } finally {

@@ -88,7 +88,7 @@ describe('batch commit', () => {
     }
     // Staging makes nothing visible in Dropbox.
     expect(emulator.files(accountId)).toHaveLength(0);
-    const outcome = await run(activities.commitBatch, customer, batch.leaseToken, staged);
+    const outcome = await run(activities.commitSessions, customer, batch.leaseToken, staged);
     expect(outcome).toMatchObject({ archived: ids, retry: [], restage: [], rejected: [], storageFull: false });
     expect(emulator.stats().accounts[accountId]?.requests['/2/files/upload_session/finish_batch_v2 200']).toBe(1);
     expect(emulator.files(accountId)).toHaveLength(5);
@@ -96,7 +96,7 @@ describe('batch commit', () => {
 
     // Committing the same sessions again (a retried activity) finds the files in place.
     await database.db.query(`UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute' WHERE id = ANY($1)`, [ids, batch.leaseToken]);
-    const again = await run(activities.commitBatch, customer, batch.leaseToken, staged);
+    const again = await run(activities.commitSessions, customer, batch.leaseToken, staged);
     expect(again.archived).toEqual(ids);
     expect(emulator.files(accountId).every((f) => f.writes === 1)).toBe(true);
   });
@@ -114,7 +114,7 @@ describe('batch commit', () => {
     const [subject] = await database.db.query<{ id: string; kind: 'voicemail'; occurred_at: Date; metadata: Record<string, unknown> }>('SELECT id, kind, occurred_at, metadata FROM archive_items WHERE id = $1', [ids[0]]);
     const path = remotePathFor({ id: String(subject?.id), kind: 'voicemail', occurredAt: subject?.occurred_at ?? new Date(), metadata: subject?.metadata ?? {}, folderRoot: '/Archiver' });
     await createDropboxClient({ accessToken: token, apiBase: emulator.url }).filesUpload({ path, contents: Buffer.from('not the recording') });
-    const outcome = await run(activities.commitBatch, customer, batch.leaseToken, staged);
+    const outcome = await run(activities.commitSessions, customer, batch.leaseToken, staged);
     expect(outcome.rejected).toEqual([ids[0]]);
     expect(outcome.archived).toEqual([ids[1]]);
     expect((await row(ids[0] as string))?.state).toBe('failed');

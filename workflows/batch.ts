@@ -1,6 +1,6 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities, Throttles } from '../activities/index.js';
-import type { StagedItem } from '../activities/batch-commit.js';
+import type { StagedItem } from '../activities/session-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
 import type { UploadPacer } from './pacing/workflow-pacer.js';
 
@@ -18,10 +18,10 @@ const uploadOptions: ActivityOptions = { startToCloseTimeout: '30 minutes', hear
 const { uploadItem, stageItem } = proxyActivities<Activities>(uploadOptions);
 
 const commitOptions: ActivityOptions = { startToCloseTimeout: '5 minutes', retry: uploadRetry };
-const { commitBatch } = proxyActivities<Activities>(commitOptions);
+const { commitSessions } = proxyActivities<Activities>(commitOptions);
 
 /** How items reach Dropbox: one files/upload each, or staged sessions committed with finish_batch_v2. */
-export type CommitMode = 'single' | 'batch';
+export type CommitMode = 'single' | 'sessions';
 
 /** How many times a batch commit is repeated for entries Dropbox could not take yet. */
 const MAX_COMMIT_ROUNDS = 10;
@@ -98,7 +98,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     // One commit at a time for this customer: Dropbox serialises writes per account anyway.
     for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
       try {
-        const committed = await commitBatch.executeWithOptions({ ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
+        const committed = await commitSessions.executeWithOptions({ ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
         result.archived += committed.archived.length;
         result.failed += committed.rejected.length;
         toStage.push(...committed.restage);

@@ -38,7 +38,7 @@ export const ceiling: Scenario = async (stack, { quick, designs, log }) => {
   const perCustomer = quick ? 300 : 2_500;
   const capacity = await emulatorCapacity(stack, quick ? 4 : 10);
   log(`ceiling: emulator alone ${capacity.toFixed(0)} uploads/s`);
-  const runs = designs.flatMap((d): Array<{ design: DesignName; mode: CommitMode }> => (d === 'archiver' ? [{ design: d, mode: 'single' }, { design: d, mode: 'batch' }] : [{ design: d, mode: 'single' }]));
+  const runs = designs.flatMap((d): Array<{ design: DesignName; mode: CommitMode }> => (d === 'archiver' ? [{ design: d, mode: 'single' }, { design: d, mode: 'sessions' }] : [{ design: d, mode: 'single' }]));
   const rows: ResultRow[] = [];
   for (const { design, mode } of runs) {
     const tag = `ceil-${design}-${mode}${quick ? '-q' : ''}`;

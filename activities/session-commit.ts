@@ -13,7 +13,7 @@ export interface StagedItem extends UploadedSession {
 }
 
 /** What one finish_batch_v2 did to each entry. Only small ids and session ids: no content, no tokens. */
-export interface CommitBatchOutcome {
+export interface SessionCommitOutcome {
   archived: string[];
   /** Entries Dropbox could not commit now (write contention): commit them again later. */
   retry: StagedItem[];
@@ -29,7 +29,7 @@ export interface CommitBatchOutcome {
   retryAfterMs: number;
 }
 
-export interface CommitBatchInput {
+export interface SessionCommitInput {
   db: Db;
   accounts: DropboxAccounts;
   customerId: string;
@@ -59,9 +59,9 @@ function tagsOf(failure: unknown): string[] {
  * lease, after checking the content hash), to retry, to re-upload, or rejected. The workflow runs
  * one commit at a time per customer, which is what Dropbox asks of batch commits.
  */
-export async function commitStagedBatch({ db, accounts, customerId, leaseToken, staged }: CommitBatchInput): Promise<CommitBatchOutcome> {
+export async function commitStagedSessions({ db, accounts, customerId, leaseToken, staged }: SessionCommitInput): Promise<SessionCommitOutcome> {
   if (staged.length > MAX_BATCH_ENTRIES) throw new Error(`finish_batch_v2 takes at most ${MAX_BATCH_ENTRIES} entries, got ${staged.length}`);
-  const outcome: CommitBatchOutcome = { archived: [], retry: [], restage: [], rejected: [], skipped: [], storageFull: false, retryAfterMs: 0 };
+  const outcome: SessionCommitOutcome = { archived: [], retry: [], restage: [], rejected: [], skipped: [], storageFull: false, retryAfterMs: 0 };
   const entries: { item: StagedItem; path: string }[] = [];
   const subjects = await loadUploadSubjects(db, customerId, staged.map((s) => s.itemId));
   for (const item of staged) {

@@ -10,7 +10,7 @@ import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
 import { createArchiverWorker } from '../../workers/worker.js';
 import { eventually, workflowBundle, type TestTemporal } from './stack.js';
 
-export const HISTORIES_DIR = new URL('../histories/', import.meta.url);
+export const HISTORIES_DIR = new URL('../replay/histories/', import.meta.url);
 
 /** An in-process worker on the test file's own task queue, with the real workflow bundle. */
 export async function startTestWorker(temporal: TestTemporal, activities: ActivityDeps): Promise<{ worker: Worker; stop: () => Promise<void> }> {
@@ -61,7 +61,7 @@ export async function statusWhen(client: Client, customerId: string, predicate: 
 
 /**
  * Saves the history of the customer's first run (the one that did the work, before any
- * continue-as-new) as JSON under test/histories when RECORD_HISTORIES is set
+ * continue-as-new) as JSON under test/replay/histories when RECORD_HISTORIES is set
  * (`npm run record-histories`), for the replay test to replay against today's workflow code.
  */
 export async function recordHistory(client: Client, customerId: string, name: string): Promise<void> {

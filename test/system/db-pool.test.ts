@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { createPool } from '../db/pool.js';
+import { createPool } from '../../db/pool.js';
 
 it('logs an idle client\'s connection error instead of swallowing it, without the connection string', async () => {
   const seen: { message: string; meta?: Record<string, unknown> }[] = [];

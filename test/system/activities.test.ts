@@ -1,12 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../activities/index.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
+import { createActivities } from '../../activities/index.js';
+import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { expectedContent, insertItems } from './support/items.js';
-import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
+import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { expectedContent, insertItems } from '../support/items.js';
+import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
 let database: TestDatabase;
 let emulator: DropboxEmulator;

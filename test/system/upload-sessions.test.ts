@@ -1,13 +1,13 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities, type UploadOutcome, type UploadRequest } from '../activities/index.js';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { dropboxContentHash } from '../activities/dropbox/content-hash.js';
+import { createActivities, type UploadOutcome, type UploadRequest } from '../../activities/index.js';
+import { createDropboxClient } from '../../activities/dropbox/client.js';
+import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, syntheticContent, type MediaServer } from '../dev/media-server.js';
-import { remotePathFor } from '../activities/paths.js';
-import { expectedContent, insertItems } from './support/items.js';
-import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
+import { startMediaServer, syntheticContent, type MediaServer } from '../../dev/media-server.js';
+import { remotePathFor } from '../../activities/paths.js';
+import { expectedContent, insertItems } from '../support/items.js';
+import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
 /** Upload sessions and batch commits, activity by activity, on Postgres and the emulator. */
 const MIB = 1024 * 1024;

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ProgressDisplay } from '../dev/progress.js';
+import { ProgressDisplay } from '../../dev/progress.js';
 
 /** A stream that says it is a terminal, capturing what is drawn on it. */
 function fakeTerminal(isTTY: boolean): { stream: NodeJS.WriteStream; output: () => string } {

@@ -5,16 +5,16 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { startCustomer } from '../client/archiver-client.js';
+import { startCustomer } from '../../client/archiver-client.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../dev/search-attributes.js';
-import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server.js';
-import { workflowIdFor } from '../workflows/names.js';
-import { launchChromium, testOutputPath } from './support/browser.js';
-import { startTestWorker, statusWhen } from './support/harness.js';
-import { insertItems } from './support/items.js';
-import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../dev/search-attributes.js';
+import { startTemporalDevServer, type TemporalDevServer } from '../../dev/temporal-server.js';
+import { workflowIdFor } from '../../workflows/names.js';
+import { launchChromium, testOutputPath } from '../support/browser.js';
+import { startTestWorker, statusWhen } from '../support/harness.js';
+import { insertItems } from '../support/items.js';
+import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
 
 const TOKEN = 'token-web-ui';
 /** Unknown to the emulator, so Dropbox answers 401 invalid_access_token and the customer needs reauth. */

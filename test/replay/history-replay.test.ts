@@ -4,9 +4,9 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { VERIFY_CREDENTIALS_ON_RESUME } from '../workflows/archive-customer.js';
-import { HISTORIES_DIR } from './support/harness.js';
-import { workflowBundle } from './support/stack.js';
+import { VERIFY_CREDENTIALS_ON_RESUME } from '../../workflows/archive-customer.js';
+import { HISTORIES_DIR } from '../support/harness.js';
+import { workflowBundle } from '../support/stack.js';
 
 /**
  * Histories recorded from real runs (`npm run record-histories`), replayed against today's workflow

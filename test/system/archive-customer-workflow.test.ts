@@ -1,54 +1,40 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal, type ArchiveCustomerInput } from '../workflows/messages.js';
-import { searchAttributes, workflowIdFor } from '../workflows/names.js';
-import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
-import { recordHistory, startArchiving, startTestWorker, status, statusWhen } from './support/harness.js';
-import { insertItems } from './support/items.js';
-import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
+import { describe, expect, it } from 'vitest';
+import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal, type ArchiveCustomerInput } from '../../workflows/messages.js';
+import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
+import { DEFAULT_PACING_LIMITS } from '../../workflows/pacing/controller.js';
+import { recordHistory, startArchiving, status, statusWhen } from '../support/harness.js';
+import { insertItems } from '../support/items.js';
+import { eventually, uniqueName } from '../support/stack.js';
+import { useArchiverStack } from '../support/archiver-stack.js';
 
-let database: TestDatabase;
-let temporal: TestTemporal;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let stopWorker: () => Promise<void>;
 const TOKEN = 'token-workflow';
 
-beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([
-    freshDatabase(), connectTemporal(), startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'wf' }] }), startMediaServer(),
-  ]);
-  ({ stop: stopWorker } = await startTestWorker(temporal, { db: database.db, dropboxApiBase: emulator.url }));
-});
-afterAll(async () => {
-  await stopWorker?.();
-  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
-});
+
+const stack = useArchiverStack({ emulator: { accounts: [{ token: TOKEN, accountId: 'wf' }] } });
 
 async function pendingOrArchived(customerId: string): Promise<Record<string, number>> {
-  const rows = await database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = $1 GROUP BY state', [customerId]);
+  const rows = await stack.database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = $1 GROUP BY state', [customerId]);
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
 async function searchAttributesOf(customerId: string) {
-  const d = await temporal.client.workflow.getHandle(workflowIdFor(customerId)).describe();
+  const d = await stack.temporal.client.workflow.getHandle(workflowIdFor(customerId)).describe();
   return { customerId: d.typedSearchAttributes.get(searchAttributes.customerId), state: d.typedSearchAttributes.get(searchAttributes.state), backlog: d.typedSearchAttributes.get(searchAttributes.backlog) };
 }
 
 describe('archiveCustomer workflow', () => {
   it('drains the backlog, reports it in status and search attributes, then idles', async () => {
     const customer = uniqueName('drain');
-    await insertItems(database.db, customer, TOKEN, media.url, 60);
-    const handle = await startArchiving(temporal, customer);
-    const done = await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 60);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 60);
+    const handle = await startArchiving(stack.temporal, customer);
+    const done = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 60);
     expect(done).toMatchObject({ customerId: customer, backlog: 0, totals: { archived: 60, failed: 0 } });
     // Without a 429 the controller is still in slow start: the pace grew from the initial rate.
     expect(done.pacedRatePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
     expect(done.limitEstimatePerSecond).toBeUndefined();
     expect(await pendingOrArchived(customer)).toEqual({ archived: 60 });
     // Every upload carries the customer as its fairness key, so a saturated task queue is shared.
-    const firstRun = temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    const firstRun = stack.temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
     const uploads = ((await firstRun.fetchHistory()).events ?? [])
       .map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'uploadItem');
     expect(uploads.length).toBeGreaterThan(0);
@@ -58,94 +44,94 @@ describe('archiveCustomer workflow', () => {
       return sa.state === 'idle' ? sa : undefined;
     }, 20_000, 'ArchiverState=idle');
     expect(await searchAttributesOf(customer)).toEqual({ customerId: customer, state: 'idle', backlog: 0 });
-    await recordHistory(temporal.client, customer, 'drain');
+    await recordHistory(stack.temporal.client, customer, 'drain');
   });
 
   it('wakes from idle on itemsAvailable instead of waiting for the safety poll', async () => {
     const customer = uniqueName('wake');
-    await insertItems(database.db, customer, TOKEN, media.url, 1);
-    await startArchiving(temporal, customer, { safetyPollMs: 3_600_000 });
-    await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 1);
-    await insertItems(database.db, customer, TOKEN, media.url, 5);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 1);
+    await startArchiving(stack.temporal, customer, { safetyPollMs: 3_600_000 });
+    await statusWhen(stack.temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 1);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 5);
     // Without the signal the new items would wait an hour.
-    await temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(itemsAvailableSignal);
-    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 6, 20_000);
+    await stack.temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(itemsAvailableSignal);
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 6, 20_000);
   });
 
   it("cools the whole customer down while Dropbox's Retry-After lasts, showing it in status", async () => {
     const customer = uniqueName('cool');
-    await insertItems(database.db, customer, TOKEN, media.url, 5);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 5);
     // As if an upload had just been answered 429 with Retry-After: 3.
-    await database.db.query(`UPDATE customers SET throttled_until = now() + interval '3 seconds' WHERE id = $1`, [customer]);
-    const uploadsBefore = emulator.stats().uploads;
-    await startArchiving(temporal, customer);
-    const cooling = await statusWhen(temporal.client, customer, (s) => s.state === 'cooling-down', 10_000);
+    await stack.database.db.query(`UPDATE customers SET throttled_until = now() + interval '3 seconds' WHERE id = $1`, [customer]);
+    const uploadsBefore = stack.emulator.stats().uploads;
+    await startArchiving(stack.temporal, customer);
+    const cooling = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'cooling-down', 10_000);
     expect(Date.parse(cooling.coolingDownUntil ?? '')).toBeGreaterThan(Date.now());
     expect((await searchAttributesOf(customer)).state).toBe('cooling-down');
-    expect(emulator.stats().uploads).toBe(uploadsBefore);
-    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 5, 20_000);
-    await recordHistory(temporal.client, customer, 'cool-down');
+    expect(stack.emulator.stats().uploads).toBe(uploadsBefore);
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 5, 20_000);
+    await recordHistory(stack.temporal.client, customer, 'cool-down');
   });
 
   it('pauses without starting new uploads and resumes where it stopped', async () => {
     const customer = uniqueName('pause');
-    await insertItems(database.db, customer, TOKEN, media.url, 30);
-    const handle = await startArchiving(temporal, customer, { pausedState: 'paused', pauseReason: 'maintenance' });
-    const paused = await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 30);
+    const handle = await startArchiving(stack.temporal, customer, { pausedState: 'paused', pauseReason: 'maintenance' });
+    const paused = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'paused');
     expect(paused.pauseReason).toBe('maintenance');
     expect(await pendingOrArchived(customer)).toEqual({ pending: 30 });
     await handle.signal(resumeSignal);
-    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
     await handle.signal(pauseSignal, 'operator says stop');
-    const again = await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    const again = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'paused');
     expect(again.pauseReason).toBe('operator says stop');
     expect((await searchAttributesOf(customer)).state).toBe('paused');
-    await insertItems(database.db, customer, TOKEN, media.url, 3);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 3);
     await handle.signal(itemsAvailableSignal);
     await new Promise((r) => setTimeout(r, 1500));
     expect((await pendingOrArchived(customer)).pending).toBe(3);
     await handle.signal(resumeSignal);
-    await statusWhen(temporal.client, customer, (s) => s.totals.archived === 33);
-    await recordHistory(temporal.client, customer, 'pause-resume');
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 33);
+    await recordHistory(stack.temporal.client, customer, 'pause-resume');
   });
 
   it('pauses as needs-reauth when the token is revoked, returning its items to pending', async () => {
     const customer = uniqueName('reauth');
-    await insertItems(database.db, customer, 'revoked-token', media.url, 10);
-    await startArchiving(temporal, customer);
-    const s = await statusWhen(temporal.client, customer, (x) => x.state === 'needs-reauth');
+    await insertItems(stack.database.db, customer, 'revoked-token', stack.media.url, 10);
+    await startArchiving(stack.temporal, customer);
+    const s = await statusWhen(stack.temporal.client, customer, (x) => x.state === 'needs-reauth');
     expect(s.pauseReason).toMatch(/invalid_access_token/);
     expect(s.pauseReason).not.toContain('revoked-token');
     await eventually(async () => ((await pendingOrArchived(customer)).pending === 10 ? true : undefined), 10_000, 'items released');
     expect((await searchAttributesOf(customer)).state).toBe('needs-reauth');
     // Once credentials are fixed, resume archives everything.
-    await database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
-    await temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(resumeSignal);
-    await statusWhen(temporal.client, customer, (x) => x.totals.archived === 10);
-    await recordHistory(temporal.client, customer, 'needs-reauth');
+    await stack.database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
+    await stack.temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(resumeSignal);
+    await statusWhen(stack.temporal.client, customer, (x) => x.totals.archived === 10);
+    await recordHistory(stack.temporal.client, customer, 'needs-reauth');
   });
 
   it('resumes a needs-reauth customer only once Dropbox accepts its credentials', async () => {
     const customer = uniqueName('resume-check');
-    await insertItems(database.db, customer, 'revoked-token', media.url, 3);
-    const handle = await startArchiving(temporal, customer);
-    await statusWhen(temporal.client, customer, (x) => x.state === 'needs-reauth');
+    await insertItems(stack.database.db, customer, 'revoked-token', stack.media.url, 3);
+    const handle = await startArchiving(stack.temporal, customer);
+    await statusWhen(stack.temporal.client, customer, (x) => x.state === 'needs-reauth');
     // An operator resumes before fixing anything: the workflow checks and stays paused.
     await handle.signal(resumeSignal);
-    const refused = await statusWhen(temporal.client, customer, (x) => (x.pauseReason ?? '').startsWith('resume refused'));
+    const refused = await statusWhen(stack.temporal.client, customer, (x) => (x.pauseReason ?? '').startsWith('resume refused'));
     expect(refused.state).toBe('needs-reauth');
-    await database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
+    await stack.database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
     await handle.signal(resumeSignal);
-    const resumed = await statusWhen(temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
+    const resumed = await statusWhen(stack.temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
     expect(resumed.lastError).toBeUndefined();
-    await recordHistory(temporal.client, customer, 'resume-checks-credentials');
+    await recordHistory(stack.temporal.client, customer, 'resume-checks-credentials');
   });
 
   it('applies operator caps from setLimits, rejecting bad ones before they reach history', async () => {
     const customer = uniqueName('caps');
-    await insertItems(database.db, customer, TOKEN, media.url, 30);
-    const handle = await startArchiving(temporal, customer, { pausedState: 'paused', pauseReason: 'set caps first' });
-    await statusWhen(temporal.client, customer, (s) => s.state === 'paused');
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 30);
+    const handle = await startArchiving(stack.temporal, customer, { pausedState: 'paused', pauseReason: 'set caps first' });
+    await statusWhen(stack.temporal.client, customer, (s) => s.state === 'paused');
     const rejection = (caps: object) => handle.executeUpdate(setLimitsUpdate, { args: [caps] }).then(() => 'accepted', (err: { cause?: Error }) => err.cause?.message);
     expect(await rejection({ maxConcurrency: 0 })).toMatch(/maxConcurrency must be a positive number/);
     expect(await rejection({ maxBatchSize: 2.5 })).toMatch(/whole number/);
@@ -155,13 +141,13 @@ describe('archiveCustomer workflow', () => {
     // A rejected update leaves no trace in history.
     expect(history.events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(1);
     await handle.signal(resumeSignal);
-    const done = await statusWhen(temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
+    const done = await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
     expect(done.operatorLimits).toEqual(caps);
     // At most 4 items per batch: 30 items took at least 8 batches.
     expect(done.totals.batches).toBeGreaterThanOrEqual(8);
     // At most 5 starts a second (uncapped, the controller starts at 10/s and grows): 30 items took ≥ 5.8 s.
     expect(done.pacedRatePerSecond).toBeLessThanOrEqual(5);
-    const [span] = await database.db.query<{ seconds: number }>(
+    const [span] = await stack.database.db.query<{ seconds: number }>(
       'SELECT extract(epoch FROM max(archived_at) - min(archived_at))::float AS seconds FROM archive_items WHERE customer_id = $1', [customer]);
     expect(span?.seconds).toBeGreaterThanOrEqual(5.4);
     expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({ maxBatchSize: 4, maxRatePerSecond: 5 });
@@ -169,9 +155,9 @@ describe('archiveCustomer workflow', () => {
 
   it('ends cleanly on stop, finishing the batch in flight', async () => {
     const customer = uniqueName('stop');
-    await insertItems(database.db, customer, TOKEN, media.url, 5);
-    const handle = await startArchiving(temporal, customer);
-    await statusWhen(temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 5);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 5);
+    const handle = await startArchiving(stack.temporal, customer);
+    await statusWhen(stack.temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 5);
     await handle.signal(stopSignal, 'customer disconnected Dropbox');
     await handle.result();
     expect((await handle.describe()).status.name).toBe('COMPLETED');
@@ -180,21 +166,21 @@ describe('archiveCustomer workflow', () => {
 
   it('continues as new when history grows, carrying totals and pace across runs', async () => {
     const customer = uniqueName('can');
-    await insertItems(database.db, customer, TOKEN, media.url, 150);
-    const handle = await startArchiving(temporal, customer);
-    const done = await statusWhen(temporal.client, customer, (s) => s.totals.archived === 150 && s.state === 'idle', 90_000);
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 150);
+    const handle = await startArchiving(stack.temporal, customer);
+    const done = await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 150 && s.state === 'idle', 90_000);
     const description = await handle.describe();
     // The suite's server suggests continue-as-new at a small history size (see global setup).
     expect(description.runId).not.toBe(handle.firstExecutionRunId);
     expect(done.totals.batches).toBeGreaterThan(1);
     expect(await pendingOrArchived(customer)).toEqual({ archived: 150 });
-    expect((await status(temporal.client, customer)).totals.archived).toBe(150);
+    expect((await status(stack.temporal.client, customer)).totals.archived).toBe(150);
     // The pacing controller's state rides along: the first run hands it to the next.
-    const first = await temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
+    const first = await stack.temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
     const carried = first.events?.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
     const input = JSON.parse(Buffer.from(carried?.data ?? []).toString('utf8')) as ArchiveCustomerInput;
     expect(input.controller?.ratePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
     expect(input.totals?.archived).toBeGreaterThan(0);
-    await recordHistory(temporal.client, customer, 'continue-as-new');
+    await recordHistory(stack.temporal.client, customer, 'continue-as-new');
   });
 });

@@ -1,26 +1,19 @@
 import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { freePort } from '../dev/ports.js';
-import { TASK_QUEUE } from '../workflows/names.js';
-import { startArchiving, statusWhen } from './support/harness.js';
-import { insertItems } from './support/items.js';
-import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from './support/stack.js';
-import { spawnWorkerProcess } from './support/worker-process.js';
+import { afterAll, expect, it } from 'vitest';
+import { freePort } from '../../dev/ports.js';
+import { TASK_QUEUE } from '../../workflows/names.js';
+import { startArchiving, statusWhen } from '../support/harness.js';
+import { insertItems } from '../support/items.js';
+import { eventually, uniqueName } from '../support/stack.js';
+import { useArchiverStack } from '../support/archiver-stack.js';
+import { spawnWorkerProcess } from '../support/worker-process.js';
 
-let database: TestDatabase;
-let temporal: TestTemporal;
-let emulator: DropboxEmulator;
-let media: MediaServer;
 let worker: ChildProcess | undefined;
 
-beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('metrics'), startDropboxEmulator(), startMediaServer()]);
-});
-afterAll(async () => {
+const stack = useArchiverStack({ namespace: 'metrics', worker: false });
+
+afterAll(() => {
   worker?.kill('SIGKILL');
-  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
 
 /** The value of one Prometheus sample whose name starts with `name` and whose labels include `label`. */
@@ -32,19 +25,19 @@ function sample(exposition: string, name: string, label: string): number | undef
 it("serves the SDK's metrics and per-customer counters and gauges on the worker's Prometheus endpoint", async () => {
   const address = `127.0.0.1:${await freePort()}`;
   const spawned = spawnWorkerProcess({
-    TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url,
-    DROPBOX_API_BASE: emulator.url, ARCHIVER_METRICS_ADDRESS: address,
+    TEMPORAL_ADDRESS: stack.temporal.address, TEMPORAL_NAMESPACE: stack.temporal.namespace, DATABASE_URL: stack.database.url,
+    DROPBOX_API_BASE: stack.emulator.url, ARCHIVER_METRICS_ADDRESS: address,
   });
   worker = spawned.child;
   await spawned.started;
 
   const token = uniqueName('tok');
   const customer = uniqueName('metered');
-  emulator.addAccount({ token, accountId: customer });
-  emulator.queueFaults(customer, [{ route: 'files/upload', fault: 'too_many_requests', retryAfter: 1 }]);
-  await insertItems(database.db, customer, token, media.url, 6, { bytes: 1_000 });
-  await startArchiving({ ...temporal, taskQueue: TASK_QUEUE }, customer);
-  await statusWhen(temporal.client, customer, (s) => s.totals.archived === 6 && s.state === 'idle');
+  stack.emulator.addAccount({ token, accountId: customer });
+  stack.emulator.queueFaults(customer, [{ route: 'files/upload', fault: 'too_many_requests', retryAfter: 1 }]);
+  await insertItems(stack.database.db, customer, token, stack.media.url, 6, { bytes: 1_000 });
+  await startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, customer);
+  await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 6 && s.state === 'idle');
 
   const label = `customer_id="${customer}"`;
   const exposition = await eventually(async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchResult } from '../workflows/batch.js';
-import { CustomerState } from '../workflows/customer-state.js';
-import { initialPacing, plan } from '../workflows/pacing/controller.js';
+import type { BatchResult } from '../../workflows/batch.js';
+import { CustomerState } from '../../workflows/customer-state.js';
+import { initialPacing, plan } from '../../workflows/pacing/controller.js';
 
 const batch = (o: Partial<BatchResult> = {}): BatchResult => ({
   archived: 0, failed: 0, rateLimited: 0, writeContention: 0, unfinished: 0, lastError: undefined, pauseAs: undefined, ...o,

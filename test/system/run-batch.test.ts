@@ -2,11 +2,11 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StagedItem } from '../activities/session-commit.js';
-import type { StageOutcome, UploadOutcome, UploadRequest } from '../activities/index.js';
-import { FailureType } from '../workflows/failures.js';
-import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from './support/batch-workflow.js';
-import { connectTemporal, type TestTemporal } from './support/stack.js';
+import type { StagedItem } from '../../activities/session-commit.js';
+import type { StageOutcome, UploadOutcome, UploadRequest } from '../../activities/index.js';
+import { FailureType } from '../../workflows/failures.js';
+import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from '../support/batch-workflow.js';
+import { connectTemporal, type TestTemporal } from '../support/stack.js';
 
 /**
  * workflows/batch.ts on a real Temporal server with stubbed activities: how a batch's outcome is
@@ -58,7 +58,7 @@ beforeAll(async () => {
   temporal = await connectTemporal();
   worker = await Worker.create({
     connection: temporal.connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, activities,
-    workflowsPath: fileURLToPath(new URL('./support/batch-workflow.ts', import.meta.url)),
+    workflowsPath: fileURLToPath(new URL('../support/batch-workflow.ts', import.meta.url)),
   });
   running = worker.run();
 });

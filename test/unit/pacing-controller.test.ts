@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   BETA, DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits, type PacingState, type UploadObservation,
-} from '../workflows/pacing/controller.js';
-import { simulate, summarize } from './support/pacing-sim.js';
+} from '../../workflows/pacing/controller.js';
+import { simulate, summarize } from '../support/pacing-sim.js';
 
 const ok: UploadObservation = { accepted: true, rateLimited: 0, writeContention: 0, startedAtCut: 0 };
 const refused: UploadObservation = { accepted: true, rateLimited: 1, writeContention: 0, startedAtCut: 0 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, requireDatabaseUrl } from '../workers/config.js';
+import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, requireDatabaseUrl } from '../../workers/config.js';
 
 describe('configuration', () => {
   it('has sensible defaults for everything but the database', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { remotePathFor, sanitizeComponent } from '../activities/paths.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
+import { remotePathFor, sanitizeComponent } from '../../activities/paths.js';
+import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../../db/path-template.js';
 
 const item = {
   id: '42',

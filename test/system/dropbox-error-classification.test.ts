@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDropboxClient } from '../activities/dropbox/client.js';
-import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../activities/dropbox/errors.js';
-import { toApplicationFailure } from '../activities/failure.js';
-import { CustomerTokens } from '../activities/dropbox/tokens.js';
-import { upsertCustomer } from '../db/customers.js';
+import { createDropboxClient } from '../../activities/dropbox/client.js';
+import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../../activities/dropbox/errors.js';
+import { toApplicationFailure } from '../../activities/failure.js';
+import { CustomerTokens } from '../../activities/dropbox/tokens.js';
+import { upsertCustomer } from '../../db/customers.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { freshDatabase, uniqueName, type TestDatabase } from './support/stack.js';
+import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
 /**
  * Every way Dropbox fails, provoked for real on the emulator through the real SDK, and the

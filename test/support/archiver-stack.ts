@@ -1,0 +1,49 @@
+import { afterAll, beforeAll } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator, type EmulatorOptions } from 'dropbox-emulator';
+import type { ActivityDeps } from '../../activities/index.js';
+import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { startTestWorker } from './harness.js';
+import type { ProcessTestNamespace } from './namespaces.js';
+import { connectTemporal, freshDatabase, type TestDatabase, type TestTemporal } from './stack.js';
+
+export interface ArchiverStack {
+  database: TestDatabase;
+  temporal: TestTemporal;
+  emulator: DropboxEmulator;
+  media: MediaServer;
+}
+
+export interface ArchiverStackOptions {
+  emulator?: EmulatorOptions;
+  /** The namespace; files that run worker processes on the production task queue need their own. @default 'default' */
+  namespace?: ProcessTestNamespace | 'default';
+  /**
+   * An in-process worker on the file's task queue, with these activity options beside the
+   * stack's database and emulator; false for none (the file runs worker processes itself).
+   * @default {}
+   */
+  worker?: Partial<ActivityDeps> | false;
+}
+
+/**
+ * The stack most system tests need, started before the file's tests and stopped after them: a
+ * fresh database, a Temporal connection, the Dropbox emulator, the media server and a worker.
+ * Its fields are set once the file's beforeAll has run.
+ */
+export function useArchiverStack(options: ArchiverStackOptions = {}): ArchiverStack {
+  const stack = {} as ArchiverStack;
+  let stopWorker: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    [stack.database, stack.temporal, stack.emulator, stack.media] = await Promise.all([
+      freshDatabase(), connectTemporal(options.namespace), startDropboxEmulator(options.emulator), startMediaServer(),
+    ]);
+    if (options.worker !== false) {
+      ({ stop: stopWorker } = await startTestWorker(stack.temporal, { db: stack.database.db, dropboxApiBase: stack.emulator.url, ...options.worker }));
+    }
+  });
+  afterAll(async () => {
+    await stopWorker?.();
+    await Promise.allSettled([stack.temporal?.close(), stack.database?.close(), stack.emulator?.stop(), stack.media?.stop()]);
+  });
+  return stack;
+}

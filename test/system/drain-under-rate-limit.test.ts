@@ -1,0 +1,40 @@
+import { expect, it } from 'vitest';
+import { recordHistory, startArchiving, statusWhen } from '../support/harness.js';
+import { insertItems } from '../support/items.js';
+import { uniqueName } from '../support/stack.js';
+import { useArchiverStack } from '../support/archiver-stack.js';
+import { expectArchivedExactlyOnce } from '../support/verify.js';
+
+
+const CUSTOMERS = 3;
+const ITEMS = 300;
+/** Per-token uploads per second: low enough that the pipeline's growing concurrency runs into 429s. */
+const RATE = 15;
+
+
+const stack = useArchiverStack({ emulator: { uploadsPerSecond: RATE } });
+
+it(`drains ${CUSTOMERS} customers × ${ITEMS} items under a rate limit, each item archived exactly once with the right hash`, async () => {
+  const customers = Array.from({ length: CUSTOMERS }, () => {
+    const id = uniqueName('e2e');
+    return { id, accountId: id, token: `token-${id}` };
+  });
+  for (const c of customers) {
+    stack.emulator.addAccount({ token: c.token, accountId: c.accountId });
+    await insertItems(stack.database.db, c.id, c.token, stack.media.url, ITEMS, { kind: 'call_recording', bytes: 2_000 });
+  }
+  await Promise.all(customers.map((c) => startArchiving(stack.temporal, c.id)));
+  const statuses = await Promise.all(customers.map((c) => statusWhen(stack.temporal.client, c.id, (s) => s.totals.archived === ITEMS && s.state === 'idle', 240_000)));
+  await recordHistory(stack.temporal.client, customers[0]?.id as string, 'drain-under-429');
+
+  expect(stack.emulator.stats().rateLimited).toBeGreaterThan(0);
+  // The workflows saw the throttling and slowed down.
+  expect(statuses.reduce((n, s) => n + s.totals.rateLimited, 0)).toBeGreaterThan(0);
+  // Throttled customers carry the controller's estimate of their limit, near the real one.
+  for (const s of statuses.filter((x) => x.totals.rateLimited > 0)) {
+    expect(s.limitEstimatePerSecond).toBeGreaterThan(RATE / 2);
+    expect(s.limitEstimatePerSecond).toBeLessThan(RATE * 2);
+    expect(s.pacedRatePerSecond).toBeGreaterThan(0);
+  }
+  expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, customers)).toBe(CUSTOMERS * ITEMS);
+}, 300_000);

@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.data/', '.tools/', 'bench/results/', 'test/histories/'] },
+  { ignores: ['node_modules/', 'dist/', '.data/', '.tools/', 'bench/results/', 'test/replay/histories/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -10,7 +10,12 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] }, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: {
+        projectService: { allowDefaultProject: ['eslint.config.js'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
@@ -22,14 +27,26 @@ export default tseslint.config(
     // and activities only as types (a value import would drag pg and dropbox into the bundle).
     files: ['workflows/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: [
-          ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code may not use Node built-ins; do I/O in an activity.' })),
-          { name: 'pg', message: 'Workflow code may not touch Postgres; use an activity.' },
-          { name: 'dropbox', message: 'Workflow code may not call Dropbox; use an activity.' },
-        ],
-        patterns: [{ group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'Workflows may import only types from activities/.' }],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...nodeBuiltins.map((name) => ({
+              name,
+              message: 'Workflow code may not use Node built-ins; do I/O in an activity.',
+            })),
+            { name: 'pg', message: 'Workflow code may not touch Postgres; use an activity.' },
+            { name: 'dropbox', message: 'Workflow code may not call Dropbox; use an activity.' },
+          ],
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/**'],
+              allowTypeImports: true,
+              message: 'Workflows may import only types from activities/.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -40,7 +40,9 @@ export function toApplicationFailure(failure: ClassifiedFailure): ApplicationFai
     details,
     ...(wait !== undefined ? { nextRetryDelay: wait } : {}),
     // Throttling is Dropbox working as designed, not a fault: keep it out of error logs and metrics.
-    ...(failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention ? { category: ApplicationFailureCategory.BENIGN } : {}),
+    ...(failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention
+      ? { category: ApplicationFailureCategory.BENIGN }
+      : {}),
   });
 }
 
@@ -52,12 +54,15 @@ type Activity = (...args: any[]) => Promise<unknown>;
  * Other errors pass through unchanged.
  */
 export function atActivityBoundary<T extends Record<string, Activity>>(activities: T): T {
-  const bounded = Object.entries(activities).map(([name, activity]) => [name, async (...args: unknown[]) => {
-    try {
-      return await activity(...args);
-    } catch (err) {
-      throw err instanceof TypedFailure ? toApplicationFailure(err.failure) : err;
-    }
-  }]);
+  const bounded = Object.entries(activities).map(([name, activity]) => [
+    name,
+    async (...args: unknown[]) => {
+      try {
+        return await activity(...args);
+      } catch (err) {
+        throw err instanceof TypedFailure ? toApplicationFailure(err.failure) : err;
+      }
+    },
+  ]);
   return Object.fromEntries(bounded) as T;
 }

@@ -8,8 +8,14 @@ import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError } from './dropbox/errors.js';
 import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
 import {
-  leaseItems, markArchived, markFailed, pendingAndThrottle, recordAttemptFailed, recordRateLimited,
-  releaseLease, type ItemDescriptor,
+  leaseItems,
+  markArchived,
+  markFailed,
+  pendingAndThrottle,
+  recordAttemptFailed,
+  recordRateLimited,
+  releaseLease,
+  type ItemDescriptor,
 } from '../db/items.js';
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
 import { atActivityBoundary, TypedFailure, type ClassifiedFailure } from './failure.js';
@@ -69,7 +75,8 @@ export interface UploadOutcome {
 /** What the pacing controller learns from an item's uploads. */
 export type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
 
-export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) & Throttles;
+export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) &
+  Throttles;
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -87,7 +94,10 @@ export function createActivities(deps: ActivityDeps) {
   const fetchSource = deps.fetchSource ?? fetch;
   const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
   const chunkSize = deps.chunkSize ?? 8 * MIB;
-  const accounts = new DropboxAccounts(new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase }), deps.dropboxApiBase);
+  const accounts = new DropboxAccounts(
+    new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase }),
+    deps.dropboxApiBase,
+  );
 
   /** Leases the customer's next items; returns descriptors only, never content. */
   async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
@@ -122,7 +132,12 @@ export function createActivities(deps: ActivityDeps) {
       const { customerId, itemId, leaseToken } = request;
       await waitForStartTime(request.startAt);
       const subject = await leasedSubject(request);
-      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome => ({ itemId, status, bytes, ...throttlesOf(subject) });
+      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome => ({
+        itemId,
+        status,
+        bytes,
+        ...throttlesOf(subject),
+      });
       if (subject.state === 'archived') return outcome('already-archived');
       if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
       holdBackWhileThrottled(subject);
@@ -136,19 +151,44 @@ export function createActivities(deps: ActivityDeps) {
           const bytes = await readAll(content.chunks);
           contentHash = dropboxContentHash(bytes);
           size = bytes.byteLength;
-          metadata = (await accounts.call(customerId, (d) => d.filesUpload({
-            path, contents: bytes, mode: { '.tag': 'add' }, autorename: false, mute: true,
-            // Dropbox checks the bytes it received against this, catching corruption in transit.
-            content_hash: contentHash, client_modified: dropboxTime(subject.occurredAt),
-          }))).result;
+          metadata = (
+            await accounts.call(customerId, (d) =>
+              d.filesUpload({
+                path,
+                contents: bytes,
+                mode: { '.tag': 'add' },
+                autorename: false,
+                mute: true,
+                // Dropbox checks the bytes it received against this, catching corruption in transit.
+                content_hash: contentHash,
+                client_modified: dropboxTime(subject.occurredAt),
+              }),
+            )
+          ).result;
         } else {
-          const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: false, resume: resumeFrom(), onProgress: report });
+          const session = await uploadToSession(accounts, content, {
+            customerId,
+            chunkSize,
+            close: false,
+            resume: resumeFrom(),
+            onProgress: report,
+          });
           contentHash = session.contentHash;
           size = session.size;
-          metadata = (await accounts.call(customerId, (d) => d.filesUploadSessionFinish({
-            cursor: { session_id: session.sessionId, offset: session.size },
-            commit: { path, mode: { '.tag': 'add' }, autorename: false, mute: true, client_modified: dropboxTime(subject.occurredAt) },
-          }))).result;
+          metadata = (
+            await accounts.call(customerId, (d) =>
+              d.filesUploadSessionFinish({
+                cursor: { session_id: session.sessionId, offset: session.size },
+                commit: {
+                  path,
+                  mode: { '.tag': 'add' },
+                  autorename: false,
+                  mute: true,
+                  client_modified: dropboxTime(subject.occurredAt),
+                },
+              }),
+            )
+          ).result;
         }
         await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
         return outcome('archived', size);
@@ -172,7 +212,13 @@ export function createActivities(deps: ActivityDeps) {
       holdBackWhileThrottled(subject);
       const content = await openContent(subject, leaseToken);
       try {
-        const session = await uploadToSession(accounts, content, { customerId, chunkSize, close: true, resume: resumeFrom(), onProgress: report });
+        const session = await uploadToSession(accounts, content, {
+          customerId,
+          chunkSize,
+          close: true,
+          resume: resumeFrom(),
+          onProgress: report,
+        });
         return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
       } catch (err) {
         throw await failUpload(subject, leaseToken, err);
@@ -181,7 +227,11 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** Batch mode, step two: commits staged items with one finish_batch_v2. */
-  async function commitSessions(customerId: string, leaseToken: string, staged: StagedItem[]): Promise<SessionCommitOutcome> {
+  async function commitSessions(
+    customerId: string,
+    leaseToken: string,
+    staged: StagedItem[],
+  ): Promise<SessionCommitOutcome> {
     try {
       const outcome = await commitStagedSessions({ db, accounts, leaseToken, customerId, staged });
       const sizes = new Map(staged.map((s) => [s.itemId, s.size]));
@@ -191,10 +241,21 @@ export function createActivities(deps: ActivityDeps) {
     } catch (err) {
       const failure = classifyDropboxError(err);
       if (failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention) {
-        countThrottled(customerId, failure.type === FailureType.RateLimited ? 'too_many_requests' : 'too_many_write_operations');
+        countThrottled(
+          customerId,
+          failure.type === FailureType.RateLimited ? 'too_many_requests' : 'too_many_write_operations',
+        );
       }
       if (failure.type === FailureType.RateLimited) {
-        await recordRateLimited(db, customerId, undefined, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
+        await recordRateLimited(
+          db,
+          customerId,
+          undefined,
+          leaseToken,
+          failure.retryAfterMs ?? 0,
+          leaseTtlMs,
+          failure.message,
+        );
       }
       throw new TypedFailure(failure);
     }
@@ -202,7 +263,11 @@ export function createActivities(deps: ActivityDeps) {
 
   async function leasedSubject({ customerId, itemId }: UploadRequest): Promise<UploadSubject> {
     const subject = await loadUploadSubject(db, customerId, itemId);
-    if (!subject) throw new TypedFailure({ type: FailureType.ItemRejected, message: `item ${itemId} of customer ${customerId} does not exist` });
+    if (!subject)
+      throw new TypedFailure({
+        type: FailureType.ItemRejected,
+        message: `item ${itemId} of customer ${customerId} does not exist`,
+      });
     return subject;
   }
 
@@ -210,7 +275,11 @@ export function createActivities(deps: ActivityDeps) {
   function holdBackWhileThrottled(subject: UploadSubject): void {
     const throttledForMs = subject.throttledUntil ? subject.throttledUntil.getTime() - Date.now() : 0;
     if (throttledForMs > 0) {
-      throw new TypedFailure({ type: FailureType.RateLimited, message: `customer ${subject.customerId} is cooling down after a 429`, retryAfterMs: throttledForMs });
+      throw new TypedFailure({
+        type: FailureType.RateLimited,
+        message: `customer ${subject.customerId} is cooling down after a 429`,
+        retryAfterMs: throttledForMs,
+      });
     }
   }
 
@@ -218,14 +287,25 @@ export function createActivities(deps: ActivityDeps) {
     try {
       return await openItemContent(subject, fetchSource);
     } catch (err) {
-      if (err instanceof TypedFailure && err.type === FailureType.ItemRejected) await markFailed(db, subject.id, leaseToken, err.message);
+      if (err instanceof TypedFailure && err.type === FailureType.ItemRejected)
+        await markFailed(db, subject.id, leaseToken, err.message);
       throw err;
     }
   }
 
-  async function archiveVerified(subject: UploadSubject, leaseToken: string, path: string, metadata: { rev: string; content_hash?: string | undefined }, contentHash: string, size: number): Promise<void> {
+  async function archiveVerified(
+    subject: UploadSubject,
+    leaseToken: string,
+    path: string,
+    metadata: { rev: string; content_hash?: string | undefined },
+    contentHash: string,
+    size: number,
+  ): Promise<void> {
     if (metadata.content_hash !== contentHash) {
-      throw new TypedFailure({ type: FailureType.Transient, message: `Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}` });
+      throw new TypedFailure({
+        type: FailureType.Transient,
+        message: `Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`,
+      });
     }
     await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size });
     countArchived(subject.customerId, size);
@@ -239,10 +319,23 @@ export function createActivities(deps: ActivityDeps) {
       return err;
     }
     const failure: ClassifiedFailure = classifyDropboxError(err);
-    log.warn('upload failed', { customerId: subject.customerId, itemId: subject.id, failureType: failure.type, error: failure.message });
+    log.warn('upload failed', {
+      customerId: subject.customerId,
+      itemId: subject.id,
+      failureType: failure.type,
+      error: failure.message,
+    });
     if (failure.type === FailureType.RateLimited) {
       countThrottled(subject.customerId, 'too_many_requests');
-      await recordRateLimited(db, subject.customerId, subject.id, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs, failure.message);
+      await recordRateLimited(
+        db,
+        subject.customerId,
+        subject.id,
+        leaseToken,
+        failure.retryAfterMs ?? 0,
+        leaseTtlMs,
+        failure.message,
+      );
     } else if (failure.type === FailureType.WriteContention) {
       countThrottled(subject.customerId, 'too_many_write_operations');
       await recordAttemptFailed(db, subject.id, leaseToken, failure.message, true);
@@ -266,7 +359,11 @@ function dropboxTime(date: Date): string {
 }
 
 function throttlesOf(subject: UploadSubject): Throttles {
-  return { rateLimited: subject.rateLimitedCount, writeContention: subject.writeContentionCount, attempts: activityInfo().attempt };
+  return {
+    rateLimited: subject.rateLimitedCount,
+    writeContention: subject.writeContentionCount,
+    attempts: activityInfo().attempt,
+  };
 }
 
 /** Waits for the start time the pacing controller gave this upload (heartbeats keep running meanwhile). */

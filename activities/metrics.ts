@@ -12,5 +12,7 @@ export function countArchived(customerId: string, bytes: number): void {
 
 /** A 429 or too_many_write_operations answer, by reason. */
 export function countThrottled(customerId: string, reason: 'too_many_requests' | 'too_many_write_operations'): void {
-  metricMeter.createCounter('archiver_dropbox_throttled', 'responses', 'Dropbox answers that throttled an upload, by reason').add(1, { customer_id: customerId, reason });
+  metricMeter
+    .createCounter('archiver_dropbox_throttled', 'responses', 'Dropbox answers that throttled an upload, by reason')
+    .add(1, { customer_id: customerId, reason });
 }

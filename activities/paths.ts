@@ -82,7 +82,12 @@ export function remotePathFor(item: PathSubject): string {
   const components = template.split('/').filter((c) => c !== '');
   for (const [i, component] of components.entries()) {
     if (component === '{root}') {
-      parts.push(...item.folderRoot.split('/').filter((p) => p !== '').map(sanitizeComponent));
+      parts.push(
+        ...item.folderRoot
+          .split('/')
+          .filter((p) => p !== '')
+          .map(sanitizeComponent),
+      );
     } else if (i === components.length - 1) {
       parts.push(fileName(component, values));
     } else {

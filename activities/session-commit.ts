@@ -59,24 +59,46 @@ function tagsOf(failure: unknown): string[] {
  * lease, after checking the content hash), to retry, to re-upload, or rejected. The workflow runs
  * one commit at a time per customer, which is what Dropbox asks of batch commits.
  */
-export async function commitStagedSessions({ db, accounts, customerId, leaseToken, staged }: SessionCommitInput): Promise<SessionCommitOutcome> {
-  if (staged.length > MAX_BATCH_ENTRIES) throw new Error(`finish_batch_v2 takes at most ${MAX_BATCH_ENTRIES} entries, got ${staged.length}`);
-  const outcome: SessionCommitOutcome = { archived: [], retry: [], restage: [], rejected: [], skipped: [], storageFull: false, retryAfterMs: 0 };
+export async function commitStagedSessions({
+  db,
+  accounts,
+  customerId,
+  leaseToken,
+  staged,
+}: SessionCommitInput): Promise<SessionCommitOutcome> {
+  if (staged.length > MAX_BATCH_ENTRIES)
+    throw new Error(`finish_batch_v2 takes at most ${MAX_BATCH_ENTRIES} entries, got ${staged.length}`);
+  const outcome: SessionCommitOutcome = {
+    archived: [],
+    retry: [],
+    restage: [],
+    rejected: [],
+    skipped: [],
+    storageFull: false,
+    retryAfterMs: 0,
+  };
   const entries: { item: StagedItem; path: string }[] = [];
-  const subjects = await loadUploadSubjects(db, customerId, staged.map((s) => s.itemId));
+  const subjects = await loadUploadSubjects(
+    db,
+    customerId,
+    staged.map((s) => s.itemId),
+  );
   for (const item of staged) {
     const subject = subjects.get(item.itemId);
-    if (!subject || subject.state === 'archived' || subject.leaseToken !== leaseToken) outcome.skipped.push(item.itemId);
+    if (!subject || subject.state === 'archived' || subject.leaseToken !== leaseToken)
+      outcome.skipped.push(item.itemId);
     else entries.push({ item, path: remotePathFor(subject) });
   }
   if (entries.length === 0) return outcome;
 
-  const result = await accounts.call(customerId, (d) => d.filesUploadSessionFinishBatchV2({
-    entries: entries.map(({ item, path }) => ({
-      cursor: { session_id: item.sessionId, offset: item.size },
-      commit: { path, mode: { '.tag': 'add' }, autorename: false, mute: true },
-    })),
-  }));
+  const result = await accounts.call(customerId, (d) =>
+    d.filesUploadSessionFinishBatchV2({
+      entries: entries.map(({ item, path }) => ({
+        cursor: { session_id: item.sessionId, offset: item.size },
+        commit: { path, mode: { '.tag': 'add' }, autorename: false, mute: true },
+      })),
+    }),
+  );
 
   for (const [i, entry] of result.result.entries.entries()) {
     const { item, path } = entries[i] as { item: StagedItem; path: string };
@@ -94,11 +116,17 @@ export async function commitStagedSessions({ db, accounts, customerId, leaseToke
       // or it expired. Dropbox's metadata tells which.
       const existing = await accounts.call(customerId, (d) => d.filesGetMetadata({ path })).catch(() => undefined);
       const file = existing?.result as { content_hash?: string; rev?: string } | undefined;
-      if (file?.content_hash === item.contentHash && file.rev) await settleCommitted(item, path, file.content_hash, file.rev);
+      if (file?.content_hash === item.contentHash && file.rev)
+        await settleCommitted(item, path, file.content_hash, file.rev);
       else outcome.restage.push(item.itemId);
     } else if (tags.includes('insufficient_space')) {
       outcome.storageFull = true;
-    } else if (tags.includes('conflict') || tags.includes('malformed_path') || tags.includes('disallowed_name') || tags.includes('no_write_permission')) {
+    } else if (
+      tags.includes('conflict') ||
+      tags.includes('malformed_path') ||
+      tags.includes('disallowed_name') ||
+      tags.includes('no_write_permission')
+    ) {
       await markFailed(db, item.itemId, leaseToken, `Dropbox refused ${tags.join('/')} when committing the item`);
       outcome.rejected.push(item.itemId);
     } else {
@@ -108,14 +136,29 @@ export async function commitStagedSessions({ db, accounts, customerId, leaseToke
   }
   return outcome;
 
-  async function settleCommitted(item: StagedItem, path: string, remoteHash: string | undefined, rev: string): Promise<void> {
+  async function settleCommitted(
+    item: StagedItem,
+    path: string,
+    remoteHash: string | undefined,
+    rev: string,
+  ): Promise<void> {
     if (remoteHash !== item.contentHash) {
       // Dropbox holds other bytes than we staged; committing again cannot fix that.
-      await markFailed(db, item.itemId, leaseToken, `content hash mismatch at ${path}: Dropbox has ${String(remoteHash)}, staged ${item.contentHash}`);
+      await markFailed(
+        db,
+        item.itemId,
+        leaseToken,
+        `content hash mismatch at ${path}: Dropbox has ${String(remoteHash)}, staged ${item.contentHash}`,
+      );
       outcome.rejected.push(item.itemId);
       return;
     }
-    const marked = await markArchived(db, item.itemId, leaseToken, { path, rev, contentHash: item.contentHash, size: item.size });
+    const marked = await markArchived(db, item.itemId, leaseToken, {
+      path,
+      rev,
+      contentHash: item.contentHash,
+      size: item.size,
+    });
     (marked ? outcome.archived : outcome.skipped).push(item.itemId);
   }
 }

@@ -35,7 +35,8 @@ export interface SessionUploadOptions {
 function correctOffsetOf(err: unknown): number | undefined {
   const cause = err instanceof DropboxFailure ? err.cause : err;
   if (!(cause instanceof DropboxResponseError)) return undefined;
-  const body = cause.error as { error?: { '.tag'?: string; correct_offset?: number; lookup_failed?: { correct_offset?: number } } } | undefined;
+  const body = cause.error as
+    { error?: { '.tag'?: string; correct_offset?: number; lookup_failed?: { correct_offset?: number } } } | undefined;
   const error = body?.error;
   if (error?.['.tag'] === 'incorrect_offset') return error.correct_offset;
   return error?.lookup_failed?.correct_offset;
@@ -53,11 +54,15 @@ function isSessionGone(err: unknown): boolean {
  * retry it re-reads the source to hash it, but sends Dropbox only what it has not committed yet,
  * trusting Dropbox's `correct_offset` over our last heartbeat.
  */
-export async function uploadToSession(accounts: DropboxAccounts, content: OpenedContent, options: SessionUploadOptions): Promise<UploadedSession> {
+export async function uploadToSession(
+  accounts: DropboxAccounts,
+  content: OpenedContent,
+  options: SessionUploadOptions,
+): Promise<UploadedSession> {
   const { customerId } = options;
   const hasher = new DropboxContentHasher();
   let sessionId = options.resume?.sessionId || undefined;
-  let committed = sessionId ? options.resume?.offset ?? 0 : 0;
+  let committed = sessionId ? (options.resume?.offset ?? 0) : 0;
   let position = 0;
 
   if (sessionId) {
@@ -65,7 +70,9 @@ export async function uploadToSession(accounts: DropboxAccounts, content: Opened
     // empty append that costs no bytes, before sending anything.
     try {
       const cursor: files.UploadSessionCursor = { session_id: sessionId, offset: committed };
-      await accounts.call(customerId, (d: Dropbox) => d.filesUploadSessionAppendV2({ cursor, contents: Buffer.alloc(0), close: false }));
+      await accounts.call(customerId, (d: Dropbox) =>
+        d.filesUploadSessionAppendV2({ cursor, contents: Buffer.alloc(0), close: false }),
+      );
     } catch (err) {
       const correct = correctOffsetOf(err);
       if (correct !== undefined) committed = correct;
@@ -79,16 +86,20 @@ export async function uploadToSession(accounts: DropboxAccounts, content: Opened
   for await (const { bytes, last } of fixedChunks(content.chunks, options.chunkSize)) {
     hasher.update(bytes);
     const end = position + bytes.byteLength;
-    while (committed < end || (!sessionId)) {
+    while (committed < end || !sessionId) {
       const piece = bytes.subarray(Math.max(0, committed - position));
       const close = options.close && last;
       try {
         if (!sessionId) {
-          const started = await accounts.call(customerId, (d: Dropbox) => d.filesUploadSessionStart({ contents: piece, close, content_hash: dropboxContentHash(piece) }));
+          const started = await accounts.call(customerId, (d: Dropbox) =>
+            d.filesUploadSessionStart({ contents: piece, close, content_hash: dropboxContentHash(piece) }),
+          );
           sessionId = started.result.session_id;
         } else {
           const cursor: files.UploadSessionCursor = { session_id: sessionId, offset: committed };
-          await accounts.call(customerId, (d: Dropbox) => d.filesUploadSessionAppendV2({ cursor, contents: piece, close, content_hash: dropboxContentHash(piece) }));
+          await accounts.call(customerId, (d: Dropbox) =>
+            d.filesUploadSessionAppendV2({ cursor, contents: piece, close, content_hash: dropboxContentHash(piece) }),
+          );
         }
         committed = end;
       } catch (err) {
@@ -101,7 +112,10 @@ export async function uploadToSession(accounts: DropboxAccounts, content: Opened
         }
         if (isSessionGone(err)) {
           options.onProgress({ sessionId: '', offset: 0 });
-          throw new DropboxFailure({ type: FailureType.Transient, message: 'upload session expired or unknown; starting a new one' });
+          throw new DropboxFailure({
+            type: FailureType.Transient,
+            message: 'upload session expired or unknown; starting a new one',
+          });
         }
         throw err;
       }

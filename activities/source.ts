@@ -31,18 +31,31 @@ export async function openItemContent(item: ItemSource, fetchImpl: typeof fetch 
     const bytes = new TextEncoder().encode(item.body);
     return { size: bytes.byteLength, chunks: [bytes] };
   }
-  if (item.sourceUrl === null) throw new TypedFailure({ type: FailureType.ItemRejected, message: `item ${item.id} has neither source_url nor body` });
+  if (item.sourceUrl === null)
+    throw new TypedFailure({
+      type: FailureType.ItemRejected,
+      message: `item ${item.id} has neither source_url nor body`,
+    });
   let response: Response;
   try {
     response = await fetchImpl(item.sourceUrl, { signal: AbortSignal.timeout(SOURCE_TIMEOUT_MS) });
   } catch (err) {
-    throw new TypedFailure({ type: FailureType.Transient, message: `fetching item ${item.id} from its source failed: ${(err as Error).message}` });
+    throw new TypedFailure({
+      type: FailureType.Transient,
+      message: `fetching item ${item.id} from its source failed: ${(err as Error).message}`,
+    });
   }
   if (response.status === 404 || response.status === 410) {
-    throw new TypedFailure({ type: FailureType.ItemRejected, message: `source of item ${item.id} answered ${response.status}: the media is gone` });
+    throw new TypedFailure({
+      type: FailureType.ItemRejected,
+      message: `source of item ${item.id} answered ${response.status}: the media is gone`,
+    });
   }
   if (!response.ok || !response.body) {
-    throw new TypedFailure({ type: FailureType.Transient, message: `source of item ${item.id} answered ${response.status}` });
+    throw new TypedFailure({
+      type: FailureType.Transient,
+      message: `source of item ${item.id} answered ${response.status}`,
+    });
   }
   const length = Number(response.headers.get('content-length'));
   return {
@@ -62,7 +75,10 @@ export async function readAll(chunks: OpenedContent['chunks']): Promise<Buffer> 
  * Re-cuts a stream into chunks of exactly `size` bytes (the last may be shorter), each tagged
  * with whether it is the last, since upload sessions must close on the final append.
  */
-export async function* fixedChunks(chunks: OpenedContent['chunks'], size: number): AsyncGenerator<{ bytes: Buffer; last: boolean }> {
+export async function* fixedChunks(
+  chunks: OpenedContent['chunks'],
+  size: number,
+): AsyncGenerator<{ bytes: Buffer; last: boolean }> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let ready: Buffer | undefined;

@@ -13,7 +13,12 @@ export const tokenFor = (customerId: string): string => `bench-token-${customerI
  * Inserts customers (with access tokens the emulator knows, each its own account and so its own
  * rate limit) and, for each, `items` pending items. Item n of customer c is the same in every run.
  */
-export async function createCustomers(db: Db, emulator: DropboxEmulator, ids: string[], uploadsPerSecond: number | null): Promise<void> {
+export async function createCustomers(
+  db: Db,
+  emulator: DropboxEmulator,
+  ids: string[],
+  uploadsPerSecond: number | null,
+): Promise<void> {
   for (let start = 0; start < ids.length; start += ROWS_PER_INSERT) {
     const chunk = ids.slice(start, start + ROWS_PER_INSERT);
     await db.query(
@@ -34,7 +39,12 @@ export async function insertItems(db: Db, mediaBase: string, customerId: string,
     const n = Math.min(ROWS_PER_INSERT, count - start);
     const rows = Array.from({ length: n }, (_, i) => {
       const media = `${customerId}-${start + i}`;
-      return { kind: 'call_recording', metadata: { extension: '100', media, bytes: ITEM_BYTES }, source_url: syntheticUrl(mediaBase, media, ITEM_BYTES), size_bytes: ITEM_BYTES };
+      return {
+        kind: 'call_recording',
+        metadata: { extension: '100', media, bytes: ITEM_BYTES },
+        source_url: syntheticUrl(mediaBase, media, ITEM_BYTES),
+        size_bytes: ITEM_BYTES,
+      };
     });
     await db.query(
       `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, size_bytes)
@@ -47,7 +57,10 @@ export async function insertItems(db: Db, mediaBase: string, customerId: string,
 
 /** Archived items of these customers. */
 export async function archivedCount(db: Db, ids: string[]): Promise<number> {
-  const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM archive_items WHERE customer_id = ANY($1) AND state = 'archived'`, [ids]);
+  const [row] = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM archive_items WHERE customer_id = ANY($1) AND state = 'archived'`,
+    [ids],
+  );
   return Number(row?.n ?? 0);
 }
 
@@ -55,7 +68,9 @@ export async function archivedCount(db: Db, ids: string[]): Promise<number> {
 export async function latencies(db: Db, ids: string[]): Promise<number[]> {
   const rows = await db.query<{ s: number }>(
     `SELECT extract(epoch FROM archived_at - created_at)::float8 AS s FROM archive_items
-      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`, [ids]);
+      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`,
+    [ids],
+  );
   return rows.map((r) => Number(r.s));
 }
 
@@ -63,6 +78,8 @@ export async function latencies(db: Db, ids: string[]): Promise<number[]> {
 export async function archiveTimes(db: Db, ids: string[]): Promise<number[]> {
   const rows = await db.query<{ t: number }>(
     `SELECT (extract(epoch FROM archived_at) * 1000)::float8 AS t FROM archive_items
-      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`, [ids]);
+      WHERE customer_id = ANY($1) AND state = 'archived' ORDER BY 1`,
+    [ids],
+  );
   return rows.map((r) => Number(r.t));
 }

@@ -65,7 +65,11 @@ export function perSecond(series: Sample[]): Array<{ t: number; itemsPerSecond: 
     const a = series[i - 1] as Sample;
     const b = series[i] as Sample;
     const dt = Math.max(0.001, b.t - a.t);
-    out.push({ t: b.t, itemsPerSecond: (b.archived - a.archived) / dt, rejectedPerSecond: (b.upload429 - a.upload429) / dt });
+    out.push({
+      t: b.t,
+      itemsPerSecond: (b.archived - a.archived) / dt,
+      rejectedPerSecond: (b.upload429 - a.upload429) / dt,
+    });
   }
   return out;
 }

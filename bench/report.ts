@@ -9,10 +9,23 @@ export const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
 /** The headline figures of each scenario, in table order. */
 const KEYS: Record<string, string[]> = {
   steady: ['rateRatio', 'share429', 'achievedRate', 'seconds'],
-  'limit-change': ['secondsTo429Under1pct', 'secondsTo90pctOfNewLimit', 'afterHalving90pct', 'afterDoubling429Under1pct'],
+  'limit-change': [
+    'secondsTo429Under1pct',
+    'secondsTo90pctOfNewLimit',
+    'afterHalving90pct',
+    'afterDoubling429Under1pct',
+  ],
   'huge-and-small': ['smallP95Ratio', 'smallP50Seconds', 'smallP95Seconds', 'aloneP95Seconds', 'workerSlots'],
   ceiling: ['itemsPerSecond', 'emulatorItemsPerSecond', 'ratioToEmulator'],
-  scale: ['customers', 'startAllSeconds', 'workerRssMB', 'idleCpuPercent', 'wakeSeconds', 'maxCachedWorkflows', 'serverIdleCpuPercent'],
+  scale: [
+    'customers',
+    'startAllSeconds',
+    'workerRssMB',
+    'idleCpuPercent',
+    'wakeSeconds',
+    'maxCachedWorkflows',
+    'serverIdleCpuPercent',
+  ],
 };
 
 function fmt(v: unknown): string {
@@ -42,7 +55,13 @@ export function tableLines(rows: ResultRow[]): string[] {
 /** One sentence on the few-slot runs with and without Temporal fairness: the archiver's smallP95Ratio both ways. */
 export function fairnessLines(rows: ResultRow[]): string[] {
   const off = rows.find((r) => r.scenario === 'huge-and-small' && r.design === 'archiver' && r.fairness === false);
-  const on = rows.find((r) => r.scenario === 'huge-and-small' && r.design === 'archiver' && r.fairness === true && r.workerSlots === off?.workerSlots);
+  const on = rows.find(
+    (r) =>
+      r.scenario === 'huge-and-small' &&
+      r.design === 'archiver' &&
+      r.fairness === true &&
+      r.workerSlots === off?.workerSlots,
+  );
   if (!on || !off) return [];
   return [
     `**Fairness (huge-and-small, archiver, ${fmt(on.workerSlots)} worker slots):** small customers' p95 beside the huge one over alone, ` +
@@ -52,7 +71,10 @@ export function fairnessLines(rows: ResultRow[]): string[] {
   ];
 }
 
-export function writeResults(rows: ResultRow[], meta: Record<string, unknown>): { json: string; md: string; plots: string[] } {
+export function writeResults(
+  rows: ResultRow[],
+  meta: Record<string, unknown>,
+): { json: string; md: string; plots: string[] } {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const json = join(RESULTS_DIR, `${stamp}.json`);
@@ -60,22 +82,37 @@ export function writeResults(rows: ResultRow[], meta: Record<string, unknown>): 
   copyFileSync(json, join(RESULTS_DIR, 'latest.json'));
   const plots: string[] = [];
   for (const scenario of new Set(rows.map((r) => r.scenario))) {
-    plots.push(...plotScenario(rows.filter((r) => r.scenario === scenario), join(RESULTS_DIR, `${stamp}-${scenario}`)));
+    plots.push(
+      ...plotScenario(
+        rows.filter((r) => r.scenario === scenario),
+        join(RESULTS_DIR, `${stamp}-${scenario}`),
+      ),
+    );
   }
   const md = join(RESULTS_DIR, `${stamp}.md`);
-  writeFileSync(md, [
-    `# Archiver benchmark ${stamp}`, '',
-    `Run: \`${String(meta.command)}\` on ${String(meta.cpus)} CPUs, Node ${process.version}, ${meta.quick ? '**quick (smoke) sizes**' : 'full sizes'}.`, '',
-    ...tableLines(rows),
-    ...fairnessLines(rows),
-    '## Definitions', '',
-    '- `rateRatio`: items archived per second from the 10th second to the last archival (Postgres archived_at), over R. `share429`: upload requests (files/upload*) the emulator answered 429, over all upload requests.',
-    '- `secondsTo429Under1pct` (after the halving): seconds from the change until every 5-s window up to the next change has < 1% of upload requests answered 429. `secondsTo90pctOfNewLimit` (after the doubling): seconds until the rate over the last ≤ 5 s (after the change) reaches 90% of the new R. `afterHalving90pct`/`afterDoubling429Under1pct`: the same figures for the other change.',
-    '- `smallP95Ratio`: p95 insert→archived latency of the small customers beside the huge one, over the same small customers run alone (on the same Temporal server). Every design runs with the worker\'s usual 100 activity slots (baselines: threads). The archiver then runs twice more with `workerSlots` few enough that tasks wait for a slot: `fairness on` = the dev server honours the activities\' fairness key (the customer id, `matching.enableFairness=true`, as `npm start` runs it); `fairness off` = a second dev server with `matching.enableFairness=false` dispatches the task queue FIFO.',
-    '- `itemsPerSecond`: items archived / seconds to the last archival with no rate limit; `emulatorItemsPerSecond`: files/upload through the Dropbox SDK at 64 at once, nothing else running.',
-    '- `scale`: the real worker (`workers/main.ts`) runs as its own process, on the production task queue in its own namespace; `workerRssMB`/`idleCpuPercent` are that process (and any children) from /proc after every customer is idle, `serverIdleCpuPercent` the Temporal dev server meanwhile (100 = one core); `startAllSeconds`: starting every customer\'s workflow from a client; `wakeSeconds`: median of 3 inserts for idle customers until archived, woken by the worker\'s own notifier (LISTEN/NOTIFY); `maxCachedWorkflows`: the worker\'s workflow cache (ARCHIVER_MAX_CACHED_WORKFLOWS).',
-    '- Baselines: `cron` = every 5 s lease 500 items per customer and upload all at once (threads from a 100-slot pool, plain exponential backoff 1 s…32 s holding the thread); `fixed` = W=16 per customer, leases of 200, retries after Retry-After, no adaptation, 100-slot pool. Both call the same activities (createActivities) against the same emulator, with as many threads as the archiver\'s worker has activity slots (100; huge-and-small: `workerSlots`).',
-    '', '## Plots', '', ...plots.filter((p) => p.endsWith('.png')).map((p) => `![${p}](${p.slice(RESULTS_DIR.length)})`), '',
-  ].join('\n'));
+  writeFileSync(
+    md,
+    [
+      `# Archiver benchmark ${stamp}`,
+      '',
+      `Run: \`${String(meta.command)}\` on ${String(meta.cpus)} CPUs, Node ${process.version}, ${meta.quick ? '**quick (smoke) sizes**' : 'full sizes'}.`,
+      '',
+      ...tableLines(rows),
+      ...fairnessLines(rows),
+      '## Definitions',
+      '',
+      '- `rateRatio`: items archived per second from the 10th second to the last archival (Postgres archived_at), over R. `share429`: upload requests (files/upload*) the emulator answered 429, over all upload requests.',
+      '- `secondsTo429Under1pct` (after the halving): seconds from the change until every 5-s window up to the next change has < 1% of upload requests answered 429. `secondsTo90pctOfNewLimit` (after the doubling): seconds until the rate over the last ≤ 5 s (after the change) reaches 90% of the new R. `afterHalving90pct`/`afterDoubling429Under1pct`: the same figures for the other change.',
+      "- `smallP95Ratio`: p95 insert→archived latency of the small customers beside the huge one, over the same small customers run alone (on the same Temporal server). Every design runs with the worker's usual 100 activity slots (baselines: threads). The archiver then runs twice more with `workerSlots` few enough that tasks wait for a slot: `fairness on` = the dev server honours the activities' fairness key (the customer id, `matching.enableFairness=true`, as `npm start` runs it); `fairness off` = a second dev server with `matching.enableFairness=false` dispatches the task queue FIFO.",
+      '- `itemsPerSecond`: items archived / seconds to the last archival with no rate limit; `emulatorItemsPerSecond`: files/upload through the Dropbox SDK at 64 at once, nothing else running.',
+      "- `scale`: the real worker (`workers/main.ts`) runs as its own process, on the production task queue in its own namespace; `workerRssMB`/`idleCpuPercent` are that process (and any children) from /proc after every customer is idle, `serverIdleCpuPercent` the Temporal dev server meanwhile (100 = one core); `startAllSeconds`: starting every customer's workflow from a client; `wakeSeconds`: median of 3 inserts for idle customers until archived, woken by the worker's own notifier (LISTEN/NOTIFY); `maxCachedWorkflows`: the worker's workflow cache (ARCHIVER_MAX_CACHED_WORKFLOWS).",
+      "- Baselines: `cron` = every 5 s lease 500 items per customer and upload all at once (threads from a 100-slot pool, plain exponential backoff 1 s…32 s holding the thread); `fixed` = W=16 per customer, leases of 200, retries after Retry-After, no adaptation, 100-slot pool. Both call the same activities (createActivities) against the same emulator, with as many threads as the archiver's worker has activity slots (100; huge-and-small: `workerSlots`).",
+      '',
+      '## Plots',
+      '',
+      ...plots.filter((p) => p.endsWith('.png')).map((p) => `![${p}](${p.slice(RESULTS_DIR.length)})`),
+      '',
+    ].join('\n'),
+  );
   return { json, md, plots };
 }

@@ -30,7 +30,12 @@ export interface RunSpec {
   /** The customer whose controller status is sampled. */
   watch?: string;
   /** Finish when this returns true (checked after each sample), or at maxSeconds. */
-  done(ctx: { t: number; archived: number; total: number; archivedOf: (ids: string[]) => Promise<number> }): boolean | Promise<boolean>;
+  done(ctx: {
+    t: number;
+    archived: number;
+    total: number;
+    archivedOf: (ids: string[]) => Promise<number>;
+  }): boolean | Promise<boolean>;
   maxSeconds: number;
 }
 
@@ -43,7 +48,11 @@ export interface RunOutcome {
   collected: Record<string, unknown>;
 }
 
-export async function runDesign(stack: BenchStack, spec: RunSpec, collect: (db: Db, startedAt: number) => Promise<Record<string, unknown>> = () => Promise.resolve({})): Promise<RunOutcome> {
+export async function runDesign(
+  stack: BenchStack,
+  spec: RunSpec,
+  collect: (db: Db, startedAt: number) => Promise<Record<string, unknown>> = () => Promise.resolve({}),
+): Promise<RunOutcome> {
   const database = await stack.newDatabase(spec.tag.replace(/-/g, '_'));
   let design: RunningDesign | undefined;
   try {
@@ -52,14 +61,22 @@ export async function runDesign(stack: BenchStack, spec: RunSpec, collect: (db: 
     const now = spec.groups.filter((g) => !g.atS);
     for (const g of now) for (const id of g.ids) await insertItems(database.db, stack.media.url, id, g.items);
     design = await startDesign(spec.design, {
-      stack, db: database.db, tag: spec.tag, ...(spec.commitMode ? { commitMode: spec.commitMode } : {}),
-      ...(spec.slots !== undefined ? { slots: spec.slots } : {}), ...(spec.temporal ? { temporal: spec.temporal } : {}),
+      stack,
+      db: database.db,
+      tag: spec.tag,
+      ...(spec.commitMode ? { commitMode: spec.commitMode } : {}),
+      ...(spec.slots !== undefined ? { slots: spec.slots } : {}),
+      ...(spec.temporal ? { temporal: spec.temporal } : {}),
     });
     const startedAt = Date.now();
     let limit = spec.limit;
     const active: string[] = [];
     const sampler = startSampler({
-      db: database.db, emulator: stack.emulator, startedAt, customers: () => active, limit: () => limit,
+      db: database.db,
+      emulator: stack.emulator,
+      startedAt,
+      customers: () => active,
+      limit: () => limit,
       ...(spec.watch ? { status: () => design?.status(spec.watch as string) ?? Promise.resolve(undefined) } : {}),
     });
     const started = new Set<CustomerGroup>();
@@ -80,8 +97,21 @@ export async function runDesign(stack: BenchStack, spec: RunSpec, collect: (db: 
         for (const id of all) stack.emulator.configureAccount(id, { uploadsPerSecond: limit });
       }
       const last = sampler.samples.at(-1);
-      if (last && started.size === spec.groups.length && (await spec.done({ t: last.t, archived: last.archived, total, archivedOf: (ids) => archivedCount(database.db, ids) }))) break;
-      if (t > spec.maxSeconds) { timedOut = true; break; }
+      if (
+        last &&
+        started.size === spec.groups.length &&
+        (await spec.done({
+          t: last.t,
+          archived: last.archived,
+          total,
+          archivedOf: (ids) => archivedCount(database.db, ids),
+        }))
+      )
+        break;
+      if (t > spec.maxSeconds) {
+        timedOut = true;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     await sampler.stop();

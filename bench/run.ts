@@ -12,8 +12,18 @@ import { steady } from './scenarios/steady.js';
 import type { ResultRow, Scenario, ScenarioName } from './scenarios/types.js';
 import { startStack } from './stack.js';
 
-const SCENARIOS: Record<ScenarioName, Scenario> = { steady, 'limit-change': limitChange, 'huge-and-small': hugeAndSmall, ceiling, scale };
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const SCENARIOS: Record<ScenarioName, Scenario> = {
+  steady,
+  'limit-change': limitChange,
+  'huge-and-small': hugeAndSmall,
+  ceiling,
+  scale,
+};
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 const opts = new Command('npm run bench --')
   .option('--scenario <list>', `comma-separated: ${Object.keys(SCENARIOS).join(',')}`, list, Object.keys(SCENARIOS))
@@ -34,7 +44,9 @@ async function main(): Promise<number> {
   try {
     for (const name of opts.scenario as ScenarioName[]) {
       try {
-        rows.push(...(await SCENARIOS[name](stack, { quick: !!opts.quick, designs: opts.design as DesignName[], log })));
+        rows.push(
+          ...(await SCENARIOS[name](stack, { quick: !!opts.quick, designs: opts.design as DesignName[], log })),
+        );
       } catch (err) {
         failed = true;
         log(`scenario ${name} failed: ${(err as Error).stack ?? String(err)}`);
@@ -44,14 +56,22 @@ async function main(): Promise<number> {
   } finally {
     await stack.stop();
   }
-  const out = writeResults(rows, { command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, quick: !!opts.quick, cpus: cpus().length, finishedAt: new Date().toISOString() });
+  const out = writeResults(rows, {
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+    quick: !!opts.quick,
+    cpus: cpus().length,
+    finishedAt: new Date().toISOString(),
+  });
   console.log(['', ...tableLines(rows)].join('\n'));
   log(`results: ${out.json} (and latest.json), summary: ${out.md}`);
   log(`plots: ${out.plots.join(', ')}`);
   return failed ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

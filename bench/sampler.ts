@@ -23,7 +23,10 @@ export interface Sample {
 }
 
 /** The archiver's status carries the controller's figures; baselines report none. */
-type SampledStatus = ControllerStatus & { pacedRatePerSecond?: number | undefined; limitEstimatePerSecond?: number | undefined };
+type SampledStatus = ControllerStatus & {
+  pacedRatePerSecond?: number | undefined;
+  limitEstimatePerSecond?: number | undefined;
+};
 
 /** Upload requests and 429s the emulator counted for these accounts. */
 export function uploadCounts(emulator: DropboxEmulator, accountIds: string[]): { requests: number; rejected: number } {
@@ -62,13 +65,27 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
       const status: SampledStatus | undefined = controller;
       const { requests, rejected } = uploadCounts(o.emulator, ids);
       samples.push({
-        t: (Date.now() - o.startedAt) / 1000, archived, uploadRequests: requests, upload429: rejected, limit: o.limit(),
-        ...(status ? { batchSize: status.batchSize, concurrency: status.concurrency, ratePerSecond: status.ratePerSecond } : {}),
+        t: (Date.now() - o.startedAt) / 1000,
+        archived,
+        uploadRequests: requests,
+        upload429: rejected,
+        limit: o.limit(),
+        ...(status
+          ? { batchSize: status.batchSize, concurrency: status.concurrency, ratePerSecond: status.ratePerSecond }
+          : {}),
         ...(status?.pacedRatePerSecond !== undefined ? { pacedRatePerSecond: status.pacedRatePerSecond } : {}),
-        ...(status?.limitEstimatePerSecond !== undefined ? { limitEstimatePerSecond: status.limitEstimatePerSecond } : {}),
+        ...(status?.limitEstimatePerSecond !== undefined
+          ? { limitEstimatePerSecond: status.limitEstimatePerSecond }
+          : {}),
       });
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
     }
   })();
-  return { samples, stop: async () => { stopped = true; await loop; } };
+  return {
+    samples,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
 }

@@ -16,7 +16,11 @@ import { startTemporalDevServer } from '../dev/temporal-server.js';
 import { installRuntime } from '../workers/runtime.js';
 import { WORKFLOWS_PATH } from '../workers/worker.js';
 
-export interface BenchDatabase { url: string; db: Db; close(): Promise<void> }
+export interface BenchDatabase {
+  url: string;
+  db: Db;
+  close(): Promise<void>;
+}
 
 /** One Temporal dev server, with a worker connection and a client for its `default` namespace. */
 export interface BenchTemporal {
@@ -51,12 +55,25 @@ export interface BenchStack {
 }
 
 /** 10,000 workflows start in a burst; the dev server's default per-namespace RPS would throttle it. */
-const HIGH_RPS = { 'frontend.namespaceRPS': 100_000, 'frontend.rps': 100_000, 'history.rps': 100_000, 'matching.rps': 100_000 };
+const HIGH_RPS = {
+  'frontend.namespaceRPS': 100_000,
+  'frontend.rps': 100_000,
+  'history.rps': 100_000,
+  'matching.rps': 100_000,
+};
 
-async function startTemporal(dir: string, name: string, fairness: boolean, cleanups: Array<() => Promise<unknown>>): Promise<BenchTemporal> {
+async function startTemporal(
+  dir: string,
+  name: string,
+  fairness: boolean,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<BenchTemporal> {
   const server = await startTemporalDevServer({
-    uiPort: false, searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES, logFile: join(dir, `${name}.log`),
-    extraNamespaces: [SCALE_NAMESPACE], dynamicConfig: { ...HIGH_RPS, 'matching.enableFairness': fairness },
+    uiPort: false,
+    searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
+    logFile: join(dir, `${name}.log`),
+    extraNamespaces: [SCALE_NAMESPACE],
+    dynamicConfig: { ...HIGH_RPS, 'matching.enableFairness': fairness },
   });
   cleanups.push(() => server.stop());
   const connection = await NativeConnection.connect({ address: server.address });
@@ -79,11 +96,23 @@ export async function startStack(log: (m: string) => void): Promise<BenchStack> 
   try {
     log(`stack dir ${dir}: starting Postgres, Temporal, emulator, media server…`);
     const [postgres, temporal, emulator, media, bundle] = await Promise.all([
-      startEmbeddedPostgres({ dataDir: join(dir, 'postgres') }).then((p) => { cleanups.push(() => p.stop()); return p; }),
+      startEmbeddedPostgres({ dataDir: join(dir, 'postgres') }).then((p) => {
+        cleanups.push(() => p.stop());
+        return p;
+      }),
       startTemporal(dir, 'temporal', true, cleanups),
-      startDropboxEmulator({ keepContent: false }).then((e) => { cleanups.push(() => e.stop()); return e; }),
-      startMediaServer().then((m) => { cleanups.push(() => m.stop()); return m; }),
-      bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } }),
+      startDropboxEmulator({ keepContent: false }).then((e) => {
+        cleanups.push(() => e.stop());
+        return e;
+      }),
+      startMediaServer().then((m) => {
+        cleanups.push(() => m.stop());
+        return m;
+      }),
+      bundleWorkflowCode({
+        workflowsPath: WORKFLOWS_PATH,
+        logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+      }),
     ]);
     let withoutFairness: Promise<BenchTemporal> | undefined;
     const temporalWithoutFairness = (): Promise<BenchTemporal> => {
@@ -98,8 +127,18 @@ export async function startStack(log: (m: string) => void): Promise<BenchStack> 
       return { url, db: dbFromPool(pool), close: () => pool.end() };
     };
     return {
-      dir, postgres, temporal, temporalAddress: temporal.address, connection: temporal.connection, client: temporal.client,
-      temporalWithoutFairness, emulator, media, bundle, newDatabase, stop,
+      dir,
+      postgres,
+      temporal,
+      temporalAddress: temporal.address,
+      connection: temporal.connection,
+      client: temporal.client,
+      temporalWithoutFairness,
+      emulator,
+      media,
+      bundle,
+      newDatabase,
+      stop,
     };
   } catch (err) {
     await stop();

@@ -2,8 +2,15 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { archiveCustomer } from '../workflows/archive-customer.js';
 import type { CommitMode } from '../workflows/batch.js';
 import {
-  itemsAvailableSignal, pauseSignal, reconnectUpdate, resumeSignal, setLimitsUpdate, statusQuery, stopSignal,
-  type CustomerStatus, type ReconnectResult,
+  itemsAvailableSignal,
+  pauseSignal,
+  reconnectUpdate,
+  resumeSignal,
+  setLimitsUpdate,
+  statusQuery,
+  stopSignal,
+  type CustomerStatus,
+  type ReconnectResult,
 } from '../workflows/messages.js';
 import type { OperatorLimits } from '../workflows/pacing/controller.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
@@ -20,7 +27,12 @@ export interface StartResult {
 }
 
 /** Starts a customer's workflow, or finds the one already running. */
-export async function startCustomer(client: Client, customerId: string, name: string, options: { commitMode?: CommitMode; taskQueue?: string } = {}): Promise<StartResult> {
+export async function startCustomer(
+  client: Client,
+  customerId: string,
+  name: string,
+  options: { commitMode?: CommitMode; taskQueue?: string } = {},
+): Promise<StartResult> {
   if (await isRunning(client, customerId)) return { customerId, started: false };
   // USE_EXISTING keeps a concurrent start of the same customer from failing.
   await client.workflow.start(archiveCustomer, {
@@ -51,12 +63,18 @@ export async function isRunning(client: Client, customerId: string): Promise<boo
 }
 
 /** Runs an operation against a customer's running workflow, turning "not found" into a clear error. */
-async function onRunningWorkflow<T>(client: Client, customerId: string, op: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<T>): Promise<T> {
+async function onRunningWorkflow<T>(
+  client: Client,
+  customerId: string,
+  op: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<T>,
+): Promise<T> {
   try {
     return await op(client.workflow.getHandle(workflowIdFor(customerId)));
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      throw new OperatorError(`customer ${customerId} has no running archiver workflow (start it with: archiver start ${customerId})`);
+      throw new OperatorError(
+        `customer ${customerId} has no running archiver workflow (start it with: archiver start ${customerId})`,
+      );
     }
     throw err;
   }

@@ -2,7 +2,14 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
-import { CUSTOMER_ID_PATTERN, getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../db/customers.js';
+import {
+  CUSTOMER_ID_PATTERN,
+  getCustomer,
+  listCustomers,
+  markDisconnected,
+  storeCredentials,
+  upsertCustomer,
+} from '../db/customers.js';
 import { requeueFailed, type ItemKind } from '../db/items.js';
 import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
@@ -13,8 +20,16 @@ import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
-  customerStatus, isRunning, OperatorError, pauseCustomer, reconnectCustomer, resumeCustomer,
-  setCustomerLimits, startCustomer, stopCustomer, wakeCustomer,
+  customerStatus,
+  isRunning,
+  OperatorError,
+  pauseCustomer,
+  reconnectCustomer,
+  resumeCustomer,
+  setCustomerLimits,
+  startCustomer,
+  stopCustomer,
+  wakeCustomer,
 } from './archiver-client.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
@@ -60,29 +75,54 @@ const program = new Command('archiver')
   // Usage errors throw instead of exiting, so they get exit code 2 like every other bad input.
   .exitOverride()
   .showHelpAfterError()
-  .addHelpText('after', '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.');
+  .addHelpText(
+    'after',
+    '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.',
+  );
 
 const customers = program.command('customers').description('Manage the customer registry in Postgres.');
 customers
   .command('add <id>')
   .description('Add a customer, or update its name, credentials or folder.')
   .requiredOption('--name <name>', 'display name')
-  .option('--access-token <token>', 'Dropbox access token (stored in Postgres, never sent to Temporal)', nonEmpty('--access-token'))
+  .option(
+    '--access-token <token>',
+    'Dropbox access token (stored in Postgres, never sent to Temporal)',
+    nonEmpty('--access-token'),
+  )
   .option('--refresh-token <token>', 'Dropbox refresh token', nonEmpty('--refresh-token'))
   .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
-  .option('--path-template <template>', `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`)
-  .action(async (id: string, opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string }) => {
-    if (!CUSTOMER_ID_PATTERN.test(id)) throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
-    if (opts.pathTemplate !== undefined) {
-      try {
-        validatePathTemplate(opts.pathTemplate);
-      } catch (err) {
-        throw new OperatorError((err as Error).message);
+  .option(
+    '--path-template <template>',
+    `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`,
+  )
+  .action(
+    async (
+      id: string,
+      opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string },
+    ) => {
+      if (!CUSTOMER_ID_PATTERN.test(id))
+        throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
+      if (opts.pathTemplate !== undefined) {
+        try {
+          validatePathTemplate(opts.pathTemplate);
+        } catch (err) {
+          throw new OperatorError((err as Error).message);
+        }
       }
-    }
-    await withDb((db) => upsertCustomer(db, { id, name: opts.name, accessToken: opts.accessToken, refreshToken: opts.refreshToken, folderRoot: opts.folderRoot, pathTemplate: opts.pathTemplate }));
-    console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
-  });
+      await withDb((db) =>
+        upsertCustomer(db, {
+          id,
+          name: opts.name,
+          accessToken: opts.accessToken,
+          refreshToken: opts.refreshToken,
+          folderRoot: opts.folderRoot,
+          pathTemplate: opts.pathTemplate,
+        }),
+      );
+      console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
+    },
+  );
 customers
   .command('list')
   .description('List customers.')
@@ -95,15 +135,25 @@ customers
 
 program
   .command('start [id]')
-  .description("Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.")
+  .description(
+    "Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.",
+  )
   .option('--all', 'start every active customer')
-  .addOption(new Option('--commit-mode <mode>', 'single: one files/upload per item; sessions: upload sessions committed together with finish_batch_v2 (best for many small items)').choices(['single', 'sessions']).default('single'))
+  .addOption(
+    new Option(
+      '--commit-mode <mode>',
+      'single: one files/upload per item; sessions: upload sessions committed together with finish_batch_v2 (best for many small items)',
+    )
+      .choices(['single', 'sessions'])
+      .default('single'),
+  )
   .action(async (id: string | undefined, opts: { all?: boolean; commitMode: CommitMode }) => {
     if (!id === !opts.all) throw new OperatorError('give exactly one of <id> or --all');
     const targets = await withDb(async (db) => {
       if (opts.all) return listCustomers(db, { activeOnly: true });
       const customer = await getCustomer(db, id as string);
-      if (!customer) throw new OperatorError(`unknown customer "${id}" (add it with: archiver customers add ${id} --name …)`);
+      if (!customer)
+        throw new OperatorError(`unknown customer "${id}" (add it with: archiver customers add ${id} --name …)`);
       return [customer];
     });
     await withClient(async (client) => {
@@ -123,13 +173,21 @@ program
     const statuses = await withClient(async (client) => {
       if (id) return [await customerStatus(client, id)];
       const found: CustomerStatus[] = [];
-      for await (const wf of client.workflow.list({ query: `WorkflowType = 'archiveCustomer' AND ExecutionStatus = 'Running'` })) {
+      for await (const wf of client.workflow.list({
+        query: `WorkflowType = 'archiveCustomer' AND ExecutionStatus = 'Running'`,
+      })) {
         const customerId = customerIdOf(wf.workflowId);
         if (customerId) found.push(await customerStatus(client, customerId));
       }
       return found;
     });
-    console.log(opts.json ? JSON.stringify(statuses, null, 2) : statuses.length ? formatStatusTable(statuses) : 'no customers are running');
+    console.log(
+      opts.json
+        ? JSON.stringify(statuses, null, 2)
+        : statuses.length
+          ? formatStatusTable(statuses)
+          : 'no customers are running',
+    );
     if (statuses.some((s) => NEEDS_ATTENTION.has(s.state))) process.exitCode = EXIT_NEEDS_ATTENTION;
   });
 
@@ -153,8 +211,16 @@ program
 program
   .command('reconnect <id>')
   .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
-  .option('--refresh-token <token>', 'the new Dropbox refresh token (from the OAuth flow, with offline access)', nonEmpty('--refresh-token'))
-  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', nonEmpty('--access-token'))
+  .option(
+    '--refresh-token <token>',
+    'the new Dropbox refresh token (from the OAuth flow, with offline access)',
+    nonEmpty('--refresh-token'),
+  )
+  .option(
+    '--access-token <token>',
+    'a Dropbox access token, for apps without refresh tokens',
+    nonEmpty('--access-token'),
+  )
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
     const stored = await withDb((db) => storeCredentials(db, id, opts));
@@ -166,7 +232,9 @@ program
       if (err instanceof OperatorError) throw err;
       // The update failed because Dropbox still refuses the credentials; say so without the token.
       const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
-      throw new OperatorError(`Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`);
+      throw new OperatorError(
+        `Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`,
+      );
     }
   });
 
@@ -182,51 +250,80 @@ function positiveOrOff(name: string) {
 
 program
   .command('set-limits <id>')
-  .description("Cap a customer's pace; \"off\" removes a cap. The adaptive pacing stays below the caps.")
+  .description('Cap a customer\'s pace; "off" removes a cap. The adaptive pacing stays below the caps.')
   .option('--max-rate <r>', 'uploads started per second, at most', positiveOrOff('--max-rate'))
   .option('--max-concurrency <w>', 'uploads in flight at once, at most', positiveOrOff('--max-concurrency'))
   .option('--max-batch <n>', 'items leased per batch, at most', positiveOrOff('--max-batch'))
-  .action(async (id: string, opts: { maxRate?: number | 'off'; maxConcurrency?: number | 'off'; maxBatch?: number | 'off' }) => {
-    const limits = Object.fromEntries(Object.entries({ maxRatePerSecond: opts.maxRate, maxConcurrency: opts.maxConcurrency, maxBatchSize: opts.maxBatch })
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => [k, v === 'off' ? null : v]));
-    if (Object.keys(limits).length === 0) throw new OperatorError('give at least one of --max-rate, --max-concurrency, --max-batch');
-    const caps = await withClient(async (client) => {
-      try {
-        return await setCustomerLimits(client, id, limits);
-      } catch (err) {
-        if (err instanceof OperatorError) throw err;
-        throw new OperatorError(`limits refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
-      }
-    });
-    console.log(`${id}: limits now ${JSON.stringify(caps)}`);
-  });
+  .action(
+    async (
+      id: string,
+      opts: { maxRate?: number | 'off'; maxConcurrency?: number | 'off'; maxBatch?: number | 'off' },
+    ) => {
+      const limits = Object.fromEntries(
+        Object.entries({
+          maxRatePerSecond: opts.maxRate,
+          maxConcurrency: opts.maxConcurrency,
+          maxBatchSize: opts.maxBatch,
+        })
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, v === 'off' ? null : v]),
+      );
+      if (Object.keys(limits).length === 0)
+        throw new OperatorError('give at least one of --max-rate, --max-concurrency, --max-batch');
+      const caps = await withClient(async (client) => {
+        try {
+          return await setCustomerLimits(client, id, limits);
+        } catch (err) {
+          if (err instanceof OperatorError) throw err;
+          throw new OperatorError(
+            `limits refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`,
+          );
+        }
+      });
+      console.log(`${id}: limits now ${JSON.stringify(caps)}`);
+    },
+  );
 
 program
   .command('retry-failed <id>')
   .description('Put failed items back in the queue and wake the customer.')
-  .addOption(new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']))
-  .option('--since <time>', 'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)', (value: string) => {
-    const date = new Date(value);
-    if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`--since must be a date like 2026-11-01 or 2026-11-01T12:00:00Z, got "${value}"`);
-    return date;
-  })
+  .addOption(
+    new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']),
+  )
+  .option(
+    '--since <time>',
+    'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)',
+    (value: string) => {
+      const date = new Date(value);
+      if (Number.isNaN(date.getTime()))
+        throw new InvalidArgumentError(
+          `--since must be a date like 2026-11-01 or 2026-11-01T12:00:00Z, got "${value}"`,
+        );
+      return date;
+    },
+  )
   .action(async (id: string, opts: { kind?: ItemKind; since?: Date }) => {
     const requeued = await withDb(async (db) => {
       if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
       return requeueFailed(db, id, opts);
     });
-    const woken = requeued > 0 && await withClient(async (client) => {
-      if (!(await isRunning(client, id))) return false;
-      await wakeCustomer(client, id);
-      return true;
-    });
-    console.log(`${id}: ${requeued} failed items re-queued${requeued > 0 && !woken ? ` (the customer is not running: archiver start ${id})` : ''}`);
+    const woken =
+      requeued > 0 &&
+      (await withClient(async (client) => {
+        if (!(await isRunning(client, id))) return false;
+        await wakeCustomer(client, id);
+        return true;
+      }));
+    console.log(
+      `${id}: ${requeued} failed items re-queued${requeued > 0 && !woken ? ` (the customer is not running: archiver start ${id})` : ''}`,
+    );
   });
 
 program
   .command('stop <id>')
-  .description('The customer disconnected its storage: finish the batch in flight, end its workflow, and leave it out of start --all.')
+  .description(
+    'The customer disconnected its storage: finish the batch in flight, end its workflow, and leave it out of start --all.',
+  )
   .option('--reason <text>', 'why, kept in the workflow history', 'storage disconnected')
   .action(async (id: string, opts: { reason: string }) => {
     const known = await withDb((db) => markDisconnected(db, id));
@@ -236,7 +333,9 @@ program
       await stopCustomer(client, id, opts.reason);
       return true;
     });
-    console.log(`${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`);
+    console.log(
+      `${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`,
+    );
   });
 
 program.parseAsync().catch((err: unknown) => {

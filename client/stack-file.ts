@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 /** The project's root, where `.data/` and `.tools/` live. */
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Everything the embedded stack keeps between runs. @default `.data/` in the project */
-export const DATA_DIR = process.env.ARCHIVER_DATA_DIR ? resolve(process.env.ARCHIVER_DATA_DIR) : join(PROJECT_ROOT, '.data');
+export const DATA_DIR = process.env.ARCHIVER_DATA_DIR
+  ? resolve(process.env.ARCHIVER_DATA_DIR)
+  : join(PROJECT_ROOT, '.data');
 /** Where `npm start` records the addresses of the stack it is running, for the CLI in another terminal; the worker never reads it. */
 export const STACK_FILE = join(DATA_DIR, 'stack.env');
 
@@ -23,5 +25,7 @@ export function readStackFile(path = STACK_FILE): Record<string, string> {
 export function writeStackFile(values: Record<string, string>, path = STACK_FILE): void {
   mkdirSync(dirname(path), { recursive: true });
   const lines = Object.entries(values).map(([k, v]) => `${k}=${v}`);
-  writeFileSync(path, `# Written by npm start: the embedded stack it is running.\n${lines.join('\n')}\n`, { mode: 0o600 });
+  writeFileSync(path, `# Written by npm start: the embedded stack it is running.\n${lines.join('\n')}\n`, {
+    mode: 0o600,
+  });
 }

@@ -8,19 +8,57 @@ const ORDER: ArchiverState[] = ['needs-reauth', 'storage-full', 'paused', 'cooli
 
 /** Customers needing attention first, then the busiest. */
 export function sortForOperators(statuses: CustomerStatus[]): CustomerStatus[] {
-  return [...statuses].sort((a, b) => ORDER.indexOf(a.state) - ORDER.indexOf(b.state) || b.backlog - a.backlog || a.customerId.localeCompare(b.customerId));
+  return [...statuses].sort(
+    (a, b) =>
+      ORDER.indexOf(a.state) - ORDER.indexOf(b.state) ||
+      b.backlog - a.backlog ||
+      a.customerId.localeCompare(b.customerId),
+  );
 }
 
 /** A plain-text table of customer statuses, one row each. */
 export function formatStatusTable(statuses: CustomerStatus[]): string {
-  const header = ['CUSTOMER', 'STATE', 'BACKLOG', 'TODAY', 'ARCHIVED', 'FAILED', '429s', 'N', 'W', 'RATE/s', 'PACE/s', 'LIMIT≈/s', 'CAPS', 'PAUSE REASON / LAST ERROR'];
+  const header = [
+    'CUSTOMER',
+    'STATE',
+    'BACKLOG',
+    'TODAY',
+    'ARCHIVED',
+    'FAILED',
+    '429s',
+    'N',
+    'W',
+    'RATE/s',
+    'PACE/s',
+    'LIMIT≈/s',
+    'CAPS',
+    'PAUSE REASON / LAST ERROR',
+  ];
   const rows = sortForOperators(statuses).map((s) => [
-    s.customerId, s.state, String(s.backlog), String(s.totals.archivedToday ?? 0), String(s.totals.archived), String(s.totals.failed),
-    String(s.totals.rateLimited), String(s.batchSize), String(s.concurrency), s.ratePerSecond.toFixed(1), s.pacedRatePerSecond?.toFixed(1) ?? '-', s.limitEstimatePerSecond?.toFixed(1) ?? '-', formatCaps(s),
+    s.customerId,
+    s.state,
+    String(s.backlog),
+    String(s.totals.archivedToday ?? 0),
+    String(s.totals.archived),
+    String(s.totals.failed),
+    String(s.totals.rateLimited),
+    String(s.batchSize),
+    String(s.concurrency),
+    s.ratePerSecond.toFixed(1),
+    s.pacedRatePerSecond?.toFixed(1) ?? '-',
+    s.limitEstimatePerSecond?.toFixed(1) ?? '-',
+    formatCaps(s),
     truncate(s.pauseReason ?? s.lastError ?? '', 70),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function formatCaps({ operatorLimits: caps }: CustomerStatus): string {

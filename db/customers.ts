@@ -38,12 +38,24 @@ export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<voi
        dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
        folder_root = coalesce($5, customers.folder_root),
        path_template = coalesce($6, customers.path_template)`,
-    [customer.id, customer.name, customer.accessToken ?? null, customer.refreshToken ?? null, customer.folderRoot ?? null, customer.pathTemplate ?? null],
+    [
+      customer.id,
+      customer.name,
+      customer.accessToken ?? null,
+      customer.refreshToken ?? null,
+      customer.folderRoot ?? null,
+      customer.pathTemplate ?? null,
+    ],
   );
 }
 
 type CustomerRow = { id: string; name: string; status: CustomerRecord['status']; folder_root: string };
-const toCustomer = (r: CustomerRow): CustomerRecord => ({ id: r.id, name: r.name, status: r.status, folderRoot: r.folder_root });
+const toCustomer = (r: CustomerRow): CustomerRecord => ({
+  id: r.id,
+  name: r.name,
+  status: r.status,
+  folderRoot: r.folder_root,
+});
 
 export async function listCustomers(db: Db, options: { activeOnly?: boolean } = {}): Promise<CustomerRecord[]> {
   const rows = await db.query<CustomerRow>(
@@ -63,7 +75,11 @@ export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | 
  * so the next upload mints one from it.
  * @returns false if the customer does not exist
  */
-export async function storeCredentials(db: Db, id: string, credentials: { refreshToken?: string | undefined; accessToken?: string | undefined }): Promise<boolean> {
+export async function storeCredentials(
+  db: Db,
+  id: string,
+  credentials: { refreshToken?: string | undefined; accessToken?: string | undefined },
+): Promise<boolean> {
   const rows = await db.query(
     `UPDATE customers
         SET dropbox_refresh_token = coalesce($2, dropbox_refresh_token),

@@ -26,6 +26,8 @@ export async function totalRateLimited(db: Db): Promise<number> {
 
 /** Customers that have items waiting to be leased. */
 export async function customersWithPendingItems(db: Db): Promise<string[]> {
-  const rows = await db.query<{ customer_id: string }>(`SELECT DISTINCT customer_id FROM archive_items WHERE state = 'pending'`);
+  const rows = await db.query<{ customer_id: string }>(
+    `SELECT DISTINCT customer_id FROM archive_items WHERE state = 'pending'`,
+  );
   return rows.map((r) => r.customer_id);
 }

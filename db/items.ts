@@ -12,7 +12,13 @@ export interface ItemDescriptor {
 }
 
 /** Leases up to `limit` claimable items (pending, or leased with an expired lease) in one statement. */
-export async function leaseItems(db: Db, customerId: string, limit: number, leaseToken: string, leaseTtlMs: number): Promise<ItemDescriptor[]> {
+export async function leaseItems(
+  db: Db,
+  customerId: string,
+  limit: number,
+  leaseToken: string,
+  leaseTtlMs: number,
+): Promise<ItemDescriptor[]> {
   const rows = await db.query<{ id: string; kind: ItemKind; size_bytes: string | null }>(
     `WITH claimable AS (
        SELECT id FROM archive_items
@@ -34,7 +40,10 @@ export async function leaseItems(db: Db, customerId: string, limit: number, leas
 }
 
 /** Items of the customer still waiting to be leased, and how long its Dropbox throttle still lasts. */
-export async function pendingAndThrottle(db: Db, customerId: string): Promise<{ pending: number; throttledForMs: number }> {
+export async function pendingAndThrottle(
+  db: Db,
+  customerId: string,
+): Promise<{ pending: number; throttledForMs: number }> {
   const [row] = await db.query<{ n: string; throttled_ms: number }>(
     `SELECT (SELECT count(*) FROM archive_items WHERE customer_id = $1 AND state = 'pending') AS n,
             coalesce((SELECT greatest(0, extract(epoch FROM throttled_until - now()) * 1000)::float8
@@ -48,7 +57,12 @@ export async function pendingAndThrottle(db: Db, customerId: string): Promise<{ 
  * Marks an item archived, fenced by its lease: only the current lease holder may complete it.
  * @returns false when the lease was lost (the row belongs to someone else now)
  */
-export async function markArchived(db: Db, itemId: string, leaseToken: string, remote: { path: string; rev: string; contentHash: string; size: number }): Promise<boolean> {
+export async function markArchived(
+  db: Db,
+  itemId: string,
+  leaseToken: string,
+  remote: { path: string; rev: string; contentHash: string; size: number },
+): Promise<boolean> {
   const rows = await db.query(
     `UPDATE archive_items
         SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
@@ -77,7 +91,15 @@ export async function markFailed(db: Db, itemId: string, leaseToken: string, err
  * passed; also extends the item's lease so the wait cannot cost it its lease.
  * @returns the time until which the customer is throttled
  */
-export async function recordRateLimited(db: Db, customerId: string, itemId: string | undefined, leaseToken: string, retryAfterMs: number, leaseTtlMs: number, error: string): Promise<Date> {
+export async function recordRateLimited(
+  db: Db,
+  customerId: string,
+  itemId: string | undefined,
+  leaseToken: string,
+  retryAfterMs: number,
+  leaseTtlMs: number,
+  error: string,
+): Promise<Date> {
   const [row] = await db.query<{ throttled_until: Date }>(
     `WITH item AS (
        UPDATE archive_items
@@ -97,7 +119,13 @@ export async function recordRateLimited(db: Db, customerId: string, itemId: stri
  * Records a retryable failure on the item (not a too_many_requests 429), so operators can see why
  * it is slow; `writeContention` counts a too_many_write_operations for the pacing controller.
  */
-export async function recordAttemptFailed(db: Db, itemId: string, leaseToken: string, error: string, writeContention = false): Promise<void> {
+export async function recordAttemptFailed(
+  db: Db,
+  itemId: string,
+  leaseToken: string,
+  error: string,
+  writeContention = false,
+): Promise<void> {
   await db.query(
     `UPDATE archive_items SET attempts = attempts + 1, last_error = $3, write_contention_count = write_contention_count + $4
       WHERE id = $1 AND lease_token = $2`,
@@ -121,7 +149,11 @@ export async function releaseLease(db: Db, customerId: string, leaseToken: strin
  * one kind, or only items that occurred since a time.
  * @returns how many items were re-queued
  */
-export async function requeueFailed(db: Db, customerId: string, filter: { kind?: ItemKind | undefined; since?: Date | undefined } = {}): Promise<number> {
+export async function requeueFailed(
+  db: Db,
+  customerId: string,
+  filter: { kind?: ItemKind | undefined; since?: Date | undefined } = {},
+): Promise<number> {
   const rows = await db.query(
     `UPDATE archive_items SET state = 'pending', last_error = NULL
       WHERE customer_id = $1 AND state = 'failed'
@@ -146,7 +178,12 @@ export interface NewItem {
 /** Inserts a customer's pending items in one statement; keep `items` to about 1,000 per call. */
 export async function insertPendingItems(db: Db, customerId: string, items: readonly NewItem[]): Promise<void> {
   const rows = items.map((i) => ({
-    kind: i.kind, occurred_at: i.occurredAt.toISOString(), metadata: i.metadata, source_url: i.sourceUrl, body: i.body, size_bytes: i.sizeBytes,
+    kind: i.kind,
+    occurred_at: i.occurredAt.toISOString(),
+    metadata: i.metadata,
+    source_url: i.sourceUrl,
+    body: i.body,
+    size_bytes: i.sizeBytes,
   }));
   await db.query(
     `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)

@@ -15,11 +15,19 @@ export type Placeholder = (typeof PLACEHOLDERS)[number];
 export function validatePathTemplate(template: string): void {
   const components = template.split('/');
   for (const match of template.matchAll(/\{([^}]*)\}/g)) {
-    if (!PLACEHOLDERS.includes(match[1] as Placeholder)) throw new Error(`path template has unknown placeholder {${match[1]}}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
+    if (!PLACEHOLDERS.includes(match[1] as Placeholder))
+      throw new Error(
+        `path template has unknown placeholder {${match[1]}}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`,
+      );
   }
   const last = components.at(-1) ?? '';
   // The id keeps every item's path unique, so two items can never land on one file.
-  if (!last.includes('{id}')) throw new Error('path template must contain {id} in its file name (the last component), so every item gets its own file');
-  if (components.some((c, i) => c.includes('{root}') && (c !== '{root}' || i !== 0))) throw new Error('{root} may only be the first component of a path template');
-  if (components.some((c) => c.trim() === '')) throw new Error('path template has an empty component (a leading, trailing or double "/")');
+  if (!last.includes('{id}'))
+    throw new Error(
+      'path template must contain {id} in its file name (the last component), so every item gets its own file',
+    );
+  if (components.some((c, i) => c.includes('{root}') && (c !== '{root}' || i !== 0)))
+    throw new Error('{root} may only be the first component of a path template');
+  if (components.some((c) => c.trim() === ''))
+    throw new Error('path template has an empty component (a leading, trailing or double "/")');
 }

@@ -74,7 +74,10 @@ function safeMessage(err: Error): string {
 export function createPool(databaseUrl: string, max = 10, logger: PoolLogger = stderrLogger): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max });
   pool.on('error', (err) => {
-    logger.warn('database connection error in the pool', { error: safeMessage(err), code: (err as { code?: string }).code });
+    logger.warn('database connection error in the pool', {
+      error: safeMessage(err),
+      code: (err as { code?: string }).code,
+    });
   });
   return pool;
 }

@@ -10,13 +10,23 @@ export interface StoredTokens {
   expiresAt: Date | null;
 }
 
-type TokenRow = { dropbox_access_token: string | null; dropbox_refresh_token: string | null; dropbox_token_expires_at: Date | null };
-const toTokens = (r: TokenRow): StoredTokens => ({ accessToken: r.dropbox_access_token, refreshToken: r.dropbox_refresh_token, expiresAt: r.dropbox_token_expires_at });
+type TokenRow = {
+  dropbox_access_token: string | null;
+  dropbox_refresh_token: string | null;
+  dropbox_token_expires_at: Date | null;
+};
+const toTokens = (r: TokenRow): StoredTokens => ({
+  accessToken: r.dropbox_access_token,
+  refreshToken: r.dropbox_refresh_token,
+  expiresAt: r.dropbox_token_expires_at,
+});
 
 /** The customer's tokens; undefined if the customer does not exist. */
 export async function loadTokens(db: Db, customerId: string): Promise<StoredTokens | undefined> {
   const [row] = await db.query<TokenRow>(
-    `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1`, [customerId]);
+    `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1`,
+    [customerId],
+  );
   return row ? toTokens(row) : undefined;
 }
 
@@ -26,13 +36,21 @@ export async function loadTokens(db: Db, customerId: string): Promise<StoredToke
  */
 export async function lockTokens(tx: Db, customerId: string): Promise<StoredTokens | undefined> {
   const [row] = await tx.query<TokenRow>(
-    `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1 FOR UPDATE`, [customerId]);
+    `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1 FOR UPDATE`,
+    [customerId],
+  );
   return row ? toTokens(row) : undefined;
 }
 
 /** Stores a freshly minted access token and when it expires. */
-export async function storeAccessToken(db: Db, customerId: string, accessToken: string, expiresInS: number): Promise<void> {
+export async function storeAccessToken(
+  db: Db,
+  customerId: string,
+  accessToken: string,
+  expiresInS: number,
+): Promise<void> {
   await db.query(
     `UPDATE customers SET dropbox_access_token = $2, dropbox_token_expires_at = now() + $3 * interval '1 second' WHERE id = $1`,
-    [customerId, accessToken, expiresInS]);
+    [customerId, accessToken, expiresInS],
+  );
 }

@@ -22,19 +22,44 @@ export interface UploadSubject {
 }
 
 type SubjectRow = {
-  id: string; customer_id: string; kind: ItemKind; occurred_at: Date; metadata: Record<string, unknown>;
-  source_url: string | null; body: string | null; state: UploadSubject['state']; lease_token: string | null;
-  rate_limited_count: number; write_contention_count: number; folder_root: string; path_template: string | null; throttled_until: Date | null;
+  id: string;
+  customer_id: string;
+  kind: ItemKind;
+  occurred_at: Date;
+  metadata: Record<string, unknown>;
+  source_url: string | null;
+  body: string | null;
+  state: UploadSubject['state'];
+  lease_token: string | null;
+  rate_limited_count: number;
+  write_contention_count: number;
+  folder_root: string;
+  path_template: string | null;
+  throttled_until: Date | null;
 };
 
 const toSubject = (r: SubjectRow): UploadSubject => ({
-  id: String(r.id), customerId: r.customer_id, kind: r.kind, occurredAt: r.occurred_at, metadata: r.metadata,
-  sourceUrl: r.source_url, body: r.body, state: r.state, leaseToken: r.lease_token,
-  rateLimitedCount: r.rate_limited_count, writeContentionCount: r.write_contention_count,
-  folderRoot: r.folder_root, pathTemplate: r.path_template, throttledUntil: r.throttled_until,
+  id: String(r.id),
+  customerId: r.customer_id,
+  kind: r.kind,
+  occurredAt: r.occurred_at,
+  metadata: r.metadata,
+  sourceUrl: r.source_url,
+  body: r.body,
+  state: r.state,
+  leaseToken: r.lease_token,
+  rateLimitedCount: r.rate_limited_count,
+  writeContentionCount: r.write_contention_count,
+  folderRoot: r.folder_root,
+  pathTemplate: r.path_template,
+  throttledUntil: r.throttled_until,
 });
 
-export async function loadUploadSubject(db: Db, customerId: string, itemId: string): Promise<UploadSubject | undefined> {
+export async function loadUploadSubject(
+  db: Db,
+  customerId: string,
+  itemId: string,
+): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
             i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until
@@ -46,7 +71,11 @@ export async function loadUploadSubject(db: Db, customerId: string, itemId: stri
 }
 
 /** The subjects of many items of one customer in one query (a batch commit has up to 1,000), by item id; missing items are absent. */
-export async function loadUploadSubjects(db: Db, customerId: string, itemIds: readonly string[]): Promise<Map<string, UploadSubject>> {
+export async function loadUploadSubjects(
+  db: Db,
+  customerId: string,
+  itemIds: readonly string[],
+): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
             i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until

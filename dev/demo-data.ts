@@ -16,7 +16,18 @@ export interface SeedOptions {
   tokenFor?: (customerId: string) => string;
 }
 
-const KINDS: ItemKind[] = ['call_recording', 'call_recording', 'call_recording', 'call_recording', 'call_recording', 'voicemail', 'voicemail', 'fax', 'sms', 'sms'];
+const KINDS: ItemKind[] = [
+  'call_recording',
+  'call_recording',
+  'call_recording',
+  'call_recording',
+  'call_recording',
+  'voicemail',
+  'voicemail',
+  'fax',
+  'sms',
+  'sms',
+];
 const SIZE_RANGE: Record<Exclude<ItemKind, 'sms'>, [number, number]> = {
   call_recording: [200_000, 5_000_000],
   voicemail: [20_000, 1_000_000],
@@ -37,7 +48,10 @@ function sizeFor(kind: Exclude<ItemKind, 'sms'>, key: string): number {
   return Math.round(lo * Math.pow(hi / lo, unit(key)));
 }
 
-export interface SeededCustomer { id: string; name: string }
+export interface SeededCustomer {
+  id: string;
+  name: string;
+}
 
 /** Inserts demo customers and their pending items. */
 export async function seedDemo(db: Db, options: SeedOptions): Promise<SeededCustomer[]> {

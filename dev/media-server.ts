@@ -21,9 +21,11 @@ export function syntheticContent(name: string, bytes: number): Buffer {
   let x = seed || 1;
   const words = new Uint32Array(Math.ceil(bytes / 4));
   for (let i = 0; i < words.length; i++) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     words[i] = x;
   }
   return Buffer.from(words.buffer, 0, bytes);
@@ -43,7 +45,9 @@ export async function startMediaServer(options: { port?: number } = {}): Promise
       return;
     }
     if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_SYNTHETIC_BYTES) {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end(`bytes must be an integer from 0 to ${MAX_SYNTHETIC_BYTES}\n`);
+      res
+        .writeHead(400, { 'content-type': 'text/plain' })
+        .end(`bytes must be an integer from 0 to ${MAX_SYNTHETIC_BYTES}\n`);
       return;
     }
     const body = syntheticContent(decodeURIComponent(match[1]), bytes);
@@ -56,6 +60,10 @@ export async function startMediaServer(options: { port?: number } = {}): Promise
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -19,13 +19,16 @@ export class ProgressDisplay {
   /** @param stream where to draw; bars only on a terminal */
   constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
     this.multi = stream.isTTY
-      ? new cliProgress.MultiBar({
-          format: ' {customer} |{bar}| {value}/{total} archived, {failed} failed | {rate}/s | ETA {eta_formatted}',
-          hideCursor: true,
-          clearOnComplete: false,
-          etaBuffer: 50,
-          stream,
-        }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.MultiBar(
+          {
+            format: ' {customer} |{bar}| {value}/{total} archived, {failed} failed | {rate}/s | ETA {eta_formatted}',
+            hideCursor: true,
+            clearOnComplete: false,
+            etaBuffer: 50,
+            stream,
+          },
+          cliProgress.Presets.shades_classic,
+        )
       : undefined;
   }
 
@@ -39,7 +42,11 @@ export class ProgressDisplay {
       return;
     }
     for (const row of rows) {
-      const payload = { customer: row.customerId.padEnd(12), failed: row.failed, rate: (ratePerCustomer.get(row.customerId) ?? 0).toFixed(1) };
+      const payload = {
+        customer: row.customerId.padEnd(12),
+        failed: row.failed,
+        rate: (ratePerCustomer.get(row.customerId) ?? 0).toFixed(1),
+      };
       let bar = this.bars.get(row.customerId);
       if (!bar) {
         bar = this.multi.create(row.total, row.archived, payload);

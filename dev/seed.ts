@@ -13,7 +13,8 @@ import { seedDemo } from './demo-data.js';
 function positiveInt(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
     return n;
   };
 }
@@ -28,7 +29,11 @@ async function main(): Promise<void> {
     .showHelpAfterError()
     .requiredOption('--customers <n>', 'how many customers', positiveInt('--customers'))
     .requiredOption('--items <m>', 'items per customer', positiveInt('--items'))
-    .option('--media-base <url>', 'base URL of the media server', process.env.MEDIA_BASE ?? stack.MEDIA_BASE ?? DEFAULT_MEDIA_BASE)
+    .option(
+      '--media-base <url>',
+      'base URL of the media server',
+      process.env.MEDIA_BASE ?? stack.MEDIA_BASE ?? DEFAULT_MEDIA_BASE,
+    )
     .option('--prefix <prefix>', 'customer ids are <prefix>-<n>', 'demo')
     .addHelpText('after', '\nThe database is DATABASE_URL, else the one `npm start` is running (.data/stack.env).')
     .parse()
@@ -38,8 +43,15 @@ async function main(): Promise<void> {
   await migrate(url);
   const pool = createPool(url, 2);
   try {
-    const seeded = await seedDemo(dbFromPool(pool), { customers: options.customers, itemsPerCustomer: options.items, mediaBase: options.mediaBase, prefix: options.prefix });
-    console.log(`seeded ${seeded.length} customers with ${options.items} items each: ${seeded.map((c) => c.id).join(', ')}`);
+    const seeded = await seedDemo(dbFromPool(pool), {
+      customers: options.customers,
+      itemsPerCustomer: options.items,
+      mediaBase: options.mediaBase,
+      prefix: options.prefix,
+    });
+    console.log(
+      `seeded ${seeded.length} customers with ${options.items} items each: ${seeded.map((c) => c.id).join(', ')}`,
+    );
   } finally {
     await pool.end();
   }

@@ -32,14 +32,22 @@ import { startTemporalDevServer } from './temporal-server.js';
 function positiveNumber(name: string, integer: boolean) {
   return (value: string): number => {
     const n = Number(value);
-    if (!(n > 0) || (integer && !Number.isInteger(n))) throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got "${value}"`);
+    if (!(n > 0) || (integer && !Number.isInteger(n)))
+      throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got "${value}"`);
     return n;
   };
 }
 
 const options = new Command('npm start --')
-  .description('Run Archiver on embedded defaults: Postgres, Temporal with its Web UI, a Dropbox emulator, demo media and a worker.')
-  .option('--customers <n>', 'demo customers to seed when the database is empty', positiveNumber('--customers', true), 3)
+  .description(
+    'Run Archiver on embedded defaults: Postgres, Temporal with its Web UI, a Dropbox emulator, demo media and a worker.',
+  )
+  .option(
+    '--customers <n>',
+    'demo customers to seed when the database is empty',
+    positiveNumber('--customers', true),
+    3,
+  )
   .option('--items <m>', 'demo items per customer to seed', positiveNumber('--items', true), 200)
   .option('--rate <r>', 'emulated Dropbox uploads per second per customer token', positiveNumber('--rate', false), 20)
   .option('--until-drained', 'exit 0 once every item is archived, after printing a summary')
@@ -65,7 +73,10 @@ async function main(): Promise<number> {
   // The terminal shows progress; the worker's JSON logs go to a file.
   const workerLog = join(DATA_DIR, 'worker.log');
   const metricsAddress = process.env.ARCHIVER_METRICS_ADDRESS ?? '127.0.0.1:9464';
-  installRuntime({ logStream: createWriteStream(workerLog, { flags: 'a' }), metricsAddress: metricsAddress === 'off' ? undefined : metricsAddress });
+  installRuntime({
+    logStream: createWriteStream(workerLog, { flags: 'a' }),
+    metricsAddress: metricsAddress === 'off' ? undefined : metricsAddress,
+  });
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     let databaseUrl = process.env.DATABASE_URL;
@@ -96,7 +107,9 @@ async function main(): Promise<number> {
 
     let dropboxApiBase = process.env.DROPBOX_API_BASE;
     // The demo uploads gigabytes: the emulator keeps hashes, not bytes.
-    const emulator = dropboxApiBase ? undefined : await startDropboxEmulator({ acceptAnyToken: true, uploadsPerSecond: options.rate, keepContent: false });
+    const emulator = dropboxApiBase
+      ? undefined
+      : await startDropboxEmulator({ acceptAnyToken: true, uploadsPerSecond: options.rate, keepContent: false });
     if (emulator) {
       cleanups.push(() => emulator.stop());
       dropboxApiBase = emulator.url;
@@ -104,7 +117,13 @@ async function main(): Promise<number> {
     // A fixed port, because seeded items keep their media URLs across restarts.
     const media = await startMediaServer({ port: Number(process.env.MEDIA_PORT ?? 8370) });
     cleanups.push(() => media.stop());
-    writeStackFile({ DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: namespace, DROPBOX_API_BASE: dropboxApiBase ?? '', MEDIA_BASE: media.url });
+    writeStackFile({
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: namespace,
+      DROPBOX_API_BASE: dropboxApiBase ?? '',
+      MEDIA_BASE: media.url,
+    });
 
     // Pool trouble goes to the worker's log, not over the progress display.
     const pool = createPool(databaseUrl, 20, Runtime.instance().logger);
@@ -121,7 +140,12 @@ async function main(): Promise<number> {
 
     const connection = await connectWorker({ address: temporalAddress, namespace, apiKey: undefined, tls: false });
     cleanups.push(() => connection.close());
-    const worker = await createArchiverWorker({ connection, namespace, activities: { db, dropboxApiBase }, shutdownGraceMs: 10_000 });
+    const worker = await createArchiverWorker({
+      connection,
+      namespace,
+      activities: { db, dropboxApiBase },
+      shutdownGraceMs: 10_000,
+    });
     const client = await connectClient({ address: temporalAddress, namespace });
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
@@ -131,7 +155,9 @@ async function main(): Promise<number> {
     const running = worker.run();
     for (const c of customers) await startCustomer(client, c.id, c.name);
 
-    log(`${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`);
+    log(
+      `${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`,
+    );
     if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
     log(`worker logs: ${workerLog}`);
     if (metricsAddress !== 'off') log(`metrics: http://${metricsAddress}/metrics`);
@@ -144,13 +170,23 @@ async function main(): Promise<number> {
         const counts = await itemCounts(db);
         const rows = customers.map((c) => {
           const n = counts.get(c.id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
-          return { customerId: c.id, archived: n.archived, failed: n.failed, total: n.pending + n.leased + n.archived + n.failed };
+          return {
+            customerId: c.id,
+            archived: n.archived,
+            failed: n.failed,
+            total: n.pending + n.leased + n.archived + n.failed,
+          };
         });
         const rates = new Map<string, number>();
-        await Promise.all(customers.map(async (c) => {
-          const s = await client.workflow.getHandle(workflowIdFor(c.id)).query(statusQuery).catch(() => undefined);
-          if (s) rates.set(c.id, s.ratePerSecond);
-        }));
+        await Promise.all(
+          customers.map(async (c) => {
+            const s = await client.workflow
+              .getHandle(workflowIdFor(c.id))
+              .query(statusQuery)
+              .catch(() => undefined);
+            if (s) rates.set(c.id, s.ratePerSecond);
+          }),
+        );
         progress.update(rows, rates);
         if (options.untilDrained && rows.every((r) => r.archived + r.failed === r.total)) {
           drained = true;
@@ -158,7 +194,9 @@ async function main(): Promise<number> {
           const archived = rows.reduce((n, r) => n + r.archived, 0);
           const rateLimited = emulator ? emulator.stats().rateLimited : await totalRateLimited(db);
           const failed = rows.reduce((n, r) => n + r.failed, 0);
-          console.log(`archived ${archived} items for ${customers.length} customers in ${((Date.now() - started) / 1000).toFixed(1)}s (429 responses: ${rateLimited})${failed ? `; ${failed} items failed, see: npm run archiver -- status` : ''}`);
+          console.log(
+            `archived ${archived} items for ${customers.length} customers in ${((Date.now() - started) / 1000).toFixed(1)}s (429 responses: ${rateLimited})${failed ? `; ${failed} items failed, see: npm run archiver -- status` : ''}`,
+          );
           worker.shutdown();
           return;
         }
@@ -174,7 +212,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  console.error(`[archiver] ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`[archiver] ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

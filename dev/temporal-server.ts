@@ -151,12 +151,7 @@ function describeExit(e: ExitInfo): string {
   return `exited with code ${e.code}`;
 }
 
-function buildArgs(
-  o: TemporalDevServerOptions,
-  port: number,
-  uiPort: number | undefined,
-  namespace: string,
-): string[] {
+function buildArgs(o: TemporalDevServerOptions, port: number, uiPort: number | undefined, namespace: string): string[] {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn'];
   if (uiPort === undefined) {
     args.push('--headless');

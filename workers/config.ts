@@ -16,7 +16,10 @@ export const DEFAULT_MAX_CACHED_WORKFLOWS = 1_000;
 
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233')
+    .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
@@ -24,13 +27,21 @@ const EnvSchema = z.object({
   DROPBOX_APP_KEY: z.string().min(1).optional(),
   DROPBOX_APP_SECRET: z.string().min(1).optional(),
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  ARCHIVER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m').default('30s')
+  ARCHIVER_SHUTDOWN_GRACE: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m')
+    .default('30s')
     .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
-  ARCHIVER_MAX_CACHED_WORKFLOWS: z.coerce.number({ error: 'must be a positive whole number, e.g. 1000' })
-    .int('must be a positive whole number, e.g. 1000').positive('must be a positive whole number, e.g. 1000').default(DEFAULT_MAX_CACHED_WORKFLOWS),
+  ARCHIVER_MAX_CACHED_WORKFLOWS: z.coerce
+    .number({ error: 'must be a positive whole number, e.g. 1000' })
+    .int('must be a positive whole number, e.g. 1000')
+    .positive('must be a positive whole number, e.g. 1000')
+    .default(DEFAULT_MAX_CACHED_WORKFLOWS),
   ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
-  ARCHIVER_METRICS_ADDRESS: z.union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')]).default('127.0.0.1:9464'),
+  ARCHIVER_METRICS_ADDRESS: z
+    .union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')])
+    .default('127.0.0.1:9464'),
 });
 
 export interface ArchiverConfig {
@@ -67,13 +78,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
   }
   const e = parsed.data;
   if (Boolean(e.DROPBOX_APP_KEY) !== Boolean(e.DROPBOX_APP_SECRET)) {
-    throw new ConfigError('invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.');
+    throw new ConfigError(
+      'invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.',
+    );
   }
   return {
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, apiKey: e.TEMPORAL_API_KEY, tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined,
+    },
     databaseUrl: e.DATABASE_URL,
     dropboxApiBase: e.DROPBOX_API_BASE,
-    dropboxApp: e.DROPBOX_APP_KEY && e.DROPBOX_APP_SECRET ? { key: e.DROPBOX_APP_KEY, secret: e.DROPBOX_APP_SECRET } : undefined,
+    dropboxApp:
+      e.DROPBOX_APP_KEY && e.DROPBOX_APP_SECRET ? { key: e.DROPBOX_APP_KEY, secret: e.DROPBOX_APP_SECRET } : undefined,
     shutdownGraceMs: e.ARCHIVER_SHUTDOWN_GRACE,
     maxConcurrentActivities: e.ARCHIVER_MAX_CONCURRENT_ACTIVITIES,
     maxCachedWorkflows: e.ARCHIVER_MAX_CACHED_WORKFLOWS,
@@ -85,7 +104,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
 /** The database URL, for commands that need Postgres. */
 export function requireDatabaseUrl(config: ArchiverConfig): string {
   if (!config.databaseUrl) {
-    throw new ConfigError('DATABASE_URL is not set: point it at the Archiver database, or run `npm start` first to use the embedded one.');
+    throw new ConfigError(
+      'DATABASE_URL is not set: point it at the Archiver database, or run `npm start` first to use the embedded one.',
+    );
   }
   return config.databaseUrl;
 }

@@ -18,11 +18,19 @@ async function main(): Promise<void> {
   const pool = createPool(databaseUrl, 20, logger);
   const connection = await connectWorker(config.temporal);
   const client = await connectClient(config.temporal);
-  const notifier = new ItemsNotifier({ databaseUrl, client, log: (message, fields) => { logger.warn(message, fields); } });
+  const notifier = new ItemsNotifier({
+    databaseUrl,
+    client,
+    log: (message, fields) => {
+      logger.warn(message, fields);
+    },
+  });
   try {
     // The Web UI filters on these; registering is idempotent. A cluster that forbids it (Temporal
     // Cloud registers attributes in its console) only costs a warning.
-    await ensureSearchAttributes(client).catch((err: unknown) => { logger.warn('could not register search attributes', { error: (err as Error).message }); });
+    await ensureSearchAttributes(client).catch((err: unknown) => {
+      logger.warn('could not register search attributes', { error: (err as Error).message });
+    });
     await notifier.start();
     const worker = await createArchiverWorker({
       connection,
@@ -32,7 +40,16 @@ async function main(): Promise<void> {
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxCachedWorkflows: config.maxCachedWorkflows,
     });
-    console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', message: 'worker started', namespace: config.temporal.namespace, taskQueue: worker.options.taskQueue, maxCachedWorkflows: worker.options.maxCachedWorkflows }));
+    console.log(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level: 'info',
+        message: 'worker started',
+        namespace: config.temporal.namespace,
+        taskQueue: worker.options.taskQueue,
+        maxCachedWorkflows: worker.options.maxCachedWorkflows,
+      }),
+    );
     // Temporal's runtime handles SIGINT/SIGTERM: it stops polling and lets in-flight work finish.
     await worker.run();
   } finally {

@@ -96,13 +96,16 @@ export class ItemsNotifier {
   private async flush(): Promise<void> {
     const customers = [...this.pending];
     this.pending.clear();
-    await Promise.all(customers.map(async (customerId) => {
-      try {
-        await this.options.client.workflow.getHandle(workflowIdFor(customerId)).signal(itemsAvailableSignal);
-      } catch (err) {
-        // A customer that is not running has nobody to wake; `archiver start` picks it up.
-        if (!(err instanceof WorkflowNotFoundError)) this.log('could not signal customer', { customerId, error: (err as Error).message });
-      }
-    }));
+    await Promise.all(
+      customers.map(async (customerId) => {
+        try {
+          await this.options.client.workflow.getHandle(workflowIdFor(customerId)).signal(itemsAvailableSignal);
+        } catch (err) {
+          // A customer that is not running has nobody to wake; `archiver start` picks it up.
+          if (!(err instanceof WorkflowNotFoundError))
+            this.log('could not signal customer', { customerId, error: (err as Error).message });
+        }
+      }),
+    );
   }
 }

@@ -94,7 +94,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     // spending upload attempts on requests that would be refused.
     if (batch.coolDownMs > 0 && !customer.pausedAs) {
       customer.coolingDownUntil = Date.now() + batch.coolDownMs;
-      ui.show('cooling-down', `Dropbox answered 429; waiting ${Math.ceil(batch.coolDownMs / 1000)} s before uploading again`);
+      ui.show(
+        'cooling-down',
+        `Dropbox answered 429; waiting ${Math.ceil(batch.coolDownMs / 1000)} s before uploading again`,
+      );
       await wf.condition(() => customer.pausedAs !== undefined || customer.stopping, batch.coolDownMs);
       customer.coolingDownUntil = undefined;
     }
@@ -118,7 +121,6 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   }
   wf.log.info('customer stopped', { customerId, reason: customer.stopReason });
   ui.show('idle', `stopped: ${customer.stopReason}`);
-
 }
 
 /** The pacer for this run; bad pacing limits in the input fail the workflow as BadInput. */

@@ -1,4 +1,10 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  proxyActivities,
+  sleep,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities, Throttles } from '../activities/index.js';
 import type { StagedItem } from '../activities/session-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
@@ -14,7 +20,11 @@ const uploadRetry = {
   nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
 };
 
-const uploadOptions: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '20s', retry: uploadRetry };
+const uploadOptions: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20s',
+  retry: uploadRetry,
+};
 const { uploadItem, stageItem } = proxyActivities<Activities>(uploadOptions);
 
 const commitOptions: ActivityOptions = { startToCloseTimeout: '5 minutes', retry: uploadRetry };
@@ -61,8 +71,13 @@ export interface BatchResult extends BatchOutcome {
 /** Runs one leased batch in the chosen mode. */
 export async function runBatch(run: BatchRun): Promise<BatchResult> {
   const result: BatchResult = {
-    archived: 0, failed: 0, rateLimited: 0, writeContention: 0,
-    unfinished: 0, lastError: undefined, pauseAs: undefined,
+    archived: 0,
+    failed: 0,
+    rateLimited: 0,
+    writeContention: 0,
+    unfinished: 0,
+    lastError: undefined,
+    pauseAs: undefined,
   };
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
   const parallel = (itemIds: string[], work: (itemId: string, startAt: number) => Promise<ItemThrottles>) =>
@@ -70,10 +85,18 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   // Temporal's task queue hands out tasks fairly across customers when the worker is saturated
   // (with fairness enabled on the server), so a huge backlog cannot starve the others.
   const fair = { priority: { fairnessKey: run.customerId } };
-  const request = (itemId: string, startAt: number) => ({ customerId: run.customerId, itemId, leaseToken: run.leaseToken, startAt });
+  const request = (itemId: string, startAt: number) => ({
+    customerId: run.customerId,
+    itemId,
+    leaseToken: run.leaseToken,
+    startAt,
+  });
   if (run.mode === 'single') {
     await parallel(run.itemIds, async (itemId, startAt) => {
-      const done = await uploadItem.executeWithOptions({ ...uploadOptions, ...fair, summary: `upload item ${itemId}` }, [request(itemId, startAt)]);
+      const done = await uploadItem.executeWithOptions(
+        { ...uploadOptions, ...fair, summary: `upload item ${itemId}` },
+        [request(itemId, startAt)],
+      );
       result.rateLimited += done.rateLimited;
       if (done.status === 'lease-lost') result.unfinished += 1;
       else result.archived += 1;
@@ -86,7 +109,10 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
     const staged: StagedItem[] = [];
     await parallel(toStage, async (itemId, startAt) => {
-      const done = await stageItem.executeWithOptions({ ...uploadOptions, ...fair, summary: `stage item ${itemId} for a batch commit` }, [request(itemId, startAt)]);
+      const done = await stageItem.executeWithOptions(
+        { ...uploadOptions, ...fair, summary: `stage item ${itemId} for a batch commit` },
+        [request(itemId, startAt)],
+      );
       result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
       else if (done.status === 'already-archived') result.archived += 1;
@@ -98,12 +124,18 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     // One commit at a time for this customer: Dropbox serialises writes per account anyway.
     for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
       try {
-        const committed = await commitSessions.executeWithOptions({ ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` }, [run.customerId, run.leaseToken, toCommit]);
+        const committed = await commitSessions.executeWithOptions(
+          { ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` },
+          [run.customerId, run.leaseToken, toCommit],
+        );
         result.archived += committed.archived.length;
         result.failed += committed.rejected.length;
         toStage.push(...committed.restage);
         if (committed.storageFull) {
-          result.pauseAs = { state: 'storage-full', reason: 'Dropbox answered insufficient_space when committing a batch' };
+          result.pauseAs = {
+            state: 'storage-full',
+            reason: 'Dropbox answered insufficient_space when committing a batch',
+          };
           result.lastError = result.pauseAs.reason;
         }
         toCommit = committed.retry;
@@ -131,7 +163,11 @@ type ItemThrottles = Throttles & { accepted: boolean };
  * upload gets its start time from the pacer and reports its outcome back to it.
  */
 async function inParallel(
-  itemIds: string[], pacer: UploadPacer, stopped: () => boolean, result: BatchResult, progress: (done: number) => void,
+  itemIds: string[],
+  pacer: UploadPacer,
+  stopped: () => boolean,
+  result: BatchResult,
+  progress: (done: number) => void,
   work: (itemId: string, startAt: number) => Promise<ItemThrottles>,
 ): Promise<void> {
   const queue = [...itemIds];
@@ -143,14 +179,21 @@ async function inParallel(
       const slot = pacer.slot();
       const running: Promise<void> = work(itemId, slot.startAt)
         .then((t) => {
-          pacer.done(slot, { accepted: t.accepted, rateLimited: t.rateLimited, writeContention: t.writeContention, clean: t.attempts === 1 });
+          pacer.done(slot, {
+            accepted: t.accepted,
+            rateLimited: t.rateLimited,
+            writeContention: t.writeContention,
+            clean: t.attempts === 1,
+          });
         })
         .catch((err: unknown) => {
           const type = recordFailure(`item ${itemId}`, err, result);
           if (type !== FailureType.ItemRejected) result.unfinished += 1;
           pacer.done(slot, {
-            accepted: false, clean: false,
-            rateLimited: type === FailureType.RateLimited ? 1 : 0, writeContention: type === FailureType.WriteContention ? 1 : 0,
+            accepted: false,
+            clean: false,
+            rateLimited: type === FailureType.RateLimited ? 1 : 0,
+            writeContention: type === FailureType.WriteContention ? 1 : 0,
           });
         })
         .finally(() => {
@@ -168,7 +211,7 @@ async function inParallel(
 /** Folds an activity's final failure into the batch result; returns its taxonomy type. */
 function recordFailure(what: string, err: unknown, result: BatchResult): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  const type = cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
   result.lastError = `${what}: ${cause instanceof Error ? cause.message : String(cause)}`;
   switch (type) {
     case FailureType.ItemRejected:

@@ -43,7 +43,10 @@ export class CustomerState {
   /** What the batch in flight has done so far, so totals count items as they finish rather than per batch. */
   private inFlight: BatchOutcome = NOTHING_YET;
 
-  constructor(readonly customerId: string, carried: CarriedState = {}) {
+  constructor(
+    readonly customerId: string,
+    carried: CarriedState = {},
+  ) {
     this.totals = { ...EMPTY_TOTALS, ...carried.totals };
     this.pausedAs = carried.pausedState;
     this.pauseReason = carried.pauseReason;
@@ -147,10 +150,15 @@ export class CustomerState {
 
   /** What the next run needs to go on where this one stops. */
   carryOver(): CarriedState {
-    return { totals: { ...this.totals }, pausedState: this.pausedAs, pauseReason: this.pauseReason, operatorLimits: this.operatorLimits };
+    return {
+      totals: { ...this.totals },
+      pausedState: this.pausedAs,
+      pauseReason: this.pauseReason,
+      operatorLimits: this.operatorLimits,
+    };
   }
 
   private archivedToday(today: string): number {
-    return this.totals.day === today ? this.totals.archivedToday ?? 0 : 0;
+    return this.totals.day === today ? (this.totals.archivedToday ?? 0) : 0;
   }
 }

@@ -24,7 +24,11 @@ export const FailureType = {
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Failures no retry can fix; the upload activity's retry policy stops on these. */
-export const NON_RETRYABLE_FAILURES: FailureType[] = [FailureType.AuthRevoked, FailureType.StorageFull, FailureType.ItemRejected];
+export const NON_RETRYABLE_FAILURES: FailureType[] = [
+  FailureType.AuthRevoked,
+  FailureType.StorageFull,
+  FailureType.ItemRejected,
+];
 
 /** Details attached to a RateLimited or WriteContention failure. */
 export interface ThrottleDetails {

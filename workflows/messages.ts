@@ -38,8 +38,10 @@ export function validateOperatorLimits(limits: OperatorLimits): void {
     if (!['maxRatePerSecond', 'maxConcurrency', 'maxBatchSize'].includes(key)) throw new Error(`unknown limit ${key}`);
     const value = limits[key as keyof OperatorLimits];
     if (value === null || value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new Error(`${key} must be a positive number or null, got ${String(value)}`);
-    if (key !== 'maxRatePerSecond' && !Number.isInteger(value)) throw new Error(`${key} must be a whole number, got ${value}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+      throw new Error(`${key} must be a positive number or null, got ${String(value)}`);
+    if (key !== 'maxRatePerSecond' && !Number.isInteger(value))
+      throw new Error(`${key} must be a whole number, got ${value}`);
   }
 }
 

@@ -16,7 +16,10 @@ export class WebUiView {
   /** Running: `done` of the batch's `size` items are through, at the pace of `plan`. */
   showUploading(done: number, size: number, plan: PacingPlan): void {
     const pace = `${plan.ratePerSecond.toFixed(1)}/s, up to ${plan.concurrency} at once`;
-    this.show('running', done === 0 ? `uploading a batch of ${size}, ${pace}` : `uploading ${done} of ${size} in this batch, ${pace}`);
+    this.show(
+      'running',
+      done === 0 ? `uploading a batch of ${size}, ${pace}` : `uploading ${done} of ${size} in this batch, ${pace}`,
+    );
   }
 
   /** Records `state` and says what is happening; search attributes change only when they differ, so no event is spent otherwise. */
@@ -24,11 +27,17 @@ export class WebUiView {
     const { customer } = this;
     customer.state = state;
     const live = customer.liveTotals(Date.now());
-    setCurrentDetails(`**${state}**: ${details}. Archived ${live.archived}, failed ${live.failed}, 429s ${live.rateLimited}.`);
+    setCurrentDetails(
+      `**${state}**: ${details}. Archived ${live.archived}, failed ${live.failed}, 429s ${live.rateLimited}.`,
+    );
     // The SDK emits workflow metrics only outside replay.
     const tags = { customer_id: customer.customerId };
-    metricMeter.createGauge('archiver_backlog', 'int', 'items', 'Pending items of the customer').set(customer.backlog, tags);
-    metricMeter.createGauge('archiver_rate', 'float', 'items/s', 'Items archived per second in the last batch').set(customer.ratePerSecond, tags);
+    metricMeter
+      .createGauge('archiver_backlog', 'int', 'items', 'Pending items of the customer')
+      .set(customer.backlog, tags);
+    metricMeter
+      .createGauge('archiver_rate', 'float', 'items/s', 'Items archived per second in the last batch')
+      .set(customer.ratePerSecond, tags);
     if (this.shownState === state && this.shownBacklog === customer.backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customer.customerId },

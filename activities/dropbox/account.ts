@@ -10,7 +10,10 @@ import type { CustomerTokens } from './tokens.js';
  * as a DropboxFailure typed by the taxonomy.
  */
 export class DropboxAccounts {
-  constructor(private readonly tokens: CustomerTokens, private readonly apiBase: string | undefined) {}
+  constructor(
+    private readonly tokens: CustomerTokens,
+    private readonly apiBase: string | undefined,
+  ) {}
 
   async call<T>(customerId: string, request: (dropbox: Dropbox) => Promise<T>): Promise<T> {
     const token = await this.tokens.accessToken(customerId);

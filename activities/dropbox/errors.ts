@@ -5,7 +5,10 @@ import type { ClassifiedFailure } from '../failure.js';
 /** A Dropbox failure already mapped onto the taxonomy, thrown by the adapter's own code. */
 export class DropboxFailure extends Error {
   override name = 'DropboxFailure';
-  constructor(readonly failure: ClassifiedFailure, options?: { cause?: unknown }) {
+  constructor(
+    readonly failure: ClassifiedFailure,
+    options?: { cause?: unknown },
+  ) {
     super(failure.message, options);
   }
 }

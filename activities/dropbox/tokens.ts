@@ -22,7 +22,9 @@ const EXPIRY_MARGIN_MS = 5 * 60_000;
 const DROPBOX_API = 'https://api.dropboxapi.com';
 
 function usable(tokens: StoredTokens, now = Date.now()): tokens is StoredTokens & { accessToken: string } {
-  return tokens.accessToken !== null && (tokens.expiresAt === null || tokens.expiresAt.getTime() - now > EXPIRY_MARGIN_MS);
+  return (
+    tokens.accessToken !== null && (tokens.expiresAt === null || tokens.expiresAt.getTime() - now > EXPIRY_MARGIN_MS)
+  );
 }
 
 /**
@@ -42,7 +44,8 @@ export class CustomerTokens {
   /** A token that is valid now, refreshing it first if it is missing or about to expire. */
   async accessToken(customerId: string): Promise<string> {
     const tokens = await loadTokens(this.deps.db, customerId);
-    if (!tokens) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
+    if (!tokens)
+      throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
     if (usable(tokens)) return tokens.accessToken;
     // A token without a refresh token and without a known expiry is the best we have.
     if (tokens.refreshToken === null && tokens.accessToken !== null) return tokens.accessToken;
@@ -64,11 +67,15 @@ export class CustomerTokens {
   private refreshLocked(customerId: string, rejected: string | null): Promise<string> {
     return this.deps.db.transaction(async (tx) => {
       const tokens = await lockTokens(tx, customerId);
-      if (!tokens) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
+      if (!tokens)
+        throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
       // Another worker refreshed while we waited for the lock.
       if (usable(tokens) && tokens.accessToken !== rejected) return tokens.accessToken;
       if (tokens.refreshToken === null) {
-        throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} has no Dropbox refresh token; reconnect it with: archiver reconnect ${customerId} --refresh-token …` });
+        throw new DropboxFailure({
+          type: FailureType.AuthRevoked,
+          message: `customer ${customerId} has no Dropbox refresh token; reconnect it with: archiver reconnect ${customerId} --refresh-token …`,
+        });
       }
       const { accessToken, expiresInS } = await this.requestToken(tokens.refreshToken);
       await storeAccessToken(tx, customerId, accessToken, expiresInS);
@@ -79,7 +86,11 @@ export class CustomerTokens {
   /** POST /oauth2/token with the secret in a Basic header and the refresh token in the body, never in the URL. */
   private async requestToken(refreshToken: string): Promise<{ accessToken: string; expiresInS: number }> {
     const app = this.deps.app;
-    if (!app) throw new DropboxFailure({ type: FailureType.AuthRevoked, message: 'cannot refresh Dropbox tokens: DROPBOX_APP_KEY and DROPBOX_APP_SECRET are not set' });
+    if (!app)
+      throw new DropboxFailure({
+        type: FailureType.AuthRevoked,
+        message: 'cannot refresh Dropbox tokens: DROPBOX_APP_KEY and DROPBOX_APP_SECRET are not set',
+      });
     let response: Response;
     try {
       response = await this.fetchImpl(`${(this.deps.apiBase ?? DROPBOX_API).replace(/\/+$/, '')}/oauth2/token`, {
@@ -92,7 +103,10 @@ export class CustomerTokens {
         signal: AbortSignal.timeout(30_000),
       });
     } catch (err) {
-      throw new DropboxFailure({ type: FailureType.Transient, message: `token refresh failed: ${(err as Error).name}: ${(err as Error).message}` });
+      throw new DropboxFailure({
+        type: FailureType.Transient,
+        message: `token refresh failed: ${(err as Error).name}: ${(err as Error).message}`,
+      });
     }
     const text = await response.text();
     let body: { access_token?: unknown; expires_in?: unknown; error?: unknown } = {};
@@ -102,15 +116,31 @@ export class CustomerTokens {
       // Dropbox sometimes answers in plain text; the status decides below.
     }
     if (response.ok && typeof body.access_token === 'string') {
-      return { accessToken: body.access_token, expiresInS: typeof body.expires_in === 'number' ? body.expires_in : 14_400 };
+      return {
+        accessToken: body.access_token,
+        expiresInS: typeof body.expires_in === 'number' ? body.expires_in : 14_400,
+      };
     }
     const reason = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`;
     if (response.status === 429) {
       const retryAfterS = Number(response.headers.get('retry-after'));
-      return Promise.reject(new DropboxFailure({ type: FailureType.RateLimited, message: 'token refresh was rate limited', retryAfterMs: (retryAfterS > 0 ? retryAfterS : 5) * 1000 }));
+      return Promise.reject(
+        new DropboxFailure({
+          type: FailureType.RateLimited,
+          message: 'token refresh was rate limited',
+          retryAfterMs: (retryAfterS > 0 ? retryAfterS : 5) * 1000,
+        }),
+      );
     }
-    if (response.status >= 500) throw new DropboxFailure({ type: FailureType.Transient, message: `token refresh failed: Dropbox answered ${response.status}` });
+    if (response.status >= 500)
+      throw new DropboxFailure({
+        type: FailureType.Transient,
+        message: `token refresh failed: Dropbox answered ${response.status}`,
+      });
     // invalid_grant: the refresh token is revoked; invalid_client: the app's key or secret is wrong.
-    throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `Dropbox refused to refresh the token (${reason})` });
+    throw new DropboxFailure({
+      type: FailureType.AuthRevoked,
+      message: `Dropbox refused to refresh the token (${reason})`,
+    });
   }
 }

@@ -28,7 +28,11 @@ export function baselineActivities(ctx: DesignContext): BaselineActivities {
       } catch (err) {
         if (err instanceof ApplicationFailure) {
           const retryable = !err.nonRetryable && !NON_RETRYABLE_FAILURES.includes(err.type as never);
-          return { ok: false, retryable, retryAfterMs: err.nextRetryDelay === undefined ? undefined : msToNumber(err.nextRetryDelay) };
+          return {
+            ok: false,
+            retryable,
+            retryAfterMs: err.nextRetryDelay === undefined ? undefined : msToNumber(err.nextRetryDelay),
+          };
         }
         return { ok: false, retryable: true, retryAfterMs: undefined };
       }

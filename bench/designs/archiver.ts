@@ -11,17 +11,29 @@ export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> 
   const { connection, client } = ctx.temporal ?? stack.temporal;
   const taskQueue = `bench-${ctx.tag}`;
   const worker = await createArchiverWorker({
-    connection, namespace: 'default', taskQueue,
+    connection,
+    namespace: 'default',
+    taskQueue,
     activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
-    workflowBundle: stack.bundle, shutdownGraceMs: 2_000, maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,
+    workflowBundle: stack.bundle,
+    shutdownGraceMs: 2_000,
+    maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,
   });
   const running = worker.run();
   return {
     async add(ids) {
-      await mapLimit(ids, 64, (id) => startCustomer(client, id, `Bench ${id}`, { taskQueue, ...(ctx.commitMode ? { commitMode: ctx.commitMode } : {}) }));
+      await mapLimit(ids, 64, (id) =>
+        startCustomer(client, id, `Bench ${id}`, {
+          taskQueue,
+          ...(ctx.commitMode ? { commitMode: ctx.commitMode } : {}),
+        }),
+      );
     },
     async status(id) {
-      return client.workflow.getHandle(workflowIdFor(id)).query(statusQuery).catch(() => undefined);
+      return client.workflow
+        .getHandle(workflowIdFor(id))
+        .query(statusQuery)
+        .catch(() => undefined);
     },
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();

@@ -33,7 +33,9 @@ export function startCron(ctx: DesignContext): RunningDesign {
     const batch = await acts.fetchBatch(customerId, CRON.batchSize);
     await Promise.all(batch.items.map((item) => thread(customerId, item.id, batch.leaseToken)));
   };
-  const tick = (): void => { for (const c of customers) track(job(c)); };
+  const tick = (): void => {
+    for (const c of customers) track(job(c));
+  };
   const timer = setInterval(tick, CRON.intervalMs);
   return {
     add(ids) {

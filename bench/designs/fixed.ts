@@ -29,9 +29,12 @@ export function startFixed(ctx: DesignContext): RunningDesign {
         continue;
       }
       const queue = batch.items.map((i) => i.id);
-      await Promise.all(Array.from({ length: FIXED.concurrency }, async () => {
-        for (let id = queue.shift(); id !== undefined && !stopped; id = queue.shift()) await uploadUntilDone(customerId, id, batch.leaseToken);
-      }));
+      await Promise.all(
+        Array.from({ length: FIXED.concurrency }, async () => {
+          for (let id = queue.shift(); id !== undefined && !stopped; id = queue.shift())
+            await uploadUntilDone(customerId, id, batch.leaseToken);
+        }),
+      );
     }
   };
   return {

@@ -5,18 +5,28 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export class Slots {
   private free: number;
   private readonly waiting: Array<() => void> = [];
-  constructor(size: number) { this.free = size; }
+  constructor(size: number) {
+    this.free = size;
+  }
   async acquire(): Promise<void> {
-    if (this.free > 0) { this.free -= 1; return; }
+    if (this.free > 0) {
+      this.free -= 1;
+      return;
+    }
     await new Promise<void>((r) => this.waiting.push(r));
   }
   release(): void {
     const next = this.waiting.shift();
-    if (next) next(); else this.free += 1;
+    if (next) next();
+    else this.free += 1;
   }
   async with<T>(work: () => Promise<T>): Promise<T> {
     await this.acquire();
-    try { return await work(); } finally { this.release(); }
+    try {
+      return await work();
+    } finally {
+      this.release();
+    }
   }
 }
 

@@ -17,7 +17,11 @@ export interface DesignContext {
 }
 
 /** What the controller reports (the archiver's status query); baselines have none. */
-export interface ControllerStatus { batchSize: number; concurrency: number; ratePerSecond: number }
+export interface ControllerStatus {
+  batchSize: number;
+  concurrency: number;
+  ratePerSecond: number;
+}
 
 export interface RunningDesign {
   /** Starts archiving these customers (their rows and items exist). */

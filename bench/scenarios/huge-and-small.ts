@@ -34,11 +34,18 @@ export const hugeAndSmall: Scenario = async (stack, { quick, designs, log }) => 
   const [hugeItems, smallCount, smallItems] = quick ? [3_000, 5, 50] : [20_000, 20, 100];
   const fewSlots = hugeAndSmallSlots(smallCount + 1);
   const rows: ResultRow[] = [];
-  type Variant = { design: DesignName; fairness: boolean | null; slots: number; temporal?: () => Promise<BenchTemporal> };
+  type Variant = {
+    design: DesignName;
+    fairness: boolean | null;
+    slots: number;
+    temporal?: () => Promise<BenchTemporal>;
+  };
   // Every design with the usual slots (the archiver on the default server, fairness on)…
-  const variants: Variant[] = designs.map((design) => design === 'archiver'
-    ? { design, fairness: true, slots: WORKER_SLOTS, temporal: () => Promise.resolve(stack.temporal) }
-    : { design, fairness: null, slots: WORKER_SLOTS });
+  const variants: Variant[] = designs.map((design) =>
+    design === 'archiver'
+      ? { design, fairness: true, slots: WORKER_SLOTS, temporal: () => Promise.resolve(stack.temporal) }
+      : { design, fairness: null, slots: WORKER_SLOTS },
+  );
   // …then the archiver with few slots, fairness on (the default server) and off (a second server).
   if (designs.includes('archiver')) {
     variants.push(
@@ -49,34 +56,73 @@ export const hugeAndSmall: Scenario = async (stack, { quick, designs, log }) => 
   for (const variant of variants) {
     const { design, fairness, slots } = variant;
     const temporal = await variant.temporal?.();
-    if (temporal && temporal.fairness !== fairness) throw new Error(`expected a Temporal server with fairness ${String(fairness)}`);
+    if (temporal && temporal.fairness !== fairness)
+      throw new Error(`expected a Temporal server with fairness ${String(fairness)}`);
     const label = `${fairness === null ? design : `${design}-fair-${fairness ? 'on' : 'off'}`}-${slots}slots`;
     const measure = async (withHuge: boolean) => {
       const tag = `has-${label}-${withHuge ? 'mixed' : 'alone'}${quick ? '-q' : ''}`;
       const huge = `${tag}-huge`;
       const smalls = Array.from({ length: smallCount }, (_, i) => `${tag}-small-${i}`);
-      log(`huge-and-small/${label}: ${smallCount}×${smallItems} small items ${withHuge ? `beside ${hugeItems} huge` : 'alone'}, R=${R}/s each, ${slots} slots`);
-      const run = await runDesign(stack, {
-        tag, design, limit: R, watch: withHuge ? huge : smalls[0], slots, ...(temporal ? { temporal } : {}),
-        groups: [...(withHuge ? [{ ids: [huge], items: hugeItems }] : []), { ids: smalls, items: smallItems, atS: SMALL_AT_S }],
-        done: async ({ archivedOf }) => (await archivedOf(smalls)) >= smalls.length * smallItems,
-        maxSeconds: quick ? 120 : 400,
-      }, async (db) => ({ latencies: await latencies(db, smalls), hugeArchived: withHuge ? (await latencies(db, [huge])).length : 0 }));
+      log(
+        `huge-and-small/${label}: ${smallCount}×${smallItems} small items ${withHuge ? `beside ${hugeItems} huge` : 'alone'}, R=${R}/s each, ${slots} slots`,
+      );
+      const run = await runDesign(
+        stack,
+        {
+          tag,
+          design,
+          limit: R,
+          watch: withHuge ? huge : smalls[0],
+          slots,
+          ...(temporal ? { temporal } : {}),
+          groups: [
+            ...(withHuge ? [{ ids: [huge], items: hugeItems }] : []),
+            { ids: smalls, items: smallItems, atS: SMALL_AT_S },
+          ],
+          done: async ({ archivedOf }) => (await archivedOf(smalls)) >= smalls.length * smallItems,
+          maxSeconds: quick ? 120 : 400,
+        },
+        async (db) => ({
+          latencies: await latencies(db, smalls),
+          hugeArchived: withHuge ? (await latencies(db, [huge])).length : 0,
+        }),
+      );
       const c = run.collected as { latencies: number[]; hugeArchived: number };
-      return { run, p50: percentile(c.latencies, 50), p95: percentile(c.latencies, 95), archived: c.latencies.length, hugeArchived: c.hugeArchived };
+      return {
+        run,
+        p50: percentile(c.latencies, 50),
+        p95: percentile(c.latencies, 95),
+        archived: c.latencies.length,
+        hugeArchived: c.hugeArchived,
+      };
     };
     const alone = await measure(false);
     const mixed = await measure(true);
     const row: ResultRow = {
-      scenario: 'huge-and-small', design, fairness, workerSlots: slots, limit: R, hugeItems, smallCustomers: smallCount, smallItems,
-      smallP50Seconds: round(mixed.p50, 2), smallP95Seconds: round(mixed.p95, 2),
-      aloneP50Seconds: round(alone.p50, 2), aloneP95Seconds: round(alone.p95, 2),
+      scenario: 'huge-and-small',
+      design,
+      fairness,
+      workerSlots: slots,
+      limit: R,
+      hugeItems,
+      smallCustomers: smallCount,
+      smallItems,
+      smallP50Seconds: round(mixed.p50, 2),
+      smallP95Seconds: round(mixed.p95, 2),
+      aloneP50Seconds: round(alone.p50, 2),
+      aloneP95Seconds: round(alone.p95, 2),
       smallP95Ratio: round(mixed.p95 !== null && alone.p95 ? mixed.p95 / alone.p95 : null),
-      smallArchived: mixed.archived, aloneArchived: alone.archived, hugeArchivedMeanwhile: mixed.hugeArchived,
+      smallArchived: mixed.archived,
+      aloneArchived: alone.archived,
+      hugeArchivedMeanwhile: mixed.hugeArchived,
       timedOut: mixed.run.timedOut || alone.run.timedOut,
-      series: mixed.run.series, aloneSeries: alone.run.series, events: [{ t: SMALL_AT_S, label: 'small customers arrive' }],
+      series: mixed.run.series,
+      aloneSeries: alone.run.series,
+      events: [{ t: SMALL_AT_S, label: 'small customers arrive' }],
     };
-    log(`huge-and-small/${label}: smallP95Ratio ${String(row.smallP95Ratio)} (p95 ${String(row.smallP95Seconds)} s beside the huge one, ${String(row.aloneP95Seconds)} s alone)`);
+    log(
+      `huge-and-small/${label}: smallP95Ratio ${String(row.smallP95Ratio)} (p95 ${String(row.smallP95Seconds)} s beside the huge one, ${String(row.aloneP95Seconds)} s alone)`,
+    );
     rows.push(row);
   }
   return rows;

@@ -23,16 +23,34 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // ---------------------------------------------------------------------------
 // Processes, from /proc (Linux).
 
-function readSafe(path: string): string { try { return readFileSync(path, 'utf8'); } catch { return ''; } }
-function readdirSafe(path: string): string[] { try { return readdirSync(path); } catch { return []; } }
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+function readdirSafe(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 const CLK_TCK = (() => {
-  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
 })();
 
 function childrenOf(pid: number): number[] {
-  return readdirSafe(`/proc/${pid}/task`).flatMap((tid) => readSafe(`/proc/${pid}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
+  return readdirSafe(`/proc/${pid}/task`).flatMap((tid) =>
+    readSafe(`/proc/${pid}/task/${tid}/children`).split(' ').filter(Boolean).map(Number),
+  );
 }
 
 /** The process and all its descendants. */
@@ -61,7 +79,8 @@ function cpuSeconds(pids: number[]): number {
 /** Sum of a /proc/<pid>/status field (VmRSS, VmHWM) in MiB. */
 function statusMiB(pids: number[], field: 'VmRSS' | 'VmHWM'): number {
   let kb = 0;
-  for (const pid of pids) kb += Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readSafe(`/proc/${pid}/status`))?.[1] ?? 0);
+  for (const pid of pids)
+    kb += Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readSafe(`/proc/${pid}/status`))?.[1] ?? 0);
   return kb / 1024;
 }
 
@@ -71,21 +90,34 @@ function cpuMeter(groups: Record<string, () => number[]>): () => Record<string, 
   const start = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, cpuSeconds(pids())]));
   return () => {
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    return Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, ((cpuSeconds(pids()) - (start[k] ?? 0)) / wall) * 100]));
+    return Object.fromEntries(
+      Object.entries(groups).map(([k, pids]) => [k, ((cpuSeconds(pids()) - (start[k] ?? 0)) / wall) * 100]),
+    );
   };
 }
 
 // ---------------------------------------------------------------------------
 // The worker process.
 
-interface WorkerProcess { child: ChildProcess; pid: number; maxCachedWorkflows: number; stop(): Promise<void> }
+interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  maxCachedWorkflows: number;
+  stop(): Promise<void>;
+}
 
 /** `node --import tsx workers/main.ts` (what `npm run worker` runs, without npm's extra processes). */
 async function startWorkerProcess(env: Record<string, string>, logFile: string): Promise<WorkerProcess> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const k of ['TEMPORAL_API_KEY', 'DROPBOX_APP_KEY', 'DROPBOX_APP_SECRET']) delete childEnv[k];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const killOnExit = (): void => { child.kill('SIGKILL'); };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    cwd: ROOT,
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
   process.on('exit', killOnExit);
   const log = createWriteStream(logFile, { flags: 'a' });
   let output = '';
@@ -97,12 +129,23 @@ async function startWorkerProcess(env: Record<string, string>, logFile: string):
       if (output.length < 20_000) output += chunk.toString();
       const line = /^\{.*"worker started".*\}$/m.exec(output)?.[0];
       if (line) {
-        maxCachedWorkflows = Number((JSON.parse(line) as { maxCachedWorkflows?: number }).maxCachedWorkflows ?? maxCachedWorkflows);
+        maxCachedWorkflows = Number(
+          (JSON.parse(line) as { maxCachedWorkflows?: number }).maxCachedWorkflows ?? maxCachedWorkflows,
+        );
         resolve();
       }
     });
-    child.stderr.on('data', (chunk: Buffer) => { log.write(chunk); if (output.length < 20_000) output += chunk.toString(); });
-    void exited.then(() => reject(new Error(`worker exited with ${String(child.exitCode ?? child.signalCode)} before starting:\n${output.slice(-2000)}`)));
+    child.stderr.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      if (output.length < 20_000) output += chunk.toString();
+    });
+    void exited.then(() =>
+      reject(
+        new Error(
+          `worker exited with ${String(child.exitCode ?? child.signalCode)} before starting:\n${output.slice(-2000)}`,
+        ),
+      ),
+    );
     setTimeout(() => reject(new Error(`worker did not start within 120 s:\n${output.slice(-2000)}`)), 120_000).unref();
   });
   const stop = async (): Promise<void> => {
@@ -121,7 +164,14 @@ async function startWorkerProcess(env: Record<string, string>, logFile: string):
     await stop();
     throw err;
   }
-  return { child, pid: child.pid as number, get maxCachedWorkflows() { return maxCachedWorkflows; }, stop };
+  return {
+    child,
+    pid: child.pid as number,
+    get maxCachedWorkflows() {
+      return maxCachedWorkflows;
+    },
+    stop,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -137,17 +187,29 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
   const client = await connectClient({ address: stack.temporal.address, namespace: SCALE_NAMESPACE });
   let worker: WorkerProcess | undefined;
   try {
-    worker = await startWorkerProcess({
-      TEMPORAL_ADDRESS: stack.temporal.address, TEMPORAL_NAMESPACE: SCALE_NAMESPACE, TEMPORAL_TLS: 'false',
-      DATABASE_URL: database.url, DROPBOX_API_BASE: stack.emulator.url,
-      ARCHIVER_METRICS_ADDRESS: 'off', ARCHIVER_LOG_LEVEL: 'WARN', ARCHIVER_SHUTDOWN_GRACE: '2s',
-      // Set ARCHIVER_MAX_CACHED_WORKFLOWS for the benchmark to try another cache size.
-      ...(process.env.ARCHIVER_MAX_CACHED_WORKFLOWS ? { ARCHIVER_MAX_CACHED_WORKFLOWS: process.env.ARCHIVER_MAX_CACHED_WORKFLOWS } : {}),
-    }, join(stack.dir, 'scale-worker.log'));
+    worker = await startWorkerProcess(
+      {
+        TEMPORAL_ADDRESS: stack.temporal.address,
+        TEMPORAL_NAMESPACE: SCALE_NAMESPACE,
+        TEMPORAL_TLS: 'false',
+        DATABASE_URL: database.url,
+        DROPBOX_API_BASE: stack.emulator.url,
+        ARCHIVER_METRICS_ADDRESS: 'off',
+        ARCHIVER_LOG_LEVEL: 'WARN',
+        ARCHIVER_SHUTDOWN_GRACE: '2s',
+        // Set ARCHIVER_MAX_CACHED_WORKFLOWS for the benchmark to try another cache size.
+        ...(process.env.ARCHIVER_MAX_CACHED_WORKFLOWS
+          ? { ARCHIVER_MAX_CACHED_WORKFLOWS: process.env.ARCHIVER_MAX_CACHED_WORKFLOWS }
+          : {}),
+      },
+      join(stack.dir, 'scale-worker.log'),
+    );
     const workerPid = worker.pid;
     const workerTree = (): number[] => tree(workerPid);
     const startRssMB = statusMiB(workerTree(), 'VmRSS');
-    log(`scale/archiver: worker pid ${workerPid} (maxCachedWorkflows ${worker.maxCachedWorkflows}, RSS ${startRssMB.toFixed(0)} MB); starting ${customers} customers`);
+    log(
+      `scale/archiver: worker pid ${workerPid} (maxCachedWorkflows ${worker.maxCachedWorkflows}, RSS ${startRssMB.toFixed(0)} MB); starting ${customers} customers`,
+    );
 
     const t0 = Date.now();
     await mapLimit(ids, 64, (id) => startCustomer(client, id, `Bench ${id}`));
@@ -162,11 +224,16 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
       await sleep(1_000);
     }
     const settleSeconds = (Date.now() - t0) / 1000;
-    log(`scale/archiver: started in ${startAllSeconds.toFixed(1)} s, ${idle}/${customers} idle after ${settleSeconds.toFixed(1)} s, worker RSS ${statusMiB(workerTree(), 'VmRSS').toFixed(0)} MB`);
+    log(
+      `scale/archiver: started in ${startAllSeconds.toFixed(1)} s, ${idle}/${customers} idle after ${settleSeconds.toFixed(1)} s, worker RSS ${statusMiB(workerTree(), 'VmRSS').toFixed(0)} MB`,
+    );
     await sleep(3_000);
 
     const benchChildren = (): number[] => childrenOf(process.pid);
-    const postgresPids = (): number[] => benchChildren().filter((pid) => readSafe(`/proc/${pid}/comm`).trim() === 'postgres').flatMap(tree);
+    const postgresPids = (): number[] =>
+      benchChildren()
+        .filter((pid) => readSafe(`/proc/${pid}/comm`).trim() === 'postgres')
+        .flatMap(tree);
     const meter = cpuMeter({
       worker: workerTree,
       server: () => (stack.temporal.pid ? tree(stack.temporal.pid) : []),
@@ -177,7 +244,9 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
     const cpu = meter();
     const rss = statusMiB(workerTree(), 'VmRSS');
     const peakRss = statusMiB(workerTree(), 'VmHWM');
-    log(`scale/archiver: idle ${idleWindowS} s: worker ${(cpu.worker ?? 0).toFixed(2)}% CPU, RSS ${rss.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); Temporal ${(cpu.server ?? 0).toFixed(2)}%`);
+    log(
+      `scale/archiver: idle ${idleWindowS} s: worker ${(cpu.worker ?? 0).toFixed(2)}% CPU, RSS ${rss.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); Temporal ${(cpu.server ?? 0).toFixed(2)}%`,
+    );
 
     // One item for an idle customer, woken by the worker's own notifier, until it is archived.
     const wakes: number[] = [];
@@ -188,12 +257,30 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
       wakes.push((Date.now() - w) / 1000);
     }
     const row: ResultRow = {
-      scenario: 'scale', design: 'archiver', customers, idleCustomers: idle, startAllSeconds: round(startAllSeconds, 1), settleSeconds: round(settleSeconds, 1),
+      scenario: 'scale',
+      design: 'archiver',
+      customers,
+      idleCustomers: idle,
+      startAllSeconds: round(startAllSeconds, 1),
+      settleSeconds: round(settleSeconds, 1),
       maxCachedWorkflows: worker.maxCachedWorkflows,
-      workerRssMB: round(rss, 0), workerPeakRssMB: round(peakRss, 0), workerStartRssMB: round(startRssMB, 0), workerRssAfterWakesMB: round(statusMiB(workerTree(), 'VmRSS'), 0),
-      idleCpuPercent: round(cpu.worker, 2), idleWindowSeconds: idleWindowS,
-      serverIdleCpuPercent: round(cpu.server, 2), postgresIdleCpuPercent: round(cpu.postgres, 2), benchProcessIdleCpuPercent: round(cpu.bench, 2),
-      wakeSeconds: round(percentile([...wakes].sort((a, b) => a - b), 50), 2), wakeSamples: wakes.map((w) => round(w, 2)),
+      workerRssMB: round(rss, 0),
+      workerPeakRssMB: round(peakRss, 0),
+      workerStartRssMB: round(startRssMB, 0),
+      workerRssAfterWakesMB: round(statusMiB(workerTree(), 'VmRSS'), 0),
+      idleCpuPercent: round(cpu.worker, 2),
+      idleWindowSeconds: idleWindowS,
+      serverIdleCpuPercent: round(cpu.server, 2),
+      postgresIdleCpuPercent: round(cpu.postgres, 2),
+      benchProcessIdleCpuPercent: round(cpu.bench, 2),
+      wakeSeconds: round(
+        percentile(
+          [...wakes].sort((a, b) => a - b),
+          50,
+        ),
+        2,
+      ),
+      wakeSamples: wakes.map((w) => round(w, 2)),
       note: 'the worker is workers/main.ts in its own process (RSS/CPU from /proc, incl. children); CPU in % of one core; serverIdleCpuPercent: the Temporal dev server',
     };
     return [row];

@@ -12,7 +12,9 @@ import { workflowBundle } from '../support/stack.js';
  * Histories recorded from real runs (`npm run record-histories`), replayed against today's workflow
  * code: a change that would break a running workflow fails here.
  */
-const files = readdirSync(HISTORIES_DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(HISTORIES_DIR, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 function load(file: string) {
   return historyFromJSON(JSON.parse(readFileSync(join(HISTORIES_DIR.pathname, file), 'utf8')));
@@ -30,11 +32,12 @@ describe('replay of recorded histories', () => {
   });
 
   // Patch markers carry the patch id in their payload, as JSON.
-  const markers = (file: string) => (load(file).events ?? [])
-    .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
-    .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((p) => p.payloads ?? []))
-    .map((payload) => Buffer.from(payload.data ?? []).toString('utf8'))
-    .join();
+  const markers = (file: string) =>
+    (load(file).events ?? [])
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((p) => p.payloads ?? []))
+      .map((payload) => Buffer.from(payload.data ?? []).toString('utf8'))
+      .join();
 
   it(`records the ${VERIFY_CREDENTIALS_ON_RESUME} patch where a needs-reauth customer resumes`, () => {
     expect(markers('resume-checks-credentials.json')).toContain(`"id":"${VERIFY_CREDENTIALS_ON_RESUME}"`);
@@ -43,11 +46,14 @@ describe('replay of recorded histories', () => {
   it('detects history the current code would not produce (the check can fail)', async () => {
     const history = load(files[0] as string);
     // Pretend the recorded run scheduled a different first activity than today's code does.
-    const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
+    const scheduled = history.events?.find(
+      (e) => e.activityTaskScheduledEventAttributes,
+    )?.activityTaskScheduledEventAttributes;
     if (!scheduled?.activityType) throw new Error('recorded history schedules no activity');
     expect(scheduled.activityType.name).toBe('fetchBatch');
     scheduled.activityType.name = 'uploadItem';
-    await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: 'tampered' }, history))
-      .rejects.toBeInstanceOf(DeterminismViolationError);
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: 'tampered' }, history),
+    ).rejects.toBeInstanceOf(DeterminismViolationError);
   });
 });

@@ -35,15 +35,27 @@ export function useArchiverStack(options: ArchiverStackOptions = {}): ArchiverSt
   let stopWorker: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     [stack.database, stack.temporal, stack.emulator, stack.media] = await Promise.all([
-      freshDatabase(), connectTemporal(options.namespace), startDropboxEmulator(options.emulator), startMediaServer(),
+      freshDatabase(),
+      connectTemporal(options.namespace),
+      startDropboxEmulator(options.emulator),
+      startMediaServer(),
     ]);
     if (options.worker !== false) {
-      ({ stop: stopWorker } = await startTestWorker(stack.temporal, { db: stack.database.db, dropboxApiBase: stack.emulator.url, ...options.worker }));
+      ({ stop: stopWorker } = await startTestWorker(stack.temporal, {
+        db: stack.database.db,
+        dropboxApiBase: stack.emulator.url,
+        ...options.worker,
+      }));
     }
   });
   afterAll(async () => {
     await stopWorker?.();
-    await Promise.allSettled([stack.temporal?.close(), stack.database?.close(), stack.emulator?.stop(), stack.media?.stop()]);
+    await Promise.allSettled([
+      stack.temporal?.close(),
+      stack.database?.close(),
+      stack.emulator?.stop(),
+      stack.media?.stop(),
+    ]);
   });
   return stack;
 }

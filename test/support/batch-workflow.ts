@@ -21,7 +21,12 @@ export async function runOneBatch({ itemIds, mode, caps = {} }: BatchWorkflowInp
   pacer.busy();
   const progress: number[] = [];
   const result = await runBatch({
-    customerId: 'batch-test', leaseToken: 'lease-1', itemIds, mode, stopped: () => false, pacer,
+    customerId: 'batch-test',
+    leaseToken: 'lease-1',
+    itemIds,
+    mode,
+    stopped: () => false,
+    pacer,
     onProgress: (done) => progress.push(done),
   });
   return { ...result, progress, pacer: pacer.state };

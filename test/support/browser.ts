@@ -32,7 +32,7 @@ export async function launchChromium(): Promise<Browser> {
   } catch {
     throw new Error(
       `Chromium is not installed at ${CHROMIUM_PATH}; the Web UI test needs it. ` +
-        'Install Debian\'s package (as root): apt-get update && apt-get install -y --no-install-recommends chromium ' +
+        "Install Debian's package (as root): apt-get update && apt-get install -y --no-install-recommends chromium " +
         '(.ci/run does this in CI). Do not use `npx playwright install`.',
     );
   }

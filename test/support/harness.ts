@@ -13,7 +13,10 @@ import { eventually, workflowBundle, type TestTemporal } from './stack.js';
 export const HISTORIES_DIR = new URL('../replay/histories/', import.meta.url);
 
 /** An in-process worker on the test file's own task queue, with the real workflow bundle. */
-export async function startTestWorker(temporal: TestTemporal, activities: ActivityDeps): Promise<{ worker: Worker; stop: () => Promise<void> }> {
+export async function startTestWorker(
+  temporal: TestTemporal,
+  activities: ActivityDeps,
+): Promise<{ worker: Worker; stop: () => Promise<void> }> {
   const worker = await createArchiverWorker({
     connection: temporal.connection,
     namespace: temporal.namespace,
@@ -33,7 +36,11 @@ export async function startTestWorker(temporal: TestTemporal, activities: Activi
 }
 
 /** Starts a customer's workflow directly on the test task queue, with optional input overrides. */
-export async function startArchiving(temporal: TestTemporal, customerId: string, input: Partial<ArchiveCustomerInput> = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof archiveCustomer>> {
+export async function startArchiving(
+  temporal: TestTemporal,
+  customerId: string,
+  input: Partial<ArchiveCustomerInput> = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof archiveCustomer>> {
   return temporal.client.workflow.start(archiveCustomer, {
     taskQueue: temporal.taskQueue,
     workflowId: workflowIdFor(customerId),
@@ -47,13 +54,22 @@ export function status(client: Client, customerId: string): Promise<CustomerStat
 }
 
 /** Waits until the customer's status satisfies `predicate`, returning that status. */
-export async function statusWhen(client: Client, customerId: string, predicate: (s: CustomerStatus) => boolean, timeoutMs = 60_000): Promise<CustomerStatus> {
+export async function statusWhen(
+  client: Client,
+  customerId: string,
+  predicate: (s: CustomerStatus) => boolean,
+  timeoutMs = 60_000,
+): Promise<CustomerStatus> {
   let last: CustomerStatus | undefined;
   try {
-    return await eventually(async () => {
-      last = await status(client, customerId);
-      return predicate(last) ? last : undefined;
-    }, timeoutMs, `status of ${customerId}`);
+    return await eventually(
+      async () => {
+        last = await status(client, customerId);
+        return predicate(last) ? last : undefined;
+      },
+      timeoutMs,
+      `status of ${customerId}`,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
   }
@@ -67,7 +83,8 @@ export async function statusWhen(client: Client, customerId: string, predicate: 
 export async function recordHistory(client: Client, customerId: string, name: string): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
   const runs = [];
-  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(customerId)}'` })) runs.push(run);
+  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(customerId)}'` }))
+    runs.push(run);
   const first = runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())[0];
   if (!first) throw new Error(`no runs of ${workflowIdFor(customerId)} to record`);
   const history = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();

@@ -11,7 +11,14 @@ export interface TestItemSpec {
 }
 
 /** Inserts a customer (idempotent; an undefined token keeps its credentials) and `count` pending items with synthetic media; returns their ids. */
-export async function insertItems(db: Db, customerId: string, token: string | undefined, mediaBase: string, count: number, spec: TestItemSpec = {}): Promise<string[]> {
+export async function insertItems(
+  db: Db,
+  customerId: string,
+  token: string | undefined,
+  mediaBase: string,
+  count: number,
+  spec: TestItemSpec = {},
+): Promise<string[]> {
   await upsertCustomer(db, { id: customerId, name: `Customer ${customerId}`, accessToken: token });
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
@@ -22,7 +29,14 @@ export async function insertItems(db: Db, customerId: string, token: string | un
     const [row] = await db.query<{ id: string }>(
       `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, body, size_bytes)
        VALUES ($1, $2, now(), $3, $4, $5, $6) RETURNING id`,
-      [customerId, kind, { extension: '100', media: name, bytes }, isSms ? null : spec.sourceUrl ?? syntheticUrl(mediaBase, name, bytes), isSms ? `sms ${name}` : null, bytes],
+      [
+        customerId,
+        kind,
+        { extension: '100', media: name, bytes },
+        isSms ? null : (spec.sourceUrl ?? syntheticUrl(mediaBase, name, bytes)),
+        isSms ? `sms ${name}` : null,
+        bytes,
+      ],
     );
     ids.push(String(row?.id));
   }

@@ -6,7 +6,14 @@
  * Simulated time, so tests of the controller's dynamics are exact and not at the mercy of a
  * noisy machine.
  */
-import { elapse, initialPacing, observe, plan, type OperatorLimits, type PacingState } from '../../workflows/pacing/controller.js';
+import {
+  elapse,
+  initialPacing,
+  observe,
+  plan,
+  type OperatorLimits,
+  type PacingState,
+} from '../../workflows/pacing/controller.js';
 
 export interface SimOptions {
   seconds: number;
@@ -27,7 +34,13 @@ export interface SimSecond {
   concurrency: number;
 }
 
-interface Upload { startedAt: number; atCut: number; rateLimited: number; sendAt: number; clean: boolean }
+interface Upload {
+  startedAt: number;
+  atCut: number;
+  rateLimited: number;
+  sendAt: number;
+  clean: boolean;
+}
 
 export function simulate(options: SimOptions): { seconds: SimSecond[]; state: PacingState } {
   const latency = options.latencyMs ?? 30;
@@ -59,7 +72,10 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
       if (u.doneAt !== undefined && u.doneAt <= now) {
         inFlight.splice(i, 1);
         state = observe(state, {
-          accepted: true, rateLimited: u.rateLimited, writeContention: 0, startedAtCut: u.atCut,
+          accepted: true,
+          rateLimited: u.rateLimited,
+          writeContention: 0,
+          startedAtCut: u.atCut,
           cleanDurationMs: u.clean ? now - u.startedAt : undefined,
         });
       }
@@ -67,7 +83,11 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
     // Requests reach Dropbox at sendAt; the answer arrives a round trip later.
     for (const u of inFlight) {
       if (u.doneAt !== undefined || u.sendAt > now) continue;
-      if (now < throttledUntil) { u.sendAt = throttledUntil; u.clean = false; continue; }
+      if (now < throttledUntil) {
+        u.sendAt = throttledUntil;
+        u.clean = false;
+        continue;
+      }
       if (limit === null || tokens >= 1) {
         if (limit !== null) tokens -= 1;
         s.accepted++;

@@ -51,7 +51,10 @@ export interface TestTemporal {
  * Connects to the suite's Temporal server, in `namespace` (see namespaces.ts) or 'default';
  * `address` connects to another server instead, e.g. one a test file started for itself.
  */
-export async function connectTemporal(namespace: ProcessTestNamespace | 'default' = 'default', address: string = inject('temporalAddress')): Promise<TestTemporal> {
+export async function connectTemporal(
+  namespace: ProcessTestNamespace | 'default' = 'default',
+  address: string = inject('temporalAddress'),
+): Promise<TestTemporal> {
   const connection = await NativeConnection.connect({ address });
   const clientConnection = await Connection.connect({ address });
   return {
@@ -75,7 +78,11 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -85,7 +92,10 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -23,8 +23,12 @@ export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
       output += chunk.toString();
       if (output.includes('worker started')) resolve();
     });
-    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('exit', (code) =>
+      reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)),
+    );
   });
   return { child, started };
 }
@@ -42,7 +46,12 @@ export function workerProcesses(stack: () => WorkerStack): { spawn(): WorkerProc
   return {
     spawn() {
       const { temporal, database, emulator } = stack();
-      const worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, DATABASE_URL: database.url, DROPBOX_API_BASE: emulator.url });
+      const worker = spawnWorkerProcess({
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: temporal.namespace,
+        DATABASE_URL: database.url,
+        DROPBOX_API_BASE: emulator.url,
+      });
       children.push(worker.child);
       return worker;
     },

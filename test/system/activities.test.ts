@@ -15,24 +15,39 @@ let activities: ReturnType<typeof createActivities>;
 const TOKEN = 'token-activities';
 
 beforeAll(async () => {
-  [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'acct' }] }), startMediaServer()]);
+  [database, emulator, media] = await Promise.all([
+    freshDatabase(),
+    startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'acct' }] }),
+    startMediaServer(),
+  ]);
   activities = createActivities({ db: database.db, dropboxApiBase: emulator.url, leaseTtlMs: 60_000 });
 });
 afterAll(async () => {
   await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment().run(fn, ...args);
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
+  new MockActivityEnvironment().run(fn, ...args);
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApplicationFailure);
   return err as ApplicationFailure;
 }
 
 async function row(id: string) {
-  const [r] = await database.db.query<{ state: string; last_error: string | null; content_hash: string | null; remote_path: string | null; rate_limited_count: number; metadata: { media: string; bytes: number }; kind: 'voicemail' }>(
-    'SELECT * FROM archive_items WHERE id = $1', [id]);
+  const [r] = await database.db.query<{
+    state: string;
+    last_error: string | null;
+    content_hash: string | null;
+    remote_path: string | null;
+    rate_limited_count: number;
+    metadata: { media: string; bytes: number };
+    kind: 'voicemail';
+  }>('SELECT * FROM archive_items WHERE id = $1', [id]);
   if (!r) throw new Error(`no item ${id}`);
   return r;
 }
@@ -55,7 +70,9 @@ describe('fetchBatch', () => {
     const customer = uniqueName('throttled');
     await insertItems(database.db, customer, TOKEN, media.url, 1);
     expect((await run(activities.fetchBatch, customer, 1)).coolDownMs).toBe(0);
-    await database.db.query(`UPDATE customers SET throttled_until = now() + interval '5 seconds' WHERE id = $1`, [customer]);
+    await database.db.query(`UPDATE customers SET throttled_until = now() + interval '5 seconds' WHERE id = $1`, [
+      customer,
+    ]);
     const batch = await run(activities.fetchBatch, customer, 1);
     expect(batch.coolDownMs).toBeGreaterThan(3_000);
     expect(batch.coolDownMs).toBeLessThanOrEqual(5_000);
@@ -75,11 +92,17 @@ describe('fetchBatch', () => {
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
     const first = await run(activities.fetchBatch, customer, 1);
     expect((await run(activities.fetchBatch, customer, 1)).items).toHaveLength(0);
-    await database.db.query(`UPDATE archive_items SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [id]);
+    await database.db.query(`UPDATE archive_items SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [
+      id,
+    ]);
     const again = await run(activities.fetchBatch, customer, 1);
     expect(again.items.map((i) => i.id)).toEqual([id]);
     // The old lease holder can no longer complete the item.
-    const outcome = await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: first.leaseToken });
+    const outcome = await run(activities.uploadItem, {
+      customerId: customer,
+      itemId: id as string,
+      leaseToken: first.leaseToken,
+    });
     expect(outcome.status).toBe('lease-lost');
     expect((await row(id as string)).state).toBe('leased');
   });
@@ -90,7 +113,11 @@ describe('uploadItem', () => {
     const customer = uniqueName('upload');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { bytes: 70_000 });
     const batch = await run(activities.fetchBatch, customer, 1);
-    const outcome = await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken });
+    const outcome = await run(activities.uploadItem, {
+      customerId: customer,
+      itemId: id as string,
+      leaseToken: batch.leaseToken,
+    });
     expect(outcome).toMatchObject({ itemId: id, status: 'archived', bytes: 70_000, rateLimited: 0 });
     const r = await row(id as string);
     const hash = dropboxContentHash(expectedContent(r.metadata, r.kind));
@@ -102,7 +129,10 @@ describe('uploadItem', () => {
   it("stores the item where the customer's path template says", async () => {
     const customer = uniqueName('template');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { kind: 'fax' });
-    await database.db.query(`UPDATE customers SET folder_root = '/Acme', path_template = '{root}/{kind}/{id}.{ext}' WHERE id = $1`, [customer]);
+    await database.db.query(
+      `UPDATE customers SET folder_root = '/Acme', path_template = '{root}/{kind}/{id}.{ext}' WHERE id = $1`,
+      [customer],
+    );
     const batch = await run(activities.fetchBatch, customer, 1);
     await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken });
     expect((await row(id as string)).remote_path).toBe(`/Acme/Fax/${id}.pdf`);
@@ -127,7 +157,10 @@ describe('uploadItem', () => {
     const request = { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken };
     await run(activities.uploadItem, request);
     // Simulate a crash after Dropbox stored the file but before the row was marked.
-    await database.db.query(`UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute' WHERE id = $1`, [id, batch.leaseToken]);
+    await database.db.query(
+      `UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute' WHERE id = $1`,
+      [id, batch.leaseToken],
+    );
     expect((await run(activities.uploadItem, request)).status).toBe('archived');
     const r = await row(id as string);
     expect(emulator.files('acct').filter((f) => f.pathDisplay === r.remote_path)).toMatchObject([{ writes: 1 }]);
@@ -176,8 +209,15 @@ describe('uploadItem', () => {
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1);
     const batch = await run(activities.fetchBatch, customer, 1);
     const startAt = Date.now() + 700;
-    await run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken, startAt });
-    const [r] = await database.db.query<{ archived_at: Date }>('SELECT archived_at FROM archive_items WHERE id = $1', [id]);
+    await run(activities.uploadItem, {
+      customerId: customer,
+      itemId: id as string,
+      leaseToken: batch.leaseToken,
+      startAt,
+    });
+    const [r] = await database.db.query<{ archived_at: Date }>('SELECT archived_at FROM archive_items WHERE id = $1', [
+      id,
+    ]);
     expect(r?.archived_at.getTime()).toBeGreaterThanOrEqual(startAt - 50);
   });
 
@@ -185,7 +225,9 @@ describe('uploadItem', () => {
     const customer = uniqueName('gone');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { sourceUrl: `${media.url}/missing` });
     const batch = await run(activities.fetchBatch, customer, 1);
-    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }));
+    const failure = await failureOf(
+      run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }),
+    );
     expect(failure.type).toBe('ItemRejected');
     expect(failure.nonRetryable).toBe(true);
     expect(await row(id as string)).toMatchObject({ state: 'failed', last_error: expect.stringContaining('404') });
@@ -197,9 +239,14 @@ describe('uploadItem', () => {
     const batch = await run(activities.fetchBatch, customer, 1);
     await run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken });
     // Same id (hence same path), different bytes: put the row back with another media name.
-    await database.db.query(`UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute',
-      source_url = replace(source_url, 'bytes=500', 'bytes=501') WHERE id = $1`, [first, batch.leaseToken]);
-    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken }));
+    await database.db.query(
+      `UPDATE archive_items SET state = 'leased', lease_token = $2, lease_expires_at = now() + interval '1 minute',
+      source_url = replace(source_url, 'bytes=500', 'bytes=501') WHERE id = $1`,
+      [first, batch.leaseToken],
+    );
+    const failure = await failureOf(
+      run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken }),
+    );
     expect(failure.type).toBe('ItemRejected');
     expect(failure.message).toContain('conflict');
     expect((await row(first as string)).state).toBe('failed');
@@ -210,7 +257,9 @@ describe('uploadItem', () => {
     const token = 'definitely-not-a-known-token';
     const [id] = await insertItems(database.db, customer, token, media.url, 1);
     const batch = await run(activities.fetchBatch, customer, 1);
-    const failure = await failureOf(run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }));
+    const failure = await failureOf(
+      run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }),
+    );
     expect(failure.type).toBe('AuthRevoked');
     expect(failure.nonRetryable).toBe(true);
     expect(JSON.stringify({ m: failure.message, d: failure.details })).not.toContain(token);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { itemsAvailableSignal, pauseSignal, resumeSignal, setLimitsUpdate, stopSignal, type ArchiveCustomerInput } from '../../workflows/messages.js';
+import {
+  itemsAvailableSignal,
+  pauseSignal,
+  resumeSignal,
+  setLimitsUpdate,
+  stopSignal,
+  type ArchiveCustomerInput,
+} from '../../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
 import { DEFAULT_PACING_LIMITS } from '../../workflows/pacing/controller.js';
 import { recordHistory, startArchiving, status, statusWhen } from '../support/harness.js';
@@ -9,17 +16,23 @@ import { useArchiverStack } from '../support/archiver-stack.js';
 
 const TOKEN = 'token-workflow';
 
-
 const stack = useArchiverStack({ emulator: { accounts: [{ token: TOKEN, accountId: 'wf' }] } });
 
 async function pendingOrArchived(customerId: string): Promise<Record<string, number>> {
-  const rows = await stack.database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = $1 GROUP BY state', [customerId]);
+  const rows = await stack.database.db.query<{ state: string; n: string }>(
+    'SELECT state, count(*) AS n FROM archive_items WHERE customer_id = $1 GROUP BY state',
+    [customerId],
+  );
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
 async function searchAttributesOf(customerId: string) {
   const d = await stack.temporal.client.workflow.getHandle(workflowIdFor(customerId)).describe();
-  return { customerId: d.typedSearchAttributes.get(searchAttributes.customerId), state: d.typedSearchAttributes.get(searchAttributes.state), backlog: d.typedSearchAttributes.get(searchAttributes.backlog) };
+  return {
+    customerId: d.typedSearchAttributes.get(searchAttributes.customerId),
+    state: d.typedSearchAttributes.get(searchAttributes.state),
+    backlog: d.typedSearchAttributes.get(searchAttributes.backlog),
+  };
 }
 
 describe('archiveCustomer workflow', () => {
@@ -27,7 +40,11 @@ describe('archiveCustomer workflow', () => {
     const customer = uniqueName('drain');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 60);
     const handle = await startArchiving(stack.temporal, customer);
-    const done = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'idle' && s.totals.archived === 60);
+    const done = await statusWhen(
+      stack.temporal.client,
+      customer,
+      (s) => s.state === 'idle' && s.totals.archived === 60,
+    );
     expect(done).toMatchObject({ customerId: customer, backlog: 0, totals: { archived: 60, failed: 0 } });
     // Without a 429 the controller is still in slow start: the pace grew from the initial rate.
     expect(done.pacedRatePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
@@ -36,13 +53,18 @@ describe('archiveCustomer workflow', () => {
     // Every upload carries the customer as its fairness key, so a saturated task queue is shared.
     const firstRun = stack.temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
     const uploads = ((await firstRun.fetchHistory()).events ?? [])
-      .map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'uploadItem');
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.activityType?.name === 'uploadItem');
     expect(uploads.length).toBeGreaterThan(0);
     for (const a of uploads) expect(a?.priority?.fairnessKey).toBe(customer);
-    await eventually(async () => {
-      const sa = await searchAttributesOf(customer);
-      return sa.state === 'idle' ? sa : undefined;
-    }, 20_000, 'ArchiverState=idle');
+    await eventually(
+      async () => {
+        const sa = await searchAttributesOf(customer);
+        return sa.state === 'idle' ? sa : undefined;
+      },
+      20_000,
+      'ArchiverState=idle',
+    );
     expect(await searchAttributesOf(customer)).toEqual({ customerId: customer, state: 'idle', backlog: 0 });
     await recordHistory(stack.temporal.client, customer, 'drain');
   });
@@ -62,7 +84,9 @@ describe('archiveCustomer workflow', () => {
     const customer = uniqueName('cool');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 5);
     // As if an upload had just been answered 429 with Retry-After: 3.
-    await stack.database.db.query(`UPDATE customers SET throttled_until = now() + interval '3 seconds' WHERE id = $1`, [customer]);
+    await stack.database.db.query(`UPDATE customers SET throttled_until = now() + interval '3 seconds' WHERE id = $1`, [
+      customer,
+    ]);
     const uploadsBefore = stack.emulator.stats().uploads;
     await startArchiving(stack.temporal, customer);
     const cooling = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'cooling-down', 10_000);
@@ -76,7 +100,10 @@ describe('archiveCustomer workflow', () => {
   it('pauses without starting new uploads and resumes where it stopped', async () => {
     const customer = uniqueName('pause');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 30);
-    const handle = await startArchiving(stack.temporal, customer, { pausedState: 'paused', pauseReason: 'maintenance' });
+    const handle = await startArchiving(stack.temporal, customer, {
+      pausedState: 'paused',
+      pauseReason: 'maintenance',
+    });
     const paused = await statusWhen(stack.temporal.client, customer, (s) => s.state === 'paused');
     expect(paused.pauseReason).toBe('maintenance');
     expect(await pendingOrArchived(customer)).toEqual({ pending: 30 });
@@ -102,7 +129,11 @@ describe('archiveCustomer workflow', () => {
     const s = await statusWhen(stack.temporal.client, customer, (x) => x.state === 'needs-reauth');
     expect(s.pauseReason).toMatch(/invalid_access_token/);
     expect(s.pauseReason).not.toContain('revoked-token');
-    await eventually(async () => ((await pendingOrArchived(customer)).pending === 10 ? true : undefined), 10_000, 'items released');
+    await eventually(
+      async () => ((await pendingOrArchived(customer)).pending === 10 ? true : undefined),
+      10_000,
+      'items released',
+    );
     expect((await searchAttributesOf(customer)).state).toBe('needs-reauth');
     // Once credentials are fixed, resume archives everything.
     await stack.database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
@@ -118,11 +149,17 @@ describe('archiveCustomer workflow', () => {
     await statusWhen(stack.temporal.client, customer, (x) => x.state === 'needs-reauth');
     // An operator resumes before fixing anything: the workflow checks and stays paused.
     await handle.signal(resumeSignal);
-    const refused = await statusWhen(stack.temporal.client, customer, (x) => (x.pauseReason ?? '').startsWith('resume refused'));
+    const refused = await statusWhen(stack.temporal.client, customer, (x) =>
+      (x.pauseReason ?? '').startsWith('resume refused'),
+    );
     expect(refused.state).toBe('needs-reauth');
     await stack.database.db.query('UPDATE customers SET dropbox_access_token = $2 WHERE id = $1', [customer, TOKEN]);
     await handle.signal(resumeSignal);
-    const resumed = await statusWhen(stack.temporal.client, customer, (x) => x.totals.archived === 3 && x.state === 'idle');
+    const resumed = await statusWhen(
+      stack.temporal.client,
+      customer,
+      (x) => x.totals.archived === 3 && x.state === 'idle',
+    );
     expect(resumed.lastError).toBeUndefined();
     await recordHistory(stack.temporal.client, customer, 'resume-checks-credentials');
   });
@@ -130,27 +167,45 @@ describe('archiveCustomer workflow', () => {
   it('applies operator caps from setLimits, rejecting bad ones before they reach history', async () => {
     const customer = uniqueName('caps');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 30);
-    const handle = await startArchiving(stack.temporal, customer, { pausedState: 'paused', pauseReason: 'set caps first' });
+    const handle = await startArchiving(stack.temporal, customer, {
+      pausedState: 'paused',
+      pauseReason: 'set caps first',
+    });
     await statusWhen(stack.temporal.client, customer, (s) => s.state === 'paused');
-    const rejection = (caps: object) => handle.executeUpdate(setLimitsUpdate, { args: [caps] }).then(() => 'accepted', (err: { cause?: Error }) => err.cause?.message);
+    const rejection = (caps: object) =>
+      handle.executeUpdate(setLimitsUpdate, { args: [caps] }).then(
+        () => 'accepted',
+        (err: { cause?: Error }) => err.cause?.message,
+      );
     expect(await rejection({ maxConcurrency: 0 })).toMatch(/maxConcurrency must be a positive number/);
     expect(await rejection({ maxBatchSize: 2.5 })).toMatch(/whole number/);
-    const caps = await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 5 }] });
+    const caps = await handle.executeUpdate(setLimitsUpdate, {
+      args: [{ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 5 }],
+    });
     expect(caps).toEqual({ maxConcurrency: 1, maxBatchSize: 4, maxRatePerSecond: 5 });
     const history = await handle.fetchHistory();
     // A rejected update leaves no trace in history.
     expect(history.events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(1);
     await handle.signal(resumeSignal);
-    const done = await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 30 && s.state === 'idle');
+    const done = await statusWhen(
+      stack.temporal.client,
+      customer,
+      (s) => s.totals.archived === 30 && s.state === 'idle',
+    );
     expect(done.operatorLimits).toEqual(caps);
     // At most 4 items per batch: 30 items took at least 8 batches.
     expect(done.totals.batches).toBeGreaterThanOrEqual(8);
     // At most 5 starts a second (uncapped, the controller starts at 10/s and grows): 30 items took ≥ 5.8 s.
     expect(done.pacedRatePerSecond).toBeLessThanOrEqual(5);
     const [span] = await stack.database.db.query<{ seconds: number }>(
-      'SELECT extract(epoch FROM max(archived_at) - min(archived_at))::float AS seconds FROM archive_items WHERE customer_id = $1', [customer]);
+      'SELECT extract(epoch FROM max(archived_at) - min(archived_at))::float AS seconds FROM archive_items WHERE customer_id = $1',
+      [customer],
+    );
     expect(span?.seconds).toBeGreaterThanOrEqual(5.4);
-    expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({ maxBatchSize: 4, maxRatePerSecond: 5 });
+    expect(await handle.executeUpdate(setLimitsUpdate, { args: [{ maxConcurrency: null }] })).toEqual({
+      maxBatchSize: 4,
+      maxRatePerSecond: 5,
+    });
   });
 
   it('ends cleanly on stop, finishing the batch in flight', async () => {
@@ -168,7 +223,12 @@ describe('archiveCustomer workflow', () => {
     const customer = uniqueName('can');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 150);
     const handle = await startArchiving(stack.temporal, customer);
-    const done = await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 150 && s.state === 'idle', 90_000);
+    const done = await statusWhen(
+      stack.temporal.client,
+      customer,
+      (s) => s.totals.archived === 150 && s.state === 'idle',
+      90_000,
+    );
     const description = await handle.describe();
     // The suite's server suggests continue-as-new at a small history size (see global setup).
     expect(description.runId).not.toBe(handle.firstExecutionRunId);
@@ -176,8 +236,11 @@ describe('archiveCustomer workflow', () => {
     expect(await pendingOrArchived(customer)).toEqual({ archived: 150 });
     expect((await status(stack.temporal.client, customer)).totals.archived).toBe(150);
     // The pacing controller's state rides along: the first run hands it to the next.
-    const first = await stack.temporal.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
-    const carried = first.events?.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
+    const first = await stack.temporal.client.workflow
+      .getHandle(handle.workflowId, handle.firstExecutionRunId)
+      .fetchHistory();
+    const carried = first.events?.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)
+      ?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
     const input = JSON.parse(Buffer.from(carried?.data ?? []).toString('utf8')) as ArchiveCustomerInput;
     expect(input.controller?.ratePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
     expect(input.totals?.archived).toBeGreaterThan(0);

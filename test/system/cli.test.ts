@@ -17,26 +17,48 @@ let media: MediaServer;
 let stopWorker: () => Promise<void>;
 
 beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([freshDatabase(), connectTemporal('cli'), startDropboxEmulator(), startMediaServer()]);
+  [database, temporal, emulator, media] = await Promise.all([
+    freshDatabase(),
+    connectTemporal('cli'),
+    startDropboxEmulator(),
+    startMediaServer(),
+  ]);
   // The CLI starts workflows on the production task queue; this file has a namespace of its own.
-  ({ stop: stopWorker } = await startTestWorker({ ...temporal, taskQueue: TASK_QUEUE }, { db: database.db, dropboxApiBase: emulator.url }));
+  ({ stop: stopWorker } = await startTestWorker(
+    { ...temporal, taskQueue: TASK_QUEUE },
+    { db: database.db, dropboxApiBase: emulator.url },
+  ));
 });
 afterAll(async () => {
   await stopWorker?.();
   await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-interface CliResult { code: number; stdout: string; stderr: string }
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** `npm run seed -- …`, the development script, against this file's database. */
 const seed = (args: string[]): Promise<CliResult> => archiver(args, {}, 'dev/seed.ts');
 
 /** Runs `npm run archiver -- …` as operators do (without npm's banner), against this file's stack. */
-async function archiver(args: string[], env: Record<string, string> = {}, script = 'client/cli.ts'): Promise<CliResult> {
+async function archiver(
+  args: string[],
+  env: Record<string, string> = {},
+  script = 'client/cli.ts',
+): Promise<CliResult> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: 'cli', DATABASE_URL: database.url, ...env },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: 'cli',
+        DATABASE_URL: database.url,
+        ...env,
+      },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -49,7 +71,18 @@ describe('archiver CLI', () => {
   it('explains itself with --help, on the program and on each command', async () => {
     const help = await archiver(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['customers', 'start', 'status', 'pause', 'resume', 'reconnect', 'set-limits', 'retry-failed', 'stop']) expect(help.stdout).toContain(command);
+    for (const command of [
+      'customers',
+      'start',
+      'status',
+      'pause',
+      'resume',
+      'reconnect',
+      'set-limits',
+      'retry-failed',
+      'stop',
+    ])
+      expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
     expect(start.stdout).toContain('--all');
     expect((await archiver(['customers', 'add', '--help'])).stdout).toContain('--access-token');
@@ -72,7 +105,9 @@ describe('archiver CLI', () => {
 
     const json = await archiver(['status', id, '--json']);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject([{ customerId: id, state: 'idle', backlog: 0, totals: { archived: 12 } }]);
+    expect(JSON.parse(json.stdout)).toMatchObject([
+      { customerId: id, state: 'idle', backlog: 0, totals: { archived: 12 } },
+    ]);
     const table = await archiver(['status']);
     expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG\s+TODAY\s+ARCHIVED/);
     expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12\\s+12\\s+0`));
@@ -99,7 +134,9 @@ describe('archiver CLI', () => {
     await insertItems(database.db, id, undefined, media.url, 8);
     expect((await archiver(['start', id, '--commit-mode', 'sessions'])).code).toBe(0);
     await statusWhen(temporal.client, id, (s) => s.totals.archived === 8 && s.state === 'idle');
-    expect(emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200']).toBeGreaterThanOrEqual(1);
+    expect(
+      emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200'],
+    ).toBeGreaterThanOrEqual(1);
     expect(emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();
     const bogus = await archiver(['start', id, '--commit-mode', 'sometimes']);
     expect(bogus.code).toBe(2);
@@ -114,26 +151,46 @@ describe('archiver CLI', () => {
     const [gone] = await insertItems(database.db, id, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
     await insertItems(database.db, id, undefined, media.url, 3);
     await archiver(['start', id]);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 3 && s.totals.failed === 1 && s.state === 'idle');
+    await statusWhen(
+      temporal.client,
+      id,
+      (s) => s.totals.archived === 3 && s.totals.failed === 1 && s.state === 'idle',
+    );
 
     const capped = await archiver(['set-limits', id, '--max-rate', '5', '--max-concurrency', '2']);
     expect(capped).toMatchObject({ code: 0, stdout: expect.stringContaining('"maxRatePerSecond":5') });
-    expect((await statusWhen(temporal.client, id, () => true)).operatorLimits).toEqual({ maxRatePerSecond: 5, maxConcurrency: 2 });
+    expect((await statusWhen(temporal.client, id, () => true)).operatorLimits).toEqual({
+      maxRatePerSecond: 5,
+      maxConcurrency: 2,
+    });
     expect((await archiver(['status', id])).stdout).toContain('5/s,W≤2');
     const off = await archiver(['set-limits', id, '--max-concurrency', 'off']);
     expect(off.stderr).toBe('');
     expect(off.stdout).toContain('{"maxRatePerSecond":5}');
     const badCap = await archiver(['set-limits', id, '--max-batch', '0']);
-    expect(badCap).toMatchObject({ code: 2, stderr: expect.stringContaining('--max-batch must be a positive number or "off"') });
+    expect(badCap).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--max-batch must be a positive number or "off"'),
+    });
     const fractional = await archiver(['set-limits', id, '--max-batch', '1.5']);
-    expect(fractional).toMatchObject({ code: 2, stderr: expect.stringContaining('limits refused: maxBatchSize must be a whole number') });
+    expect(fractional).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('limits refused: maxBatchSize must be a whole number'),
+    });
 
     // The media is back: re-driving the failed item archives it.
-    await database.db.query(`UPDATE archive_items SET source_url = replace(source_url, '/missing', $2) WHERE id = $1`, [gone, `/synthetic/back-${id}?bytes=10`]);
+    await database.db.query(`UPDATE archive_items SET source_url = replace(source_url, '/missing', $2) WHERE id = $1`, [
+      gone,
+      `/synthetic/back-${id}?bytes=10`,
+    ]);
     expect((await archiver(['retry-failed', id, '--kind', 'fax'])).stdout).toContain('0 failed items re-queued');
-    expect((await archiver(['retry-failed', id, '--since', '2000-01-01'])).stdout).toContain('1 failed items re-queued');
+    expect((await archiver(['retry-failed', id, '--since', '2000-01-01'])).stdout).toContain(
+      '1 failed items re-queued',
+    );
     await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
-    expect((await archiver(['retry-failed', id, '--since', 'yesterday-ish'])).stderr).toContain('--since must be a date');
+    expect((await archiver(['retry-failed', id, '--since', 'yesterday-ish'])).stderr).toContain(
+      '--since must be a date',
+    );
 
     const stopped = await archiver(['stop', id]);
     expect(stopped).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: stopped; marked disconnected`) });
@@ -171,7 +228,9 @@ describe('archiver CLI', () => {
     expect(ok).toMatchObject({ code: 0, stdout: expect.stringContaining('credentials work') });
     expect(ok.stdout).not.toContain(token);
     await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
-    expect((await archiver(['reconnect', 'nobody', '--refresh-token', 'x'])).stderr).toContain('unknown customer "nobody"');
+    expect((await archiver(['reconnect', 'nobody', '--refresh-token', 'x'])).stderr).toContain(
+      'unknown customer "nobody"',
+    );
   });
 
   it('names the problem and exits 2 for unknown customers, bad arguments and bad configuration', async () => {
@@ -188,7 +247,15 @@ describe('archiver CLI', () => {
     expect(badConfig.code).toBe(2);
     expect(badConfig.stderr).toContain('DATABASE_URL');
     expect(badConfig.stderr).not.toContain('hunter2');
-    const badTemplate = await archiver(['customers', 'add', 'tpl', '--name', 'x', '--path-template', '{root}/{date}.{ext}']);
+    const badTemplate = await archiver([
+      'customers',
+      'add',
+      'tpl',
+      '--name',
+      'x',
+      '--path-template',
+      '{root}/{date}.{ext}',
+    ]);
     expect(badTemplate).toMatchObject({ code: 2, stderr: expect.stringContaining('must contain {id}') });
     const emptyToken = await archiver(['customers', 'add', 'empty', '--name', 'x', '--access-token', ' ']);
     expect(emptyToken).toMatchObject({ code: 2, stderr: expect.stringContaining('--access-token must not be empty') });
@@ -201,7 +268,10 @@ describe('archiver CLI', () => {
     const prefix = uniqueName('seed');
     const result = await seed(['--customers', '2', '--items', '5', '--prefix', prefix, '--media-base', media.url]);
     expect(result.code).toBe(0);
-    const [row] = await database.db.query<{ n: string }>(`SELECT count(*) AS n FROM archive_items WHERE customer_id LIKE $1`, [`${prefix}-%`]);
+    const [row] = await database.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM archive_items WHERE customer_id LIKE $1`,
+      [`${prefix}-%`],
+    );
     expect(Number(row?.n)).toBe(10);
   });
 });

@@ -5,12 +5,10 @@ import { uniqueName } from '../support/stack.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
 import { expectArchivedExactlyOnce } from '../support/verify.js';
 
-
 const CUSTOMERS = 3;
 const ITEMS = 300;
 /** Per-token uploads per second: low enough that the pipeline's growing concurrency runs into 429s. */
 const RATE = 15;
-
 
 const stack = useArchiverStack({ emulator: { uploadsPerSecond: RATE } });
 
@@ -21,10 +19,17 @@ it(`drains ${CUSTOMERS} customers × ${ITEMS} items under a rate limit, each ite
   });
   for (const c of customers) {
     stack.emulator.addAccount({ token: c.token, accountId: c.accountId });
-    await insertItems(stack.database.db, c.id, c.token, stack.media.url, ITEMS, { kind: 'call_recording', bytes: 2_000 });
+    await insertItems(stack.database.db, c.id, c.token, stack.media.url, ITEMS, {
+      kind: 'call_recording',
+      bytes: 2_000,
+    });
   }
   await Promise.all(customers.map((c) => startArchiving(stack.temporal, c.id)));
-  const statuses = await Promise.all(customers.map((c) => statusWhen(stack.temporal.client, c.id, (s) => s.totals.archived === ITEMS && s.state === 'idle', 240_000)));
+  const statuses = await Promise.all(
+    customers.map((c) =>
+      statusWhen(stack.temporal.client, c.id, (s) => s.totals.archived === ITEMS && s.state === 'idle', 240_000),
+    ),
+  );
   await recordHistory(stack.temporal.client, customers[0]?.id as string, 'drain-under-429');
 
   expect(stack.emulator.stats().rateLimited).toBeGreaterThan(0);

@@ -29,12 +29,27 @@ function newAccount(init: { scopes?: string[] } = {}): { token: string; accountI
 }
 
 async function failureOf(promise: Promise<unknown>) {
-  const err = await promise.then(() => { throw new Error('expected the call to fail'); }, (e: unknown) => e);
+  const err = await promise.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: unknown) => e,
+  );
   return classifyDropboxError(err);
 }
 
-function upload(token: string, path = `/c/${uniqueName('f')}.bin`, contents: Uint8Array = Buffer.from('hello'), extra: Record<string, unknown> = {}) {
-  return createDropboxClient({ accessToken: token, apiBase: emulator.url }).filesUpload({ path, contents, mode: { '.tag': 'add' }, ...extra });
+function upload(
+  token: string,
+  path = `/c/${uniqueName('f')}.bin`,
+  contents: Uint8Array = Buffer.from('hello'),
+  extra: Record<string, unknown> = {},
+) {
+  return createDropboxClient({ accessToken: token, apiBase: emulator.url }).filesUpload({
+    path,
+    contents,
+    mode: { '.tag': 'add' },
+    ...extra,
+  });
 }
 
 describe('classifyDropboxError against the emulator', () => {
@@ -49,7 +64,11 @@ describe('classifyDropboxError against the emulator', () => {
     emulator.queueFaults(accountId, [{ route: 'files/upload', fault: 'too_many_requests_text', retryAfter: 2 }]);
     const failure = await failureOf(upload(token));
     expect(failure).toMatchObject({ type: 'RateLimited', retryAfterMs: 2000 });
-    expect(toApplicationFailure(failure)).toMatchObject({ type: 'RateLimited', nextRetryDelay: 2000, nonRetryable: false });
+    expect(toApplicationFailure(failure)).toMatchObject({
+      type: 'RateLimited',
+      nextRetryDelay: 2000,
+      nonRetryable: false,
+    });
   });
 
   it('429 without Retry-After or retry_after → RateLimited with the default backoff', async () => {
@@ -84,7 +103,10 @@ describe('classifyDropboxError against the emulator', () => {
   it('a reset connection → Transient', async () => {
     const { token, accountId } = newAccount();
     emulator.queueFaults(accountId, [{ route: 'files/upload', fault: 'reset' }]);
-    expect(await failureOf(upload(token))).toMatchObject({ type: 'Transient', message: expect.stringContaining('network error') });
+    expect(await failureOf(upload(token))).toMatchObject({
+      type: 'Transient',
+      message: expect.stringContaining('network error'),
+    });
   });
 
   it('401 expired_access_token → AuthExpired', async () => {
@@ -99,7 +121,10 @@ describe('classifyDropboxError against the emulator', () => {
 
   it('401 missing_scope → AuthRevoked (the customer must grant files.content.write)', async () => {
     const { token } = newAccount({ scopes: ['files.metadata.read'] });
-    expect(await failureOf(upload(token))).toMatchObject({ type: 'AuthRevoked', message: expect.stringContaining('missing_scope') });
+    expect(await failureOf(upload(token))).toMatchObject({
+      type: 'AuthRevoked',
+      message: expect.stringContaining('missing_scope'),
+    });
   });
 
   it('409 path/insufficient_space → StorageFull', async () => {
@@ -111,19 +136,33 @@ describe('classifyDropboxError against the emulator', () => {
   it('409 conflict, malformed_path, disallowed_name → ItemRejected', async () => {
     const { token } = newAccount();
     await upload(token, '/c/taken.bin', Buffer.from('one'));
-    expect(await failureOf(upload(token, '/c/taken.bin', Buffer.from('two')))).toMatchObject({ type: 'ItemRejected', message: expect.stringContaining('conflict') });
-    expect(await failureOf(upload(token, `/c/${'x'.repeat(300)}.bin`))).toMatchObject({ type: 'ItemRejected', message: expect.stringContaining('malformed_path') });
-    expect(await failureOf(upload(token, '/c/desktop.ini'))).toMatchObject({ type: 'ItemRejected', message: expect.stringContaining('disallowed_name') });
+    expect(await failureOf(upload(token, '/c/taken.bin', Buffer.from('two')))).toMatchObject({
+      type: 'ItemRejected',
+      message: expect.stringContaining('conflict'),
+    });
+    expect(await failureOf(upload(token, `/c/${'x'.repeat(300)}.bin`))).toMatchObject({
+      type: 'ItemRejected',
+      message: expect.stringContaining('malformed_path'),
+    });
+    expect(await failureOf(upload(token, '/c/desktop.ini'))).toMatchObject({
+      type: 'ItemRejected',
+      message: expect.stringContaining('disallowed_name'),
+    });
   });
 
   it('409 content_hash_mismatch → Transient (corrupted in transit: send again)', async () => {
     const { token } = newAccount();
-    expect(await failureOf(upload(token, undefined, Buffer.from('abc'), { content_hash: 'a'.repeat(64) }))).toMatchObject({ type: 'Transient' });
+    expect(
+      await failureOf(upload(token, undefined, Buffer.from('abc'), { content_hash: 'a'.repeat(64) })),
+    ).toMatchObject({ type: 'Transient' });
   });
 
   it('400 plain-text request errors → ItemRejected', async () => {
     const { token } = newAccount();
-    expect(await failureOf(upload(token, 'no-leading-slash'))).toMatchObject({ type: 'ItemRejected', message: expect.stringContaining('400') });
+    expect(await failureOf(upload(token, 'no-leading-slash'))).toMatchObject({
+      type: 'ItemRejected',
+      message: expect.stringContaining('400'),
+    });
   });
 
   it('a refresh token Dropbox no longer honours → AuthRevoked, without the token in the message', async () => {

@@ -18,15 +18,25 @@ afterAll(() => {
 });
 
 async function countByState(customerIds: string[]): Promise<Record<string, number>> {
-  const rows = await stack.database.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM archive_items WHERE customer_id = ANY($1) GROUP BY state', [customerIds]);
+  const rows = await stack.database.db.query<{ state: string; n: string }>(
+    'SELECT state, count(*) AS n FROM archive_items WHERE customer_id = ANY($1) GROUP BY state',
+    [customerIds],
+  );
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
 it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a new one takes over', async () => {
-  const customers = [uniqueName('crash'), uniqueName('crash')].map((id) => ({ id, accountId: id, token: `token-${id}` }));
+  const customers = [uniqueName('crash'), uniqueName('crash')].map((id) => ({
+    id,
+    accountId: id,
+    token: `token-${id}`,
+  }));
   for (const c of customers) {
     stack.emulator.addAccount({ token: c.token, accountId: c.accountId });
-    await insertItems(stack.database.db, c.id, c.token, stack.media.url, ITEMS, { kind: 'call_recording', bytes: 50_000 });
+    await insertItems(stack.database.db, c.id, c.token, stack.media.url, ITEMS, {
+      kind: 'call_recording',
+      bytes: 50_000,
+    });
   }
   const ids = customers.map((c) => c.id);
   const first = workers.spawn();
@@ -34,17 +44,27 @@ it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a ne
   await Promise.all(customers.map((c) => startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, c.id)));
 
   // Kill it while items are in flight: some archived, some leased, some still pending.
-  const atKill = await eventually(async () => {
-    const counts = await countByState(ids);
-    return (counts.archived ?? 0) >= 60 && (counts.leased ?? 0) > 0 ? counts : undefined;
-  }, 60_000, 'a drain in progress');
+  const atKill = await eventually(
+    async () => {
+      const counts = await countByState(ids);
+      return (counts.archived ?? 0) >= 60 && (counts.leased ?? 0) > 0 ? counts : undefined;
+    },
+    60_000,
+    'a drain in progress',
+  );
   first.child.kill('SIGKILL');
   expect(atKill.pending ?? 0).toBeGreaterThan(0);
 
   const second = workers.spawn();
   await second.started;
-  await Promise.all(ids.map((id) => statusWhen(stack.temporal.client, id, (s) => s.state === 'idle' && s.backlog === 0, 180_000)));
-  await eventually(async () => ((await countByState(ids)).archived === ITEMS * 2 ? true : undefined), 120_000, 'every item archived');
+  await Promise.all(
+    ids.map((id) => statusWhen(stack.temporal.client, id, (s) => s.state === 'idle' && s.backlog === 0, 180_000)),
+  );
+  await eventually(
+    async () => ((await countByState(ids)).archived === ITEMS * 2 ? true : undefined),
+    120_000,
+    'every item archived',
+  );
   expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, customers)).toBe(ITEMS * 2);
   second.child.kill('SIGTERM');
 }, 300_000);

@@ -27,12 +27,19 @@ it('archives a 200 MiB recording through an upload session, and a worker SIGKILL
   // Slow appends down so the kill lands mid-upload.
   stack.emulator.configureAccount(accountId, { latencyMs: 250, faultRoutes: ['files/upload_session/append_v2'] });
   const customer = uniqueName('big');
-  const [itemId] = await insertItems(stack.database.db, customer, token, stack.media.url, 1, { kind: 'call_recording', bytes: SIZE });
+  const [itemId] = await insertItems(stack.database.db, customer, token, stack.media.url, 1, {
+    kind: 'call_recording',
+    bytes: SIZE,
+  });
 
   const first = workers.spawn();
   await first.started;
   await startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, customer);
-  const session = await eventually(() => Promise.resolve(stack.emulator.sessions(accountId).find((s) => s.offset >= 6 * CHUNK)), 120_000, 'a session 48 MiB in');
+  const session = await eventually(
+    () => Promise.resolve(stack.emulator.sessions(accountId).find((s) => s.offset >= 6 * CHUNK)),
+    120_000,
+    'a session 48 MiB in',
+  );
   first.child.kill('SIGKILL');
   const committedAtKill = stack.emulator.session(session.sessionId)?.offset ?? 0;
 
@@ -41,7 +48,9 @@ it('archives a 200 MiB recording through an upload session, and a worker SIGKILL
   await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 1, 180_000);
 
   const after = stack.emulator.session(session.sessionId);
-  console.log(`200 MiB upload: killed at ${committedAtKill} committed bytes; session received ${after?.bytesReceived} bytes for ${SIZE} (${(after?.bytesReceived ?? 0) - SIZE} re-sent)`);
+  console.log(
+    `200 MiB upload: killed at ${committedAtKill} committed bytes; session received ${after?.bytesReceived} bytes for ${SIZE} (${(after?.bytesReceived ?? 0) - SIZE} re-sent)`,
+  );
   expect(after?.state).toBe('committed');
   expect(stack.emulator.sessions(accountId)).toHaveLength(1);
   // Every committed byte crossed the wire once; at most the chunk in flight at the kill was sent twice.
@@ -49,8 +58,13 @@ it('archives a 200 MiB recording through an upload session, and a worker SIGKILL
   expect(committedAtKill).toBeGreaterThanOrEqual(6 * CHUNK);
   expect(stack.emulator.stats().requests['/2/files/upload 200']).toBeUndefined();
 
-  const [row] = await stack.database.db.query<{ state: string; remote_path: string; content_hash: string; size_bytes: string; metadata: { media: string } }>(
-    'SELECT state, remote_path, content_hash, size_bytes, metadata FROM archive_items WHERE id = $1', [itemId]);
+  const [row] = await stack.database.db.query<{
+    state: string;
+    remote_path: string;
+    content_hash: string;
+    size_bytes: string;
+    metadata: { media: string };
+  }>('SELECT state, remote_path, content_hash, size_bytes, metadata FROM archive_items WHERE id = $1', [itemId]);
   const expectedHash = dropboxContentHash(syntheticContent(row?.metadata.media ?? '', SIZE));
   expect(row).toMatchObject({ state: 'archived', content_hash: expectedHash, size_bytes: String(SIZE) });
   const stored = stack.emulator.files(accountId).find((f) => f.pathDisplay === row?.remote_path);

@@ -25,8 +25,11 @@ function sample(exposition: string, name: string, label: string): number | undef
 it("serves the SDK's metrics and per-customer counters and gauges on the worker's Prometheus endpoint", async () => {
   const address = `127.0.0.1:${await freePort()}`;
   const spawned = spawnWorkerProcess({
-    TEMPORAL_ADDRESS: stack.temporal.address, TEMPORAL_NAMESPACE: stack.temporal.namespace, DATABASE_URL: stack.database.url,
-    DROPBOX_API_BASE: stack.emulator.url, ARCHIVER_METRICS_ADDRESS: address,
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    TEMPORAL_NAMESPACE: stack.temporal.namespace,
+    DATABASE_URL: stack.database.url,
+    DROPBOX_API_BASE: stack.emulator.url,
+    ARCHIVER_METRICS_ADDRESS: address,
   });
   worker = spawned.child;
   await spawned.started;
@@ -40,15 +43,21 @@ it("serves the SDK's metrics and per-customer counters and gauges on the worker'
   await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 6 && s.state === 'idle');
 
   const label = `customer_id="${customer}"`;
-  const exposition = await eventually(async () => {
-    const text = await (await fetch(`http://${address}/metrics`)).text();
-    return sample(text, 'archiver_items_archived', label) === 6 ? text : undefined;
-  }, 20_000, 'archiver_items_archived to reach 6');
+  const exposition = await eventually(
+    async () => {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      return sample(text, 'archiver_items_archived', label) === 6 ? text : undefined;
+    },
+    20_000,
+    'archiver_items_archived to reach 6',
+  );
   expect(sample(exposition, 'archiver_bytes_archived', label)).toBe(6 * 1_000);
   expect(sample(exposition, 'archiver_dropbox_throttled', `${label}`)).toBe(1);
   expect(exposition).toMatch(/archiver_dropbox_throttled[^\n]*reason="too_many_requests"/);
   expect(sample(exposition, 'archiver_backlog', label)).toBe(0);
   expect(exposition).toContain('archiver_rate');
   // The SDK's own runtime metrics are there too.
-  expect(exposition).toMatch(/^temporal_workflow_completed|^temporal_activity_execution_latency|^temporal_worker_task_slots_available/m);
+  expect(exposition).toMatch(
+    /^temporal_workflow_completed|^temporal_activity_execution_latency|^temporal_worker_task_slots_available/m,
+  );
 }, 120_000);

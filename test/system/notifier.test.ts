@@ -38,7 +38,11 @@ beforeAll(async () => {
   await migrate(databaseUrl);
   pool = createPool(databaseUrl);
   db = dbFromPool(pool);
-  [temporal, emulator, media] = await Promise.all([connectTemporal(), startDropboxEmulator({ accounts: [{ token: TOKEN }] }), startMediaServer()]);
+  [temporal, emulator, media] = await Promise.all([
+    connectTemporal(),
+    startDropboxEmulator({ accounts: [{ token: TOKEN }] }),
+    startMediaServer(),
+  ]);
   ({ stop: stopWorker } = await startTestWorker(temporal, { db, dropboxApiBase: emulator.url }));
   notifier = new ItemsNotifier({ databaseUrl, client: temporal.client, debounceMs: 50 });
   await notifier.start();

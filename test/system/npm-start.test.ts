@@ -21,10 +21,19 @@ afterAll(async () => {
 
 /** `npm start -- …` exactly as a user runs it, with its state in a directory of this test's own. */
 async function npmStart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ARCHIVER_DATA_DIR: dataDir, MEDIA_PORT: String(await freePort()), ARCHIVER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}` };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ARCHIVER_DATA_DIR: dataDir,
+    MEDIA_PORT: String(await freePort()),
+    ARCHIVER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+  };
   for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'DROPBOX_API_BASE']) delete env[name];
   try {
-    const { stdout, stderr } = await promisify(execFile)('npm', ['start', '--', ...args], { cwd: ROOT, env, timeout: 240_000 });
+    const { stdout, stderr } = await promisify(execFile)('npm', ['start', '--', ...args], {
+      cwd: ROOT,
+      env,
+      timeout: 240_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

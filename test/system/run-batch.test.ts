@@ -17,38 +17,63 @@ const behaviour = new Map<string, Behaviour>();
 const started: string[] = [];
 let commits: string[][] = [];
 let commitScript: Array<(staged: StagedItem[]) => Partial<CommitAnswer>> = [];
-type CommitAnswer = { archived: string[]; retry: StagedItem[]; restage: string[]; rejected: string[]; skipped: string[]; storageFull: boolean; retryAfterMs: number };
+type CommitAnswer = {
+  archived: string[];
+  retry: StagedItem[];
+  restage: string[];
+  rejected: string[];
+  skipped: string[];
+  storageFull: boolean;
+  retryAfterMs: number;
+};
 
 const throttles = { rateLimited: 0, writeContention: 0, attempts: 1 };
 function answer(itemId: string): Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'> {
   started.push(itemId);
   switch (behaviour.get(itemId) ?? 'archive') {
-    case 'reject': throw ApplicationFailure.nonRetryable(`item ${itemId} has a name Dropbox refuses`, FailureType.ItemRejected);
-    case 'revoke': throw ApplicationFailure.nonRetryable('invalid_access_token', FailureType.AuthRevoked);
-    case 'throttled-once': return { rateLimited: 1, writeContention: 0, attempts: 2 };
-    default: return throttles;
+    case 'reject':
+      throw ApplicationFailure.nonRetryable(`item ${itemId} has a name Dropbox refuses`, FailureType.ItemRejected);
+    case 'revoke':
+      throw ApplicationFailure.nonRetryable('invalid_access_token', FailureType.AuthRevoked);
+    case 'throttled-once':
+      return { rateLimited: 1, writeContention: 0, attempts: 2 };
+    default:
+      return throttles;
   }
 }
 
 // Stubs answer through a promise, as real activities do, so a thrown failure reaches Temporal as a rejection.
 const activities = {
-  uploadItem: ({ itemId }: UploadRequest): Promise<UploadOutcome> => Promise.resolve().then(() => {
-    const t = answer(itemId);
-    return { itemId, status: behaviour.get(itemId) === 'lease-lost' ? 'lease-lost' : 'archived', bytes: 1, ...t };
-  }),
-  stageItem: ({ itemId }: UploadRequest): Promise<StageOutcome> => Promise.resolve().then(() => {
-    const t = answer(itemId);
-    return { status: 'staged', staged: { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' }, ...t };
-  }),
-  commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<CommitAnswer> => Promise.resolve().then(() => {
-    commits.push(staged.map((s) => s.itemId));
-    const scripted = commitScript.shift()?.(staged) ?? {};
-    const handled = new Set([...(scripted.retry ?? []).map((s) => s.itemId), ...(scripted.restage ?? []), ...(scripted.rejected ?? [])]);
-    return {
-      archived: staged.map((s) => s.itemId).filter((id) => !handled.has(id)),
-      retry: [], restage: [], rejected: [], skipped: [], storageFull: false, retryAfterMs: 10, ...scripted,
-    };
-  }),
+  uploadItem: ({ itemId }: UploadRequest): Promise<UploadOutcome> =>
+    Promise.resolve().then(() => {
+      const t = answer(itemId);
+      return { itemId, status: behaviour.get(itemId) === 'lease-lost' ? 'lease-lost' : 'archived', bytes: 1, ...t };
+    }),
+  stageItem: ({ itemId }: UploadRequest): Promise<StageOutcome> =>
+    Promise.resolve().then(() => {
+      const t = answer(itemId);
+      return { status: 'staged', staged: { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' }, ...t };
+    }),
+  commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<CommitAnswer> =>
+    Promise.resolve().then(() => {
+      commits.push(staged.map((s) => s.itemId));
+      const scripted = commitScript.shift()?.(staged) ?? {};
+      const handled = new Set([
+        ...(scripted.retry ?? []).map((s) => s.itemId),
+        ...(scripted.restage ?? []),
+        ...(scripted.rejected ?? []),
+      ]);
+      return {
+        archived: staged.map((s) => s.itemId).filter((id) => !handled.has(id)),
+        retry: [],
+        restage: [],
+        rejected: [],
+        skipped: [],
+        storageFull: false,
+        retryAfterMs: 10,
+        ...scripted,
+      };
+    }),
 };
 
 let temporal: TestTemporal;
@@ -57,7 +82,10 @@ let running: Promise<void>;
 beforeAll(async () => {
   temporal = await connectTemporal();
   worker = await Worker.create({
-    connection: temporal.connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, activities,
+    connection: temporal.connection,
+    namespace: temporal.namespace,
+    taskQueue: temporal.taskQueue,
+    activities,
     workflowsPath: fileURLToPath(new URL('../support/batch-workflow.ts', import.meta.url)),
   });
   running = worker.run();
@@ -74,14 +102,22 @@ function run(input: BatchWorkflowInput, script: Behaviour[] = []): Promise<Batch
   commits = [];
   script.forEach((b, i) => behaviour.set(input.itemIds[i] as string, b));
   return temporal.client.workflow.execute<typeof runOneBatch>('runOneBatch', {
-    taskQueue: temporal.taskQueue, workflowId: `batch-${Date.now()}-${Math.random()}`, args: [input],
+    taskQueue: temporal.taskQueue,
+    workflowId: `batch-${Date.now()}-${Math.random()}`,
+    args: [input],
   });
 }
 const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
 
 describe('runBatch in single mode', () => {
   it('counts archived, rejected and lease-lost items apart, and reports progress for every item', async () => {
-    const result = await run({ itemIds: ids(5), mode: 'single' }, ['archive', 'reject', 'lease-lost', 'archive', 'archive']);
+    const result = await run({ itemIds: ids(5), mode: 'single' }, [
+      'archive',
+      'reject',
+      'lease-lost',
+      'archive',
+      'archive',
+    ]);
     expect(result).toMatchObject({ archived: 3, failed: 1, unfinished: 1 });
     expect(result.pauseAs).toBeUndefined();
     expect(result.lastError).toContain('item 2');
@@ -89,13 +125,22 @@ describe('runBatch in single mode', () => {
   });
 
   it('counts 429s an item met on its way and cuts the pacer once', async () => {
-    const result = await run({ itemIds: ids(3), mode: 'single', caps: { maxConcurrency: 1 } }, ['throttled-once', 'archive', 'archive']);
+    const result = await run({ itemIds: ids(3), mode: 'single', caps: { maxConcurrency: 1 } }, [
+      'throttled-once',
+      'archive',
+      'archive',
+    ]);
     expect(result).toMatchObject({ archived: 3, rateLimited: 1, unfinished: 0 });
     expect(result.pacer.cuts).toBe(1);
   });
 
   it('pauses as needs-reauth on a revoked token and starts nothing after it', async () => {
-    const result = await run({ itemIds: ids(4), mode: 'single', caps: { maxConcurrency: 1 } }, ['archive', 'revoke', 'archive', 'archive']);
+    const result = await run({ itemIds: ids(4), mode: 'single', caps: { maxConcurrency: 1 } }, [
+      'archive',
+      'revoke',
+      'archive',
+      'archive',
+    ]);
     expect(result.pauseAs?.state).toBe('needs-reauth');
     expect(started).toEqual(['1', '2']);
     // The revoked item and the two never started go back to pending.

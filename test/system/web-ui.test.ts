@@ -14,7 +14,14 @@ import { workflowIdFor } from '../../workflows/names.js';
 import { launchChromium, testOutputPath } from '../support/browser.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
-import { connectTemporal, eventually, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
+import {
+  connectTemporal,
+  eventually,
+  freshDatabase,
+  uniqueName,
+  type TestDatabase,
+  type TestTemporal,
+} from '../support/stack.js';
 
 const TOKEN = 'token-web-ui';
 /** Unknown to the emulator, so Dropbox answers 401 invalid_access_token and the customer needs reauth. */
@@ -61,18 +68,28 @@ beforeAll(async () => {
   for (const c of idleCustomers) await insertItems(database.db, c.id, TOKEN, media.url, 15);
   await insertItems(database.db, reauthCustomer.id, REVOKED_TOKEN, media.url, 5);
   // As `archiver start` does: memo customerName, search attributes and a static summary.
-  for (const c of [...idleCustomers, reauthCustomer]) await startCustomer(temporal.client, c.id, c.name, { taskQueue: temporal.taskQueue });
+  for (const c of [...idleCustomers, reauthCustomer])
+    await startCustomer(temporal.client, c.id, c.name, { taskQueue: temporal.taskQueue });
   await Promise.all([
-    ...idleCustomers.map((c) => statusWhen(temporal.client, c.id, (s) => s.state === 'idle' && s.totals.archived === 15, 90_000)),
+    ...idleCustomers.map((c) =>
+      statusWhen(temporal.client, c.id, (s) => s.state === 'idle' && s.totals.archived === 15, 90_000),
+    ),
     statusWhen(temporal.client, reauthCustomer.id, (s) => s.state === 'needs-reauth', 90_000),
   ]);
   // The UI reads the visibility store, which follows the workflows' search attributes a little later.
-  await visibleAs('idle', idleCustomers.map((c) => workflowIdFor(c.id)));
+  await visibleAs(
+    'idle',
+    idleCustomers.map((c) => workflowIdFor(c.id)),
+  );
   await visibleAs('needs-reauth', [workflowIdFor(reauthCustomer.id)]);
   // The UI's HTTP server comes up alongside the frontend, but is not what start-up waited for.
   await eventually(async () => ((await fetch(uiUrl)).ok ? true : undefined), 30_000, `the Web UI at ${uiUrl}`);
 
-  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, timezoneId: 'UTC', locale: 'en-US' });
+  const context = await browser.newContext({
+    viewport: { width: 1600, height: 1000 },
+    timezoneId: 'UTC',
+    locale: 'en-US',
+  });
   page = await context.newPage();
   page.setDefaultTimeout(UI_TIMEOUT_MS);
   page.setDefaultNavigationTimeout(UI_TIMEOUT_MS);
@@ -94,12 +111,17 @@ async function visibleAs(state: string, workflowIds: string[]): Promise<void> {
   const wanted = [...workflowIds].sort();
   let found: string[] = [];
   try {
-    await eventually(async () => {
-      found = [];
-      for await (const wf of temporal.client.workflow.list({ query: `ArchiverState = "${state}"` })) found.push(wf.workflowId);
-      found.sort();
-      return JSON.stringify(found) === JSON.stringify(wanted) ? true : undefined;
-    }, 30_000, `ArchiverState = "${state}" in visibility`);
+    await eventually(
+      async () => {
+        found = [];
+        for await (const wf of temporal.client.workflow.list({ query: `ArchiverState = "${state}"` }))
+          found.push(wf.workflowId);
+        found.sort();
+        return JSON.stringify(found) === JSON.stringify(wanted) ? true : undefined;
+      },
+      30_000,
+      `ArchiverState = "${state}" in visibility`,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}; found ${JSON.stringify(found)}, wanted ${JSON.stringify(wanted)}`);
   }
@@ -139,7 +161,10 @@ function screenshotOnFailure(name: string): void {
     if (!page || page.isClosed()) return;
     const path = await testOutputPath(`${name}-FAILED.png`);
     await page.screenshot({ path, fullPage: true }).catch(() => undefined);
-    const tree = await page.locator('body').ariaSnapshot().catch(() => '(no accessibility tree)');
+    const tree = await page
+      .locator('body')
+      .ariaSnapshot()
+      .catch(() => '(no accessibility tree)');
     console.log(`web UI at failure (${page.url()}), screenshot ${path}:\n${tree}`);
   });
 }
@@ -155,7 +180,11 @@ describe('Temporal Web UI, as an operator uses it', () => {
     await expect.poll(listedWorkflowIds, { timeout: UI_TIMEOUT_MS }).toEqual([reauthId]);
     // The filter is shown as the operator typed it, and the count agrees with the table.
     await page.getByRole('button', { name: 'ArchiverState = "needs-reauth"' }).waitFor();
-    await expect.poll(async () => normalized(await page.getByRole('heading', { level: 1 }).innerText()), { timeout: UI_TIMEOUT_MS }).toBe('1 Workflow');
+    await expect
+      .poll(async () => normalized(await page.getByRole('heading', { level: 1 }).innerText()), {
+        timeout: UI_TIMEOUT_MS,
+      })
+      .toBe('1 Workflow');
     const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: reauthId, exact: true }) });
     expect(await row.innerText()).toMatch(/Running/i);
     for (const c of idleCustomers) expect(await page.getByText(workflowIdFor(c.id)).count()).toBe(0);
@@ -183,21 +212,27 @@ describe('Temporal Web UI, as an operator uses it', () => {
 
     await page.getByRole('tab', { name: 'Search Attributes' }).click();
     const attributes = page.getByRole('textbox', { name: 'Search Attributes' });
-    await expect.poll(() => attributes.innerText(), { timeout: UI_TIMEOUT_MS }).toContain('"ArchiverState": "needs-reauth"');
+    await expect
+      .poll(() => attributes.innerText(), { timeout: UI_TIMEOUT_MS })
+      .toContain('"ArchiverState": "needs-reauth"');
     expect(await attributes.innerText()).toContain(`"CustomerId": "${reauthCustomer.id}"`);
 
     await page.getByRole('tab', { name: 'Memo' }).click();
     const memo = page.getByRole('textbox', { name: 'Memo' });
-    await expect.poll(() => memo.innerText(), { timeout: UI_TIMEOUT_MS }).toContain(`"customerName": "${reauthCustomer.name}"`);
+    await expect
+      .poll(() => memo.innerText(), { timeout: UI_TIMEOUT_MS })
+      .toContain(`"customerName": "${reauthCustomer.name}"`);
 
     // The summary startCustomer set, and the current details the workflow keeps up to date
     // (the UI asks the running worker for them), which say why it is paused.
     await page.getByRole('tab', { name: 'User Metadata' }).click();
     await page.getByRole('heading', { name: 'Current Details' }).waitFor();
-    await expect.poll(userMetadataTexts, { timeout: UI_TIMEOUT_MS }).toEqual([
-      expect.stringContaining(`${reauthCustomer.name} (${reauthCustomer.id})`),
-      expect.stringMatching(/^needs-reauth: .*invalid_access_token.*\bArchived 0\b/),
-    ]);
+    await expect
+      .poll(userMetadataTexts, { timeout: UI_TIMEOUT_MS })
+      .toEqual([
+        expect.stringContaining(`${reauthCustomer.name} (${reauthCustomer.id})`),
+        expect.stringMatching(/^needs-reauth: .*invalid_access_token.*\bArchived 0\b/),
+      ]);
     expect((await userMetadataTexts()).join('\n')).not.toContain(REVOKED_TOKEN);
 
     const screenshot = await testOutputPath('web-ui-needs-reauth-workflow.png');

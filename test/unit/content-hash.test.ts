@@ -1,20 +1,30 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CONTENT_HASH_BLOCK_SIZE, DropboxContentHasher, dropboxContentHash } from '../../activities/dropbox/content-hash.js';
+import {
+  CONTENT_HASH_BLOCK_SIZE,
+  DropboxContentHasher,
+  dropboxContentHash,
+} from '../../activities/dropbox/content-hash.js';
 import { syntheticContent } from '../../dev/media-server.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
 describe('Dropbox content hash', () => {
   it('of an empty file is SHA-256 of nothing, as Dropbox publishes', () => {
-    expect(dropboxContentHash(new Uint8Array())).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(dropboxContentHash(new Uint8Array())).toBe(
+      'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    );
   });
 
   it('splits a 9,711,423-byte file into the published block structure: 4 MiB, 4 MiB, 1,322,815 bytes', () => {
     // Dropbox's worked example is a 9,711,423-byte photo; we hash bytes of the same length and
     // check that the result is the SHA-256 of exactly those three block digests, in order.
     const content = syntheticContent('worked-example', 9_711_423);
-    const blocks = [content.subarray(0, 4_194_304), content.subarray(4_194_304, 8_388_608), content.subarray(8_388_608)];
+    const blocks = [
+      content.subarray(0, 4_194_304),
+      content.subarray(4_194_304, 8_388_608),
+      content.subarray(8_388_608),
+    ];
     expect(blocks.map((b) => b.length)).toEqual([4_194_304, 4_194_304, 1_322_815]);
     const expected = sha256(Buffer.concat(blocks.map(sha256))).toString('hex');
     expect(dropboxContentHash(content)).toBe(expected);
@@ -34,7 +44,9 @@ describe('Dropbox content hash', () => {
     const one = syntheticContent('edge', CONTENT_HASH_BLOCK_SIZE);
     expect(dropboxContentHash(one)).toBe(sha256(sha256(one)).toString('hex'));
     const two = syntheticContent('edge', CONTENT_HASH_BLOCK_SIZE + 1);
-    const expected = sha256(Buffer.concat([sha256(two.subarray(0, CONTENT_HASH_BLOCK_SIZE)), sha256(two.subarray(CONTENT_HASH_BLOCK_SIZE))]));
+    const expected = sha256(
+      Buffer.concat([sha256(two.subarray(0, CONTENT_HASH_BLOCK_SIZE)), sha256(two.subarray(CONTENT_HASH_BLOCK_SIZE))]),
+    );
     expect(dropboxContentHash(two)).toBe(expected.toString('hex'));
   });
 

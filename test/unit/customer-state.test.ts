@@ -4,7 +4,14 @@ import { CustomerState } from '../../workflows/customer-state.js';
 import { initialPacing, plan } from '../../workflows/pacing/controller.js';
 
 const batch = (o: Partial<BatchResult> = {}): BatchResult => ({
-  archived: 0, failed: 0, rateLimited: 0, writeContention: 0, unfinished: 0, lastError: undefined, pauseAs: undefined, ...o,
+  archived: 0,
+  failed: 0,
+  rateLimited: 0,
+  writeContention: 0,
+  unfinished: 0,
+  lastError: undefined,
+  pauseAs: undefined,
+  ...o,
 });
 const at = (iso: string) => Date.parse(iso);
 const pacing = { state: initialPacing(), plan: plan(initialPacing()) };
@@ -14,25 +21,46 @@ describe('CustomerState', () => {
     const c = new CustomerState('acme');
     c.addBatch(batch({ archived: 10, failed: 1, rateLimited: 2 }), 2, at('2026-12-02T10:00:00Z'));
     c.progress({ archived: 3, failed: 0, rateLimited: 1, writeContention: 0 });
-    expect(c.liveTotals(at('2026-12-02T10:00:05Z'))).toMatchObject({ archived: 13, failed: 1, rateLimited: 3, archivedToday: 13, batches: 1 });
+    expect(c.liveTotals(at('2026-12-02T10:00:05Z'))).toMatchObject({
+      archived: 13,
+      failed: 1,
+      rateLimited: 3,
+      archivedToday: 13,
+      batches: 1,
+    });
     c.addBatch(batch({ archived: 5 }), 1, at('2026-12-02T10:00:06Z'));
     expect(c.liveTotals(at('2026-12-02T10:00:06Z'))).toMatchObject({ archived: 15, archivedToday: 15, batches: 2 });
     expect(c.ratePerSecond).toBe(5);
   });
 
   it('rolls "archived today" over at UTC midnight, in the totals and in what is shown live', () => {
-    const c = new CustomerState('acme', { totals: { archived: 100, archivedToday: 40, day: '2026-12-01', failed: 0, rateLimited: 0, batches: 3 } });
+    const c = new CustomerState('acme', {
+      totals: { archived: 100, archivedToday: 40, day: '2026-12-01', failed: 0, rateLimited: 0, batches: 3 },
+    });
     expect(c.liveTotals(at('2026-12-01T23:59:59Z')).archivedToday).toBe(40);
     expect(c.liveTotals(at('2026-12-02T00:00:01Z')).archivedToday).toBe(0);
     c.addBatch(batch({ archived: 7 }), 1, at('2026-12-02T00:00:02Z'));
-    expect(c.liveTotals(at('2026-12-02T00:00:03Z'))).toMatchObject({ archived: 107, archivedToday: 7, day: '2026-12-02' });
+    expect(c.liveTotals(at('2026-12-02T00:00:03Z'))).toMatchObject({
+      archived: 107,
+      archivedToday: 7,
+      day: '2026-12-02',
+    });
   });
 
   it('pauses when a batch says so, keeps the last error, and a resume clears both', () => {
     const c = new CustomerState('acme');
     c.resumeRequested = true;
-    c.addBatch(batch({ lastError: 'item 4: invalid_access_token', pauseAs: { state: 'needs-reauth', reason: 'token revoked' } }), 1, Date.now());
-    expect(c).toMatchObject({ pausedAs: 'needs-reauth', pauseReason: 'token revoked', lastError: 'item 4: invalid_access_token', resumeRequested: false });
+    c.addBatch(
+      batch({ lastError: 'item 4: invalid_access_token', pauseAs: { state: 'needs-reauth', reason: 'token revoked' } }),
+      1,
+      Date.now(),
+    );
+    expect(c).toMatchObject({
+      pausedAs: 'needs-reauth',
+      pauseReason: 'token revoked',
+      lastError: 'item 4: invalid_access_token',
+      resumeRequested: false,
+    });
     c.addBatch(batch(), 1, Date.now());
     expect(c.lastError).toBe('item 4: invalid_access_token');
     c.resume();
@@ -44,7 +72,11 @@ describe('CustomerState', () => {
     expect(c.state).toBe('needs-reauth');
     c.resumeRequested = true;
     c.refuseResume('resume refused: still invalid');
-    expect(c).toMatchObject({ pausedAs: 'needs-reauth', pauseReason: 'resume refused: still invalid', resumeRequested: false });
+    expect(c).toMatchObject({
+      pausedAs: 'needs-reauth',
+      pauseReason: 'resume refused: still invalid',
+      resumeRequested: false,
+    });
     expect(c.reconnected()).toBe('running');
     expect(c.pausedAs).toBeUndefined();
     const paused = new CustomerState('acme', { pausedState: 'paused', pauseReason: 'by operator' });
@@ -65,7 +97,10 @@ describe('CustomerState', () => {
     c.pause('paused', 'maintenance');
     const next = new CustomerState('acme', structuredClone(c.carryOver()));
     expect(next.status(at('2026-12-02T09:00:00Z'), pacing)).toMatchObject({
-      state: 'paused', pauseReason: 'maintenance', operatorLimits: { maxBatchSize: 50 }, totals: { archived: 9, failed: 2, archivedToday: 9, batches: 1 },
+      state: 'paused',
+      pauseReason: 'maintenance',
+      operatorLimits: { maxBatchSize: 50 },
+      totals: { archived: 9, failed: 2, archivedToday: 9, batches: 1 },
     });
   });
 
@@ -73,9 +108,17 @@ describe('CustomerState', () => {
     const c = new CustomerState('acme');
     c.backlog = 12;
     c.coolingDownUntil = at('2026-12-02T10:00:30Z');
-    const s = c.status(at('2026-12-02T10:00:00Z'), { state: { ...pacing.state, limitEstimatePerSecond: 9.876 }, plan: { ratePerSecond: 9.3821, concurrency: 3, batchSize: 94 } });
+    const s = c.status(at('2026-12-02T10:00:00Z'), {
+      state: { ...pacing.state, limitEstimatePerSecond: 9.876 },
+      plan: { ratePerSecond: 9.3821, concurrency: 3, batchSize: 94 },
+    });
     expect(s).toMatchObject({
-      backlog: 12, pacedRatePerSecond: 9.38, limitEstimatePerSecond: 9.88, concurrency: 3, batchSize: 94, coolingDownUntil: '2026-12-02T10:00:30.000Z',
+      backlog: 12,
+      pacedRatePerSecond: 9.38,
+      limitEstimatePerSecond: 9.88,
+      concurrency: 3,
+      batchSize: 94,
+      coolingDownUntil: '2026-12-02T10:00:30.000Z',
     });
   });
 });

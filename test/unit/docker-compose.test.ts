@@ -5,7 +5,17 @@ import { loadConfig } from '../../workers/config.js';
 
 /** There is no Docker engine here, so the compose file is checked by parsing it. */
 const compose = parse(readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8')) as {
-  services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; depends_on?: unknown; stop_grace_period?: string; volumes?: string[] }>;
+  services: Record<
+    string,
+    {
+      image?: string;
+      build?: string;
+      environment?: Record<string, string>;
+      depends_on?: unknown;
+      stop_grace_period?: string;
+      volumes?: string[];
+    }
+  >;
 };
 
 describe('docker-compose.yml', () => {
@@ -34,7 +44,9 @@ describe('docker-compose.yml', () => {
     const path = temporal?.environment?.DYNAMIC_CONFIG_FILE_PATH;
     const mount = temporal?.volumes?.find((v) => v.split(':')[1] === path);
     expect(mount).toBeDefined();
-    const file = parse(readFileSync(new URL(`../../${(mount ?? '').split(':')[0] ?? ''}`, import.meta.url), 'utf8')) as Record<string, Array<{ value: unknown }>>;
+    const file = parse(
+      readFileSync(new URL(`../../${(mount ?? '').split(':')[0] ?? ''}`, import.meta.url), 'utf8'),
+    ) as Record<string, Array<{ value: unknown }>>;
     expect(file['matching.enableFairness']).toEqual([{ value: true }]);
   });
 });

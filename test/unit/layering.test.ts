@@ -58,9 +58,13 @@ function sqlIn(source: ts.SourceFile): { line: number; text: string }[] {
   walk(source, (node) => {
     let text: string | undefined;
     if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) text = node.text;
-    else if (ts.isTemplateExpression(node)) text = [node.head.text, ...node.templateSpans.map((s) => `$x${s.literal.text}`)].join('');
+    else if (ts.isTemplateExpression(node))
+      text = [node.head.text, ...node.templateSpans.map((s) => `$x${s.literal.text}`)].join('');
     if (text !== undefined && SQL_PATTERNS.some((p) => p.test(text))) {
-      found.push({ line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1, text: text.trim().split('\n')[0] ?? '' });
+      found.push({
+        line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1,
+        text: text.trim().split('\n')[0] ?? '',
+      });
     }
   });
   return found;
@@ -71,8 +75,10 @@ function importsOf(source: ts.SourceFile): { line: number; specifier: string }[]
   const found: { line: number; specifier: string }[] = [];
   walk(source, (node) => {
     let specifier: ts.Expression | undefined;
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier) specifier = node.moduleSpecifier;
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) specifier = node.arguments[0];
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier)
+      specifier = node.moduleSpecifier;
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword)
+      specifier = node.arguments[0];
     if (specifier && ts.isStringLiteralLike(specifier)) {
       found.push({ line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1, specifier: specifier.text });
     }
@@ -108,20 +114,21 @@ function importViolations(file: string, source = parse(file)): string[] {
 describe('SQL lives only in db/', () => {
   it('no .ts file in workflows/, activities/, workers/, client/ or dev/ holds SQL', () => {
     const hits = NO_SQL_FOLDERS.flatMap(tsFilesIn).flatMap((file) =>
-      sqlIn(parse(file)).map(({ line, text }) => `${relative(ROOT, file)}:${line}: ${text}`));
+      sqlIn(parse(file)).map(({ line, text }) => `${relative(ROOT, file)}:${line}: ${text}`),
+    );
     expect(hits, `move these statements into a db/ function:\n${hits.join('\n')}`).toEqual([]);
   });
 
   it('finds the SQL this project writes, and not prose', () => {
     const code = [
-      "await db.query(`SELECT id, name FROM customers WHERE id = $1`, [id]);",
+      'await db.query(`SELECT id, name FROM customers WHERE id = $1`, [id]);',
       "await db.query(`UPDATE archive_items\n    SET state = 'pending' WHERE id = $1`);",
-      "await tx.query(`UPDATE customers SET token = $2 WHERE id = $1`);",
-      "await db.query(`INSERT INTO archive_items (customer_id) VALUES ($1)`);",
+      'await tx.query(`UPDATE customers SET token = $2 WHERE id = $1`);',
+      'await db.query(`INSERT INTO archive_items (customer_id) VALUES ($1)`);',
       "await db.query('DELETE FROM archive_items');",
-      "await connection.query(`LISTEN ${ITEMS_CHANNEL}`);",
+      'await connection.query(`LISTEN ${ITEMS_CHANNEL}`);',
       "await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);",
-      "await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);",
+      'await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);',
       "await client.query('BEGIN');",
       "await client.query('ROLLBACK');",
     ];
@@ -131,7 +138,7 @@ describe('SQL lives only in db/', () => {
       '/** Leases items in one statement (SELECT … FOR UPDATE SKIP LOCKED); see db/items.ts. */',
       "log.info('select a customer from the list, then begin');",
       "throw new Error('cannot commit: the lease was lost; insert it again');",
-      "console.log(`update ${id}: set limits`);",
+      'console.log(`update ${id}: set limits`);',
     ];
     for (const line of prose) expect(sqlIn(parse('x.ts', line)), line).toEqual([]);
   });

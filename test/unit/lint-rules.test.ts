@@ -17,7 +17,10 @@ describe('workflow sandbox lint rules', () => {
     ["import crypto from 'crypto';\nexport const x = crypto;", 'Node built-ins'],
     ["import pg from 'pg';\nexport const x = pg;", 'Postgres'],
     ["import { Dropbox } from 'dropbox';\nexport const x = Dropbox;", 'Dropbox'],
-    ["import { createActivities } from '../activities/index.js';\nexport const x = createActivities;", 'only types from activities'],
+    [
+      "import { createActivities } from '../activities/index.js';\nexport const x = createActivities;",
+      'only types from activities',
+    ],
   ])('rejects %j in workflow code', async (code, reason) => {
     const hits = await ruleIdsFor(code);
     expect(hits.join('\n')).toContain('no-restricted-imports');
@@ -25,11 +28,13 @@ describe('workflow sandbox lint rules', () => {
   });
 
   it('allows type-only imports from activities in workflow code', async () => {
-    expect(await ruleIdsFor("import type { Activities } from '../activities/index.js';\nexport type X = Activities;")).toEqual([]);
+    expect(
+      await ruleIdsFor("import type { Activities } from '../activities/index.js';\nexport type X = Activities;"),
+    ).toEqual([]);
   });
 
   it('flags a forgotten await', async () => {
-    const hits = await ruleIdsFor("async function f(): Promise<void> {}\nexport function g(): void { f(); }");
+    const hits = await ruleIdsFor('async function f(): Promise<void> {}\nexport function g(): void { f(); }');
     expect(hits.join('\n')).toContain('no-floating-promises');
   });
 });

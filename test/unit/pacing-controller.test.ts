@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BETA, DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits, type PacingState, type UploadObservation,
+  BETA,
+  DEFAULT_PACING_LIMITS,
+  elapse,
+  initialPacing,
+  observe,
+  plan,
+  validatePacingLimits,
+  type PacingState,
+  type UploadObservation,
 } from '../../workflows/pacing/controller.js';
 import { simulate, summarize } from '../support/pacing-sim.js';
 
@@ -51,7 +59,17 @@ describe('pacing controller', () => {
   });
 
   it('keeps an estimate that held through its plateau when the probe beyond it is refused', () => {
-    const s = observe({ ...initialPacing(), ratePerSecond: 70, limitEstimatePerSecond: 50, cuts: 3, sinceCutMs: 12_000, acceptedSinceCut: 12 * 49 }, { ...refused, startedAtCut: 3 });
+    const s = observe(
+      {
+        ...initialPacing(),
+        ratePerSecond: 70,
+        limitEstimatePerSecond: 50,
+        cuts: 3,
+        sinceCutMs: 12_000,
+        acceptedSinceCut: 12 * 49,
+      },
+      { ...refused, startedAtCut: 3 },
+    );
     expect(s.limitEstimatePerSecond).toBe(50);
     expect(s.ratePerSecond).toBeCloseTo(BETA * 50);
   });
@@ -134,7 +152,9 @@ describe('pacing controller', () => {
   it('rejects limits that cannot work, naming the field', () => {
     expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, maxConcurrency: 0 })).toThrow(/maxConcurrency/);
     expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, minBatchSize: 900 })).toThrow(/minBatchSize exceeds/);
-    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, initialRatePerSecond: 5000 })).toThrow(/initialRatePerSecond/);
+    expect(() => validatePacingLimits({ ...DEFAULT_PACING_LIMITS, initialRatePerSecond: 5000 })).toThrow(
+      /initialRatePerSecond/,
+    );
   });
 });
 
@@ -152,7 +172,8 @@ describe('pacing controller against a token bucket', () => {
 
   it('is back under 1% refused within 10 s of a halving, and at 90% of a doubled limit within 30 s', () => {
     const { seconds } = simulate({ seconds: 130, limitAt: (t) => (t < 40 ? 50 : t < 80 ? 25 : 50) });
-    for (let t = 50; t + 5 <= 80; t++) expect(summarize(seconds, t, t + 5).share429, `refused share in [${t}, ${t + 5})`).toBeLessThan(0.01);
+    for (let t = 50; t + 5 <= 80; t++)
+      expect(summarize(seconds, t, t + 5).share429, `refused share in [${t}, ${t + 5})`).toBeLessThan(0.01);
     expect(summarize(seconds, 50, 80).rate).toBeGreaterThan(0.9 * 25);
     const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
     expect(reached - 80).toBeLessThanOrEqual(30);

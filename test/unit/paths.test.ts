@@ -12,7 +12,9 @@ const item = {
 
 describe('remote path', () => {
   it('follows the layout operators know', () => {
-    expect(remotePathFor(item)).toBe('/Archiver/101/2026-11-03/Call Recordings/140509_+15551234567_+15557654321_42.mp3');
+    expect(remotePathFor(item)).toBe(
+      '/Archiver/101/2026-11-03/Call Recordings/140509_+15551234567_+15557654321_42.mp3',
+    );
   });
 
   it('is a pure function of the item', () => {
@@ -27,7 +29,9 @@ describe('remote path', () => {
   });
 
   it('files items without an extension under "unassigned"', () => {
-    expect(remotePathFor({ ...item, metadata: {} })).toBe('/Archiver/unassigned/2026-11-03/Call Recordings/140509_42.mp3');
+    expect(remotePathFor({ ...item, metadata: {} })).toBe(
+      '/Archiver/unassigned/2026-11-03/Call Recordings/140509_42.mp3',
+    );
   });
 
   it('keeps long names under 255 characters per component without losing the id', () => {
@@ -38,7 +42,11 @@ describe('remote path', () => {
   });
 
   it('removes characters Dropbox rejects from metadata and the folder root', () => {
-    const path = remotePathFor({ ...item, folderRoot: '/Acme: Calls?/', metadata: { extension: 'a/b\\c', from: 'x\u0001y', to: '😀' } });
+    const path = remotePathFor({
+      ...item,
+      folderRoot: '/Acme: Calls?/',
+      metadata: { extension: 'a/b\\c', from: 'x\u0001y', to: '😀' },
+    });
     expect(path).toBe('/Acme_ Calls_/a_b_c/2026-11-03/Call Recordings/140509_x_y___42.mp3');
   });
 });
@@ -55,12 +63,18 @@ describe('sanitizeComponent', () => {
 
 describe('customer path templates', () => {
   it('lays items out as the customer chose', () => {
-    expect(remotePathFor({ ...item, pathTemplate: '{root}/{kind}/{date}/{id}.{ext}' })).toBe('/Archiver/Call Recordings/2026-11-03/42.mp3');
-    expect(remotePathFor({ ...item, folderRoot: '/Acme/Archive', pathTemplate: '{root}/{extension}/{id}_{from}.{ext}' })).toBe('/Acme/Archive/101/42_+15551234567.mp3');
+    expect(remotePathFor({ ...item, pathTemplate: '{root}/{kind}/{date}/{id}.{ext}' })).toBe(
+      '/Archiver/Call Recordings/2026-11-03/42.mp3',
+    );
+    expect(
+      remotePathFor({ ...item, folderRoot: '/Acme/Archive', pathTemplate: '{root}/{extension}/{id}_{from}.{ext}' }),
+    ).toBe('/Acme/Archive/101/42_+15551234567.mp3');
   });
 
   it('drops the separator before a missing field instead of leaving "__"', () => {
-    expect(remotePathFor({ ...item, metadata: { to: '+1555' } })).toBe('/Archiver/unassigned/2026-11-03/Call Recordings/140509_+1555_42.mp3');
+    expect(remotePathFor({ ...item, metadata: { to: '+1555' } })).toBe(
+      '/Archiver/unassigned/2026-11-03/Call Recordings/140509_+1555_42.mp3',
+    );
   });
 
   it('refuses templates that could put two items on one path or that Dropbox cannot store', () => {

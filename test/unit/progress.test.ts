@@ -6,8 +6,18 @@ import { ProgressDisplay } from '../../dev/progress.js';
 function fakeTerminal(isTTY: boolean): { stream: NodeJS.WriteStream; output: () => string } {
   const stream = new PassThrough() as unknown as NodeJS.WriteStream & PassThrough;
   let text = '';
-  stream.on('data', (chunk: Buffer) => { text += chunk.toString(); });
-  Object.assign(stream, { isTTY, columns: 120, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true });
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  Object.assign(stream, {
+    isTTY,
+    columns: 120,
+    rows: 40,
+    cursorTo: () => true,
+    moveCursor: () => true,
+    clearLine: () => true,
+    clearScreenDown: () => true,
+  });
   return { stream, output: () => text };
 }
 
@@ -20,7 +30,13 @@ describe('npm start progress', () => {
   it('draws a bar per customer with its count, rate and ETA on a terminal', () => {
     const terminal = fakeTerminal(true);
     const display = new ProgressDisplay(terminal.stream);
-    display.update(rows, new Map([['acme', 12.5], ['globex', 0]]));
+    display.update(
+      rows,
+      new Map([
+        ['acme', 12.5],
+        ['globex', 0],
+      ]),
+    );
     display.stop();
     const screen = terminal.output();
     expect(screen).toMatch(/acme\s+\|[█░]+\| 40\/100 archived, 1 failed \| 12\.5\/s \| ETA/);

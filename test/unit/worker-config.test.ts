@@ -19,40 +19,63 @@ describe('configuration', () => {
 
   it('reads every variable', () => {
     const config = loadConfig({
-      TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'archiver', TEMPORAL_API_KEY: 'k',
-      DATABASE_URL: 'postgresql://a:b@db:5432/archiver', DROPBOX_API_BASE: 'http://127.0.0.1:9000',
-      ARCHIVER_SHUTDOWN_GRACE: '2m', ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40', ARCHIVER_MAX_CACHED_WORKFLOWS: '250', ARCHIVER_LOG_LEVEL: 'WARN',
-      DROPBOX_APP_KEY: 'app-key', DROPBOX_APP_SECRET: 'app-secret', ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_NAMESPACE: 'archiver',
+      TEMPORAL_API_KEY: 'k',
+      DATABASE_URL: 'postgresql://a:b@db:5432/archiver',
+      DROPBOX_API_BASE: 'http://127.0.0.1:9000',
+      ARCHIVER_SHUTDOWN_GRACE: '2m',
+      ARCHIVER_MAX_CONCURRENT_ACTIVITIES: '40',
+      ARCHIVER_MAX_CACHED_WORKFLOWS: '250',
+      ARCHIVER_LOG_LEVEL: 'WARN',
+      DROPBOX_APP_KEY: 'app-key',
+      DROPBOX_APP_SECRET: 'app-secret',
+      ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
     });
     expect(config).toEqual({
       temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
-      databaseUrl: 'postgresql://a:b@db:5432/archiver', dropboxApiBase: 'http://127.0.0.1:9000',
+      databaseUrl: 'postgresql://a:b@db:5432/archiver',
+      dropboxApiBase: 'http://127.0.0.1:9000',
       dropboxApp: { key: 'app-key', secret: 'app-secret' },
-      shutdownGraceMs: 120_000, maxConcurrentActivities: 40, maxCachedWorkflows: 250, logLevel: 'WARN', metricsAddress: '0.0.0.0:9100',
+      shutdownGraceMs: 120_000,
+      maxConcurrentActivities: 40,
+      maxCachedWorkflows: 250,
+      logLevel: 'WARN',
+      metricsAddress: '0.0.0.0:9100',
     });
   });
 
   it('names every bad variable at once, without echoing values that may be secrets', () => {
     let error: unknown;
     try {
-      loadConfig({ TEMPORAL_ADDRESS: 'no-port', DATABASE_URL: 'mysql://root:hunter2@db/x', ARCHIVER_SHUTDOWN_GRACE: 'soon', ARCHIVER_LOG_LEVEL: 'LOUD' });
+      loadConfig({
+        TEMPORAL_ADDRESS: 'no-port',
+        DATABASE_URL: 'mysql://root:hunter2@db/x',
+        ARCHIVER_SHUTDOWN_GRACE: 'soon',
+        ARCHIVER_LOG_LEVEL: 'LOUD',
+      });
     } catch (err) {
       error = err;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'ARCHIVER_SHUTDOWN_GRACE', 'ARCHIVER_LOG_LEVEL']) expect(message).toContain(name);
+    for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'ARCHIVER_SHUTDOWN_GRACE', 'ARCHIVER_LOG_LEVEL'])
+      expect(message).toContain(name);
     expect(message).not.toContain('hunter2');
   });
 
   it('caps the workflow cache, so the worker stays small with thousands of idle customers', () => {
     expect(DEFAULT_MAX_CACHED_WORKFLOWS).toBe(1_000);
     for (const bad of ['0', '-5', '2.5', 'lots', '']) {
-      expect(() => loadConfig({ ARCHIVER_MAX_CACHED_WORKFLOWS: bad }), bad).toThrow(/ARCHIVER_MAX_CACHED_WORKFLOWS: must be a positive whole number/);
+      expect(() => loadConfig({ ARCHIVER_MAX_CACHED_WORKFLOWS: bad }), bad).toThrow(
+        /ARCHIVER_MAX_CACHED_WORKFLOWS: must be a positive whole number/,
+      );
     }
   });
 
   it('needs the Dropbox app key and secret together', () => {
-    expect(() => loadConfig({ DROPBOX_APP_KEY: 'only-the-key' })).toThrow(/DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together/);
+    expect(() => loadConfig({ DROPBOX_APP_KEY: 'only-the-key' })).toThrow(
+      /DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together/,
+    );
   });
 });

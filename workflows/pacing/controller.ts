@@ -87,8 +87,13 @@ export interface PacingState {
 
 export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
   return {
-    ratePerSecond: limits.initialRatePerSecond, limitEstimatePerSecond: undefined, cuts: 0, sinceCutMs: 0, acceptedSinceCut: 0,
-    writeConcurrency: limits.maxConcurrency, uploadMs: 200,
+    ratePerSecond: limits.initialRatePerSecond,
+    limitEstimatePerSecond: undefined,
+    cuts: 0,
+    sinceCutMs: 0,
+    acceptedSinceCut: 0,
+    writeConcurrency: limits.maxConcurrency,
+    uploadMs: 200,
   };
 }
 
@@ -126,12 +131,18 @@ export interface PacingPlan {
 }
 
 /** `ms` of busy time passed (the customer had work): the rate grows and W recovers. */
-export function elapse(state: PacingState, ms: number, caps: OperatorLimits = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+export function elapse(
+  state: PacingState,
+  ms: number,
+  caps: OperatorLimits = {},
+  limits: PacingLimits = DEFAULT_PACING_LIMITS,
+): PacingState {
   if (ms <= 0) return state;
   const writeConcurrency = Math.min(limits.maxConcurrency, state.writeConcurrency + ms / WRITE_RECOVERY_MS);
   // Held at the operator's cap; time keeps counting, so the controller probes soon after the cap is lifted.
   const cap = caps.maxRatePerSecond ?? Infinity;
-  if (state.ratePerSecond >= cap) return { ...state, ratePerSecond: cap, writeConcurrency, sinceCutMs: state.sinceCutMs + ms };
+  if (state.ratePerSecond >= cap)
+    return { ...state, ratePerSecond: cap, writeConcurrency, sinceCutMs: state.sinceCutMs + ms };
   const sinceCutMs = state.sinceCutMs + ms;
   let rate: number;
   const estimate = state.limitEstimatePerSecond;
@@ -142,13 +153,20 @@ export function elapse(state: PacingState, ms: number, caps: OperatorLimits = {}
   }
   const probing = estimate !== undefined && rate > estimate && state.probeFrom === undefined;
   return {
-    ...state, ratePerSecond: clamp(Math.min(rate, cap), limits.minRatePerSecond, limits.maxRatePerSecond), sinceCutMs, writeConcurrency,
+    ...state,
+    ratePerSecond: clamp(Math.min(rate, cap), limits.minRatePerSecond, limits.maxRatePerSecond),
+    sinceCutMs,
+    writeConcurrency,
     ...(probing ? { probeFrom: { ms: sinceCutMs, accepted: state.acceptedSinceCut } } : {}),
   };
 }
 
 /** Folds one upload's outcome into the state. */
-export function observe(state: PacingState, upload: UploadObservation, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+export function observe(
+  state: PacingState,
+  upload: UploadObservation,
+  limits: PacingLimits = DEFAULT_PACING_LIMITS,
+): PacingState {
   let next = state;
   if (upload.accepted) next = { ...next, acceptedSinceCut: next.acceptedSinceCut + 1 };
   if (upload.cleanDurationMs !== undefined) {
@@ -171,7 +189,8 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
     // ahead of what was sent); the next 429 comes soon and measures the limit.
-    estimate = seconds >= 1 && state.acceptedSinceCut > 0 ? Math.min(state.ratePerSecond, accepted) : state.ratePerSecond;
+    estimate =
+      seconds >= 1 && state.acceptedSinceCut > 0 ? Math.min(state.ratePerSecond, accepted) : state.ratePerSecond;
   } else if (seconds < 1) {
     estimate = BETA * previous;
   } else if (seconds < RECOVERY_SECONDS || accepted < BETA * previous) {
@@ -191,16 +210,29 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
   }
   estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
   return {
-    ...state, limitEstimatePerSecond: estimate, ratePerSecond: clamp(BETA * estimate, limits.minRatePerSecond, limits.maxRatePerSecond),
-    cuts: state.cuts + 1, sinceCutMs: 0, acceptedSinceCut: 0, probeFrom: undefined,
+    ...state,
+    limitEstimatePerSecond: estimate,
+    ratePerSecond: clamp(BETA * estimate, limits.minRatePerSecond, limits.maxRatePerSecond),
+    cuts: state.cuts + 1,
+    sinceCutMs: 0,
+    acceptedSinceCut: 0,
+    probeFrom: undefined,
   };
 }
 
 /** The rate, W and N to use now, within the operator's caps. */
-export function plan(state: PacingState, caps: OperatorLimits = {}, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingPlan {
+export function plan(
+  state: PacingState,
+  caps: OperatorLimits = {},
+  limits: PacingLimits = DEFAULT_PACING_LIMITS,
+): PacingPlan {
   const ratePerSecond = Math.min(state.ratePerSecond, caps.maxRatePerSecond ?? Infinity);
   const concurrency = Math.min(currentWidth({ ...state, ratePerSecond }, limits), caps.maxConcurrency ?? Infinity);
-  const batchSize = clamp(Math.ceil(ratePerSecond * limits.batchSeconds), limits.minBatchSize, Math.min(limits.maxBatchSize, caps.maxBatchSize ?? Infinity));
+  const batchSize = clamp(
+    Math.ceil(ratePerSecond * limits.batchSeconds),
+    limits.minBatchSize,
+    Math.min(limits.maxBatchSize, caps.maxBatchSize ?? Infinity),
+  );
   return { ratePerSecond, concurrency, batchSize };
 }
 
@@ -223,7 +255,8 @@ export function validatePacingLimits(limits: PacingLimits): void {
     }
   }
   if (limits.minBatchSize > limits.maxBatchSize) throw new Error('pacing limit minBatchSize exceeds maxBatchSize');
-  if (limits.minRatePerSecond > limits.maxRatePerSecond) throw new Error('pacing limit minRatePerSecond exceeds maxRatePerSecond');
+  if (limits.minRatePerSecond > limits.maxRatePerSecond)
+    throw new Error('pacing limit minRatePerSecond exceeds maxRatePerSecond');
   if (limits.initialRatePerSecond < limits.minRatePerSecond || limits.initialRatePerSecond > limits.maxRatePerSecond) {
     throw new Error('pacing limit initialRatePerSecond must lie between minRatePerSecond and maxRatePerSecond');
   }

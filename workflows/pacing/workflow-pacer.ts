@@ -1,6 +1,15 @@
 import {
-  DEFAULT_PACING_LIMITS, elapse, initialPacing, observe, plan, validatePacingLimits,
-  type OperatorLimits, type PacingLimits, type PacingPlan, type PacingState, type UploadObservation,
+  DEFAULT_PACING_LIMITS,
+  elapse,
+  initialPacing,
+  observe,
+  plan,
+  validatePacingLimits,
+  type OperatorLimits,
+  type PacingLimits,
+  type PacingPlan,
+  type PacingState,
+  type UploadObservation,
 } from './controller.js';
 
 /** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
@@ -39,7 +48,11 @@ export class WorkflowPacer implements UploadPacer {
    * Goes on from `carried` (the previous run's state), or starts afresh; `limits` override the
    * controller's defaults. Throws, naming the field, if they are not valid.
    */
-  constructor(carried: PacingState | undefined, limits: Partial<PacingLimits> | undefined, private readonly caps: () => OperatorLimits) {
+  constructor(
+    carried: PacingState | undefined,
+    limits: Partial<PacingLimits> | undefined,
+    private readonly caps: () => OperatorLimits,
+  ) {
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
@@ -66,7 +79,8 @@ export class WorkflowPacer implements UploadPacer {
    * change workflow state (a replay would not repeat them).
    */
   peek(): { plan: PacingPlan; state: PacingState } {
-    const state = this.clockMs === undefined ? this.state : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits);
+    const state =
+      this.clockMs === undefined ? this.state : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits);
     return { plan: plan(state, this.caps(), this.limits), state };
   }
 
@@ -85,10 +99,15 @@ export class WorkflowPacer implements UploadPacer {
   done(slot: UploadSlot, outcome: UploadOutcome): void {
     this.tick();
     const { clean, ...rest } = outcome;
-    this.state = observe(this.state, {
-      ...rest, startedAtCut: slot.cut,
-      cleanDurationMs: clean && outcome.rateLimited === 0 ? Math.max(0, Date.now() - slot.startAt) : undefined,
-    }, this.limits);
+    this.state = observe(
+      this.state,
+      {
+        ...rest,
+        startedAtCut: slot.cut,
+        cleanDurationMs: clean && outcome.rateLimited === 0 ? Math.max(0, Date.now() - slot.startAt) : undefined,
+      },
+      this.limits,
+    );
   }
 
   private tick(): void {

@@ -36,7 +36,12 @@ function str(input: Record<string, unknown>, name: string): string {
  *   POST tokens/expire {account} | POST tokens/revoke {account} | POST token-ttl {seconds}
  *   POST seed {seed}
  */
-export async function handleAdmin(emulator: DropboxEmulator, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleAdmin(
+  emulator: DropboxEmulator,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const body = await readBody(req, { keep: true, hash: false, maxKeep: ADMIN_BODY_LIMIT });
   const fail = (status: number, error: string): void => sendJson(res, status, { error });
   const route = `${req.method ?? ''} ${url.pathname}`;
@@ -77,10 +82,13 @@ export async function handleAdmin(emulator: DropboxEmulator, req: IncomingMessag
         emulator.addApp({ key: input['key'] as string, secret: input['secret'] as string });
         return sendJson(res, 200, { key: input['key'] });
       case 'POST /__admin/codes':
-        return sendJson(res, 200, { code: emulator.mintAuthorizationCode({ ...input, accountId: str(input, 'accountId') }) });
+        return sendJson(res, 200, {
+          code: emulator.mintAuthorizationCode({ ...input, accountId: str(input, 'accountId') }),
+        });
       case 'POST /__admin/rate': {
         const rate = input['uploadsPerSecond'];
-        if (rate !== null && typeof rate !== 'number') return fail(400, 'uploadsPerSecond must be a positive number or null');
+        if (rate !== null && typeof rate !== 'number')
+          return fail(400, 'uploadsPerSecond must be a positive number or null');
         emulator.setUploadsPerSecond(rate ?? undefined);
         return sendJson(res, 200, { uploadsPerSecond: rate });
       }

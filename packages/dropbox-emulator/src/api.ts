@@ -5,7 +5,18 @@ import { bump, ContentResult, type AccountState, type EmulatorCore, type RouteSp
 import { drawFault, faultApplies, tooManyRequests, type FaultDecision } from './faults.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
 import { buffersBody, ROUTES } from './routes.js';
-import { ApiFailure, authError, badInput, headerSafeJson, newRequestId, readBody, sendContent, sendFailure, sendJson, type ReadBody } from './wire.js';
+import {
+  ApiFailure,
+  authError,
+  badInput,
+  headerSafeJson,
+  newRequestId,
+  readBody,
+  sendContent,
+  sendFailure,
+  sendJson,
+  type ReadBody,
+} from './wire.js';
 
 /** RFC 6750 b64token; anything else is a malformed token (400), not an unknown one (401). */
 export const BEARER_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -36,7 +47,10 @@ function bearerToken(route: string, req: IncomingMessage, url: URL): string {
   if (value === '') throw badInput(route, 'Must provide HTTP header "Authorization" or URL parameter "authorization".');
   const match = /^Bearer\s+(.*)$/i.exec(value);
   if (!match) {
-    throw badInput(route, `Invalid authorization value in HTTP header "Authorization": ${JSON.stringify(value.slice(0, 40))}.  Expecting "Bearer <oauth2-access-token>".`);
+    throw badInput(
+      route,
+      `Invalid authorization value in HTTP header "Authorization": ${JSON.stringify(value.slice(0, 40))}.  Expecting "Bearer <oauth2-access-token>".`,
+    );
   }
   const token = (match[1] ?? '').trim();
   if (!BEARER_TOKEN_PATTERN.test(token)) throw badInput(route, 'The given OAuth 2 access token is malformed.');
@@ -69,7 +83,10 @@ function parseArgs(route: string, spec: RouteSpec, req: IncomingMessage, url: UR
   const contentType = (req.headers['content-type'] ?? '').trim();
   if (spec.style !== 'rpc') {
     if (spec.style === 'upload' && !UPLOAD_CONTENT_TYPES.includes(contentType.toLowerCase())) {
-      throw badInput(route, `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/octet-stream", "text/plain; charset=dropbox-cors-hack".`);
+      throw badInput(
+        route,
+        `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/octet-stream", "text/plain; charset=dropbox-cors-hack".`,
+      );
     }
     const text = headerArg(req, url);
     if (text === undefined) throw badInput(route, 'Must provide HTTP header "Dropbox-API-Arg" or URL parameter "arg".');
@@ -77,15 +94,26 @@ function parseArgs(route: string, spec: RouteSpec, req: IncomingMessage, url: UR
   }
   if (body.truncated) throw badInput(route, 'request body: too large');
   const text = body.bytes?.toString('utf8') ?? '';
-  const okType = /^application\/json\s*(;|$)/i.test(contentType) || contentType.toLowerCase() === 'text/plain; charset=dropbox-cors-hack';
+  const okType =
+    /^application\/json\s*(;|$)/i.test(contentType) ||
+    contentType.toLowerCase() === 'text/plain; charset=dropbox-cors-hack';
   if (text !== '' && !okType) {
-    throw badInput(route, `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/json", "application/json; charset=utf-8", "text/plain; charset=dropbox-cors-hack".`);
+    throw badInput(
+      route,
+      `Bad HTTP "Content-Type" header: ${JSON.stringify(contentType)}.  Expecting one of "application/json", "application/json; charset=utf-8", "text/plain; charset=dropbox-cors-hack".`,
+    );
   }
   return spec.noArgs ? Args.none(route, 'request body', text) : Args.parse(route, 'request body', text);
 }
 
 /** Per-session byte counts, taken before anything can refuse the request (refused bytes were still sent). */
-function noteSessionBytes(host: ApiHost, route: string, argText: string | undefined, accountId: string, size: number): void {
+function noteSessionBytes(
+  host: ApiHost,
+  route: string,
+  argText: string | undefined,
+  accountId: string,
+  size: number,
+): void {
   if (route !== 'files/upload_session/append_v2' && route !== 'files/upload_session/finish') return;
   try {
     const id = (JSON.parse(argText ?? '') as { cursor?: { session_id?: unknown } } | null)?.cursor?.session_id;
@@ -105,7 +133,12 @@ function untilClosed(req: IncomingMessage, res: ServerResponse): Promise<void> {
  * Carries out the parts of a fault decision that don't produce an ordinary answer. Returns the
  * pseudo-status to count ("reset", "stalled") when the request is over, or throws the failure.
  */
-async function injectFault(decision: FaultDecision, account: AccountState, req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+async function injectFault(
+  decision: FaultDecision,
+  account: AccountState,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<string | undefined> {
   if (decision.kind === 'none') return undefined;
   if (decision.kind === 'fail') {
     bump(account.stats.faults, decision.label);
@@ -120,7 +153,13 @@ async function injectFault(decision: FaultDecision, account: AccountState, req: 
   return 'stalled';
 }
 
-function count(host: ApiHost, account: AccountState | undefined, pathname: string, res: ServerResponse, outcome: string | undefined): void {
+function count(
+  host: ApiHost,
+  account: AccountState | undefined,
+  pathname: string,
+  res: ServerResponse,
+  outcome: string | undefined,
+): void {
   if (outcome === undefined && !res.headersSent) return;
   const key = `${pathname} ${outcome ?? res.statusCode}`;
   host.counters.requests.set(key, (host.counters.requests.get(key) ?? 0) + 1);
@@ -140,7 +179,14 @@ function fail(host: ApiHost, account: AccountState | undefined, res: ServerRespo
  * Ends a request's bookkeeping. A lost response was processed; destroying the connection instead
  * of answering is the fault.
  */
-function settle(host: ApiHost, account: AccountState | undefined, pathname: string, res: ServerResponse, outcome: string | undefined, loseResponse: boolean): void {
+function settle(
+  host: ApiHost,
+  account: AccountState | undefined,
+  pathname: string,
+  res: ServerResponse,
+  outcome: string | undefined,
+  loseResponse: boolean,
+): void {
   if (loseResponse && account) {
     bump(account.stats.faults, 'lost_response');
     res.destroy();
@@ -162,7 +208,10 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
   let loseResponse = false;
   try {
     if (!spec) throw new ApiFailure(404, `Unknown API function: "${route}"`);
-    if (req.method !== 'POST') throw new ApiFailure(405, `Error in call to API function "${route}": Expected POST, got ${req.method ?? '?'}`, { Allow: 'POST' });
+    if (req.method !== 'POST')
+      throw new ApiFailure(405, `Error in call to API function "${route}": Expected POST, got ${req.method ?? '?'}`, {
+        Allow: 'POST',
+      });
     const token = bearerToken(route, req, url);
     const info = lookupToken(host, token);
     if (info) {
@@ -186,7 +235,8 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
     const args = parseArgs(route, spec, req, url, body);
     const result = await spec.handler({ route, accountId, account: owner, token, args, body, core: host.core });
     if (loseResponse) return;
-    if (result instanceof ContentResult) sendContent(req, res, result.bytes, { 'Dropbox-API-Result': headerSafeJson(result.result) });
+    if (result instanceof ContentResult)
+      sendContent(req, res, result.bytes, { 'Dropbox-API-Result': headerSafeJson(result.result) });
     else sendJson(res, 200, result);
   } catch (err) {
     if (!loseResponse) fail(host, account, res, err);
@@ -207,7 +257,11 @@ export async function handleToken(host: ApiHost, req: IncomingMessage, res: Serv
   try {
     if (req.method !== 'POST') throw new ApiFailure(405, 'Method Not Allowed', { Allow: 'POST' });
     const params = new URLSearchParams(url.search);
-    if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '') && body.bytes && body.bytes.length > 0) {
+    if (
+      /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '') &&
+      body.bytes &&
+      body.bytes.length > 0
+    ) {
       for (const [k, v] of new URLSearchParams(body.bytes.toString('utf8'))) params.set(k, v);
     }
     const accountId = host.tokens.accountFor(params);

@@ -21,14 +21,18 @@ export class Args {
       throw badInput(route, `${where}: could not decode input as JSON`);
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw badInput(route, `${where}: expected object, got ${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value}`);
+      throw badInput(
+        route,
+        `${where}: expected object, got ${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value}`,
+      );
     }
     return new Args(route, where, value as Record<string, unknown>);
   }
 
   /** Routes without arguments take an empty body or `null`. */
   static none(route: string, where: string, text: string): Args {
-    if (text.trim() !== '' && text.trim() !== 'null') throw badInput(route, `${where}: expected null, got ${JSON.stringify(text.slice(0, 40))}`);
+    if (text.trim() !== '' && text.trim() !== 'null')
+      throw badInput(route, `${where}: expected null, got ${JSON.stringify(text.slice(0, 40))}`);
     return new Args(route, where, {});
   }
 
@@ -62,7 +66,8 @@ export class Args {
   int(name: string, min: number, max: number): number | undefined {
     const v = this.obj[name];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.fail(`${name}: expected integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw this.fail(`${name}: expected integer, got ${JSON.stringify(v)}`);
     if (v < min || v > max) throw this.fail(`${name}: ${v} is not within the range [${min}, ${max}]`);
     return v;
   }
@@ -71,7 +76,8 @@ export class Args {
   struct(name: string): Args {
     const v = this.obj[name];
     if (v === undefined || v === null) throw this.fail(`missing required field '${name}'`);
-    if (typeof v !== 'object' || Array.isArray(v)) throw this.fail(`${name}: expected object, got ${Array.isArray(v) ? 'list' : typeof v}`);
+    if (typeof v !== 'object' || Array.isArray(v))
+      throw this.fail(`${name}: expected object, got ${Array.isArray(v) ? 'list' : typeof v}`);
     return new Args(this.route, this.where, v as Record<string, unknown>, `${this.prefix}${name}.`);
   }
 
@@ -82,7 +88,8 @@ export class Args {
     if (!Array.isArray(v)) throw this.fail(`${name}: expected list, got ${typeof v}`);
     if (v.length > max) throw this.fail(`${name}: list has more than ${max} items`);
     return v.map((item: unknown, i) => {
-      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw this.fail(`${name}[${i}]: expected object`);
+      if (typeof item !== 'object' || item === null || Array.isArray(item))
+        throw this.fail(`${name}[${i}]: expected object`);
       return new Args(this.route, this.where, item as Record<string, unknown>, `${this.prefix}${name}[${i}].`);
     });
   }
@@ -91,7 +98,8 @@ export class Args {
   voidTag(name: string, allowed: readonly string[]): string | undefined {
     const raw = this.obj[name];
     if (raw === undefined || raw === null) return undefined;
-    const tag = typeof raw === 'string' ? raw : typeof raw === 'object' ? (raw as { '.tag'?: unknown })['.tag'] : undefined;
+    const tag =
+      typeof raw === 'string' ? raw : typeof raw === 'object' ? (raw as { '.tag'?: unknown })['.tag'] : undefined;
     if (typeof tag === 'string' && allowed.includes(tag)) return tag;
     throw this.fail(`${name}: unknown tag ${JSON.stringify(tag ?? raw)}`);
   }
@@ -111,7 +119,8 @@ export const READ_PATH_PATTERN = String.raw`(/(.|[\r\n])*|id:.*)|(rev:[0-9a-f]{9
 /** Only "/..." paths are stored; `id:`/`ns:` forms match Dropbox's pattern but aren't emulated here. */
 export function slashPath(args: Args, name: string, path: string, pattern: string): string {
   if (path.startsWith('/')) return path;
-  if (/^(id:|ns:|rev:)/.test(path)) throw args.fail(`${name}: the emulator supports only paths starting with "/", got '${path}'`);
+  if (/^(id:|ns:|rev:)/.test(path))
+    throw args.fail(`${name}: the emulator supports only paths starting with "/", got '${path}'`);
   throw args.fail(`${name}: '${path}' did not match pattern '${pattern}'`);
 }
 

@@ -48,7 +48,8 @@ export function uidOf(accountId: string): string {
 }
 
 function checkKey(what: string, value: unknown): string {
-  if (typeof value !== 'string' || !URL_SAFE.test(value)) throw new TypeError(`${what} must be non-empty and URL-safe (A-Z a-z 0-9 - . _ ~), got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !URL_SAFE.test(value))
+    throw new TypeError(`${what} must be non-empty and URL-safe (A-Z a-z 0-9 - . _ ~), got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -68,7 +69,8 @@ export class TokenRegistry {
   /** The named app, or the only one when none is named. */
   resolveApp(appKey: string | undefined): string {
     if (appKey !== undefined) {
-      if (!this.apps.has(appKey)) throw new TypeError(`unknown app key ${JSON.stringify(appKey)}; register it with addApp first`);
+      if (!this.apps.has(appKey))
+        throw new TypeError(`unknown app key ${JSON.stringify(appKey)}; register it with addApp first`);
       return appKey;
     }
     if (this.apps.size !== 1) throw new TypeError(`appKey is required when ${this.apps.size} apps are registered`);
@@ -80,7 +82,10 @@ export class TokenRegistry {
   }
 
   addRefresh(refreshToken: string, accountId: string, appKey: string | undefined, scopes: string[] | undefined): void {
-    if (!URL_SAFE.test(refreshToken)) throw new TypeError(`refresh token must be URL-safe (the SDK does not encode it), got ${JSON.stringify(refreshToken)}`);
+    if (!URL_SAFE.test(refreshToken))
+      throw new TypeError(
+        `refresh token must be URL-safe (the SDK does not encode it), got ${JSON.stringify(refreshToken)}`,
+      );
     this.refresh.set(refreshToken, { accountId, appKey: this.resolveApp(appKey), scopes, revoked: false });
   }
 
@@ -100,7 +105,13 @@ export class TokenRegistry {
   /** `sl.` tokens like Dropbox's short-lived ones. */
   private mintAccess(accountId: string, scopes: string[] | undefined, refreshToken: string | undefined): string {
     const token = `sl.${newOpaqueId(96)}`;
-    this.access.set(token, { accountId, expiresAtMs: Date.now() + this.ttlSeconds * 1000, revoked: false, scopes, refreshToken });
+    this.access.set(token, {
+      accountId,
+      expiresAtMs: Date.now() + this.ttlSeconds * 1000,
+      revoked: false,
+      scopes,
+      refreshToken,
+    });
     return token;
   }
 
@@ -132,7 +143,10 @@ export class TokenRegistry {
 
   /** The account whose refresh token or code a token request carries (whatever its grant_type or validity). */
   accountFor(params: URLSearchParams): string | undefined {
-    return this.refresh.get(params.get('refresh_token') ?? '')?.accountId ?? this.codes.get(params.get('code') ?? '')?.accountId;
+    return (
+      this.refresh.get(params.get('refresh_token') ?? '')?.accountId ??
+      this.codes.get(params.get('code') ?? '')?.accountId
+    );
   }
 
   /** POST /oauth2/token. `params` merges the query string and a form body; `authorization` may be HTTP Basic. */
@@ -140,17 +154,26 @@ export class TokenRegistry {
     const grant = params.get('grant_type');
     const refreshToken = params.get('refresh_token') ?? '';
     const code = params.get('code') ?? '';
-    const fail = (error: string, description: string): TokenOutcome => ({ status: 400, body: { error, error_description: description }, accountId: this.accountFor(params) });
+    const fail = (error: string, description: string): TokenOutcome => ({
+      status: 400,
+      body: { error, error_description: description },
+      accountId: this.accountFor(params),
+    });
 
     if (grant !== 'refresh_token' && grant !== 'authorization_code') {
-      return fail('unsupported_grant_type', grant === null ? 'Missing grant_type' : `Unsupported grant_type: ${JSON.stringify(grant)}`);
+      return fail(
+        'unsupported_grant_type',
+        grant === null ? 'Missing grant_type' : `Unsupported grant_type: ${JSON.stringify(grant)}`,
+      );
     }
     const basic = /^Basic\s+(\S+)$/i.exec(authorization ?? '');
     const decoded = basic ? Buffer.from(basic[1] as string, 'base64').toString('utf8') : undefined;
-    const clientId = decoded !== undefined ? decoded.slice(0, Math.max(0, decoded.indexOf(':'))) : params.get('client_id');
+    const clientId =
+      decoded !== undefined ? decoded.slice(0, Math.max(0, decoded.indexOf(':'))) : params.get('client_id');
     const clientSecret = decoded !== undefined ? decoded.slice(decoded.indexOf(':') + 1) : params.get('client_secret');
     // Dropbox's own wording (seen on real refreshes without a secret, dropbox-sdk-rust#85).
-    if (!clientId || clientSecret === null || clientSecret === '') return fail('invalid request', 'No auth function available for given request');
+    if (!clientId || clientSecret === null || clientSecret === '')
+      return fail('invalid request', 'No auth function available for given request');
     if (this.apps.get(clientId) !== clientSecret) return fail('invalid_client', 'Invalid client_id or client_secret');
 
     if (grant === 'refresh_token') {
@@ -160,14 +183,21 @@ export class TokenRegistry {
       const asked = params.get('scope')?.split(' ').filter(Boolean);
       const granted = r.scopes ?? ALL_SCOPES;
       const missing = asked?.find((s) => !granted.includes(s));
-      if (missing !== undefined) return fail('invalid_scope', `Scope ${JSON.stringify(missing)} was not granted to this refresh token`);
+      if (missing !== undefined)
+        return fail('invalid_scope', `Scope ${JSON.stringify(missing)} was not granted to this refresh token`);
       const access = this.mintAccess(r.accountId, asked ?? r.scopes, refreshToken);
-      return { status: 200, body: { access_token: access, token_type: 'bearer', expires_in: this.ttlSeconds }, accountId: r.accountId };
+      return {
+        status: 200,
+        body: { access_token: access, token_type: 'bearer', expires_in: this.ttlSeconds },
+        accountId: r.accountId,
+      };
     }
 
     const c = this.codes.get(code);
-    if (!c || c.appKey !== clientId || c.expiresAtMs <= Date.now()) return fail('invalid_grant', "code doesn't exist or has expired");
-    if (c.redirectUri !== undefined && params.get('redirect_uri') !== c.redirectUri) return fail('invalid_grant', 'redirect_uri mismatch');
+    if (!c || c.appKey !== clientId || c.expiresAtMs <= Date.now())
+      return fail('invalid_grant', "code doesn't exist or has expired");
+    if (c.redirectUri !== undefined && params.get('redirect_uri') !== c.redirectUri)
+      return fail('invalid_grant', 'redirect_uri mismatch');
     this.codes.delete(code);
     const newRefresh = newOpaqueId(48);
     this.refresh.set(newRefresh, { accountId: c.accountId, appKey: c.appKey, scopes: c.scopes, revoked: false });

@@ -43,10 +43,17 @@ function pickShare(candidates: number[], share: number, rng: Rng): Set<number> {
 function prepare(ctx: CallContext, entry: Entry, claimed: Set<UploadSession>): UploadSession | Tagged {
   const session = ctx.core.sessions.get(ctx.accountId, entry.cursor.sessionId);
   session?.note(0);
-  if (!session || session.state === 'expired' || session.state === 'committed' || session.committing || claimed.has(session)) {
+  if (
+    !session ||
+    session.state === 'expired' ||
+    session.state === 'committed' ||
+    session.committing ||
+    claimed.has(session)
+  ) {
     return lookupFailed(tag('not_found'));
   }
-  if (session.state !== 'closed') return session.type === 'concurrent' ? tag('concurrent_session_not_closed') : lookupFailed(tag('not_closed'));
+  if (session.state !== 'closed')
+    return session.type === 'concurrent' ? tag('concurrent_session_not_closed') : lookupFailed(tag('not_closed'));
   const correct = session.finishOffset ?? 0;
   if (entry.cursor.offset !== correct) return lookupFailed({ '.tag': 'incorrect_offset', correct_offset: correct });
   const unfinished = session.unfinished();
@@ -70,7 +77,10 @@ function beginBatch(ctx: CallContext, entries: Entry[]): Batch {
   for (const s of claimed) s.committing = true;
   // In '409' mode an overlapping batch still commits, but some entries fail (dropbox-sdk-js#270).
   const candidates = prepared.flatMap((p, i) => (p instanceof UploadSession ? [i] : []));
-  const contended = lease.busy && cfg.writeContention === '409' ? pickShare(candidates, cfg.batchContentionShare, ctx.core.rng) : new Set<number>();
+  const contended =
+    lease.busy && cfg.writeContention === '409'
+      ? pickShare(candidates, cfg.batchContentionShare, ctx.core.rng)
+      : new Set<number>();
   return { lease, cfg, entries, prepared, contended };
 }
 

@@ -15,7 +15,12 @@ const sha256 = (): Hash => createHash('sha256');
 /** SHA-256 of each 4 MiB block of `bytes`, in order; none for empty input. */
 export function blockDigests(bytes: Uint8Array): Buffer[] {
   const digests: Buffer[] = [];
-  for (let at = 0; at < bytes.length; at += BLOCK_SIZE) digests.push(sha256().update(bytes.subarray(at, at + BLOCK_SIZE)).digest());
+  for (let at = 0; at < bytes.length; at += BLOCK_SIZE)
+    digests.push(
+      sha256()
+        .update(bytes.subarray(at, at + BLOCK_SIZE))
+        .digest(),
+    );
   return digests;
 }
 

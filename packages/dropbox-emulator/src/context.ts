@@ -21,7 +21,16 @@ export class AccountState {
 }
 
 export function emptyAccountStats(): AccountStats {
-  return { requests: {}, tokenRequests: 0, bytesReceived: 0, commits: 0, maxConcurrentCommits: 0, writeContention: 0, rateLimited: 0, faults: {} };
+  return {
+    requests: {},
+    tokenRequests: 0,
+    bytesReceived: 0,
+    commits: 0,
+    maxConcurrentCommits: 0,
+    writeContention: 0,
+    rateLimited: 0,
+    faults: {},
+  };
 }
 
 export function bump(counts: Record<string, number>, key: string, by = 1): void {
@@ -111,7 +120,13 @@ export function enterCommit(account: AccountState): CommitLease {
  * Refuses an overlapping commit the way the account is configured to. '429' refusals happen
  * before a commit touches anything; '409' ones where the route would report a write error.
  */
-export function refuseIfContended(ctx: CallContext, lease: CommitLease, cfg: EffectiveConfig, phase: '429' | '409', error409: Tagged): void {
+export function refuseIfContended(
+  ctx: CallContext,
+  lease: CommitLease,
+  cfg: EffectiveConfig,
+  phase: '429' | '409',
+  error409: Tagged,
+): void {
   if (!lease.busy || cfg.writeContention !== phase) return;
   ctx.account.stats.writeContention++;
   throw phase === '429' ? tooManyWriteOperations(cfg, ctx.core.rng) : routeError(error409);

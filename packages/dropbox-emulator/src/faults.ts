@@ -55,7 +55,16 @@ export const BUILTIN_CONFIG: EffectiveConfig = {
   faultRoutes: null,
 };
 
-const SHARES = ['batchContentionShare', 'serverErrorShare', 'resetShare', 'lostResponseShare', 'stallShare', 'tooManyRequestsShare', 'plainText429Share', 'noRetryAfterShare'] as const;
+const SHARES = [
+  'batchContentionShare',
+  'serverErrorShare',
+  'resetShare',
+  'lostResponseShare',
+  'stallShare',
+  'tooManyRequestsShare',
+  'plainText429Share',
+  'noRetryAfterShare',
+] as const;
 const NON_NEGATIVE = ['commitLatencyMs', 'latencyMs'] as const;
 const NULLABLE_NON_NEGATIVE = ['quotaBytes', 'serverErrorRetryAfter'] as const;
 const NULLABLE_POSITIVE = ['uploadsPerSecond', 'burst'] as const;
@@ -64,7 +73,8 @@ const STATUSES: readonly number[] = [500, 502, 503, 504];
 
 /** Checks a config patch from options, a method call or the admin API; throws TypeError naming the field. */
 export function validateConfig(patch: unknown): AccountConfig {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new TypeError('config must be an object');
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+    throw new TypeError('config must be an object');
   const p = patch as Record<string, unknown>;
   const bad = (key: string, want: string): never => {
     throw new TypeError(`${key} must be ${want}, got ${JSON.stringify(p[key])}`);
@@ -73,19 +83,27 @@ export function validateConfig(patch: unknown): AccountConfig {
     if (!(key in BUILTIN_CONFIG)) throw new TypeError(`unknown config field ${JSON.stringify(key)}`);
   }
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-  for (const k of SHARES) if (p[k] !== undefined && !(num(p[k]) && p[k] >= 0 && p[k] <= 1)) bad(k, 'a share from 0 to 1');
+  for (const k of SHARES)
+    if (p[k] !== undefined && !(num(p[k]) && p[k] >= 0 && p[k] <= 1)) bad(k, 'a share from 0 to 1');
   for (const k of NON_NEGATIVE) if (p[k] !== undefined && !(num(p[k]) && p[k] >= 0)) bad(k, 'a number ≥ 0');
-  for (const k of NULLABLE_NON_NEGATIVE) if (p[k] !== undefined && p[k] !== null && !(num(p[k]) && p[k] >= 0)) bad(k, 'a number ≥ 0 or null');
-  for (const k of NULLABLE_POSITIVE) if (p[k] !== undefined && p[k] !== null && !(num(p[k]) && p[k] > 0)) bad(k, 'a positive number or null');
+  for (const k of NULLABLE_NON_NEGATIVE)
+    if (p[k] !== undefined && p[k] !== null && !(num(p[k]) && p[k] >= 0)) bad(k, 'a number ≥ 0 or null');
+  for (const k of NULLABLE_POSITIVE)
+    if (p[k] !== undefined && p[k] !== null && !(num(p[k]) && p[k] > 0)) bad(k, 'a positive number or null');
   // A bucket smaller than one request would refuse everything forever.
   if (typeof p['burst'] === 'number' && p['burst'] < 1) bad('burst', 'at least 1 or null');
-  if (p['writeContention'] !== undefined && !MODES.includes(p['writeContention'] as WriteContentionMode)) bad('writeContention', '"none", "429" or "409"');
+  if (p['writeContention'] !== undefined && !MODES.includes(p['writeContention'] as WriteContentionMode))
+    bad('writeContention', '"none", "429" or "409"');
   const statuses = p['serverErrorStatuses'];
-  if (statuses !== undefined && !(Array.isArray(statuses) && statuses.length > 0 && statuses.every((s) => STATUSES.includes(s as number)))) {
+  if (
+    statuses !== undefined &&
+    !(Array.isArray(statuses) && statuses.length > 0 && statuses.every((s) => STATUSES.includes(s as number)))
+  ) {
     bad('serverErrorStatuses', 'a non-empty list of 500, 502, 503, 504');
   }
   const routes = p['faultRoutes'];
-  if (routes !== undefined && routes !== null && !(Array.isArray(routes) && routes.every((r) => typeof r === 'string'))) bad('faultRoutes', 'a list of route names or null');
+  if (routes !== undefined && routes !== null && !(Array.isArray(routes) && routes.every((r) => typeof r === 'string')))
+    bad('faultRoutes', 'a list of route names or null');
   return p;
 }
 
@@ -96,14 +114,27 @@ export function mergeConfig(...layers: AccountConfig[]): AccountConfig {
   return out;
 }
 
-const KINDS: readonly QueuedFault['fault'][] = [500, 502, 503, 504, 'reset', 'lost_response', 'stall', 'too_many_requests', 'too_many_requests_text', 'too_many_write_operations'];
+const KINDS: readonly QueuedFault['fault'][] = [
+  500,
+  502,
+  503,
+  504,
+  'reset',
+  'lost_response',
+  'stall',
+  'too_many_requests',
+  'too_many_requests_text',
+  'too_many_write_operations',
+];
 
 export function validateQueuedFaults(faults: unknown): QueuedFault[] {
   if (!Array.isArray(faults)) throw new TypeError('faults must be a list');
   for (const f of faults as Partial<QueuedFault>[]) {
-    if (typeof f !== 'object' || f === null || !KINDS.includes(f.fault as QueuedFault['fault'])) throw new TypeError(`fault must be one of ${KINDS.join(', ')}, got ${JSON.stringify(f?.fault)}`);
+    if (typeof f !== 'object' || f === null || !KINDS.includes(f.fault as QueuedFault['fault']))
+      throw new TypeError(`fault must be one of ${KINDS.join(', ')}, got ${JSON.stringify(f?.fault)}`);
     if (f.route !== undefined && typeof f.route !== 'string') throw new TypeError('route must be a string');
-    if (f.retryAfter !== undefined && !(typeof f.retryAfter === 'number' && f.retryAfter >= 0)) throw new TypeError('retryAfter must be a number ≥ 0');
+    if (f.retryAfter !== undefined && !(typeof f.retryAfter === 'number' && f.retryAfter >= 0))
+      throw new TypeError('retryAfter must be a number ≥ 0');
   }
   return faults as QueuedFault[];
 }
@@ -123,11 +154,16 @@ const HTML = (status: number, title: string): string =>
 
 /** The bodies real 5xx answers have been seen with: nothing, proxy HTML pages, envoy's text. */
 export function serverError(status: ServerErrorStatus, retryAfter: number | null | undefined): ApiFailure {
-  const headers: Record<string, string> = retryAfter !== null && retryAfter !== undefined && status === 503 ? { 'Retry-After': String(retryAfter) } : {};
+  const headers: Record<string, string> =
+    retryAfter !== null && retryAfter !== undefined && status === 503 ? { 'Retry-After': String(retryAfter) } : {};
   if (status === 500) return new ApiFailure(500, null, headers);
   if (status === 502) return new ApiFailure(502, HTML(502, 'Bad Gateway'), headers, 'text/html');
   if (status === 504) return new ApiFailure(504, HTML(504, 'Gateway Time-out'), headers, 'text/html');
-  return new ApiFailure(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', headers);
+  return new ApiFailure(
+    503,
+    'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+    headers,
+  );
 }
 
 /** A too_many_requests 429 whose shape (text or JSON, Retry-After or not) follows the account's shares. */
@@ -138,7 +174,9 @@ export function tooManyRequests(cfg: EffectiveConfig, rng: Rng, retryAfter: numb
 }
 
 export function tooManyWriteOperations(cfg: EffectiveConfig, rng: Rng, retryAfter = 1): ApiFailure {
-  return rateLimited('too_many_write_operations', { retryAfter: rng.chance(cfg.noRetryAfterShare) ? undefined : retryAfter });
+  return rateLimited('too_many_write_operations', {
+    retryAfter: rng.chance(cfg.noRetryAfterShare) ? undefined : retryAfter,
+  });
 }
 
 function fromQueue(f: QueuedFault, cfg: EffectiveConfig, rng: Rng): FaultDecision {
@@ -150,11 +188,19 @@ function fromQueue(f: QueuedFault, cfg: EffectiveConfig, rng: Rng): FaultDecisio
       return { kind: 'none', loseResponse: true };
     case 'too_many_requests':
     case 'too_many_requests_text':
-      return { kind: 'fail', label: f.fault, failure: tooManyRequests(cfg, rng, f.retryAfter ?? 1, f.fault === 'too_many_requests_text') };
+      return {
+        kind: 'fail',
+        label: f.fault,
+        failure: tooManyRequests(cfg, rng, f.retryAfter ?? 1, f.fault === 'too_many_requests_text'),
+      };
     case 'too_many_write_operations':
       return { kind: 'fail', label: f.fault, failure: tooManyWriteOperations(cfg, rng, f.retryAfter ?? 1) };
     default:
-      return { kind: 'fail', label: String(f.fault), failure: serverError(f.fault, f.retryAfter ?? cfg.serverErrorRetryAfter) };
+      return {
+        kind: 'fail',
+        label: String(f.fault),
+        failure: serverError(f.fault, f.retryAfter ?? cfg.serverErrorRetryAfter),
+      };
   }
 }
 
@@ -169,6 +215,7 @@ export function drawFault(cfg: EffectiveConfig, rng: Rng, route: string, queue: 
     const status = rng.pick(cfg.serverErrorStatuses);
     return { kind: 'fail', label: String(status), failure: serverError(status, cfg.serverErrorRetryAfter) };
   }
-  if (rng.chance(cfg.tooManyRequestsShare)) return { kind: 'fail', label: 'too_many_requests', failure: tooManyRequests(cfg, rng, 1) };
+  if (rng.chance(cfg.tooManyRequestsShare))
+    return { kind: 'fail', label: 'too_many_requests', failure: tooManyRequests(cfg, rng, 1) };
   return { kind: 'none', loseResponse: rng.chance(cfg.lostResponseShare) };
 }

@@ -38,15 +38,37 @@ export function decodeCursor(cursor: string): CursorState | undefined {
     return undefined;
   }
   const valid =
-    typeof v === 'object' && v !== null && v.v === 1 &&
-    typeof v.a === 'string' && typeof v.p === 'string' && typeof v.r === 'boolean' &&
-    Number.isInteger(v.l) && (v.l ?? 0) > 0 && (v.m === 'list' || v.m === 'changes') &&
-    Number.isInteger(v.s) && (v.k === null || typeof v.k === 'string');
+    typeof v === 'object' &&
+    v !== null &&
+    v.v === 1 &&
+    typeof v.a === 'string' &&
+    typeof v.p === 'string' &&
+    typeof v.r === 'boolean' &&
+    Number.isInteger(v.l) &&
+    (v.l ?? 0) > 0 &&
+    (v.m === 'list' || v.m === 'changes') &&
+    Number.isInteger(v.s) &&
+    (v.k === null || typeof v.k === 'string');
   return valid ? (v as CursorState) : undefined;
 }
 
-export function startListing(space: AccountSpace, accountId: string, pathLower: string, recursive: boolean, limit: number): ListFolderResult {
-  return listPage(space, { v: 1, a: accountId, p: pathLower, r: recursive, l: limit, m: 'list', s: space.seq, k: null });
+export function startListing(
+  space: AccountSpace,
+  accountId: string,
+  pathLower: string,
+  recursive: boolean,
+  limit: number,
+): ListFolderResult {
+  return listPage(space, {
+    v: 1,
+    a: accountId,
+    p: pathLower,
+    r: recursive,
+    l: limit,
+    m: 'list',
+    s: space.seq,
+    k: null,
+  });
 }
 
 export function continueListing(space: AccountSpace, state: CursorState): ListFolderResult {

@@ -17,7 +17,17 @@ export function deriveAccountId(token: string): string {
 }
 
 export function toStoredFile(accountId: string, f: FileNode): StoredFile {
-  return { accountId, pathLower: f.pathLower, pathDisplay: f.pathDisplay, size: f.size, contentHash: f.contentHash, rev: f.rev, id: f.id, serverModified: f.serverModified, writes: f.writes };
+  return {
+    accountId,
+    pathLower: f.pathLower,
+    pathDisplay: f.pathDisplay,
+    size: f.size,
+    contentHash: f.contentHash,
+    rev: f.rev,
+    id: f.id,
+    serverModified: f.serverModified,
+    writes: f.writes,
+  };
 }
 
 export function positive(name: string, value: number | undefined, fallback: number, integer = true): number {
@@ -30,8 +40,9 @@ export function positive(name: string, value: number | undefined, fallback: numb
 
 export function checkScopes(scopes: unknown): string[] | undefined {
   if (scopes === undefined) return undefined;
-  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string')) throw new TypeError('scopes must be a list of strings');
-  return [...(scopes)];
+  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string'))
+    throw new TypeError('scopes must be a list of strings');
+  return [...scopes];
 }
 
 /** Timers that can all be cut short at once, so stop() never waits for a commit latency or added latency. */

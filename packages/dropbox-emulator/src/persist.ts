@@ -1,4 +1,13 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { ContentStore, EntryNode } from './store.js';
 
@@ -21,8 +30,13 @@ interface JournalLine {
 
 function isJournalLine(v: unknown): v is JournalLine {
   const line = v as Partial<JournalLine> | null;
-  return typeof line?.a === 'string' && typeof line.n === 'object' && line.n !== null &&
-    (line.n.kind === 'file' || line.n.kind === 'folder') && typeof line.n.pathLower === 'string';
+  return (
+    typeof line?.a === 'string' &&
+    typeof line.n === 'object' &&
+    line.n !== null &&
+    (line.n.kind === 'file' || line.n.kind === 'folder') &&
+    typeof line.n.pathLower === 'string'
+  );
 }
 
 /**

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { LIST_PATH_PATTERN, parseCommitInfo, READ_PATH_PATTERN, slashPath, WRITE_PATH_PATTERN } from './args.js';
 import { finishBatch, finishBatchCheck, finishBatchV2 } from './batch.js';
-import { ContentResult, enterCommit, refuseIfContended, type AccountState, type CallContext, type RouteSpec } from './context.js';
+import {
+  ContentResult,
+  enterCommit,
+  refuseIfContended,
+  type AccountState,
+  type CallContext,
+  type RouteSpec,
+} from './context.js';
 import { continueListing, decodeCursor, startListing } from './listing.js';
 import { appendV2, finish, start, startBatch } from './session-routes.js';
 import { fileMetadata, splitPath, taggedMetadata, type EntryNode } from './store.js';
@@ -19,12 +26,22 @@ async function upload(ctx: CallContext): Promise<unknown> {
   const cfg = core.config(accountId);
   const lease = enterCommit(ctx.account);
   try {
-    const contended = { '.tag': 'path', reason: { '.tag': 'too_many_write_operations' }, upload_session_id: newOpaqueId() };
+    const contended = {
+      '.tag': 'path',
+      reason: { '.tag': 'too_many_write_operations' },
+      upload_session_id: newOpaqueId(),
+    };
     refuseIfContended(ctx, lease, cfg, '429', contended);
     refuseIfContended(ctx, lease, cfg, '409', contended);
     await core.sleep(cfg.commitLatencyMs);
     const content = core.keepContent ? body.bytes : undefined;
-    const result = core.store.write(accountId, { ...commit, size: body.size, contentHash, content, quotaBytes: cfg.quotaBytes });
+    const result = core.store.write(accountId, {
+      ...commit,
+      size: body.size,
+      contentHash,
+      content,
+      quotaBytes: cfg.quotaBytes,
+    });
     // UploadError.path is a struct (UploadWriteFailed), so its fields sit beside the tag.
     if (!result.ok) throw routeError({ '.tag': 'path', reason: result.reason, upload_session_id: newOpaqueId() });
     return fileMetadata(result.file);
@@ -57,7 +74,11 @@ function download(ctx: CallContext): unknown {
   if (node.kind === 'folder') throw routeError({ '.tag': 'path', path: { '.tag': 'not_file' } });
   const bytes = ctx.core.store.contentOf(node);
   // Not a Dropbox error: the operator chose not to keep bytes, which no retry can fix (hence 400).
-  if (!bytes) throw badInput(ctx.route, 'the emulator does not keep file content (keepContent: false), so it cannot serve downloads');
+  if (!bytes)
+    throw badInput(
+      ctx.route,
+      'the emulator does not keep file content (keepContent: false), so it cannot serve downloads',
+    );
   return new ContentResult(fileMetadata(node), bytes);
 }
 
@@ -132,7 +153,10 @@ export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map<string, RouteSpec>
   ['files/get_metadata', { style: 'rpc', scope: READ_META, handler: getMetadata }],
   ['files/list_folder', { style: 'rpc', scope: READ_META, handler: listFolder }],
   ['files/list_folder/continue', { style: 'rpc', scope: READ_META, handler: listFolderContinue }],
-  ['users/get_current_account', { style: 'rpc', noArgs: true, scope: 'account_info.read', handler: (ctx) => accountJson(ctx.account) }],
+  [
+    'users/get_current_account',
+    { style: 'rpc', noArgs: true, scope: 'account_info.read', handler: (ctx) => accountJson(ctx.account) },
+  ],
   ['auth/token/revoke', { style: 'rpc', noArgs: true, handler: tokenRevoke }],
 ]);
 

@@ -5,13 +5,41 @@ import { handleAdmin } from './admin.js';
 import { BEARER_TOKEN_PATTERN, handleApi, handleToken, type ApiHost, type Counters } from './api.js';
 import { TokenRegistry } from './auth.js';
 import { AccountState, emptyAccountStats, type BatchJob, type EmulatorCore } from './context.js';
-import { BUILTIN_CONFIG, mergeConfig, Rng, validateConfig, validateQueuedFaults, type EffectiveConfig } from './faults.js';
-import { checkScopes, DEFAULT_ACCESS_TOKEN_TTL_SECONDS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SESSION_TTL_SECONDS, deriveAccountId, positive, Sleeper, toStoredFile } from './options.js';
+import {
+  BUILTIN_CONFIG,
+  mergeConfig,
+  Rng,
+  validateConfig,
+  validateQueuedFaults,
+  type EffectiveConfig,
+} from './faults.js';
+import {
+  checkScopes,
+  DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_SESSION_TTL_SECONDS,
+  deriveAccountId,
+  positive,
+  Sleeper,
+  toStoredFile,
+} from './options.js';
 import { DiskStore, MemoryContentStore } from './persist.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { SessionStore } from './sessions.js';
 import { EmulatorStore, type FileNode } from './store.js';
-import type { AccountConfig, AuthorizationCodeInit, DropboxEmulator, EmulatorAccountInit, EmulatorAppInit, EmulatorOptions, EmulatorStats, QueuedFault, SessionInfo, StoredFile } from './types.js';
+import type {
+  AccountConfig,
+  AuthorizationCodeInit,
+  DropboxEmulator,
+  EmulatorAccountInit,
+  EmulatorAppInit,
+  EmulatorOptions,
+  EmulatorStats,
+  QueuedFault,
+  SessionInfo,
+  StoredFile,
+} from './types.js';
 import { readBody, sendText } from './wire.js';
 
 /** An unparseable request target is treated as "/", which no route answers (404). */
@@ -42,10 +70,15 @@ class Emulator implements DropboxEmulator {
 
   constructor(options: EmulatorOptions) {
     this.limiter = new TokenBucketLimiter(options.uploadsPerSecond);
-    this.tokens = new TokenRegistry(positive('accessTokenTtlSeconds', options.accessTokenTtlSeconds, DEFAULT_ACCESS_TOKEN_TTL_SECONDS));
+    this.tokens = new TokenRegistry(
+      positive('accessTokenTtlSeconds', options.accessTokenTtlSeconds, DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
+    );
     this.rng = new Rng(options.seed ?? randomBytes(4).readUInt32BE(0));
     const keepContent = options.keepContent ?? true;
-    this.sessionStore = new SessionStore(positive('sessionTtlSeconds', options.sessionTtlSeconds, DEFAULT_SESSION_TTL_SECONDS, false) * 1000, keepContent);
+    this.sessionStore = new SessionStore(
+      positive('sessionTtlSeconds', options.sessionTtlSeconds, DEFAULT_SESSION_TTL_SECONDS, false) * 1000,
+      keepContent,
+    );
     this.disk = options.storeDir === undefined ? undefined : new DiskStore(options.storeDir);
     const disk = this.disk;
     const contents = !keepContent ? undefined : (disk ?? new MemoryContentStore());
@@ -115,7 +148,8 @@ class Emulator implements DropboxEmulator {
       throw new TypeError(`accountId must be a non-empty string, got ${JSON.stringify(init.accountId)}`);
     }
     const seed = init.token ?? init.refreshToken;
-    if (seed === undefined && init.accountId === undefined) throw new TypeError('an account needs a token, a refreshToken or an accountId');
+    if (seed === undefined && init.accountId === undefined)
+      throw new TypeError('an account needs a token, a refreshToken or an accountId');
     const accountId = init.accountId ?? deriveAccountId(seed as string);
     const config = init.config === undefined ? undefined : validateConfig(init.config);
     const scopes = checkScopes(init.scopes);
@@ -184,7 +218,10 @@ class Emulator implements DropboxEmulator {
   }
 
   files(accountId?: string): StoredFile[] {
-    const ids = accountId === undefined ? this.store.accountIds().sort() : this.store.accountIds().filter((id) => id === accountId);
+    const ids =
+      accountId === undefined
+        ? this.store.accountIds().sort()
+        : this.store.accountIds().filter((id) => id === accountId);
     return ids.flatMap((id) =>
       [...this.store.space(id).nodes.values()]
         .filter((n): n is FileNode => n.kind === 'file')
@@ -214,7 +251,12 @@ class Emulator implements DropboxEmulator {
       rateLimited: c.rateLimited,
       filesWritten: this.store.filesWritten,
       tokenRequests: c.tokenRequests,
-      accounts: Object.fromEntries([...this.accounts].map(([id, a]) => [id, { ...a.stats, requests: { ...a.stats.requests }, faults: { ...a.stats.faults } }])),
+      accounts: Object.fromEntries(
+        [...this.accounts].map(([id, a]) => [
+          id,
+          { ...a.stats, requests: { ...a.stats.requests }, faults: { ...a.stats.faults } },
+        ]),
+      ),
     };
   }
 

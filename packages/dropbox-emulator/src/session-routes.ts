@@ -72,11 +72,22 @@ export function appendV2(ctx: CallContext): unknown {
 }
 
 /** Writes a session's data as a file; the session is consumed only when the write succeeds. */
-export function commitSession(core: EmulatorCore, accountId: string, session: UploadSession, commit: CommitInfo): { ok: true; file: FileNode } | { ok: false; error: Tagged } {
+export function commitSession(
+  core: EmulatorCore,
+  accountId: string,
+  session: UploadSession,
+  commit: CommitInfo,
+): { ok: true; file: FileNode } | { ok: false; error: Tagged } {
   const data = session.payload();
   if ('.tag' in data) return { ok: false, error: data };
   const quotaBytes = core.config(accountId).quotaBytes;
-  const result = core.store.write(accountId, { ...commit, size: data.size, contentHash: data.contentHash, content: data.content, quotaBytes });
+  const result = core.store.write(accountId, {
+    ...commit,
+    size: data.size,
+    contentHash: data.contentHash,
+    content: data.content,
+    quotaBytes,
+  });
   // FinishError.path is a WriteError union, so it nests under "path" (unlike UploadError's struct).
   if (!result.ok) return { ok: false, error: { '.tag': 'path', path: result.reason } };
   session.markCommitted(result.file.pathDisplay);
@@ -98,7 +109,8 @@ export async function finish(ctx: CallContext): Promise<unknown> {
   checkHash(bytes, expected);
   if (bytes.length > 0 && session.state === 'closed') throw routeError(lookupFailed(tag('closed')));
   const correct = session.finishOffset ?? 0;
-  if (cursor.offset !== correct) throw routeError(lookupFailed({ '.tag': 'incorrect_offset', correct_offset: correct }));
+  if (cursor.offset !== correct)
+    throw routeError(lookupFailed({ '.tag': 'incorrect_offset', correct_offset: correct }));
   if (cursor.offset + bytes.length > core.maxFileBytes) throw routeError(lookupFailed(tag('too_large')));
 
   const cfg = core.config(accountId);

@@ -66,7 +66,8 @@ export class UploadSession {
   append(offset: number, bytes: Buffer, close: boolean, maxFileBytes: number): Tagged | undefined {
     if (this.type === 'sequential') {
       if (this.state !== 'open' || this.committing) return tag('closed');
-      if (offset !== this.sequentialOffset) return { '.tag': 'incorrect_offset', correct_offset: this.sequentialOffset };
+      if (offset !== this.sequentialOffset)
+        return { '.tag': 'incorrect_offset', correct_offset: this.sequentialOffset };
       if (offset + bytes.length > maxFileBytes) return tag('too_large');
       this.hasher.update(bytes);
       if (this.keep && bytes.length > 0) this.chunks.push(bytes);
@@ -88,7 +89,11 @@ export class UploadSession {
     if (bytes.length > 0 || close) {
       // A piece sent again at the same offset (a retry) replaces the first copy.
       this.concurrentBytes += bytes.length - (this.pieces.get(offset)?.length ?? 0);
-      this.pieces.set(offset, { length: bytes.length, digests: blockDigests(bytes), bytes: this.keep ? bytes : undefined });
+      this.pieces.set(offset, {
+        length: bytes.length,
+        digests: blockDigests(bytes),
+        bytes: this.keep ? bytes : undefined,
+      });
     }
     if (close) {
       this.closedEnd = end;
@@ -125,7 +130,11 @@ export class UploadSession {
     const ordered = this.layout();
     if (!Array.isArray(ordered)) return ordered;
     const content = this.keep ? Buffer.concat(ordered.map(([, p]) => p.bytes ?? Buffer.alloc(0))) : undefined;
-    return { size: this.concurrentBytes, contentHash: contentHashOfBlocks(ordered.flatMap(([, p]) => p.digests)), content };
+    return {
+      size: this.concurrentBytes,
+      contentHash: contentHashOfBlocks(ordered.flatMap(([, p]) => p.digests)),
+      content,
+    };
   }
 
   markCommitted(path: string): void {
@@ -191,6 +200,8 @@ export class SessionStore {
   }
 
   list(accountId?: string): SessionInfo[] {
-    return [...this.sessions.values()].filter((s) => accountId === undefined || s.accountId === accountId).map((s) => s.info());
+    return [...this.sessions.values()]
+      .filter((s) => accountId === undefined || s.accountId === accountId)
+      .map((s) => s.info());
   }
 }

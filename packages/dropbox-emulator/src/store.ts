@@ -106,8 +106,7 @@ function decide(existing: EntryNode, req: WriteRequest): Decision {
   const identical = existing.contentHash === req.contentHash && existing.size === req.size;
   // Identical content is "nothing gets written; no conflict" unless strict_conflict asks otherwise.
   if (identical && !req.strictConflict) return 'same';
-  const replaces =
-    req.mode.kind === 'overwrite' || (req.mode.kind === 'update' && req.mode.rev === existing.rev);
+  const replaces = req.mode.kind === 'overwrite' || (req.mode.kind === 'update' && req.mode.rev === existing.rev);
   if (replaces) return identical ? 'same' : 'overwrite';
   return req.autorename ? 'rename' : conflict('file');
 }
@@ -180,7 +179,8 @@ export class EmulatorStore {
     const existing = space.nodes.get(`${parentLower}/${name.toLowerCase()}`);
     if (existing) {
       const decision = decide(existing, req);
-      if (decision === 'same') return { ok: true, file: this.keepContent(accountId, existing as FileNode, req), written: false };
+      if (decision === 'same')
+        return { ok: true, file: this.keepContent(accountId, existing as FileNode, req), written: false };
       if (decision === 'overwrite') {
         const old = existing as FileNode;
         if (overQuota(space, req, old.size)) return { ok: false, reason: { '.tag': 'insufficient_space' } };
@@ -193,7 +193,15 @@ export class EmulatorStore {
 
     for (const folder of missing) {
       const seq = ++space.seq;
-      const node: FolderNode = { kind: 'folder', name: folder.name, pathLower: folder.lower, pathDisplay: folder.display, id: newDropboxId(), createdSeq: seq, modifiedSeq: seq };
+      const node: FolderNode = {
+        kind: 'folder',
+        name: folder.name,
+        pathLower: folder.lower,
+        pathDisplay: folder.display,
+        id: newDropboxId(),
+        createdSeq: seq,
+        modifiedSeq: seq,
+      };
       space.insert(node);
       this.onChange(accountId, node);
     }
@@ -274,7 +282,11 @@ export class EmulatorStore {
 }
 
 function overQuota(space: AccountSpace, req: WriteRequest, replacedBytes: number): boolean {
-  return req.quotaBytes !== undefined && req.quotaBytes !== null && space.usedBytes - replacedBytes + req.size > req.quotaBytes;
+  return (
+    req.quotaBytes !== undefined &&
+    req.quotaBytes !== null &&
+    space.usedBytes - replacedBytes + req.size > req.quotaBytes
+  );
 }
 
 /** FileMetadata as `files/upload` returns it: no `.tag`. */

@@ -59,7 +59,17 @@ export interface AccountConfig {
 export interface QueuedFault {
   /** Route name as in faultRoutes; unset = any /2/ route. */
   route?: string;
-  fault: 500 | 502 | 503 | 504 | 'reset' | 'lost_response' | 'stall' | 'too_many_requests' | 'too_many_requests_text' | 'too_many_write_operations';
+  fault:
+    | 500
+    | 502
+    | 503
+    | 504
+    | 'reset'
+    | 'lost_response'
+    | 'stall'
+    | 'too_many_requests'
+    | 'too_many_requests_text'
+    | 'too_many_write_operations';
   /** Retry-After for 429s and 503; unset = 1 for 429s, none for 503. */
   retryAfter?: number;
 }

@@ -63,8 +63,12 @@ export interface RateLimitShape {
   plainText?: boolean;
 }
 
-export function rateLimited(reason: 'too_many_requests' | 'too_many_write_operations', shape: RateLimitShape): ApiFailure {
-  const headers: Record<string, string> = shape.retryAfter === undefined ? {} : { 'Retry-After': String(shape.retryAfter) };
+export function rateLimited(
+  reason: 'too_many_requests' | 'too_many_write_operations',
+  shape: RateLimitShape,
+): ApiFailure {
+  const headers: Record<string, string> =
+    shape.retryAfter === undefined ? {} : { 'Retry-After': String(shape.retryAfter) };
   if (shape.plainText) return new ApiFailure(429, 'too_many_requests', headers);
   const error: Record<string, unknown> = { reason: { '.tag': reason } };
   // Production omits retry_after for write contention (it defaults to 1); keep it for the rate limit.
@@ -94,7 +98,10 @@ export function newRequestId(): string {
 
 /** JSON for an HTTP header: everything outside printable ASCII as \uXXXX, as Dropbox and the SDK do. */
 export function headerSafeJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 const DOTS = ['', '.', '..', '...'];
@@ -109,7 +116,12 @@ function commonHeaders(res: ServerResponse, extra: Record<string, string>): Reco
   return { 'X-Dropbox-Request-Id': typeof id === 'string' ? id : newRequestId(), ...extra };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.destroyed || res.headersSent) return;
   // `undefined` must still be valid JSON on the wire (routes with a void result answer `null`).
   const text = JSON.stringify(body ?? null);
@@ -117,15 +129,31 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}, contentType = 'text/plain; charset=utf-8'): void {
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+  contentType = 'text/plain; charset=utf-8',
+): void {
   if (res.destroyed || res.headersSent) return;
-  res.writeHead(status, commonHeaders(res, text === '' && status >= 500 ? headers : { 'Content-Type': contentType, ...headers }));
+  res.writeHead(
+    status,
+    commonHeaders(res, text === '' && status >= 500 ? headers : { 'Content-Type': contentType, ...headers }),
+  );
   res.end(text);
 }
 
 export function sendBytes(res: ServerResponse, bytes: Buffer, headers: Record<string, string>, status = 200): void {
   if (res.destroyed || res.headersSent) return;
-  res.writeHead(status, commonHeaders(res, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length), ...headers }));
+  res.writeHead(
+    status,
+    commonHeaders(res, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(bytes.length),
+      ...headers,
+    }),
+  );
   res.end(bytes);
 }
 
@@ -133,7 +161,12 @@ export function sendBytes(res: ServerResponse, bytes: Buffer, headers: Record<st
  * A download answer, honouring a single `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` (the SDK's
  * DropboxFileDownloader fetches ranges in parallel and insists on 206 + Content-Range).
  */
-export function sendContent(req: IncomingMessage, res: ServerResponse, bytes: Buffer, headers: Record<string, string>): void {
+export function sendContent(
+  req: IncomingMessage,
+  res: ServerResponse,
+  bytes: Buffer,
+  headers: Record<string, string>,
+): void {
   const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range?.trim() ?? '');
   if (!m || (m[1] === '' && m[2] === '')) return sendBytes(res, bytes, headers);
   const size = bytes.length;
@@ -150,7 +183,10 @@ export function sendFailure(res: ServerResponse, failure: ApiFailure): void {
   if (body === null) return sendText(res, failure.status, '', failure.headers);
   const obj = body as Record<string, unknown>;
   const requestId = String(res.getHeader('X-Dropbox-Request-Id') ?? newRequestId());
-  const varied = typeof obj['error_summary'] === 'string' ? { ...obj, error_summary: withDots(obj['error_summary'], requestId) } : obj;
+  const varied =
+    typeof obj['error_summary'] === 'string'
+      ? { ...obj, error_summary: withDots(obj['error_summary'], requestId) }
+      : obj;
   sendJson(res, failure.status, varied, failure.headers);
 }
 
@@ -168,7 +204,10 @@ export interface ReadBody {
  * Reads the whole request body before anything is answered, so a client that is still sending
  * never sees an early response followed by a reset connection.
  */
-export function readBody(req: IncomingMessage, opts: { keep: boolean; hash: boolean; maxKeep: number }): Promise<ReadBody> {
+export function readBody(
+  req: IncomingMessage,
+  opts: { keep: boolean; hash: boolean; maxKeep: number },
+): Promise<ReadBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const hasher = opts.hash ? new ContentHasher() : undefined;

@@ -17,16 +17,36 @@ describe('admin API', () => {
   afterAll(() => emu.stop());
 
   it('registers apps, refresh-token accounts and authorization codes', async () => {
-    expect((await adminCall(emu.url, 'apps', { key: 'adminapp', secret: 'adminsecret' })).json).toEqual({ key: 'adminapp' });
-    const added = await adminCall(emu.url, 'accounts', { accountId: 'dbid:erin', refreshToken: 'rt-erin', appKey: 'adminapp', name: 'Erin Example', scopes: ['files.content.write', 'files.metadata.read'] });
+    expect((await adminCall(emu.url, 'apps', { key: 'adminapp', secret: 'adminsecret' })).json).toEqual({
+      key: 'adminapp',
+    });
+    const added = await adminCall(emu.url, 'accounts', {
+      accountId: 'dbid:erin',
+      refreshToken: 'rt-erin',
+      appKey: 'adminapp',
+      name: 'Erin Example',
+      scopes: ['files.content.write', 'files.metadata.read'],
+    });
     expect(added).toMatchObject({ status: 200, json: { accountId: 'dbid:erin', refreshToken: 'rt-erin' } });
-    const refreshed = await tokenCall(emu.url, { grant_type: 'refresh_token', refresh_token: 'rt-erin', client_id: 'adminapp', client_secret: 'adminsecret' });
+    const refreshed = await tokenCall(emu.url, {
+      grant_type: 'refresh_token',
+      refresh_token: 'rt-erin',
+      client_id: 'adminapp',
+      client_secret: 'adminsecret',
+    });
     expect(refreshed.status).toBe(200);
     const code = (await adminCall(emu.url, 'codes', { accountId: 'dbid:erin' })).json.code as string;
-    const exchanged = await tokenCall(emu.url, { grant_type: 'authorization_code', code, client_id: 'adminapp', client_secret: 'adminsecret' });
+    const exchanged = await tokenCall(emu.url, {
+      grant_type: 'authorization_code',
+      code,
+      client_id: 'adminapp',
+      client_secret: 'adminsecret',
+    });
     expect(exchanged.json).toMatchObject({ account_id: 'dbid:erin', scope: 'files.content.write files.metadata.read' });
     expect((await adminCall(emu.url, 'apps', { key: 'bad key', secret: 's' })).status).toBe(400);
-    expect((await adminCall(emu.url, 'accounts', { refreshToken: 'rt-x', appKey: 'nope' })).json.error).toMatch(/unknown app key "nope"/);
+    expect((await adminCall(emu.url, 'accounts', { refreshToken: 'rt-x', appKey: 'nope' })).json.error).toMatch(
+      /unknown app key "nope"/,
+    );
     expect((await adminCall(emu.url, 'codes', {})).json).toEqual({ error: 'accountId must be a non-empty string' });
   });
 
@@ -38,18 +58,36 @@ describe('admin API', () => {
     expect(own.json).toMatchObject({ commitLatencyMs: 5, writeContention: '429', quotaBytes: 100 });
     expect((await adminCall(emu.url, 'config?account=dbid:frank')).json).toEqual(own.json);
     expect((await adminCall(emu.url, 'config')).json).toMatchObject({ writeContention: 'none' });
-    expect((await adminCall(emu.url, 'config', { account: 'dbid:frank', stallShare: 2 })).json).toEqual({ error: 'stallShare must be a share from 0 to 1, got 2' });
+    expect((await adminCall(emu.url, 'config', { account: 'dbid:frank', stallShare: 2 })).json).toEqual({
+      error: 'stallShare must be a share from 0 to 1, got 2',
+    });
 
-    expect((await adminCall(emu.url, 'faults', { account: 'dbid:frank', faults: [{ route: 'files/upload', fault: 503, retryAfter: 2 }] })).json).toEqual({ queued: 1 });
+    expect(
+      (
+        await adminCall(emu.url, 'faults', {
+          account: 'dbid:frank',
+          faults: [{ route: 'files/upload', fault: 503, retryAfter: 2 }],
+        })
+      ).json,
+    ).toEqual({ queued: 1 });
     const failed = await rawCall(emu.url, 'files/upload', { token: 'sl.frank', arg: { path: '/f.txt' }, body: 'f' });
-    expect({ status: failed.status, retryAfter: failed.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '2' });
-    expect((await rawCall(emu.url, 'files/upload', { token: 'sl.frank', arg: { path: '/f.txt' }, body: 'f' })).status).toBe(200);
+    expect({ status: failed.status, retryAfter: failed.headers.get('retry-after') }).toEqual({
+      status: 503,
+      retryAfter: '2',
+    });
+    expect(
+      (await rawCall(emu.url, 'files/upload', { token: 'sl.frank', arg: { path: '/f.txt' }, body: 'f' })).status,
+    ).toBe(200);
 
     expect((await adminCall(emu.url, 'tokens/expire', { account: 'dbid:frank' })).json).toEqual({ expired: 1 });
-    expect((await rawCall(emu.url, 'files/list_folder', { token: 'sl.frank', body: { path: '' } })).json.error['.tag']).toBe('expired_access_token');
+    expect(
+      (await rawCall(emu.url, 'files/list_folder', { token: 'sl.frank', body: { path: '' } })).json.error['.tag'],
+    ).toBe('expired_access_token');
     await adminCall(emu.url, 'accounts', { token: 'sl.frank2', accountId: 'dbid:frank' });
     expect((await adminCall(emu.url, 'tokens/revoke', { account: 'dbid:frank' })).status).toBe(200);
-    expect((await rawCall(emu.url, 'files/list_folder', { token: 'sl.frank2', body: { path: '' } })).json.error['.tag']).toBe('invalid_access_token');
+    expect(
+      (await rawCall(emu.url, 'files/list_folder', { token: 'sl.frank2', body: { path: '' } })).json.error['.tag'],
+    ).toBe('invalid_access_token');
     expect((await adminCall(emu.url, 'token-ttl', { seconds: 60 })).json).toEqual({ seconds: 60 });
     expect((await adminCall(emu.url, 'token-ttl', { seconds: -1 })).status).toBe(400);
     expect((await adminCall(emu.url, 'seed', { seed: 5 })).json).toEqual({ seed: 5 });
@@ -60,11 +98,29 @@ describe('admin API', () => {
     const gina = createDropboxClient({ accessToken: 'sl.gina', apiBase: emu.url });
     const id = (await gina.filesUploadSessionStart({ contents: Buffer.from('hello ') })).result.session_id;
     // A chunk sent at a stale offset counts as received, though not appended.
-    await sdkFailure(gina.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 0 }, contents: Buffer.from('hello ') }));
-    await gina.filesUploadSessionFinish({ cursor: { session_id: id, offset: 6 }, commit: { path: '/Greeting.txt' }, contents: Buffer.from('world') });
+    await sdkFailure(
+      gina.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 0 }, contents: Buffer.from('hello ') }),
+    );
+    await gina.filesUploadSessionFinish({
+      cursor: { session_id: id, offset: 6 },
+      commit: { path: '/Greeting.txt' },
+      contents: Buffer.from('world'),
+    });
 
     const sessions = await adminCall(emu.url, 'sessions?account=dbid:gina');
-    expect(sessions.json).toEqual([{ sessionId: id, accountId: 'dbid:gina', type: 'sequential', state: 'committed', offset: 11, bytesReceived: 17, requests: 3, createdAt: expect.any(String), path: '/Greeting.txt' }]);
+    expect(sessions.json).toEqual([
+      {
+        sessionId: id,
+        accountId: 'dbid:gina',
+        type: 'sequential',
+        state: 'committed',
+        offset: 11,
+        bytesReceived: 17,
+        requests: 3,
+        createdAt: expect.any(String),
+        path: '/Greeting.txt',
+      },
+    ]);
     expect((await adminCall(emu.url, `sessions?id=${encodeURIComponent(id)}`)).json).toEqual(sessions.json[0]);
     expect((await adminCall(emu.url, 'sessions?id=nope')).status).toBe(404);
 
@@ -72,13 +128,30 @@ describe('admin API', () => {
     expect({ status: content.status, text: content.text }).toEqual({ status: 200, text: 'hello world' });
     expect((await adminCall(emu.url, 'files/content?account=dbid:gina&path=/none')).status).toBe(404);
     const files = await adminCall(emu.url, 'files?account=dbid:gina');
-    expect(files.json).toEqual([expect.objectContaining({ pathDisplay: '/Greeting.txt', size: 11, contentHash: contentHash(Buffer.from('hello world')), writes: 1 })]);
+    expect(files.json).toEqual([
+      expect.objectContaining({
+        pathDisplay: '/Greeting.txt',
+        size: 11,
+        contentHash: contentHash(Buffer.from('hello world')),
+        writes: 1,
+      }),
+    ]);
 
     const stats = (await adminCall(emu.url, 'stats')).json;
     expect(stats).toEqual(emu.stats());
     expect(stats.accounts['dbid:gina']).toEqual({
-      requests: { '/2/files/upload_session/start 200': 1, '/2/files/upload_session/append_v2 409': 1, '/2/files/upload_session/finish 200': 1 },
-      tokenRequests: 0, bytesReceived: 17, commits: 1, maxConcurrentCommits: 1, writeContention: 0, rateLimited: 0, faults: {},
+      requests: {
+        '/2/files/upload_session/start 200': 1,
+        '/2/files/upload_session/append_v2 409': 1,
+        '/2/files/upload_session/finish 200': 1,
+      },
+      tokenRequests: 0,
+      bytesReceived: 17,
+      commits: 1,
+      maxConcurrentCommits: 1,
+      writeContention: 0,
+      rateLimited: 0,
+      faults: {},
     });
     expect(stats.requests['/2/files/upload_session/finish 200']).toBe(1);
     expect(stats.tokenRequests).toBe(2);
@@ -103,7 +176,11 @@ describe('content retention and the on-disk store', () => {
     const first = await startDropboxEmulator({ storeDir: dir, accounts: [account] });
     const dbx = createDropboxClient({ accessToken: account.token, apiBase: first.url });
     await dbx.filesUpload({ path: '/Keep/One.txt', contents: Buffer.from('one') });
-    await dbx.filesUpload({ path: '/Keep/One.txt', contents: Buffer.from('one, again'), mode: { '.tag': 'overwrite' } });
+    await dbx.filesUpload({
+      path: '/Keep/One.txt',
+      contents: Buffer.from('one, again'),
+      mode: { '.tag': 'overwrite' },
+    });
     await dbx.filesUpload({ path: '/Keep/Two.txt', contents: Buffer.from('two') });
     const before = first.files();
     await first.stop();
@@ -125,17 +202,25 @@ describe('content retention and the on-disk store', () => {
   });
 
   it('with keepContent: false, download answers 400 text', async () => {
-    const emu = await startDropboxEmulator({ keepContent: false, accounts: [{ token: 'sl.nokeep', accountId: 'dbid:nokeep' }] });
+    const emu = await startDropboxEmulator({
+      keepContent: false,
+      accounts: [{ token: 'sl.nokeep', accountId: 'dbid:nokeep' }],
+    });
     try {
       const dbx = createDropboxClient({ accessToken: 'sl.nokeep', apiBase: emu.url });
       const meta = (await dbx.filesUpload({ path: '/big.bin', contents: Buffer.from('bytes') })).result;
       expect(meta.content_hash).toBe(contentHash(Buffer.from('bytes')));
       const e = await sdkFailure<string>(dbx.filesDownload({ path: '/big.bin' }));
       expect(e.status).toBe(400);
-      expect(e.error).toBe('Error in call to API function "files/download": the emulator does not keep file content (keepContent: false), so it cannot serve downloads');
+      expect(e.error).toBe(
+        'Error in call to API function "files/download": the emulator does not keep file content (keepContent: false), so it cannot serve downloads',
+      );
       expect(emu.fileContent('dbid:nokeep', '/big.bin')).toBeUndefined();
       const id = (await dbx.filesUploadSessionStart({ contents: Buffer.from('ses'), close: true })).result.session_id;
-      expect((await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/s.bin' } })).result.content_hash).toBe(contentHash(Buffer.from('ses')));
+      expect(
+        (await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/s.bin' } }))
+          .result.content_hash,
+      ).toBe(contentHash(Buffer.from('ses')));
     } finally {
       await emu.stop();
     }
@@ -154,13 +239,39 @@ describe('command line', () => {
 
   it('--help documents the start-up knobs', async () => {
     const help = await run(['--help']).out;
-    for (const flag of ['--store-dir', '--no-keep-content', '--token-ttl', '--quota', '--fail-5xx', '--write-contention', '--commit-latency', '--app', '--refresh-account', '--seed', '--stall', '--reset', '--plain-429', '--omit-retry-after']) {
+    for (const flag of [
+      '--store-dir',
+      '--no-keep-content',
+      '--token-ttl',
+      '--quota',
+      '--fail-5xx',
+      '--write-contention',
+      '--commit-latency',
+      '--app',
+      '--refresh-account',
+      '--seed',
+      '--stall',
+      '--reset',
+      '--plain-429',
+      '--omit-retry-after',
+    ]) {
       expect(help).toContain(flag);
     }
   });
 
   it('starts with fault defaults and OAuth accounts from flags', async () => {
-    const { child, out } = run(['--app', 'cliapp:clisecret', '--refresh-account', 'rt-cli=dbid:cli', '--quota', '4', '--fail-5xx', '0', '--token-ttl', '600']);
+    const { child, out } = run([
+      '--app',
+      'cliapp:clisecret',
+      '--refresh-account',
+      'rt-cli=dbid:cli',
+      '--quota',
+      '4',
+      '--fail-5xx',
+      '0',
+      '--token-ttl',
+      '600',
+    ]);
     try {
       const url = await new Promise<string>((resolve, reject) => {
         child.stdout?.on('data', (d: Buffer) => {
@@ -169,9 +280,18 @@ describe('command line', () => {
         });
         child.once('exit', () => reject(new Error('emulator exited')));
       });
-      const token = await tokenCall(url, { grant_type: 'refresh_token', refresh_token: 'rt-cli', client_id: 'cliapp', client_secret: 'clisecret' });
+      const token = await tokenCall(url, {
+        grant_type: 'refresh_token',
+        refresh_token: 'rt-cli',
+        client_id: 'cliapp',
+        client_secret: 'clisecret',
+      });
       expect(token.json.expires_in).toBe(600);
-      const over = await rawCall(url, 'files/upload', { token: token.json.access_token, arg: { path: '/x' }, body: '12345' });
+      const over = await rawCall(url, 'files/upload', {
+        token: token.json.access_token,
+        arg: { path: '/x' },
+        body: '12345',
+      });
       expect(over.json.error.reason['.tag']).toBe('insufficient_space');
     } finally {
       child.kill('SIGTERM');

@@ -4,8 +4,18 @@ import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
 import { basicAuth, createDropboxClient, fetchRewritingTo, rawCall, sdkFailure, tokenCall } from './support/calls.js';
 
 const APP = { key: 'appkey1', secret: 'appsecret1' };
-const CAROL = { accountId: 'dbid:carol', refreshToken: 'rt-carol-0001', appKey: APP.key, name: 'Carol Jones', email: 'carol@example.com' };
-const READER = { token: 'sl.read-only', accountId: 'dbid:reader', scopes: ['files.metadata.read', 'account_info.read'] };
+const CAROL = {
+  accountId: 'dbid:carol',
+  refreshToken: 'rt-carol-0001',
+  appKey: APP.key,
+  name: 'Carol Jones',
+  email: 'carol@example.com',
+};
+const READER = {
+  token: 'sl.read-only',
+  accountId: 'dbid:reader',
+  scopes: ['files.metadata.read', 'account_info.read'],
+};
 const SUMMARY = (tag: string): RegExp => new RegExp(`^${tag}\\/\\.{0,3}$`);
 
 function oauthClient(emu: DropboxEmulator, refreshToken: string): Dropbox {
@@ -15,14 +25,24 @@ function oauthClient(emu: DropboxEmulator, refreshToken: string): Dropbox {
 /** The DropboxAuth the SDK builds from those options (typed away in types/index.d.ts). */
 const authOf = (dbx: Dropbox): DropboxAuth => (dbx as unknown as { auth: DropboxAuth }).auth;
 
-const refreshQuery = (refreshToken: string, extra: Record<string, string> = {}) => ({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: APP.key, client_secret: APP.secret, ...extra });
+const refreshQuery = (refreshToken: string, extra: Record<string, string> = {}) => ({
+  grant_type: 'refresh_token',
+  refresh_token: refreshToken,
+  client_id: APP.key,
+  client_secret: APP.secret,
+  ...extra,
+});
 
 describe('OAuth through the dropbox SDK', () => {
   let emu: DropboxEmulator;
   const tokenRequests = (accountId: string): number => emu.stats().accounts[accountId]?.tokenRequests ?? 0;
 
   beforeAll(async () => {
-    emu = await startDropboxEmulator({ apps: [APP], accounts: [CAROL, READER], authorizationCodes: [{ code: 'startup-code-1', accountId: CAROL.accountId, scopes: ['files.metadata.read'] }] });
+    emu = await startDropboxEmulator({
+      apps: [APP],
+      accounts: [CAROL, READER],
+      authorizationCodes: [{ code: 'startup-code-1', accountId: CAROL.accountId, scopes: ['files.metadata.read'] }],
+    });
   });
   afterAll(() => emu.stop());
 
@@ -32,12 +52,22 @@ describe('OAuth through the dropbox SDK', () => {
     const me = await dbx.usersGetCurrentAccount();
     expect(me.result).toMatchObject({
       account_id: 'dbid:carol',
-      name: { given_name: 'Carol', surname: 'Jones', familiar_name: 'Carol', display_name: 'Carol Jones', abbreviated_name: 'CJ' },
+      name: {
+        given_name: 'Carol',
+        surname: 'Jones',
+        familiar_name: 'Carol',
+        display_name: 'Carol Jones',
+        abbreviated_name: 'CJ',
+      },
       email: 'carol@example.com',
       email_verified: true,
       disabled: false,
       account_type: { '.tag': 'basic' },
-      root_info: { '.tag': 'user', root_namespace_id: expect.stringMatching(/^\d+$/), home_namespace_id: expect.stringMatching(/^\d+$/) },
+      root_info: {
+        '.tag': 'user',
+        root_namespace_id: expect.stringMatching(/^\d+$/),
+        home_namespace_id: expect.stringMatching(/^\d+$/),
+      },
     });
     expect(me.result.root_info.root_namespace_id).toBe(me.result.root_info.home_namespace_id);
     expect(authOf(dbx).getAccessToken()).toMatch(/^sl\.[A-Za-z0-9_-]{100,}$/);
@@ -55,23 +85,50 @@ describe('OAuth through the dropbox SDK', () => {
     expect(res.headers.get('content-type')).toBe('application/json');
     expect(res.json).toEqual({ access_token: expect.stringMatching(/^sl\./), token_type: 'bearer', expires_in: 14400 });
     // Form body with HTTP Basic client auth, as curl -u key:secret -d … sends it.
-    const form = await tokenCall(emu.url, {}, { form: { grant_type: 'refresh_token', refresh_token: CAROL.refreshToken }, headers: { Authorization: basicAuth(APP.key, APP.secret) } });
+    const form = await tokenCall(
+      emu.url,
+      {},
+      {
+        form: { grant_type: 'refresh_token', refresh_token: CAROL.refreshToken },
+        headers: { Authorization: basicAuth(APP.key, APP.secret) },
+      },
+    );
     expect(form.status).toBe(200);
     const formParams = await tokenCall(emu.url, {}, { form: refreshQuery(CAROL.refreshToken) });
     expect(formParams.status).toBe(200);
-    expect((await rawCall(emu.url, 'files/list_folder', { token: form.json.access_token, body: { path: '' } })).status).toBe(200);
+    expect(
+      (await rawCall(emu.url, 'files/list_folder', { token: form.json.access_token, body: { path: '' } })).status,
+    ).toBe(200);
   });
 
   it('answers bad token requests with 400 OAuth JSON', async () => {
     const before = tokenRequests(CAROL.accountId);
     const cases: [Record<string, string>, Record<string, string>][] = [
-      [refreshQuery('rt-unknown'), { error: 'invalid_grant', error_description: 'refresh token is invalid or revoked' }],
+      [
+        refreshQuery('rt-unknown'),
+        { error: 'invalid_grant', error_description: 'refresh token is invalid or revoked' },
+      ],
       [refreshQuery('bad token!'), { error: 'invalid_grant', error_description: 'refresh token is malformed' }],
-      [refreshQuery(CAROL.refreshToken, { client_secret: 'wrong' }), { error: 'invalid_client', error_description: 'Invalid client_id or client_secret' }],
-      [refreshQuery(CAROL.refreshToken, { client_id: 'nosuchapp' }), { error: 'invalid_client', error_description: 'Invalid client_id or client_secret' }],
-      [{ grant_type: 'refresh_token', refresh_token: CAROL.refreshToken, client_id: APP.key }, { error: 'invalid request', error_description: 'No auth function available for given request' }],
-      [{ ...refreshQuery(CAROL.refreshToken), grant_type: 'password' }, { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type: "password"' }],
-      [refreshQuery(CAROL.refreshToken, { scope: 'files.content.write team_data.member' }), { error: 'invalid_scope', error_description: 'Scope "team_data.member" was not granted to this refresh token' }],
+      [
+        refreshQuery(CAROL.refreshToken, { client_secret: 'wrong' }),
+        { error: 'invalid_client', error_description: 'Invalid client_id or client_secret' },
+      ],
+      [
+        refreshQuery(CAROL.refreshToken, { client_id: 'nosuchapp' }),
+        { error: 'invalid_client', error_description: 'Invalid client_id or client_secret' },
+      ],
+      [
+        { grant_type: 'refresh_token', refresh_token: CAROL.refreshToken, client_id: APP.key },
+        { error: 'invalid request', error_description: 'No auth function available for given request' },
+      ],
+      [
+        { ...refreshQuery(CAROL.refreshToken), grant_type: 'password' },
+        { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type: "password"' },
+      ],
+      [
+        refreshQuery(CAROL.refreshToken, { scope: 'files.content.write team_data.member' }),
+        { error: 'invalid_scope', error_description: 'Scope "team_data.member" was not granted to this refresh token' },
+      ],
     ];
     for (const [query, body] of cases) {
       const res = await tokenCall(emu.url, query);
@@ -101,9 +158,16 @@ describe('OAuth through the dropbox SDK', () => {
     const reused = await sdkFailure(auth.getAccessTokenFromCode(redirectUri, code));
     expect(reused.error).toEqual({ error: 'invalid_grant', error_description: "code doesn't exist or has expired" });
     const other = emu.mintAuthorizationCode({ accountId: CAROL.accountId, redirectUri });
-    expect((await sdkFailure(auth.getAccessTokenFromCode('http://evil/cb', other))).error).toEqual({ error: 'invalid_grant', error_description: 'redirect_uri mismatch' });
+    expect((await sdkFailure(auth.getAccessTokenFromCode('http://evil/cb', other))).error).toEqual({
+      error: 'invalid_grant',
+      error_description: 'redirect_uri mismatch',
+    });
 
-    const startup = await tokenCall(emu.url, { grant_type: 'authorization_code', code: 'startup-code-1' }, { headers: { Authorization: `Basic ${Buffer.from(`${APP.key}:${APP.secret}`).toString('base64')}` } });
+    const startup = await tokenCall(
+      emu.url,
+      { grant_type: 'authorization_code', code: 'startup-code-1' },
+      { headers: { Authorization: `Basic ${Buffer.from(`${APP.key}:${APP.secret}`).toString('base64')}` } },
+    );
     expect(startup.json).toMatchObject({ account_id: CAROL.accountId, scope: 'files.metadata.read' });
 
     const refreshToken = (res.result as { refresh_token: string }).refresh_token;
@@ -118,8 +182,13 @@ describe('OAuth through the dropbox SDK', () => {
     emu.expireAccessTokens(staticId);
     const e = await sdkFailure(dbx.filesListFolder({ path: '' }));
     expect(e.status).toBe(401);
-    expect(e.error).toEqual({ error_summary: expect.stringMatching(SUMMARY('expired_access_token')), error: { '.tag': 'expired_access_token' } });
-    expect((await rawCall(emu.url, 'files/list_folder', { token: 'sl.static-expiring', body: { path: '' } })).json.error).toEqual({ '.tag': 'expired_access_token' });
+    expect(e.error).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('expired_access_token')),
+      error: { '.tag': 'expired_access_token' },
+    });
+    expect(
+      (await rawCall(emu.url, 'files/list_folder', { token: 'sl.static-expiring', body: { path: '' } })).json.error,
+    ).toEqual({ '.tag': 'expired_access_token' });
     // Requests with a known but unusable token still count for its account.
     expect(emu.stats().accounts[CAROL.accountId]?.requests['/2/files/list_folder 401']).toBe(1);
     expect(emu.stats().accounts[staticId]?.requests).toEqual({ '/2/files/list_folder 401': 1 });
@@ -133,12 +202,21 @@ describe('OAuth through the dropbox SDK', () => {
     const reader = createDropboxClient({ accessToken: READER.token, apiBase: emu.url });
     const e = await sdkFailure(reader.filesUpload({ path: '/x.txt', contents: Buffer.from('x') }));
     expect(e.status).toBe(401);
-    expect(e.error).toEqual({ error_summary: expect.stringMatching(SUMMARY('missing_scope')), error: { '.tag': 'missing_scope', required_scope: 'files.content.write' } });
-    expect((await sdkFailure(reader.filesUploadSessionStart({}))).error.error.required_scope).toBe('files.content.write');
+    expect(e.error).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('missing_scope')),
+      error: { '.tag': 'missing_scope', required_scope: 'files.content.write' },
+    });
+    expect((await sdkFailure(reader.filesUploadSessionStart({}))).error.error.required_scope).toBe(
+      'files.content.write',
+    );
     expect((await reader.filesListFolder({ path: '' })).status).toBe(200);
     // A refresh that asks for fewer scopes gets a narrower token.
     const narrow = await tokenCall(emu.url, refreshQuery(CAROL.refreshToken, { scope: 'files.metadata.read' }));
-    const denied = await rawCall(emu.url, 'files/upload', { token: narrow.json.access_token, arg: { path: '/n.txt' }, body: 'n' });
+    const denied = await rawCall(emu.url, 'files/upload', {
+      token: narrow.json.access_token,
+      arg: { path: '/n.txt' },
+      body: 'n',
+    });
     expect(denied.json.error).toEqual({ '.tag': 'missing_scope', required_scope: 'files.content.write' });
   });
 
@@ -147,25 +225,44 @@ describe('OAuth through the dropbox SDK', () => {
     const dbx = oauthClient(emu, 'rt-dave-0001');
     await dbx.usersGetCurrentAccount();
     emu.revokeTokens(id);
-    expect((await sdkFailure(dbx.usersGetCurrentAccount())).error).toEqual({ error_summary: expect.stringMatching(SUMMARY('invalid_access_token')), error: { '.tag': 'invalid_access_token' } });
-    expect((await tokenCall(emu.url, refreshQuery('rt-dave-0001'))).json).toEqual({ error: 'invalid_grant', error_description: 'refresh token is invalid or revoked' });
+    expect((await sdkFailure(dbx.usersGetCurrentAccount())).error).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('invalid_access_token')),
+      error: { '.tag': 'invalid_access_token' },
+    });
+    expect((await tokenCall(emu.url, refreshQuery('rt-dave-0001'))).json).toEqual({
+      error: 'invalid_grant',
+      error_description: 'refresh token is invalid or revoked',
+    });
 
     emu.addAccount({ accountId: 'dbid:dave', refreshToken: 'rt-dave-0002' });
     const fresh = await tokenCall(emu.url, refreshQuery('rt-dave-0002'));
     const revoke = await rawCall(emu.url, 'auth/token/revoke', { token: fresh.json.access_token });
     expect({ status: revoke.status, text: revoke.text }).toEqual({ status: 200, text: 'null' });
-    expect((await rawCall(emu.url, 'files/list_folder', { token: fresh.json.access_token, body: { path: '' } })).status).toBe(401);
+    expect(
+      (await rawCall(emu.url, 'files/list_folder', { token: fresh.json.access_token, body: { path: '' } })).status,
+    ).toBe(401);
     expect((await tokenCall(emu.url, refreshQuery('rt-dave-0002'))).json.error).toBe('invalid_grant');
   });
 
   it('answers missing or malformed Authorization and bad no-arg bodies with 400 text', async () => {
     const none = await rawCall(emu.url, 'users/get_current_account', {});
-    expect({ status: none.status, text: none.text }).toEqual({ status: 400, text: 'Error in call to API function "users/get_current_account": Must provide HTTP header "Authorization" or URL parameter "authorization".' });
+    expect({ status: none.status, text: none.text }).toEqual({
+      status: 400,
+      text: 'Error in call to API function "users/get_current_account": Must provide HTTP header "Authorization" or URL parameter "authorization".',
+    });
     const malformed = await rawCall(emu.url, 'users/get_current_account', { headers: { Authorization: 'Bearer a b' } });
-    expect(malformed.text).toBe('Error in call to API function "users/get_current_account": The given OAuth 2 access token is malformed.');
-    const basic = await rawCall(emu.url, 'users/get_current_account', { headers: { Authorization: basicAuth(APP.key, APP.secret) } });
-    expect(basic.text).toMatch(/^Error in call to API function "users\/get_current_account": Invalid authorization value in HTTP header "Authorization": "Basic .*"\. {2}Expecting "Bearer <oauth2-access-token>"\.$/);
-    expect((await rawCall(emu.url, 'users/get_current_account', { token: READER.token, body: 'null' })).status).toBe(200);
+    expect(malformed.text).toBe(
+      'Error in call to API function "users/get_current_account": The given OAuth 2 access token is malformed.',
+    );
+    const basic = await rawCall(emu.url, 'users/get_current_account', {
+      headers: { Authorization: basicAuth(APP.key, APP.secret) },
+    });
+    expect(basic.text).toMatch(
+      /^Error in call to API function "users\/get_current_account": Invalid authorization value in HTTP header "Authorization": "Basic .*"\. {2}Expecting "Bearer <oauth2-access-token>"\.$/,
+    );
+    expect((await rawCall(emu.url, 'users/get_current_account', { token: READER.token, body: 'null' })).status).toBe(
+      200,
+    );
     const withArgs = await rawCall(emu.url, 'users/get_current_account', { token: READER.token, body: { x: 1 } });
     expect(withArgs.status).toBe(400);
   });
@@ -177,7 +274,9 @@ describe('short-lived access tokens', () => {
     try {
       const token = (await tokenCall(emu.url, refreshQuery(CAROL.refreshToken))).json;
       expect(token.expires_in).toBe(1);
-      expect((await rawCall(emu.url, 'files/list_folder', { token: token.access_token, body: { path: '' } })).status).toBe(200);
+      expect(
+        (await rawCall(emu.url, 'files/list_folder', { token: token.access_token, body: { path: '' } })).status,
+      ).toBe(200);
       await new Promise((r) => setTimeout(r, 1100));
       const expired = await rawCall(emu.url, 'files/list_folder', { token: token.access_token, body: { path: '' } });
       expect(expired.status).toBe(401);

@@ -18,26 +18,44 @@ describe('fault injection', () => {
     const token = `sl.faults-${++n}`;
     return { token, id: emu.addAccount({ token, accountId: `dbid:faults-${n}` }) };
   }
-  const upload = (token: string, path: string, body = 'x'): Promise<RawAnswer> => rawCall(emu.url, 'files/upload', { token, arg: { path }, body });
+  const upload = (token: string, path: string, body = 'x'): Promise<RawAnswer> =>
+    rawCall(emu.url, 'files/upload', { token, arg: { path }, body });
   const stats = (id: string) => emu.stats().accounts[id];
 
   it('scripted 5xx answers have the real shapes and are not processed', async () => {
     const a = account();
     emu.queueFaults(a.id, [{ fault: 500 }, { fault: 502 }, { fault: 503, retryAfter: 7 }, { fault: 504 }]);
-    const [r500, r502, r503, r504] = [await upload(a.token, '/a'), await upload(a.token, '/a'), await upload(a.token, '/a'), await upload(a.token, '/a')];
-    expect({ status: r500?.status, text: r500?.text, type: r500?.headers.get('content-type') }).toEqual({ status: 500, text: '', type: null });
+    const [r500, r502, r503, r504] = [
+      await upload(a.token, '/a'),
+      await upload(a.token, '/a'),
+      await upload(a.token, '/a'),
+      await upload(a.token, '/a'),
+    ];
+    expect({ status: r500?.status, text: r500?.text, type: r500?.headers.get('content-type') }).toEqual({
+      status: 500,
+      text: '',
+      type: null,
+    });
     expect(r500?.headers.get('x-dropbox-request-id')).toMatch(/^[0-9a-f]{32}$/);
     expect(r502?.status).toBe(502);
     expect(r502?.headers.get('content-type')).toBe('text/html');
     expect(r502?.text).toContain('<title>502 Bad Gateway</title>');
     expect(r503?.status).toBe(503);
     expect(r503?.headers.get('retry-after')).toBe('7');
-    expect(r503?.text).toBe('upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+    expect(r503?.text).toBe(
+      'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+    );
     expect(r504?.text).toContain('<title>504 Gateway Time-out</title>');
     expect(emu.files(a.id)).toEqual([]);
     expect((await upload(a.token, '/a')).status).toBe(200);
     expect(stats(a.id)?.faults).toEqual({ 500: 1, 502: 1, 503: 1, 504: 1 });
-    expect(stats(a.id)?.requests).toEqual({ '/2/files/upload 500': 1, '/2/files/upload 502': 1, '/2/files/upload 503': 1, '/2/files/upload 504': 1, '/2/files/upload 200': 1 });
+    expect(stats(a.id)?.requests).toEqual({
+      '/2/files/upload 500': 1,
+      '/2/files/upload 502': 1,
+      '/2/files/upload 503': 1,
+      '/2/files/upload 504': 1,
+      '/2/files/upload 200': 1,
+    });
   });
 
   it('reset drops the connection unprocessed; lost_response processes, then drops it', async () => {
@@ -55,7 +73,12 @@ describe('fault injection', () => {
     const a = account();
     emu.queueFaults(a.id, [{ fault: 'stall' }]);
     const started = Date.now();
-    const stalled = fetch(`${emu.url}/2/files/list_folder`, { method: 'POST', headers: { Authorization: `Bearer ${a.token}`, 'Content-Type': 'application/json' }, body: '{"path":""}', signal: AbortSignal.timeout(300) });
+    const stalled = fetch(`${emu.url}/2/files/list_folder`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${a.token}`, 'Content-Type': 'application/json' },
+      body: '{"path":""}',
+      signal: AbortSignal.timeout(300),
+    });
     await expect(stalled).rejects.toThrow(/abort|timeout/i);
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     await new Promise((r) => setTimeout(r, 50));
@@ -64,11 +87,16 @@ describe('fault injection', () => {
 
   it('random shares follow the seed', async () => {
     const a = account();
-    emu.configureAccount(a.id, { serverErrorShare: 0.5, serverErrorStatuses: [503], faultRoutes: ['files/get_metadata'] });
+    emu.configureAccount(a.id, {
+      serverErrorShare: 0.5,
+      serverErrorStatuses: [503],
+      faultRoutes: ['files/get_metadata'],
+    });
     const run = async (): Promise<number[]> => {
       emu.setSeed(99);
       const out: number[] = [];
-      for (let i = 0; i < 16; i++) out.push((await rawCall(emu.url, 'files/get_metadata', { token: a.token, body: { path: '/none' } })).status);
+      for (let i = 0; i < 16; i++)
+        out.push((await rawCall(emu.url, 'files/get_metadata', { token: a.token, body: { path: '/none' } })).status);
       return out;
     };
     const first = await run();
@@ -85,11 +113,18 @@ describe('fault injection', () => {
     const json = await upload(a.token, '/r');
     expect(json.status).toBe(429);
     expect(json.headers.get('retry-after')).toBe('1');
-    expect(json.json).toEqual({ error_summary: expect.stringMatching(SUMMARY('too_many_requests')), error: { reason: { '.tag': 'too_many_requests' }, retry_after: 1 } });
+    expect(json.json).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('too_many_requests')),
+      error: { reason: { '.tag': 'too_many_requests' }, retry_after: 1 },
+    });
     emu.configureAccount(a.id, { plainText429Share: 1 });
     const text = await upload(a.token, '/r');
-    expect({ status: text.status, type: text.headers.get('content-type'), text: text.text, retryAfter: text.headers.get('retry-after') })
-      .toEqual({ status: 429, type: 'text/plain; charset=utf-8', text: 'too_many_requests', retryAfter: '1' });
+    expect({
+      status: text.status,
+      type: text.headers.get('content-type'),
+      text: text.text,
+      retryAfter: text.headers.get('retry-after'),
+    }).toEqual({ status: 429, type: 'text/plain; charset=utf-8', text: 'too_many_requests', retryAfter: '1' });
     emu.configureAccount(a.id, { plainText429Share: 0, noRetryAfterShare: 1 });
     const bare = await upload(a.token, '/r');
     expect(bare.headers.get('retry-after')).toBeNull();
@@ -124,7 +159,12 @@ describe('fault injection', () => {
 
   it('faults reach /oauth2/token only when faultRoutes names it', async () => {
     const id = emu.addAccount({ accountId: 'dbid:faulty-oauth', refreshToken: 'rt-faulty' });
-    const refresh = { grant_type: 'refresh_token', refresh_token: 'rt-faulty', client_id: 'faultapp', client_secret: 'faultsecret' };
+    const refresh = {
+      grant_type: 'refresh_token',
+      refresh_token: 'rt-faulty',
+      client_id: 'faultapp',
+      client_secret: 'faultsecret',
+    };
     emu.configureAccount(id, { serverErrorShare: 1, serverErrorStatuses: [503] });
     expect((await tokenCall(emu.url, refresh)).status).toBe(200);
     emu.configureAccount(id, { faultRoutes: ['oauth2/token'] });
@@ -138,20 +178,38 @@ describe('fault injection', () => {
     expect((await upload(a.token, '/q1', '123456')).status).toBe(200);
     const over = await upload(a.token, '/q2', '12345');
     expect(over.status).toBe(409);
-    expect(over.json).toEqual({ error_summary: expect.stringMatching(SUMMARY('path/insufficient_space')), error: { '.tag': 'path', reason: { '.tag': 'insufficient_space' }, upload_session_id: expect.any(String) } });
+    expect(over.json).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('path/insufficient_space')),
+      error: { '.tag': 'path', reason: { '.tag': 'insufficient_space' }, upload_session_id: expect.any(String) },
+    });
     // Overwriting frees the old size first.
-    expect((await rawCall(emu.url, 'files/upload', { token: a.token, arg: { path: '/q1', mode: 'overwrite' }, body: '123456789' })).status).toBe(200);
+    expect(
+      (
+        await rawCall(emu.url, 'files/upload', {
+          token: a.token,
+          arg: { path: '/q1', mode: 'overwrite' },
+          body: '123456789',
+        })
+      ).status,
+    ).toBe(200);
     const dbx = createDropboxClient({ accessToken: a.token, apiBase: emu.url });
     const id = (await dbx.filesUploadSessionStart({ contents: Buffer.from('abc'), close: true })).result.session_id;
-    const e = await sdkFailure(dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/q3' } }));
+    const e = await sdkFailure(
+      dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/q3' } }),
+    );
     expect(e.error.error).toEqual({ '.tag': 'path', path: { '.tag': 'insufficient_space' } });
     emu.configureAccount(a.id, { quotaBytes: null });
-    expect((await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/q3' } })).result.size).toBe(3);
+    expect(
+      (await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/q3' } })).result
+        .size,
+    ).toBe(3);
   });
 
   it('rejects invalid configs and faults', () => {
     const a = account();
-    expect(() => emu.configureAccount(a.id, { serverErrorShare: 1.5 })).toThrow(/serverErrorShare must be a share from 0 to 1/);
+    expect(() => emu.configureAccount(a.id, { serverErrorShare: 1.5 })).toThrow(
+      /serverErrorShare must be a share from 0 to 1/,
+    );
     expect(() => emu.configureAccount(a.id, { writeContention: 'always' as never })).toThrow(/writeContention/);
     expect(() => emu.configureAccount(a.id, { bogus: 1 } as never)).toThrow(/unknown config field "bogus"/);
     expect(() => emu.queueFaults(a.id, [{ fault: 418 as never }])).toThrow(/fault must be one of/);
@@ -172,7 +230,8 @@ describe('write contention', () => {
     const id = emu.addAccount({ token, accountId: `dbid:contention-${n}`, config });
     return { token, id };
   }
-  const upload = (token: string, path: string, body = 'x'): Promise<RawAnswer> => rawCall(emu.url, 'files/upload', { token, arg: { path }, body });
+  const upload = (token: string, path: string, body = 'x'): Promise<RawAnswer> =>
+    rawCall(emu.url, 'files/upload', { token, arg: { path }, body });
   const stats = (id: string) => emu.stats().accounts[id];
 
   it("'429': an overlapping upload gets 429 too_many_write_operations with Retry-After: 1", async () => {
@@ -182,7 +241,10 @@ describe('write contention', () => {
     const refused = results.find((r) => r.status === 429) as RawAnswer;
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(refused.headers.get('content-type')).toBe('application/json');
-    expect(refused.json).toEqual({ error_summary: expect.stringMatching(SUMMARY('too_many_write_operations')), error: { reason: { '.tag': 'too_many_write_operations' } } });
+    expect(refused.json).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('too_many_write_operations')),
+      error: { reason: { '.tag': 'too_many_write_operations' } },
+    });
     expect(stats(a.id)).toMatchObject({ commits: 2, maxConcurrentCommits: 2, writeContention: 1, rateLimited: 1 });
     expect(emu.files(a.id)).toHaveLength(1);
   });
@@ -200,22 +262,41 @@ describe('write contention', () => {
     const id = (await dbx.filesUploadSessionStart({ contents: Buffer.from('abc') })).result.session_id;
     const holder = upload(a.token, '/holder');
     await new Promise((r) => setTimeout(r, 50));
-    const e = await sdkFailure(dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/s.txt' }, contents: Buffer.from('def') }));
+    const e = await sdkFailure(
+      dbx.filesUploadSessionFinish({
+        cursor: { session_id: id, offset: 3 },
+        commit: { path: '/s.txt' },
+        contents: Buffer.from('def'),
+      }),
+    );
     expect(e.status).toBe(409);
-    expect(e.error).toEqual({ error_summary: expect.stringMatching(SUMMARY('too_many_write_operations')), error: { '.tag': 'too_many_write_operations' } });
+    expect(e.error).toEqual({
+      error_summary: expect.stringMatching(SUMMARY('too_many_write_operations')),
+      error: { '.tag': 'too_many_write_operations' },
+    });
     expect(emu.session(id)?.offset).toBe(6);
     await holder;
-    expect((await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 6 }, commit: { path: '/s.txt' } })).result.size).toBe(6);
+    expect(
+      (await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 6 }, commit: { path: '/s.txt' } })).result
+        .size,
+    ).toBe(6);
   });
 
   it("'409': an overlapping finish_batch_v2 fails batchContentionShare of its entries", async () => {
     const a = account({ writeContention: '409', commitLatencyMs: 300, batchContentionShare: 0.5 });
     const dbx = createDropboxClient({ accessToken: a.token, apiBase: emu.url });
     const ids = (await dbx.filesUploadSessionStartBatch({ num_sessions: 4 })).result.session_ids;
-    for (const id of ids) await dbx.filesUploadSessionAppendV2({ cursor: { session_id: id, offset: 0 }, contents: Buffer.from('data'), close: true });
+    for (const id of ids)
+      await dbx.filesUploadSessionAppendV2({
+        cursor: { session_id: id, offset: 0 },
+        contents: Buffer.from('data'),
+        close: true,
+      });
     const holder = upload(a.token, '/holder');
     await new Promise((r) => setTimeout(r, 50));
-    const res = await dbx.filesUploadSessionFinishBatchV2({ entries: ids.map((id, i) => ({ cursor: { session_id: id, offset: 4 }, commit: { path: `/b${i}` } })) });
+    const res = await dbx.filesUploadSessionFinishBatchV2({
+      entries: ids.map((id, i) => ({ cursor: { session_id: id, offset: 4 }, commit: { path: `/b${i}` } })),
+    });
     await holder;
     const failures = res.result.entries.filter((e) => e['.tag'] === 'failure');
     expect(failures).toEqual([
@@ -232,7 +313,11 @@ describe('write contention', () => {
     const id = (await dbx.filesUploadSessionStart({ contents: Buffer.from('z'), close: true })).result.session_id;
     const holder = upload(a.token, '/holder');
     await new Promise((r) => setTimeout(r, 50));
-    const e = await sdkFailure(dbx.filesUploadSessionFinishBatchV2({ entries: [{ cursor: { session_id: id, offset: 1 }, commit: { path: '/z' } }] }));
+    const e = await sdkFailure(
+      dbx.filesUploadSessionFinishBatchV2({
+        entries: [{ cursor: { session_id: id, offset: 1 }, commit: { path: '/z' } }],
+      }),
+    );
     expect(e.status).toBe(429);
     expect(e.error.error).toEqual({ reason: { '.tag': 'too_many_write_operations' } });
     await holder;
@@ -256,7 +341,10 @@ describe('write contention', () => {
 
 describe('stop() with stalled requests', () => {
   it('closes stalled connections and resolves', async () => {
-    const emu = await startDropboxEmulator({ accounts: [{ token: 'sl.stall', accountId: 'dbid:stall' }], defaults: { stallShare: 1 } });
+    const emu = await startDropboxEmulator({
+      accounts: [{ token: 'sl.stall', accountId: 'dbid:stall' }],
+      defaults: { stallShare: 1 },
+    });
     const pending = rawCall(emu.url, 'files/list_folder', { token: 'sl.stall', body: { path: '' } });
     await new Promise((r) => setTimeout(r, 100));
     const t = Date.now();

@@ -36,11 +36,16 @@ function rawUpload(url: string, headers: Record<string, string>, body = 'x'): Pr
 }
 
 async function admin<T>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${url}/__admin/${path}`, body === undefined ? {} : {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const res = await fetch(
+    `${url}/__admin/${path}`,
+    body === undefined
+      ? {}
+      : {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        },
+  );
   return { status: res.status, json: (await res.json()) as T };
 }
 
@@ -62,7 +67,11 @@ describe('Dropbox emulator through the dropbox SDK', () => {
   it('upload returns FileMetadata without .tag, with the Dropbox content hash', async () => {
     // Larger than one 4 MiB block, so a wrong block split would change the hash.
     const content = randomBytes(5 * 1024 * 1024 + 123);
-    const res = await alice.filesUpload({ path: '/Calls/2026/Rec-01.WAV', contents: content, client_modified: '2026-01-02T03:04:05Z' });
+    const res = await alice.filesUpload({
+      path: '/Calls/2026/Rec-01.WAV',
+      contents: content,
+      client_modified: '2026-01-02T03:04:05Z',
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     expect(res.headers.get('x-dropbox-request-id')).toMatch(/^[0-9a-f]{32}$/);
@@ -90,12 +99,17 @@ describe('Dropbox emulator through the dropbox SDK', () => {
     const again = (await alice.filesUpload({ path: '/VM/ONE.txt', contents: content })).result;
     expect(again).toEqual(first);
     expect(emu.stats().filesWritten).toBe(written);
-    expect(emu.files(ALICE.accountId).find((f) => f.pathLower === '/vm/one.txt')).toMatchObject({ writes: 1, rev: first.rev });
+    expect(emu.files(ALICE.accountId).find((f) => f.pathLower === '/vm/one.txt')).toMatchObject({
+      writes: 1,
+      rev: first.rev,
+    });
   });
 
   it('different content in add mode is a 409 path/conflict/file', async () => {
     await alice.filesUpload({ path: '/vm/two.txt', contents: Buffer.from('v1') });
-    const e = await failure(alice.filesUpload({ path: '/vm/two.txt', contents: Buffer.from('v2'), mode: { '.tag': 'add' } }));
+    const e = await failure(
+      alice.filesUpload({ path: '/vm/two.txt', contents: Buffer.from('v2'), mode: { '.tag': 'add' } }),
+    );
     expect(e.status).toBe(409);
     expect(e.headers.get('content-type')).toBe('application/json');
     expect(e.error.error_summary.startsWith('path/conflict/file/')).toBe(true);
@@ -108,17 +122,23 @@ describe('Dropbox emulator through the dropbox SDK', () => {
 
   it('overwrite replaces content in place with a later rev; autorename adds " (1)"', async () => {
     const v1 = (await alice.filesUpload({ path: '/ow/a.txt', contents: Buffer.from('one') })).result;
-    const v2 = (await alice.filesUpload({ path: '/ow/a.txt', contents: Buffer.from('two!'), mode: { '.tag': 'overwrite' } })).result;
+    const v2 = (
+      await alice.filesUpload({ path: '/ow/a.txt', contents: Buffer.from('two!'), mode: { '.tag': 'overwrite' } })
+    ).result;
     expect(v2.id).toBe(v1.id);
     expect(v2.size).toBe(4);
     expect(v2.rev > v1.rev && v2.rev.length === v1.rev.length).toBe(true);
     expect(emu.files(ALICE.accountId).find((f) => f.pathLower === '/ow/a.txt')?.writes).toBe(2);
-    const renamed = (await alice.filesUpload({ path: '/ow/a.txt', contents: Buffer.from('three'), autorename: true })).result;
+    const renamed = (await alice.filesUpload({ path: '/ow/a.txt', contents: Buffer.from('three'), autorename: true }))
+      .result;
     expect(renamed.path_display).toBe('/ow/a (1).txt');
   });
 
   it('accepts both spellings of a void WriteMode', async () => {
-    const headers = (mode: unknown) => ({ Authorization: `Bearer ${ALICE.token}`, 'Dropbox-API-Arg': JSON.stringify({ path: '/modes/m.txt', mode }) });
+    const headers = (mode: unknown) => ({
+      Authorization: `Bearer ${ALICE.token}`,
+      'Dropbox-API-Arg': JSON.stringify({ path: '/modes/m.txt', mode }),
+    });
     expect((await rawUpload(emu.url, headers('add'), 'a')).status).toBe(200);
     expect((await rawUpload(emu.url, headers('add'), 'b')).status).toBe(409);
     const res = await rawUpload(emu.url, headers('overwrite'), 'bb');
@@ -129,10 +149,14 @@ describe('Dropbox emulator through the dropbox SDK', () => {
 
   it('checks content_hash against the body', async () => {
     const content = Buffer.from('fax page 1');
-    const e = await failure(alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: contentHash(Buffer.from('other')) }));
+    const e = await failure(
+      alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: contentHash(Buffer.from('other')) }),
+    );
     expect(e.status).toBe(409);
     expect(e.error.error['.tag']).toBe('content_hash_mismatch');
-    expect((await alice.filesGetMetadata({ path: '/fax/p1.tif' }).catch((err: DropboxResponseError<unknown>) => err)).status).toBe(409);
+    expect(
+      (await alice.filesGetMetadata({ path: '/fax/p1.tif' }).catch((err: DropboxResponseError<unknown>) => err)).status,
+    ).toBe(409);
     const ok = await alice.filesUpload({ path: '/fax/p1.tif', contents: content, content_hash: contentHash(content) });
     expect(ok.result.content_hash).toBe(contentHash(content));
   });
@@ -152,7 +176,13 @@ describe('Dropbox emulator through the dropbox SDK', () => {
     const file = (await alice.filesGetMetadata({ path: '/meta/deep/F.BIN' })).result;
     expect(file).toEqual({ '.tag': 'file', ...up });
     const folder = (await alice.filesGetMetadata({ path: '/META/deep' })).result;
-    expect(folder).toEqual({ '.tag': 'folder', name: 'Deep', path_lower: '/meta/deep', path_display: '/Meta/Deep', id: expect.stringMatching(/^id:[A-Za-z0-9_-]{22}$/) });
+    expect(folder).toEqual({
+      '.tag': 'folder',
+      name: 'Deep',
+      path_lower: '/meta/deep',
+      path_display: '/Meta/Deep',
+      id: expect.stringMatching(/^id:[A-Za-z0-9_-]{22}$/),
+    });
     const e = await failure(alice.filesGetMetadata({ path: '/meta/missing' }));
     expect(e.status).toBe(409);
     expect(e.error.error_summary.startsWith('path/not_found/')).toBe(true);
@@ -221,27 +251,45 @@ describe('Dropbox emulator through the dropbox SDK', () => {
     const stranger = createDropboxClient({ accessToken: 'sl.nobody', apiBase: emu.url });
     const e = await failure(stranger.filesUpload({ path: '/x.txt', contents: Buffer.from('x') }));
     expect(e.status).toBe(401);
-    expect(e.error).toEqual({ error_summary: expect.stringMatching(/^invalid_access_token\/\.{0,3}$/), error: { '.tag': 'invalid_access_token' } });
+    expect(e.error).toEqual({
+      error_summary: expect.stringMatching(/^invalid_access_token\/\.{0,3}$/),
+      error: { '.tag': 'invalid_access_token' },
+    });
   });
 
   it('answers bad Dropbox-API-Arg JSON with 400 text', async () => {
-    const res = await rawUpload(emu.url, { Authorization: `Bearer ${ALICE.token}`, 'Dropbox-API-Arg': '{"path": "/a.txt"' });
+    const res = await rawUpload(emu.url, {
+      Authorization: `Bearer ${ALICE.token}`,
+      'Dropbox-API-Arg': '{"path": "/a.txt"',
+    });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await res.text()).toBe('Error in call to API function "files/upload": HTTP header "Dropbox-API-Arg": could not decode input as JSON');
+    expect(await res.text()).toBe(
+      'Error in call to API function "files/upload": HTTP header "Dropbox-API-Arg": could not decode input as JSON',
+    );
   });
 
   it('answers a missing Authorization header with 400 text naming the route', async () => {
-    const res = await fetch(`${emu.url}/2/files/get_metadata`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"path":"/a"}' });
+    const res = await fetch(`${emu.url}/2/files/get_metadata`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"path":"/a"}',
+    });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await res.text()).toBe('Error in call to API function "files/get_metadata": Must provide HTTP header "Authorization" or URL parameter "authorization".');
+    expect(await res.text()).toBe(
+      'Error in call to API function "files/get_metadata": Must provide HTTP header "Authorization" or URL parameter "authorization".',
+    );
   });
 
   it('answers unknown routes with 404 and malformed requests with 4xx, and keeps serving', async () => {
     const auth = { Authorization: `Bearer ${ALICE.token}` };
     expect((await fetch(`${emu.url}/2/files/nope`, { method: 'POST', headers: auth })).status).toBe(404);
-    const badBody = await fetch(`${emu.url}/2/files/list_folder`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: '{' });
+    const badBody = await fetch(`${emu.url}/2/files/list_folder`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: '{',
+    });
     expect(badBody.status).toBe(400);
     expect(await badBody.text()).toContain('request body: could not decode input as JSON');
     const noSlash = await rawUpload(emu.url, { ...auth, 'Dropbox-API-Arg': '{"path":"a.txt"}' });
@@ -249,32 +297,56 @@ describe('Dropbox emulator through the dropbox SDK', () => {
     const malformed = await rawUpload(emu.url, { ...auth, 'Dropbox-API-Arg': '{"path":"/a//b.txt"}' });
     expect(malformed.status).toBe(409);
     expect(((await malformed.json()) as ApiErrorBody).error.reason['.tag']).toBe('malformed_path');
-    const wrongType = await rawUpload(emu.url, { ...auth, 'Content-Type': 'application/json', 'Dropbox-API-Arg': '{"path":"/a.txt"}' });
+    const wrongType = await rawUpload(emu.url, {
+      ...auth,
+      'Content-Type': 'application/json',
+      'Dropbox-API-Arg': '{"path":"/a.txt"}',
+    });
     expect(wrongType.status).toBe(400);
     expect((await alice.filesListFolder({ path: '' })).status).toBe(200);
   });
 
   it('handles many concurrent uploads', async () => {
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => alice.filesUpload({ path: `/burst/${i}.txt`, contents: Buffer.from(`n${i}`) })),
+      Array.from({ length: 60 }, (_, i) =>
+        alice.filesUpload({ path: `/burst/${i}.txt`, contents: Buffer.from(`n${i}`) }),
+      ),
     );
     expect(new Set(results.map((r) => r.result.rev)).size).toBe(60);
     expect(emu.files(ALICE.accountId).filter((f) => f.pathLower.startsWith('/burst/'))).toHaveLength(60);
   });
 
   it('admin API lists files, reports stats, adds accounts and sets the rate', async () => {
-    const added = await admin<{ accountId: string }>(emu.url, 'accounts', { token: 'sl.carol', accountId: 'dbid:carol' });
+    const added = await admin<{ accountId: string }>(emu.url, 'accounts', {
+      token: 'sl.carol',
+      accountId: 'dbid:carol',
+    });
     expect(added).toEqual({ status: 200, json: { token: 'sl.carol', accountId: 'dbid:carol' } });
     const carol = createDropboxClient({ accessToken: 'sl.carol', apiBase: emu.url });
     const meta = (await carol.filesUpload({ path: '/c.txt', contents: Buffer.from('carol') })).result;
 
     const files = await admin<unknown[]>(emu.url, 'files?account=dbid:carol');
     expect(files.json).toEqual([
-      { accountId: 'dbid:carol', pathLower: '/c.txt', pathDisplay: '/c.txt', size: 5, contentHash: meta.content_hash, rev: meta.rev, id: meta.id, serverModified: meta.server_modified, writes: 1 },
+      {
+        accountId: 'dbid:carol',
+        pathLower: '/c.txt',
+        pathDisplay: '/c.txt',
+        size: 5,
+        contentHash: meta.content_hash,
+        rev: meta.rev,
+        id: meta.id,
+        serverModified: meta.server_modified,
+        writes: 1,
+      },
     ]);
     expect((await admin<unknown[]>(emu.url, 'files')).json.length).toBe(emu.files().length);
 
-    const stats = await admin<{ requests: Record<string, number>; uploads: number; rateLimited: number; filesWritten: number }>(emu.url, 'stats');
+    const stats = await admin<{
+      requests: Record<string, number>;
+      uploads: number;
+      rateLimited: number;
+      filesWritten: number;
+    }>(emu.url, 'stats');
     expect(stats.json).toEqual(emu.stats());
     expect(stats.json.requests['/2/files/upload 401']).toBe(1);
     expect(stats.json.requests['/2/files/get_metadata 400']).toBe(1);
@@ -310,7 +382,10 @@ describe('Dropbox emulator rate limit', () => {
     expect(e.headers.get('content-type')).toBe('application/json');
     const retryAfter = e.headers.get('retry-after') as string;
     expect(retryAfter).toMatch(/^[1-9]\d*$/);
-    expect(e.error).toEqual({ error_summary: expect.stringMatching(/^too_many_requests\/\.{0,3}$/), error: { reason: { '.tag': 'too_many_requests' }, retry_after: Number(retryAfter) } });
+    expect(e.error).toEqual({
+      error_summary: expect.stringMatching(/^too_many_requests\/\.{0,3}$/),
+      error: { reason: { '.tag': 'too_many_requests' }, retry_after: Number(retryAfter) },
+    });
 
     // RPC routes are not limited, and another token has its own bucket.
     expect((await alice.filesGetMetadata({ path: '/1.txt' })).status).toBe(200);

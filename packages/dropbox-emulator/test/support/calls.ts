@@ -76,20 +76,40 @@ export async function rawCall(base: string, route: string, opts: RawCallOptions 
   if (opts.token !== undefined) headers['Authorization'] = `Bearer ${opts.token}`;
   let body: string | Uint8Array | undefined;
   if (opts.arg !== undefined) {
-    headers['Dropbox-API-Arg'] = JSON.stringify(opts.arg).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    headers['Dropbox-API-Arg'] = JSON.stringify(opts.arg).replace(
+      /[\u007f-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
     headers['Content-Type'] = 'application/octet-stream';
-    body = opts.body === undefined ? undefined : opts.body instanceof Uint8Array ? new Uint8Array(opts.body) : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    body =
+      opts.body === undefined
+        ? undefined
+        : opts.body instanceof Uint8Array
+          ? new Uint8Array(opts.body)
+          : typeof opts.body === 'string'
+            ? opts.body
+            : JSON.stringify(opts.body);
   } else if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   }
   if (opts.contentType !== undefined) headers['Content-Type'] = opts.contentType;
   Object.assign(headers, opts.headers);
-  return answer(await fetch(`${base}/2/${route}`, { method: 'POST', headers, ...(body !== undefined ? { body: body as BodyInit } : {}) }));
+  return answer(
+    await fetch(`${base}/2/${route}`, {
+      method: 'POST',
+      headers,
+      ...(body !== undefined ? { body: body as BodyInit } : {}),
+    }),
+  );
 }
 
 /** POST /oauth2/token with the given query string and optional form body / headers. */
-export async function tokenCall(base: string, query: Record<string, string>, opts: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<RawAnswer> {
+export async function tokenCall(
+  base: string,
+  query: Record<string, string>,
+  opts: { form?: Record<string, string>; headers?: Record<string, string> } = {},
+): Promise<RawAnswer> {
   const qs = new URLSearchParams(query).toString();
   const init: RequestInit = { method: 'POST', headers: { ...opts.headers } };
   if (opts.form) {
@@ -101,7 +121,10 @@ export async function tokenCall(base: string, query: Record<string, string>, opt
 
 /** GET (no body) or POST (JSON body) /__admin/<path>. */
 export async function adminCall(base: string, path: string, body?: unknown): Promise<RawAnswer> {
-  const init: RequestInit = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+  const init: RequestInit =
+    body === undefined
+      ? {}
+      : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
   return answer(await fetch(`${base}/__admin/${path}`, init));
 }
 
@@ -117,7 +140,10 @@ export interface TwoAccounts {
   bob: Dropbox;
 }
 
-export async function startWithTwoAccounts(alice: { token: string; accountId: string }, bob: { token: string; accountId: string }): Promise<TwoAccounts> {
+export async function startWithTwoAccounts(
+  alice: { token: string; accountId: string },
+  bob: { token: string; accountId: string },
+): Promise<TwoAccounts> {
   const emu = await startDropboxEmulator({ accounts: [alice, bob] });
   return {
     emu,

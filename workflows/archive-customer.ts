@@ -2,7 +2,7 @@ import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { runBatch } from './batch.js';
 import { CustomerState } from './customer-state.js';
-import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
+import { NON_RETRYABLE_FAILURES } from './failures.js';
 import * as messages from './messages.js';
 import { WorkflowPacer } from './pacing/workflow-pacer.js';
 import { WebUiView } from './web-ui.js';
@@ -27,7 +27,7 @@ export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
 export async function archiveCustomer(input: messages.ArchiveCustomerInput): Promise<void> {
   const { customerId } = input;
   const customer = new CustomerState(customerId, input);
-  const pacer = startPacer(input, customer);
+  const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits);
   const ui = new WebUiView(customer);
   let reconnecting = false;
 
@@ -51,7 +51,11 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       }
     },
     // Validators must be synchronous: an async one is ignored.
-    { validator: () => assert(!reconnecting, 'a reconnect is already in progress for this customer') },
+    {
+      validator: () => {
+        if (reconnecting) throw new Error('a reconnect is already in progress for this customer');
+      },
+    },
   );
 
   while (!customer.stopping) {
@@ -94,10 +98,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     // spending upload attempts on requests that would be refused.
     if (batch.coolDownMs > 0 && !customer.pausedAs) {
       customer.coolingDownUntil = Date.now() + batch.coolDownMs;
-      ui.show(
-        'cooling-down',
-        `Dropbox answered 429; waiting ${Math.ceil(batch.coolDownMs / 1000)} s before uploading again`,
-      );
+      ui.show('cooling-down', `Dropbox answered 429; waiting ${Math.ceil(batch.coolDownMs / 1000)} s to upload again`);
       await wf.condition(() => customer.pausedAs !== undefined || customer.stopping, batch.coolDownMs);
       customer.coolingDownUntil = undefined;
     }
@@ -123,16 +124,6 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   ui.show('idle', `stopped: ${customer.stopReason}`);
 }
 
-/** The pacer for this run; bad pacing limits in the input fail the workflow as BadInput. */
-function startPacer(input: messages.ArchiveCustomerInput, customer: CustomerState): WorkflowPacer {
-  try {
-    return new WorkflowPacer(input.controller, input.limits, () => customer.operatorLimits);
-  } catch (err) {
-    const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
-    throw wf.ApplicationFailure.nonRetryable(message, FailureType.BadInput);
-  }
-}
-
 /** Why Dropbox refuses the customer's credentials, or undefined if they work. */
 async function credentialsRefused(customerId: string): Promise<string | undefined> {
   try {
@@ -141,8 +132,4 @@ async function credentialsRefused(customerId: string): Promise<string | undefine
   } catch (err) {
     return ((err as { cause?: Error }).cause ?? (err as Error)).message;
   }
-}
-
-function assert(condition: boolean, message: string): void {
-  if (!condition) throw new Error(message);
 }

@@ -1,3 +1,6 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import { FailureType } from '../failures.js';
+import type { ArchiveCustomerInput } from '../messages.js';
 import {
   DEFAULT_PACING_LIMITS,
   elapse,
@@ -56,6 +59,19 @@ export class WorkflowPacer implements UploadPacer {
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
+  }
+
+  /** The pacer for a run of `input`'s customer; bad pacing limits in the input fail the workflow as BadInput. */
+  static forRun(
+    input: Pick<ArchiveCustomerInput, 'customerId' | 'controller' | 'limits'>,
+    caps: () => OperatorLimits,
+  ): WorkflowPacer {
+    try {
+      return new WorkflowPacer(input.controller, input.limits, caps);
+    } catch (err) {
+      const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
+      throw ApplicationFailure.nonRetryable(message, FailureType.BadInput);
+    }
   }
 
   /** The customer has work again. */

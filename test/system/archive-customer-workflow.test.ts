@@ -208,6 +208,18 @@ describe('archiveCustomer workflow', () => {
     });
   });
 
+  it('fails as BadInput, naming the customer and the field, when its pacing limits are invalid', async () => {
+    const customer = uniqueName('bad-limits');
+    const handle = await startArchiving(stack.temporal, customer, { limits: { maxConcurrency: 0 } });
+    const failure = await handle.result().then(
+      () => undefined,
+      (err: unknown) => (err as { cause?: { type?: string; message?: string } }).cause,
+    );
+    expect(failure?.type).toBe('BadInput');
+    expect(failure?.message).toContain(customer);
+    expect(failure?.message).toContain('maxConcurrency');
+  });
+
   it('ends cleanly on stop, finishing the batch in flight', async () => {
     const customer = uniqueName('stop');
     await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 5);

@@ -127,7 +127,7 @@ describe('archiver CLI', () => {
   });
 
   it('starts a customer in sessions commit mode', async () => {
-    const id = uniqueName('batch');
+    const id = uniqueName('sessions');
     const token = uniqueName('tok');
     emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Many Small Files', '--access-token', token]);
@@ -140,7 +140,7 @@ describe('archiver CLI', () => {
     expect(emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();
     const bogus = await archiver(['start', id, '--commit-mode', 'sometimes']);
     expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toContain('Allowed choices are single, batch');
+    expect(bogus.stderr).toContain('Allowed choices are single, sessions');
   });
 
   it('caps a customer with set-limits, re-drives failed items, and stops a disconnected customer', async () => {

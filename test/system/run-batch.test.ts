@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StagedItem } from '../../activities/session-commit.js';
+import type { SessionCommitOutcome, StagedItem } from '../../activities/session-commit.js';
 import type { StageOutcome, UploadOutcome, UploadRequest } from '../../activities/index.js';
 import { FailureType } from '../../workflows/failures.js';
 import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from '../support/batch-workflow.js';
@@ -16,16 +16,7 @@ type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revok
 const behaviour = new Map<string, Behaviour>();
 const started: string[] = [];
 let commits: string[][] = [];
-let commitScript: Array<(staged: StagedItem[]) => Partial<CommitAnswer>> = [];
-type CommitAnswer = {
-  archived: string[];
-  retry: StagedItem[];
-  restage: string[];
-  rejected: string[];
-  skipped: string[];
-  storageFull: boolean;
-  retryAfterMs: number;
-};
+let commitScript: Array<(staged: StagedItem[]) => Partial<SessionCommitOutcome>> = [];
 
 const throttles = { rateLimited: 0, writeContention: 0, attempts: 1 };
 function answer(itemId: string): Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'> {
@@ -54,7 +45,7 @@ const activities = {
       const t = answer(itemId);
       return { status: 'staged', staged: { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' }, ...t };
     }),
-  commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<CommitAnswer> =>
+  commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<SessionCommitOutcome> =>
     Promise.resolve().then(() => {
       commits.push(staged.map((s) => s.itemId));
       const scripted = commitScript.shift()?.(staged) ?? {};

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { activityInfo, heartbeat, log, sleep } from '@temporalio/activity';
+import { activityInfo, log } from '@temporalio/activity';
 import { FailureType } from '../workflows/failures.js';
 import { commitStagedSessions, type SessionCommitOutcome, type StagedItem } from './session-commit.js';
-import type { Db } from '../db/pool.js';
+import type { ActivityDeps, LeasedBatch, StageOutcome, Throttles, UploadOutcome, UploadRequest } from './types.js';
+import { resumeFrom, waitForStartTime, withHeartbeats } from './attempt.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError } from './dropbox/errors.js';
-import { CustomerTokens, type DropboxApp } from './dropbox/tokens.js';
+import { CustomerTokens } from './dropbox/tokens.js';
 import {
   leaseItems,
   markArchived,
@@ -15,73 +16,15 @@ import {
   recordAttemptFailed,
   recordRateLimited,
   releaseLease,
-  type ItemDescriptor,
 } from '../db/items.js';
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
 import { atActivityBoundary, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
-import { uploadToSession, type SessionProgress } from './sessions.js';
+import { uploadToSession } from './sessions.js';
 import { openItemContent, readAll } from './source.js';
 
-export interface ActivityDeps {
-  db: Db;
-  /** Where the Dropbox API lives; unset means the real Dropbox. */
-  dropboxApiBase?: string | undefined;
-  /** The Dropbox app whose secret refreshes customers' tokens. */
-  dropboxApp?: DropboxApp | undefined;
-  /** How long a lease lasts before another fetch may reclaim the item. @default 15 minutes */
-  leaseTtlMs?: number;
-  /** Fetches item media from `source_url`. @default global fetch */
-  fetchSource?: typeof fetch;
-  /** Larger items go through upload sessions instead of files/upload. @default 150 MiB, Dropbox's limit */
-  singleUploadLimit?: number;
-  /** Bytes per upload-session append. @default 8 MiB */
-  chunkSize?: number;
-}
-
-export interface LeasedBatch {
-  leaseToken: string;
-  items: ItemDescriptor[];
-  /** Items still pending after this lease. */
-  backlog: number;
-  /** How much longer a Retry-After from Dropbox holds this customer back, in ms; 0 if none. */
-  coolDownMs: number;
-}
-
-export interface UploadRequest {
-  customerId: string;
-  itemId: string;
-  leaseToken: string;
-  /**
-   * When the pacing controller lets this upload start, in epoch ms. The workflow hands out start
-   * times at the customer's rate and the activity waits for its own, which costs no history events.
-   */
-  startAt?: number | undefined;
-}
-
-export interface UploadOutcome {
-  itemId: string;
-  status: 'archived' | 'already-archived' | 'lease-lost';
-  bytes: number;
-  /** Upload requests for this item that Dropbox answered 429 too_many_requests, over all attempts. */
-  rateLimited: number;
-  /** Upload requests for this item that Dropbox answered 429 too_many_write_operations, over all attempts. */
-  writeContention: number;
-  /** Activity attempts it took. */
-  attempts: number;
-}
-
-/** What the pacing controller learns from an item's uploads. */
-export type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
-
-export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) &
-  Throttles;
-
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
-const HEARTBEAT_INTERVAL_MS = 5_000;
-/** Longest wait for a start time: guards against a clock far off from the workflow's. */
-const MAX_START_WAIT_MS = 60_000;
 const MIB = 1024 * 1024;
 
 /**
@@ -364,33 +307,4 @@ function throttlesOf(subject: UploadSubject): Throttles {
     writeContention: subject.writeContentionCount,
     attempts: activityInfo().attempt,
   };
-}
-
-/** Waits for the start time the pacing controller gave this upload (heartbeats keep running meanwhile). */
-async function waitForStartTime(startAt: number | undefined): Promise<void> {
-  const waitMs = startAt === undefined ? 0 : Math.min(MAX_START_WAIT_MS, startAt - Date.now());
-  if (waitMs > 0) await sleep(waitMs); // ends early, throwing, if the activity is cancelled
-}
-
-/** Upload-session progress of this activity's previous attempt, if it heartbeated any. */
-function resumeFrom(): SessionProgress | undefined {
-  const details = activityInfo().heartbeatDetails as SessionProgress | undefined;
-  return details && typeof details.sessionId === 'string' && details.sessionId !== '' ? details : undefined;
-}
-
-/**
- * Runs an upload while heartbeating, so Temporal notices a dead worker within the heartbeat
- * timeout and the next attempt learns how far a session upload got.
- */
-async function withHeartbeats<T>(work: (report: (progress: SessionProgress) => void) => Promise<T>): Promise<T> {
-  let progress: SessionProgress | undefined = resumeFrom();
-  const ticker = setInterval(() => heartbeat(progress), HEARTBEAT_INTERVAL_MS);
-  try {
-    return await work((next) => {
-      progress = next;
-      heartbeat(progress);
-    });
-  } finally {
-    clearInterval(ticker);
-  }
 }

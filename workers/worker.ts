@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { createActivities } from '../activities/index.js';
+import type { ActivityDeps } from '../activities/types.js';
 import { temporalConnectionOptions } from '../temporal/connection.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, type ArchiverConfig } from './config.js';

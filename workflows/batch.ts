@@ -5,7 +5,8 @@ import {
   sleep,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities, Throttles } from '../activities/index.js';
+import type { Activities } from '../activities/index.js';
+import type { Throttles } from '../activities/types.js';
 import type { StagedItem } from '../activities/session-commit.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
 import type { UploadPacer } from './pacing/workflow-pacer.js';

@@ -2,7 +2,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities, type LeasedBatch } from '../../activities/index.js';
+import { createActivities } from '../../activities/index.js';
+import type { LeasedBatch } from '../../activities/types.js';
 import { NON_RETRYABLE_FAILURES } from '../../workflows/failures.js';
 import type { DesignContext } from './types.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator, type EmulatorOptions } from 'dropbox-emulator';
-import type { ActivityDeps } from '../../activities/index.js';
+import type { ActivityDeps } from '../../activities/types.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { startTestWorker } from './harness.js';
 import type { ProcessTestNamespace } from './namespaces.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { Worker } from '@temporalio/worker';
-import type { ActivityDeps } from '../../activities/index.js';
+import type { ActivityDeps } from '../../activities/types.js';
 import { archiveCustomer } from '../../workflows/archive-customer.js';
 import { statusQuery, type ArchiveCustomerInput, type CustomerStatus } from '../../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../../workflows/names.js';

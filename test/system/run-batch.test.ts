@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCommitOutcome, StagedItem } from '../../activities/session-commit.js';
-import type { StageOutcome, UploadOutcome, UploadRequest } from '../../activities/index.js';
+import type { StageOutcome, UploadOutcome, UploadRequest } from '../../activities/types.js';
 import { FailureType } from '../../workflows/failures.js';
 import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from '../support/batch-workflow.js';
 import { connectTemporal, type TestTemporal } from '../support/stack.js';

@@ -1,6 +1,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities, type UploadOutcome, type UploadRequest } from '../../activities/index.js';
+import { createActivities } from '../../activities/index.js';
+import type { UploadOutcome, UploadRequest } from '../../activities/types.js';
 import { createDropboxClient } from '../../activities/dropbox/client.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';

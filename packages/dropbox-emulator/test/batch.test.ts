@@ -1,8 +1,8 @@
 import type { Dropbox, files } from 'dropbox';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { contentHash } from '../src/content-hash.js';
 import type { DropboxEmulator } from '../src/index.js';
-import { rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
+import { rawCall, sdkFailure, withTwoAccounts } from './support/calls.js';
 
 const ALICE = { token: 'sl.alice-batch', accountId: 'dbid:alice-batch' };
 const BOB = { token: 'sl.bob-batch', accountId: 'dbid:bob-batch' };
@@ -12,10 +12,7 @@ describe('finish_batch_v2 and finish_batch', () => {
   let alice: Dropbox;
   let bob: Dropbox;
 
-  beforeAll(async () => {
-    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
-  });
-  afterAll(() => emu.stop());
+  withTwoAccounts(ALICE, BOB, (two) => ({ emu, alice, bob } = two));
 
   /** A session holding `data`, closed unless asked otherwise. */
   async function session(data: string, close = true): Promise<string> {

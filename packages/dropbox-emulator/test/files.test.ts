@@ -3,7 +3,7 @@ import { DropboxResponseError, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentHash } from '../src/content-hash.js';
 import { TokenBucketLimiter } from '../src/rate-limit.js';
-import { createDropboxClient, startWithTwoAccounts } from './support/calls.js';
+import { createDropboxClient, withTwoAccounts } from './support/calls.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
 
 const ALICE = { token: 'sl.alice-token', accountId: 'dbid:alice' };
@@ -54,10 +54,7 @@ describe('Dropbox emulator through the dropbox SDK', () => {
   let alice: Dropbox;
   let bob: Dropbox;
 
-  beforeAll(async () => {
-    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
-  });
-  afterAll(() => emu.stop());
+  withTwoAccounts(ALICE, BOB, (two) => ({ emu, alice, bob } = two));
 
   it('listens on a free 127.0.0.1 port', () => {
     expect(emu.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

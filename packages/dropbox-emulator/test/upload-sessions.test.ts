@@ -3,7 +3,7 @@ import { bytesUpload, DropboxFileUploader, type Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentHash } from '../src/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
-import { createDropboxClient, rawCall, sdkFailure, startWithTwoAccounts } from './support/calls.js';
+import { createDropboxClient, rawCall, sdkFailure, withTwoAccounts } from './support/calls.js';
 
 const MiB = 1024 * 1024;
 const ALICE = { token: 'sl.alice-sessions', accountId: 'dbid:alice' };
@@ -15,10 +15,7 @@ describe('upload sessions through the dropbox SDK', () => {
   let alice: Dropbox;
   let bob: Dropbox;
 
-  beforeAll(async () => {
-    ({ emu, alice, bob } = await startWithTwoAccounts(ALICE, BOB));
-  });
-  afterAll(() => emu.stop());
+  withTwoAccounts(ALICE, BOB, (two) => ({ emu, alice, bob } = two));
 
   it('start → append_v2 → finish builds the file; download returns its bytes', async () => {
     // Chunk sizes that don't line up with 4 MiB blocks, so the session hash must span calls.

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { Dropbox, DropboxResponseError } from 'dropbox';
 import { startDropboxEmulator, type DropboxEmulator } from '../../src/index.js';
 
@@ -140,7 +141,7 @@ export interface TwoAccounts {
   bob: Dropbox;
 }
 
-export async function startWithTwoAccounts(
+async function startWithTwoAccounts(
   alice: { token: string; accountId: string },
   bob: { token: string; accountId: string },
 ): Promise<TwoAccounts> {
@@ -150,4 +151,22 @@ export async function startWithTwoAccounts(
     alice: createDropboxClient({ accessToken: alice.token, apiBase: emu.url }),
     bob: createDropboxClient({ accessToken: bob.token, apiBase: emu.url }),
   };
+}
+
+/**
+ * Starts an emulator with two static-token accounts before the file's tests, hands them to `use`,
+ * and stops the emulator after the tests.
+ */
+export function withTwoAccounts(
+  alice: { token: string; accountId: string },
+  bob: { token: string; accountId: string },
+  use: (two: TwoAccounts) => void,
+): void {
+  let emu: DropboxEmulator | undefined;
+  beforeAll(async () => {
+    const two = await startWithTwoAccounts(alice, bob);
+    emu = two.emu;
+    use(two);
+  });
+  afterAll(() => emu?.stop());
 }

@@ -4,7 +4,8 @@
 import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
 import type { SessionProgress } from './sessions.js';
 
-const HEARTBEAT_INTERVAL_MS = 5_000;
+/** Well inside the upload activities' 8 s heartbeat timeout, so a dead worker is noticed within it. */
+const HEARTBEAT_INTERVAL_MS = 2_000;
 /** Longest wait for a start time: guards against a clock far off from the workflow's. */
 const MAX_START_WAIT_MS = 60_000;
 

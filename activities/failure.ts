@@ -3,6 +3,7 @@
 // activities to the worker.
 
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
+import { PostgresError } from '../db/errors.js';
 import { FailureType, NON_RETRYABLE_FAILURES, type ThrottleDetails } from '../workflows/failures.js';
 
 /** A failure mapped onto the taxonomy; `message` is safe to log (it never carries tokens). */
@@ -11,6 +12,8 @@ export interface ClassifiedFailure {
   message: string;
   /** For RateLimited and WriteContention: how long Dropbox asked us to wait. */
   retryAfterMs?: number;
+  /** For Transient: how long to back off before the next attempt, from the item's consecutive failures. */
+  retryDelayMs?: number;
 }
 
 /**
@@ -39,6 +42,7 @@ export function toApplicationFailure(failure: ClassifiedFailure): ApplicationFai
     nonRetryable: NON_RETRYABLE_FAILURES.includes(failure.type),
     details,
     ...(wait !== undefined ? { nextRetryDelay: wait } : {}),
+    ...(wait === undefined && failure.retryDelayMs !== undefined ? { nextRetryDelay: failure.retryDelayMs } : {}),
     // Throttling is Dropbox working as designed, not a fault: keep it out of error logs and metrics.
     ...(failure.type === FailureType.RateLimited || failure.type === FailureType.WriteContention
       ? { category: ApplicationFailureCategory.BENIGN }
@@ -50,8 +54,8 @@ export function toApplicationFailure(failure: ClassifiedFailure): ApplicationFai
 type Activity = (...args: any[]) => Promise<unknown>;
 
 /**
- * The activity boundary: each activity, so that a TypedFailure leaves it as its ApplicationFailure.
- * Other errors pass through unchanged.
+ * The activity boundary: each activity, so that a TypedFailure leaves it as its ApplicationFailure
+ * and a Postgres failure as DatabaseUnavailable. Other errors pass through unchanged.
  */
 export function atActivityBoundary<T extends Record<string, Activity>>(activities: T): T {
   const bounded = Object.entries(activities).map(([name, activity]) => [
@@ -60,7 +64,10 @@ export function atActivityBoundary<T extends Record<string, Activity>>(activitie
       try {
         return await activity(...args);
       } catch (err) {
-        throw err instanceof TypedFailure ? toApplicationFailure(err.failure) : err;
+        if (err instanceof TypedFailure) throw toApplicationFailure(err.failure);
+        if (err instanceof PostgresError)
+          throw toApplicationFailure({ type: FailureType.DatabaseUnavailable, message: err.message });
+        throw err;
       }
     },
   ]);

@@ -8,31 +8,59 @@ import { DropboxAccounts } from './dropbox/account.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError } from './dropbox/errors.js';
 import { CustomerTokens } from './dropbox/tokens.js';
+import { PostgresError, reportingPostgresErrors } from '../db/errors.js';
 import {
+  deferItem,
   leaseItems,
   markArchived,
   markFailed,
-  pendingAndThrottle,
-  recordAttemptFailed,
+  queueState,
   recordRateLimited,
+  recordTransientFailure,
+  recordWriteContention,
   releaseLease,
+  type ItemRetryPolicy,
 } from '../db/items.js';
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
 import { atActivityBoundary, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession } from './sessions.js';
-import { openItemContent, readAll } from './source.js';
+import { DEFAULT_SOURCE_TIMEOUTS, openItemContent, readAll } from './source.js';
+import { DEFAULT_DROPBOX_TIMEOUTS } from './dropbox/client.js';
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
 const MIB = 1024 * 1024;
+
+/**
+ * A failing item waits 30 s, then twice as long after each further failure, up to 6 h; it fails
+ * after 20 failed attempts (about 3 days of waits) or 3 days since its first failure, whichever
+ * comes first. A legal archive would rather wait out a long source outage than drop an item.
+ */
+export const DEFAULT_ITEM_RETRY: ItemRetryPolicy = {
+  initialDelayMs: 30_000,
+  maxDelayMs: 6 * 3600_000,
+  maxAttempts: 20,
+  maxAgeMs: 3 * 24 * 3600_000,
+};
+
+/**
+ * Dropbox transient failures (5xx, lost answers) of one item are retried by its activity, backing
+ * off from 1 s by its consecutive failures (so 429s met before do not lengthen the wait); after
+ * this many in a row the item gives its slot back and waits on its row instead.
+ */
+const TRANSIENT_RETRIES_IN_ACTIVITY = 5;
+const TRANSIENT_MAX_DELAY_MS = 30_000;
 
 /**
  * All of Archiver's I/O, bound to its dependencies. Workflows see only the types.
  * @throws ApplicationFailure typed by the taxonomy in workflows/failures.ts, from any activity
  */
 export function createActivities(deps: ActivityDeps) {
-  const { db } = deps;
+  // A Postgres failure anywhere below is reported as Postgres's, not as the call it interrupted.
+  const db = reportingPostgresErrors(deps.db);
+  const itemRetry: ItemRetryPolicy = { ...DEFAULT_ITEM_RETRY, ...deps.itemRetry };
+  const sourceTimeouts = { ...DEFAULT_SOURCE_TIMEOUTS, ...deps.sourceTimeouts };
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const fetchSource = deps.fetchSource ?? fetch;
   const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
@@ -40,14 +68,23 @@ export function createActivities(deps: ActivityDeps) {
   const accounts = new DropboxAccounts(
     new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase }),
     deps.dropboxApiBase,
+    { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts },
   );
 
   /** Leases the customer's next items; returns descriptors only, never content. */
   async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
     const leaseToken = randomUUID();
     const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs);
-    const { pending, throttledForMs } = await pendingAndThrottle(db, customerId);
-    return { leaseToken, items, backlog: pending, coolDownMs: throttledForMs };
+    const queue = await queueState(db, customerId);
+    return {
+      leaseToken,
+      items,
+      backlog: queue.pending,
+      coolDownMs: queue.throttledForMs,
+      retryWaiting: queue.retryWaiting,
+      nextRetryInMs: queue.nextRetryInMs,
+      oldestWaitingSince: queue.oldestWaitingSince?.getTime(),
+    };
   }
 
   /** Returns the batch's items that are neither archived nor failed to pending. */
@@ -75,18 +112,19 @@ export function createActivities(deps: ActivityDeps) {
       const { customerId, itemId, leaseToken } = request;
       await waitForStartTime(request.startAt);
       const subject = await leasedSubject(request);
-      const outcome = (status: UploadOutcome['status'], bytes = 0): UploadOutcome => ({
+      const outcome = (status: UploadOutcome['status'], bytes = 0, error?: string): UploadOutcome => ({
         itemId,
         status,
         bytes,
+        ...(error !== undefined ? { error } : {}),
         ...throttlesOf(subject),
       });
       if (subject.state === 'archived') return outcome('already-archived');
       if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
       holdBackWhileThrottled(subject);
-      const content = await openContent(subject, leaseToken);
       const path = remotePathFor(subject);
       try {
+        const content = await openItemContent(subject, fetchSource, sourceTimeouts);
         let metadata: { rev: string; content_hash?: string | undefined };
         let contentHash: string;
         let size: number;
@@ -136,7 +174,8 @@ export function createActivities(deps: ActivityDeps) {
         await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
         return outcome('archived', size);
       } catch (err) {
-        throw await failUpload(subject, leaseToken, err);
+        const ended = await settleFailure(subject, leaseToken, err);
+        return outcome(ended.status, 0, ended.error);
       }
     });
   }
@@ -153,8 +192,8 @@ export function createActivities(deps: ActivityDeps) {
       if (subject.state === 'archived') return { status: 'already-archived', ...throttlesOf(subject) };
       if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', ...throttlesOf(subject) };
       holdBackWhileThrottled(subject);
-      const content = await openContent(subject, leaseToken);
       try {
+        const content = await openItemContent(subject, fetchSource, sourceTimeouts);
         const session = await uploadToSession(accounts, content, {
           customerId,
           chunkSize,
@@ -164,7 +203,7 @@ export function createActivities(deps: ActivityDeps) {
         });
         return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
       } catch (err) {
-        throw await failUpload(subject, leaseToken, err);
+        return { ...(await settleFailure(subject, leaseToken, err)), ...throttlesOf(subject) };
       }
     });
   }
@@ -190,15 +229,7 @@ export function createActivities(deps: ActivityDeps) {
         );
       }
       if (failure.type === FailureType.RateLimited) {
-        await recordRateLimited(
-          db,
-          customerId,
-          undefined,
-          leaseToken,
-          failure.retryAfterMs ?? 0,
-          leaseTtlMs,
-          failure.message,
-        );
+        await recordRateLimited(db, customerId, undefined, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs);
       }
       throw new TypedFailure(failure);
     }
@@ -226,16 +257,6 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
-  async function openContent(subject: UploadSubject, leaseToken: string) {
-    try {
-      return await openItemContent(subject, fetchSource);
-    } catch (err) {
-      if (err instanceof TypedFailure && err.type === FailureType.ItemRejected)
-        await markFailed(db, subject.id, leaseToken, err.message);
-      throw err;
-    }
-  }
-
   async function archiveVerified(
     subject: UploadSubject,
     leaseToken: string,
@@ -255,39 +276,68 @@ export function createActivities(deps: ActivityDeps) {
     log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }
 
-  /** Records why an upload failed where operators can see it, and returns what to throw. */
-  async function failUpload(subject: UploadSubject, leaseToken: string, err: unknown): Promise<TypedFailure> {
-    if (err instanceof TypedFailure) {
-      await recordAttemptFailed(db, subject.id, leaseToken, err.message);
-      return err;
+  /**
+   * Decides what a failed upload attempt means for its item, records it on the row where operators
+   * see it, and returns how the item ends: deferred (it waits for its retry time, giving its slot
+   * back) or failed. Throws what Temporal should retry (or pause the customer on) instead.
+   */
+  async function settleFailure(
+    subject: UploadSubject,
+    leaseToken: string,
+    err: unknown,
+  ): Promise<{ status: 'deferred' | 'failed'; error: string }> {
+    const failure: ClassifiedFailure =
+      err instanceof TypedFailure
+        ? err.failure
+        : err instanceof PostgresError
+          ? { type: FailureType.DatabaseUnavailable, message: err.message }
+          : classifyDropboxError(err);
+    const fields = { customerId: subject.customerId, itemId: subject.id, failureType: failure.type };
+    log.warn('upload failed', { ...fields, error: failure.message });
+    switch (failure.type) {
+      case FailureType.SourceGone:
+      case FailureType.ItemRejected:
+        await markFailed(db, subject.id, leaseToken, failure.message);
+        return { status: 'failed', error: failure.message };
+      case FailureType.SourceUnavailable:
+        return defer(subject, leaseToken, failure.message);
+      case FailureType.Transient: {
+        if (subject.failedAttempts + 1 >= TRANSIENT_RETRIES_IN_ACTIVITY)
+          return defer(subject, leaseToken, failure.message);
+        const failedAttempts = await recordTransientFailure(db, subject.id, leaseToken, failure.message);
+        throw new TypedFailure({ ...failure, retryDelayMs: transientRetryDelay(failedAttempts) });
+      }
+      case FailureType.RateLimited:
+        countThrottled(subject.customerId, 'too_many_requests');
+        await recordRateLimited(db, subject.customerId, subject.id, leaseToken, failure.retryAfterMs ?? 0, leaseTtlMs);
+        throw new TypedFailure(failure);
+      case FailureType.WriteContention:
+        countThrottled(subject.customerId, 'too_many_write_operations');
+        await recordWriteContention(db, subject.id, leaseToken);
+        throw new TypedFailure(failure);
+      default:
+        // Postgres trouble, an expired or revoked token, a full Dropbox: the activity's retry
+        // policy or the workflow deals with them; the item stays leased.
+        throw new TypedFailure(failure);
     }
-    const failure: ClassifiedFailure = classifyDropboxError(err);
-    log.warn('upload failed', {
+  }
+
+  /** The item gives its slot back and waits on its row; or fails, once it has failed too often. */
+  async function defer(
+    subject: UploadSubject,
+    leaseToken: string,
+    error: string,
+  ): Promise<{ status: 'deferred' | 'failed'; error: string }> {
+    const deferred = await deferItem(db, subject.id, leaseToken, error, itemRetry);
+    if (deferred?.state === 'failed')
+      return { status: 'failed', error: `gave up after ${deferred.failedAttempts} failed attempts: ${error}` };
+    log.info('item deferred', {
       customerId: subject.customerId,
       itemId: subject.id,
-      failureType: failure.type,
-      error: failure.message,
+      failedAttempts: deferred?.failedAttempts,
+      nextAttemptAt: deferred?.nextAttemptAt?.toISOString(),
     });
-    if (failure.type === FailureType.RateLimited) {
-      countThrottled(subject.customerId, 'too_many_requests');
-      await recordRateLimited(
-        db,
-        subject.customerId,
-        subject.id,
-        leaseToken,
-        failure.retryAfterMs ?? 0,
-        leaseTtlMs,
-        failure.message,
-      );
-    } else if (failure.type === FailureType.WriteContention) {
-      countThrottled(subject.customerId, 'too_many_write_operations');
-      await recordAttemptFailed(db, subject.id, leaseToken, failure.message, true);
-    } else if (failure.type === FailureType.ItemRejected) {
-      await markFailed(db, subject.id, leaseToken, failure.message);
-    } else {
-      await recordAttemptFailed(db, subject.id, leaseToken, failure.message);
-    }
-    return new TypedFailure(failure);
+    return { status: 'deferred', error };
   }
 
   // Failures inside are TypedFailures; Temporal sees ApplicationFailures, made in one place.
@@ -299,6 +349,12 @@ export type Activities = ReturnType<typeof createActivities>;
 /** Dropbox wants whole seconds: `2026-11-03T14:05:09Z`. */
 function dropboxTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The backoff before retrying an item's n-th consecutive transient failure: 1 s, 2 s, 4 s … 30 s, ±20%. */
+function transientRetryDelay(failedAttempts: number): number {
+  const base = Math.min(TRANSIENT_MAX_DELAY_MS, 1000 * 2 ** Math.max(0, failedAttempts - 1));
+  return Math.round(base * (0.8 + 0.4 * Math.random()));
 }
 
 function throttlesOf(subject: UploadSubject): Throttles {

@@ -2,7 +2,10 @@
 
 import type { Db } from '../db/pool.js';
 import type { ItemDescriptor } from '../db/items.js';
+import type { ItemRetryPolicy } from '../db/items.js';
+import type { DropboxTimeouts } from './dropbox/client.js';
 import type { DropboxApp } from './dropbox/tokens.js';
+import type { SourceTimeouts } from './source.js';
 import type { StagedItem } from './session-commit.js';
 
 export interface ActivityDeps {
@@ -15,6 +18,12 @@ export interface ActivityDeps {
   leaseTtlMs?: number;
   /** Fetches item media from `source_url`. @default global fetch */
   fetchSource?: typeof fetch;
+  /** How long an item's source may take to answer, and to send each chunk. @default DEFAULT_SOURCE_TIMEOUTS */
+  sourceTimeouts?: Partial<SourceTimeouts> | undefined;
+  /** How an item that keeps failing waits and when it is given up. @default DEFAULT_ITEM_RETRY */
+  itemRetry?: Partial<ItemRetryPolicy> | undefined;
+  /** How long one Dropbox request may take before it counts as lost. @default DEFAULT_DROPBOX_TIMEOUTS */
+  dropboxTimeouts?: Partial<DropboxTimeouts> | undefined;
   /** Larger items go through upload sessions instead of files/upload. @default 150 MiB, Dropbox's limit */
   singleUploadLimit?: number;
   /** Bytes per upload-session append. @default 8 MiB */
@@ -28,6 +37,12 @@ export interface LeasedBatch {
   backlog: number;
   /** How much longer a Retry-After from Dropbox holds this customer back, in ms; 0 if none. */
   coolDownMs: number;
+  /** Items waiting for their retry time after failing; not in `backlog`. */
+  retryWaiting: number;
+  /** When the first of those may be tried again, in ms from now; undefined if none waits. */
+  nextRetryInMs: number | undefined;
+  /** Epoch ms when the oldest item not yet archived or failed was inserted: the customer's lag. */
+  oldestWaitingSince: number | undefined;
 }
 
 export interface UploadRequest {
@@ -41,10 +56,19 @@ export interface UploadRequest {
   startAt?: number | undefined;
 }
 
+/**
+ * How an item's upload ended. `deferred`: it kept failing transiently, gave its slot back and
+ * waits on its row for a retry time; `failed`: it can never be archived as it is (its source is
+ * gone, Dropbox refused it, or it failed too often), and `error` says why.
+ */
+export type ItemEnd = 'archived' | 'already-archived' | 'lease-lost' | 'deferred' | 'failed';
+
 export interface UploadOutcome {
   itemId: string;
-  status: 'archived' | 'already-archived' | 'lease-lost';
+  status: ItemEnd;
   bytes: number;
+  /** Why a deferred or failed item did not make it. */
+  error?: string | undefined;
   /** Upload requests for this item that Dropbox answered 429 too_many_requests, over all attempts. */
   rateLimited: number;
   /** Upload requests for this item that Dropbox answered 429 too_many_write_operations, over all attempts. */
@@ -56,5 +80,9 @@ export interface UploadOutcome {
 /** What the pacing controller learns from an item's uploads. */
 export type Throttles = Pick<UploadOutcome, 'rateLimited' | 'writeContention' | 'attempts'>;
 
-export type StageOutcome = ({ status: 'staged'; staged: StagedItem } | { status: 'already-archived' | 'lease-lost' }) &
+export type StageOutcome = (
+  | { status: 'staged'; staged: StagedItem }
+  | { status: 'already-archived' | 'lease-lost' }
+  | { status: 'deferred' | 'failed'; error: string }
+) &
   Throttles;

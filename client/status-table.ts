@@ -16,12 +16,27 @@ export function sortForOperators(statuses: CustomerStatus[]): CustomerStatus[] {
   );
 }
 
-/** A plain-text table of customer statuses, one row each. */
-export function formatStatusTable(statuses: CustomerStatus[]): string {
+/** How long ago `iso` was, shortly: 45s, 12m, 3h, 2d. */
+export function formatAge(iso: string | undefined, now = Date.now()): string {
+  if (iso === undefined) return '-';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}
+
+/**
+ * A plain-text table of customer statuses, one row each. RETRYING counts items waiting for their
+ * retry time after failing; LAG is the age of the oldest item not yet archived or failed.
+ */
+export function formatStatusTable(statuses: CustomerStatus[], now = Date.now()): string {
   const header = [
     'CUSTOMER',
     'STATE',
     'BACKLOG',
+    'RETRYING',
+    'LAG',
     'TODAY',
     'ARCHIVED',
     'FAILED',
@@ -38,6 +53,8 @@ export function formatStatusTable(statuses: CustomerStatus[]): string {
     s.customerId,
     s.state,
     String(s.backlog),
+    String(s.retryWaiting ?? 0),
+    formatAge(s.oldestWaitingSince, now),
     String(s.totals.archivedToday ?? 0),
     String(s.totals.archived),
     String(s.totals.failed),
@@ -48,7 +65,7 @@ export function formatStatusTable(statuses: CustomerStatus[]): string {
     s.pacedRatePerSecond?.toFixed(1) ?? '-',
     s.limitEstimatePerSecond?.toFixed(1) ?? '-',
     formatCaps(s),
-    truncate(s.pauseReason ?? s.lastError ?? '', 70),
+    truncate(s.pauseReason ?? s.lastError ?? '', 90),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows]

@@ -11,7 +11,10 @@ export interface ItemDescriptor {
   sizeBytes: number | null;
 }
 
-/** Leases up to `limit` claimable items (pending, or leased with an expired lease) in one statement. */
+/**
+ * Leases up to `limit` claimable items in one statement: pending ones whose retry time (if any)
+ * has come, and leased ones whose lease expired.
+ */
 export async function leaseItems(
   db: Db,
   customerId: string,
@@ -23,7 +26,8 @@ export async function leaseItems(
     `WITH claimable AS (
        SELECT id FROM archive_items
         WHERE customer_id = $1
-          AND (state = 'pending' OR (state = 'leased' AND lease_expires_at < now()))
+          AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+               OR (state = 'leased' AND lease_expires_at < now()))
         ORDER BY id
         LIMIT $2
         FOR UPDATE SKIP LOCKED)
@@ -39,18 +43,61 @@ export async function leaseItems(
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
 }
 
-/** Items of the customer still waiting to be leased, and how long its Dropbox throttle still lasts. */
-export async function pendingAndThrottle(
-  db: Db,
-  customerId: string,
-): Promise<{ pending: number; throttledForMs: number }> {
-  const [row] = await db.query<{ n: string; throttled_ms: number }>(
-    `SELECT (SELECT count(*) FROM archive_items WHERE customer_id = $1 AND state = 'pending') AS n,
+/** Where a customer's queue stands, as fetchBatch reports it to the workflow. */
+export interface QueueState {
+  /** Pending items that may be leased now. */
+  pending: number;
+  /** Pending items waiting for their retry time after failing. */
+  retryWaiting: number;
+  /** How long until the next of those may be tried, in ms; undefined if none waits. */
+  nextRetryInMs: number | undefined;
+  /** When the oldest item not yet archived or failed was inserted: the customer's lag. */
+  oldestWaitingSince: Date | undefined;
+  /** How much longer the customer's Dropbox throttle lasts, in ms; 0 if none. */
+  throttledForMs: number;
+}
+
+/** The customer's queue: what is ready, what waits for a retry, its lag, and its Dropbox throttle. */
+export async function queueState(db: Db, customerId: string): Promise<QueueState> {
+  const [row] = await db.query<{
+    ready: string;
+    waiting: string;
+    next_retry_ms: number | null;
+    oldest: Date | null;
+    throttled_ms: number;
+  }>(
+    `SELECT count(*) FILTER (WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())) AS ready,
+            count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) AS waiting,
+            greatest(0, extract(epoch FROM min(next_attempt_at) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) - now()) * 1000)::float8 AS next_retry_ms,
+            min(created_at) AS oldest,
             coalesce((SELECT greatest(0, extract(epoch FROM throttled_until - now()) * 1000)::float8
-                        FROM customers WHERE id = $1), 0) AS throttled_ms`,
+                        FROM customers WHERE id = $1), 0) AS throttled_ms
+       FROM archive_items
+      WHERE customer_id = $1 AND state IN ('pending', 'leased')`,
     [customerId],
   );
-  return { pending: Number(row?.n ?? 0), throttledForMs: Math.ceil(Number(row?.throttled_ms ?? 0)) };
+  return {
+    pending: Number(row?.ready ?? 0),
+    retryWaiting: Number(row?.waiting ?? 0),
+    nextRetryInMs:
+      row?.next_retry_ms === null || row?.next_retry_ms === undefined ? undefined : Math.ceil(row.next_retry_ms),
+    oldestWaitingSince: row?.oldest ?? undefined,
+    throttledForMs: Math.ceil(Number(row?.throttled_ms ?? 0)),
+  };
+}
+
+/** The customer's most recent item error (a source or Dropbox failure), for status. */
+export async function latestItemError(
+  db: Db,
+  customerId: string,
+): Promise<{ itemId: string; error: string; at: Date; state: string } | undefined> {
+  const [row] = await db.query<{ id: string; last_error: string; last_error_at: Date; state: string }>(
+    `SELECT id, last_error, last_error_at, state FROM archive_items
+      WHERE customer_id = $1 AND last_error_at IS NOT NULL AND last_error IS NOT NULL
+      ORDER BY last_error_at DESC LIMIT 1`,
+    [customerId],
+  );
+  return row ? { itemId: String(row.id), error: row.last_error, at: row.last_error_at, state: row.state } : undefined;
 }
 
 /**
@@ -66,7 +113,8 @@ export async function markArchived(
   const rows = await db.query(
     `UPDATE archive_items
         SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
-            archived_at = now(), attempts = attempts + 1, last_error = NULL, lease_token = NULL, lease_expires_at = NULL
+            archived_at = now(), attempts = attempts + 1, last_error = NULL, last_error_at = NULL, next_attempt_at = NULL,
+            lease_token = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_token = $2
      RETURNING id`,
     [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size],
@@ -78,7 +126,8 @@ export async function markArchived(
 export async function markFailed(db: Db, itemId: string, leaseToken: string, error: string): Promise<boolean> {
   const rows = await db.query(
     `UPDATE archive_items
-        SET state = 'failed', last_error = $3, attempts = attempts + 1, lease_token = NULL, lease_expires_at = NULL
+        SET state = 'failed', last_error = $3, last_error_at = now(), attempts = attempts + 1, next_attempt_at = NULL,
+            lease_token = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_token = $2
      RETURNING id`,
     [itemId, leaseToken, error],
@@ -88,7 +137,8 @@ export async function markFailed(db: Db, itemId: string, leaseToken: string, err
 
 /**
  * Records a 429 on the item and holds back every upload of the customer until the Retry-After has
- * passed; also extends the item's lease so the wait cannot cost it its lease.
+ * passed; also extends the item's lease so the wait cannot cost it its lease. A 429 is Dropbox
+ * pacing us, not a failure of the item: it leaves the item's failed attempts and last error alone.
  * @returns the time until which the customer is throttled
  */
 export async function recordRateLimited(
@@ -98,39 +148,100 @@ export async function recordRateLimited(
   leaseToken: string,
   retryAfterMs: number,
   leaseTtlMs: number,
-  error: string,
 ): Promise<Date> {
   const [row] = await db.query<{ throttled_until: Date }>(
     `WITH item AS (
        UPDATE archive_items
-          SET rate_limited_count = rate_limited_count + 1, attempts = attempts + 1, last_error = $5,
-              lease_expires_at = greatest(lease_expires_at, now() + $6 * interval '1 millisecond')
+          SET rate_limited_count = rate_limited_count + 1, attempts = attempts + 1,
+              lease_expires_at = greatest(lease_expires_at, now() + $5 * interval '1 millisecond')
         WHERE id = $3 AND lease_token = $4)
      UPDATE customers
         SET throttled_until = greatest(coalesce(throttled_until, now()), now() + $2 * interval '1 millisecond')
       WHERE id = $1
      RETURNING throttled_until`,
-    [customerId, retryAfterMs, itemId ?? null, leaseToken, error, leaseTtlMs],
+    [customerId, retryAfterMs, itemId ?? null, leaseToken, leaseTtlMs],
   );
   return row?.throttled_until ?? new Date(Date.now() + retryAfterMs);
 }
 
+/** A 429 too_many_write_operations on the item: counted for the pacing controller, not a failure. */
+export async function recordWriteContention(db: Db, itemId: string, leaseToken: string): Promise<void> {
+  await db.query(
+    `UPDATE archive_items SET attempts = attempts + 1, write_contention_count = write_contention_count + 1
+      WHERE id = $1 AND lease_token = $2`,
+    [itemId, leaseToken],
+  );
+}
+
 /**
- * Records a retryable failure on the item (not a too_many_requests 429), so operators can see why
- * it is slow; `writeContention` counts a too_many_write_operations for the pacing controller.
+ * Records a transient failure on the item (Dropbox 5xx, a network error) that its activity will
+ * retry, so operators can see why it is slow.
+ * @returns the item's consecutive failed attempts, this one included; 0 if the lease was lost
  */
-export async function recordAttemptFailed(
+export async function recordTransientFailure(
   db: Db,
   itemId: string,
   leaseToken: string,
   error: string,
-  writeContention = false,
-): Promise<void> {
-  await db.query(
-    `UPDATE archive_items SET attempts = attempts + 1, last_error = $3, write_contention_count = write_contention_count + $4
-      WHERE id = $1 AND lease_token = $2`,
-    [itemId, leaseToken, error, writeContention ? 1 : 0],
+): Promise<number> {
+  const rows = await db.query<{ failed_attempts: number }>(
+    `UPDATE archive_items
+        SET attempts = attempts + 1, failed_attempts = failed_attempts + 1, last_error = $3, last_error_at = now(),
+            first_failed_at = coalesce(first_failed_at, now())
+      WHERE id = $1 AND lease_token = $2
+     RETURNING failed_attempts`,
+    [itemId, leaseToken, error],
   );
+  return rows[0]?.failed_attempts ?? 0;
+}
+
+/** How an item that keeps failing waits, and when it is given up. */
+export interface ItemRetryPolicy {
+  /** The wait after the first failed attempt; it doubles with each further one. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** Failed attempts after which the item becomes failed. */
+  maxAttempts: number;
+  /** Time since the first failed attempt after which the item becomes failed. */
+  maxAgeMs: number;
+}
+
+/**
+ * Gives a failing item's slot back: records the failed attempt and returns the item to pending
+ * with a retry time (exponential backoff with 10% jitter), or marks it failed once it has failed
+ * `maxAttempts` times or for `maxAgeMs`. Fenced by the lease.
+ * @returns the item's state now, or undefined if the lease was lost
+ */
+export async function deferItem(
+  db: Db,
+  itemId: string,
+  leaseToken: string,
+  error: string,
+  policy: ItemRetryPolicy,
+): Promise<{ state: 'pending' | 'failed'; failedAttempts: number; nextAttemptAt: Date | null } | undefined> {
+  const [row] = await db.query<{ state: 'pending' | 'failed'; failed_attempts: number; next_attempt_at: Date | null }>(
+    `WITH item AS (
+       SELECT id, failed_attempts + 1 AS n, coalesce(first_failed_at, now()) AS since
+         FROM archive_items WHERE id = $1 AND lease_token = $2 FOR UPDATE),
+     decided AS (
+       SELECT id, n, since, (n >= $6 OR now() - since >= $7 * interval '1 millisecond') AS give_up FROM item)
+     UPDATE archive_items a
+        SET attempts = a.attempts + 1, failed_attempts = d.n, first_failed_at = d.since,
+            state = CASE WHEN d.give_up THEN 'failed' ELSE 'pending' END,
+            next_attempt_at = CASE WHEN d.give_up THEN NULL
+              ELSE now() + least($5::float8, $4::float8 * power(2, d.n - 1)) * (0.9 + 0.2 * random()) * interval '1 millisecond' END,
+            last_error = CASE WHEN d.give_up
+              THEN 'gave up after ' || d.n || ' failed attempts since ' || to_char(d.since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ': ' || $3
+              ELSE $3 END,
+            last_error_at = now(), lease_token = NULL, lease_expires_at = NULL
+       FROM decided d
+      WHERE a.id = d.id
+     RETURNING a.state, a.failed_attempts, a.next_attempt_at`,
+    [itemId, leaseToken, error, policy.initialDelayMs, policy.maxDelayMs, policy.maxAttempts, policy.maxAgeMs],
+  );
+  return row
+    ? { state: row.state, failedAttempts: row.failed_attempts, nextAttemptAt: row.next_attempt_at }
+    : undefined;
 }
 
 /** Returns a batch's unfinished items to pending, e.g. when the customer pauses mid-batch. */
@@ -155,7 +266,9 @@ export async function requeueFailed(
   filter: { kind?: ItemKind | undefined; since?: Date | undefined } = {},
 ): Promise<number> {
   const rows = await db.query(
-    `UPDATE archive_items SET state = 'pending', last_error = NULL
+    `UPDATE archive_items
+        SET state = 'pending', last_error = NULL, last_error_at = NULL, failed_attempts = 0, first_failed_at = NULL,
+            next_attempt_at = NULL
       WHERE customer_id = $1 AND state = 'failed'
         AND ($2::text IS NULL OR kind = $2)
         AND ($3::timestamptz IS NULL OR occurred_at >= $3)

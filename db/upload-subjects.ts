@@ -16,6 +16,8 @@ export interface UploadSubject {
   leaseToken: string | null;
   rateLimitedCount: number;
   writeContentionCount: number;
+  /** Consecutive transient failures so far; see deferItem. */
+  failedAttempts: number;
   folderRoot: string;
   pathTemplate: string | null;
   throttledUntil: Date | null;
@@ -33,6 +35,7 @@ type SubjectRow = {
   lease_token: string | null;
   rate_limited_count: number;
   write_contention_count: number;
+  failed_attempts: number;
   folder_root: string;
   path_template: string | null;
   throttled_until: Date | null;
@@ -50,6 +53,7 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   leaseToken: r.lease_token,
   rateLimitedCount: r.rate_limited_count,
   writeContentionCount: r.write_contention_count,
+  failedAttempts: r.failed_attempts,
   folderRoot: r.folder_root,
   pathTemplate: r.path_template,
   throttledUntil: r.throttled_until,
@@ -62,7 +66,7 @@ export async function loadUploadSubject(
 ): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
     [itemId, customerId],
@@ -78,7 +82,7 @@ export async function loadUploadSubjects(
 ): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, c.folder_root, c.path_template, c.throttled_until
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,
     [itemIds, customerId],

@@ -14,6 +14,20 @@ import { z } from 'zod';
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 1_000;
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A duration such as `500ms`, `30s`, `5m`, `6h` or `3d`, in ms; `fallback` when unset. */
+function duration(fallback: string) {
+  return z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, `must be a duration like ${fallback} (units ms, s, m, h, d)`)
+    .default(fallback)
+    .transform((d) => {
+      const unit = /(ms|s|m|h|d)$/.exec(d)?.[1] as keyof typeof DURATION_UNITS_MS;
+      return Number.parseInt(d, 10) * DURATION_UNITS_MS[unit];
+    });
+}
+
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z
@@ -27,11 +41,7 @@ const EnvSchema = z.object({
   DROPBOX_APP_KEY: z.string().min(1).optional(),
   DROPBOX_APP_SECRET: z.string().min(1).optional(),
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  ARCHIVER_SHUTDOWN_GRACE: z
-    .string()
-    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m')
-    .default('30s')
-    .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
+  ARCHIVER_SHUTDOWN_GRACE: duration('30s'),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   ARCHIVER_MAX_CACHED_WORKFLOWS: z.coerce
     .number({ error: 'must be a positive whole number, e.g. 1000' })
@@ -42,6 +52,16 @@ const EnvSchema = z.object({
   ARCHIVER_METRICS_ADDRESS: z
     .union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')])
     .default('127.0.0.1:9464'),
+  ARCHIVER_ITEM_MAX_ATTEMPTS: z.coerce
+    .number({ error: 'must be a whole number from 1 to 1000' })
+    .int('must be a whole number from 1 to 1000')
+    .min(1, 'must be a whole number from 1 to 1000')
+    .max(1000, 'must be a whole number from 1 to 1000')
+    .default(20),
+  ARCHIVER_ITEM_MAX_AGE: duration('3d'),
+  ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
+  ARCHIVER_SOURCE_TIMEOUT: duration('30s'),
+  ARCHIVER_DROPBOX_TIMEOUT: duration('60s'),
 });
 
 export interface ArchiverConfig {
@@ -58,6 +78,12 @@ export interface ArchiverConfig {
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** host:port of the worker's Prometheus endpoint; undefined when off. */
   metricsAddress: string | undefined;
+  /** How an item that keeps failing waits, and when it becomes failed. */
+  itemRetry: { initialDelayMs: number; maxAttempts: number; maxAgeMs: number };
+  /** How long an item's source may take to answer, and to send each chunk of its body. */
+  sourceTimeoutMs: number;
+  /** How long one Dropbox request may take (plus 2 s per MiB it sends). */
+  dropboxTimeoutMs: number;
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -98,6 +124,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
     maxCachedWorkflows: e.ARCHIVER_MAX_CACHED_WORKFLOWS,
     logLevel: e.ARCHIVER_LOG_LEVEL,
     metricsAddress: e.ARCHIVER_METRICS_ADDRESS === 'off' ? undefined : e.ARCHIVER_METRICS_ADDRESS,
+    itemRetry: {
+      initialDelayMs: e.ARCHIVER_ITEM_RETRY_DELAY,
+      maxAttempts: e.ARCHIVER_ITEM_MAX_ATTEMPTS,
+      maxAgeMs: e.ARCHIVER_ITEM_MAX_AGE,
+    },
+    sourceTimeoutMs: e.ARCHIVER_SOURCE_TIMEOUT,
+    dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
   };
 }
 

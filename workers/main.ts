@@ -35,7 +35,14 @@ async function main(): Promise<void> {
     const worker = await createArchiverWorker({
       connection,
       namespace: config.temporal.namespace,
-      activities: { db: dbFromPool(pool), dropboxApiBase: config.dropboxApiBase, dropboxApp: config.dropboxApp },
+      activities: {
+        db: dbFromPool(pool),
+        dropboxApiBase: config.dropboxApiBase,
+        dropboxApp: config.dropboxApp,
+        itemRetry: config.itemRetry,
+        sourceTimeouts: { answerMs: config.sourceTimeoutMs, idleMs: config.sourceTimeoutMs },
+        dropboxTimeouts: { requestMs: config.dropboxTimeoutMs },
+      },
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxCachedWorkflows: config.maxCachedWorkflows,

@@ -83,12 +83,21 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     customer.itemsSignalled = false;
     const batch = await fetchBatch(customerId, pacer.plan().batchSize);
     customer.backlog = batch.backlog;
+    customer.retryWaiting = batch.retryWaiting ?? 0;
+    customer.oldestWaitingSince = batch.oldestWaitingSince;
     if (batch.items.length === 0) {
       pacer.idle();
       customer.ratePerSecond = 0;
-      ui.show('idle', 'nothing to archive; waiting for new items');
+      const retryInMs = batch.nextRetryInMs;
+      ui.show(
+        'idle',
+        retryInMs === undefined
+          ? 'nothing to archive; waiting for new items'
+          : `${customer.retryWaiting} items wait to retry after failing; the next in ${Math.ceil(retryInMs / 1000)} s`,
+      );
       const woken = () => customer.itemsSignalled || customer.pausedAs !== undefined || customer.stopping;
-      await wf.condition(woken, input.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS);
+      // Sleep until new items, the first retry time of a failed item, or the safety poll.
+      await wf.condition(woken, Math.min(input.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS, (retryInMs ?? Infinity) + 1000));
       continue;
     }
 

@@ -6,9 +6,9 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { Throttles } from '../activities/types.js';
+import type { ItemEnd, Throttles } from '../activities/types.js';
 import type { StagedItem } from '../activities/session-commit.js';
-import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
+import { FailureType, ITEM_FAILURES, NON_RETRYABLE_FAILURES } from './failures.js';
 import type { UploadPacer } from './pacing/workflow-pacer.js';
 
 const uploadRetry = {
@@ -23,7 +23,8 @@ const uploadRetry = {
 
 const uploadOptions: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20s',
+  // A killed worker's uploads are retried elsewhere this soon; activities heartbeat every 2 s.
+  heartbeatTimeout: '8s',
   retry: uploadRetry,
 };
 const { uploadItem, stageItem } = proxyActivities<Activities>(uploadOptions);
@@ -54,6 +55,8 @@ export interface BatchRun {
 export interface BatchOutcome {
   archived: number;
   failed: number;
+  /** Items that kept failing transiently and now wait on their rows for a retry time. */
+  deferred: number;
   /** Upload requests answered 429 `too_many_requests` (or plain-text 429). */
   rateLimited: number;
   /** Upload requests answered `too_many_write_operations`. */
@@ -74,6 +77,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   const result: BatchResult = {
     archived: 0,
     failed: 0,
+    deferred: 0,
     rateLimited: 0,
     writeContention: 0,
     unfinished: 0,
@@ -99,8 +103,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
         [request(itemId, startAt)],
       );
       result.rateLimited += done.rateLimited;
-      if (done.status === 'lease-lost') result.unfinished += 1;
-      else result.archived += 1;
+      countEnd(itemId, done, result);
       return { ...done, accepted: done.status === 'archived' };
     });
     return result;
@@ -116,8 +119,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
       );
       result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
-      else if (done.status === 'already-archived') result.archived += 1;
-      else result.unfinished += 1;
+      else countEnd(itemId, done, result);
       return { ...done, accepted: done.status === 'staged' };
     });
     toStage = [];
@@ -189,7 +191,7 @@ async function inParallel(
         })
         .catch((err: unknown) => {
           const type = recordFailure(`item ${itemId}`, err, result);
-          if (type !== FailureType.ItemRejected) result.unfinished += 1;
+          if (!ITEM_FAILURES.includes(type as FailureType)) result.unfinished += 1;
           pacer.done(slot, {
             accepted: false,
             clean: false,
@@ -209,13 +211,36 @@ async function inParallel(
   result.unfinished += queue.length;
 }
 
+/** Folds how an item's upload ended into the batch result. */
+function countEnd(itemId: string, done: { status: ItemEnd; error?: string | undefined }, result: BatchResult): void {
+  switch (done.status) {
+    case 'archived':
+    case 'already-archived':
+      result.archived += 1;
+      break;
+    case 'lease-lost':
+      result.unfinished += 1;
+      break;
+    case 'deferred':
+      result.deferred += 1;
+      result.lastError = `item ${itemId}: ${done.error ?? 'failed; waiting to retry'}`;
+      break;
+    case 'failed':
+      result.failed += 1;
+      result.lastError = `item ${itemId}: ${done.error ?? 'failed'}`;
+      break;
+  }
+}
+
 /** Folds an activity's final failure into the batch result; returns its taxonomy type. */
 function recordFailure(what: string, err: unknown, result: BatchResult): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   const type = cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
   result.lastError = `${what}: ${cause instanceof Error ? cause.message : String(cause)}`;
   switch (type) {
+    // Activities now return item failures; earlier ones threw them, as replayed histories show.
     case FailureType.ItemRejected:
+    case FailureType.SourceGone:
       result.failed += 1;
       break;
     case FailureType.AuthRevoked:

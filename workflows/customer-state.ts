@@ -6,10 +6,13 @@ import type { OperatorLimits, PacingPlan, PacingState } from './pacing/controlle
 export type PausedState = NonNullable<ArchiveCustomerInput['pausedState']>;
 
 /** What a customer's workflow carries across continue-as-new, besides its input and the pacer. */
-export type CarriedState = Pick<ArchiveCustomerInput, 'totals' | 'pausedState' | 'pauseReason' | 'operatorLimits'>;
+export type CarriedState = Pick<
+  ArchiveCustomerInput,
+  'totals' | 'pausedState' | 'pauseReason' | 'operatorLimits' | 'lastError'
+>;
 
 const EMPTY_TOTALS: Totals = { archived: 0, failed: 0, rateLimited: 0, batches: 0 };
-const NOTHING_YET: BatchOutcome = { archived: 0, failed: 0, rateLimited: 0, writeContention: 0 };
+const NOTHING_YET: BatchOutcome = { archived: 0, failed: 0, deferred: 0, rateLimited: 0, writeContention: 0 };
 
 /** The UTC day of an epoch-ms time, as YYYY-MM-DD. */
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
@@ -35,6 +38,10 @@ export class CustomerState {
   operatorLimits: OperatorLimits;
   /** Pending items as of the last lease. */
   backlog = 0;
+  /** Items waiting for their retry time after failing, as of the last lease. */
+  retryWaiting = 0;
+  /** Epoch ms when the oldest item not yet archived or failed was inserted, as of the last lease. */
+  oldestWaitingSince: number | undefined;
   /** Items archived per second in the last batch. */
   ratePerSecond = 0;
   /** Epoch ms when the current cool-down ends. */
@@ -51,6 +58,7 @@ export class CustomerState {
     this.pausedAs = carried.pausedState;
     this.pauseReason = carried.pauseReason;
     this.state = carried.pausedState ?? 'running';
+    this.lastError = carried.lastError;
     this.operatorLimits = { ...carried.operatorLimits };
   }
 
@@ -135,6 +143,9 @@ export class CustomerState {
       customerId: this.customerId,
       state: this.state,
       backlog: this.backlog,
+      retryWaiting: this.retryWaiting,
+      oldestWaitingSince:
+        this.oldestWaitingSince === undefined ? undefined : new Date(this.oldestWaitingSince).toISOString(),
       ratePerSecond: this.ratePerSecond,
       batchSize: pacing.plan.batchSize,
       concurrency: pacing.plan.concurrency,
@@ -155,6 +166,7 @@ export class CustomerState {
       pausedState: this.pausedAs,
       pauseReason: this.pauseReason,
       operatorLimits: this.operatorLimits,
+      lastError: this.lastError,
     };
   }
 

@@ -16,8 +16,17 @@ export const FailureType = {
   AuthRevoked: 'AuthRevoked',
   /** 409 insufficient_space: the customer's Dropbox is full. */
   StorageFull: 'StorageFull',
-  /** The item itself cannot be stored (conflicting content, bad name, source gone). */
+  /** Dropbox refuses the item itself (conflicting content, bad name): nothing to retry. */
   ItemRejected: 'ItemRejected',
+  /**
+   * The item's source answered 5xx, timed out, stalled, sent a short body or refused the
+   * connection: the item waits for its own retry time on the row and gives its place back.
+   */
+  SourceUnavailable: 'SourceUnavailable',
+  /** The item's source answered 404 or 410, or its URL can never work: the item fails. */
+  SourceGone: 'SourceGone',
+  /** Postgres failed or went away mid-activity: retried like a transient failure, named as Postgres's. */
+  DatabaseUnavailable: 'DatabaseUnavailable',
   /** The workflow's own input is invalid (an operator or a client sent bad values): nothing to retry. */
   BadInput: 'BadInput',
 } as const;
@@ -28,7 +37,11 @@ export const NON_RETRYABLE_FAILURES: FailureType[] = [
   FailureType.AuthRevoked,
   FailureType.StorageFull,
   FailureType.ItemRejected,
+  FailureType.SourceGone,
 ];
+
+/** Failures that end an item as `failed` rather than the customer's pipeline. */
+export const ITEM_FAILURES: FailureType[] = [FailureType.ItemRejected, FailureType.SourceGone];
 
 /** Details attached to a RateLimited or WriteContention failure. */
 export interface ThrottleDetails {

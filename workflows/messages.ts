@@ -64,6 +64,10 @@ export interface CustomerStatus {
   state: ArchiverState;
   /** Pending items as of the last lease. */
   backlog: number;
+  /** Items waiting for their retry time after failing (their source or Dropbox kept failing). */
+  retryWaiting?: number | undefined;
+  /** When the oldest item not yet archived or failed was inserted, as an ISO time: the customer's lag. */
+  oldestWaitingSince?: string | undefined;
   batchSize: number;
   concurrency: number;
   /** Items archived per second in the last batch. */
@@ -97,6 +101,8 @@ export interface ArchiveCustomerInput {
   pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
   /** Caps set by an operator; carried across continue-as-new. */
   operatorLimits?: OperatorLimits;
+  /** The most recent error, carried so status still shows it after continue-as-new. */
+  lastError?: string | undefined;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */

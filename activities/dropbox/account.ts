@@ -1,6 +1,6 @@
 import type { Dropbox } from 'dropbox';
 import { FailureType } from '../../workflows/failures.js';
-import { createDropboxClient } from './client.js';
+import { createDropboxClient, DEFAULT_DROPBOX_TIMEOUTS, type DropboxTimeouts } from './client.js';
 import { classifyDropboxError, DropboxFailure } from './errors.js';
 import type { CustomerTokens } from './tokens.js';
 
@@ -13,19 +13,24 @@ export class DropboxAccounts {
   constructor(
     private readonly tokens: CustomerTokens,
     private readonly apiBase: string | undefined,
+    private readonly timeouts: DropboxTimeouts = DEFAULT_DROPBOX_TIMEOUTS,
   ) {}
+
+  private client(accessToken: string): Dropbox {
+    return createDropboxClient({ accessToken, apiBase: this.apiBase, timeouts: this.timeouts });
+  }
 
   async call<T>(customerId: string, request: (dropbox: Dropbox) => Promise<T>): Promise<T> {
     const token = await this.tokens.accessToken(customerId);
     try {
-      return await request(createDropboxClient({ accessToken: token, apiBase: this.apiBase }));
+      return await request(this.client(token));
     } catch (err) {
       const failure = classifyDropboxError(err);
       if (failure.type !== FailureType.AuthExpired) throw new DropboxFailure(failure, { cause: err });
     }
     const fresh = await this.tokens.refresh(customerId, token);
     try {
-      return await request(createDropboxClient({ accessToken: fresh, apiBase: this.apiBase }));
+      return await request(this.client(fresh));
     } catch (err) {
       throw new DropboxFailure(classifyDropboxError(err), { cause: err });
     }

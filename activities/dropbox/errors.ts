@@ -63,6 +63,8 @@ function retryAfterMs(err: DropboxResponseError<unknown>): number {
 export function classifyDropboxError(err: unknown): ClassifiedFailure {
   if (err instanceof DropboxFailure) return err.failure;
   if (!(err instanceof DropboxResponseError)) {
+    if (err instanceof Error && err.name === 'TimeoutError')
+      return { type: FailureType.Transient, message: 'Dropbox did not answer before the request deadline (timeout)' };
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     return { type: FailureType.Transient, message: `network error talking to Dropbox (${message})` };
   }

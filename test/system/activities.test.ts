@@ -221,19 +221,20 @@ describe('uploadItem', () => {
     expect(r?.archived_at.getTime()).toBeGreaterThanOrEqual(startAt - 50);
   });
 
-  it('rejects an item whose source is gone, marking it failed and visible', async () => {
+  it('fails an item whose source is gone, visibly, without failing the activity', async () => {
     const customer = uniqueName('gone');
     const [id] = await insertItems(database.db, customer, TOKEN, media.url, 1, { sourceUrl: `${media.url}/missing` });
     const batch = await run(activities.fetchBatch, customer, 1);
-    const failure = await failureOf(
-      run(activities.uploadItem, { customerId: customer, itemId: id as string, leaseToken: batch.leaseToken }),
-    );
-    expect(failure.type).toBe('ItemRejected');
-    expect(failure.nonRetryable).toBe(true);
+    const outcome = await run(activities.uploadItem, {
+      customerId: customer,
+      itemId: id as string,
+      leaseToken: batch.leaseToken,
+    });
+    expect(outcome).toMatchObject({ status: 'failed', error: expect.stringContaining('404') });
     expect(await row(id as string)).toMatchObject({ state: 'failed', last_error: expect.stringContaining('404') });
   });
 
-  it('rejects an item when different content already sits at its path', async () => {
+  it('fails an item when different content already sits at its path', async () => {
     const customer = uniqueName('conflict');
     const [first] = await insertItems(database.db, customer, TOKEN, media.url, 1, { bytes: 500 });
     const batch = await run(activities.fetchBatch, customer, 1);
@@ -244,11 +245,12 @@ describe('uploadItem', () => {
       source_url = replace(source_url, 'bytes=500', 'bytes=501') WHERE id = $1`,
       [first, batch.leaseToken],
     );
-    const failure = await failureOf(
-      run(activities.uploadItem, { customerId: customer, itemId: first as string, leaseToken: batch.leaseToken }),
-    );
-    expect(failure.type).toBe('ItemRejected');
-    expect(failure.message).toContain('conflict');
+    const outcome = await run(activities.uploadItem, {
+      customerId: customer,
+      itemId: first as string,
+      leaseToken: batch.leaseToken,
+    });
+    expect(outcome).toMatchObject({ status: 'failed', error: expect.stringContaining('conflict') });
     expect((await row(first as string)).state).toBe('failed');
   });
 

@@ -109,7 +109,7 @@ describe('archiver CLI', () => {
       { customerId: id, state: 'idle', backlog: 0, totals: { archived: 12 } },
     ]);
     const table = await archiver(['status']);
-    expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG\s+TODAY\s+ARCHIVED/);
+    expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG\s+RETRYING\s+LAG\s+TODAY\s+ARCHIVED/);
     expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12\\s+12\\s+0`));
 
     expect((await archiver(['pause', id, '--reason', 'disk audit'])).code).toBe(0);

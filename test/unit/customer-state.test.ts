@@ -6,6 +6,7 @@ import { initialPacing, plan } from '../../workflows/pacing/controller.js';
 const batch = (o: Partial<BatchResult> = {}): BatchResult => ({
   archived: 0,
   failed: 0,
+  deferred: 0,
   rateLimited: 0,
   writeContention: 0,
   unfinished: 0,
@@ -20,7 +21,7 @@ describe('CustomerState', () => {
   it('adds up batches and counts the batch in flight before it finishes', () => {
     const c = new CustomerState('acme');
     c.addBatch(batch({ archived: 10, failed: 1, rateLimited: 2 }), 2, at('2026-12-02T10:00:00Z'));
-    c.progress({ archived: 3, failed: 0, rateLimited: 1, writeContention: 0 });
+    c.progress({ archived: 3, failed: 0, deferred: 0, rateLimited: 1, writeContention: 0 });
     expect(c.liveTotals(at('2026-12-02T10:00:05Z'))).toMatchObject({
       archived: 13,
       failed: 1,

@@ -31,6 +31,11 @@ describe('configuration', () => {
       DROPBOX_APP_KEY: 'app-key',
       DROPBOX_APP_SECRET: 'app-secret',
       ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
+      ARCHIVER_ITEM_MAX_ATTEMPTS: '50',
+      ARCHIVER_ITEM_MAX_AGE: '7d',
+      ARCHIVER_ITEM_RETRY_DELAY: '1m',
+      ARCHIVER_SOURCE_TIMEOUT: '10s',
+      ARCHIVER_DROPBOX_TIMEOUT: '2m',
     });
     expect(config).toEqual({
       temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
@@ -42,7 +47,21 @@ describe('configuration', () => {
       maxCachedWorkflows: 250,
       logLevel: 'WARN',
       metricsAddress: '0.0.0.0:9100',
+      itemRetry: { initialDelayMs: 60_000, maxAttempts: 50, maxAgeMs: 7 * 86_400_000 },
+      sourceTimeoutMs: 10_000,
+      dropboxTimeoutMs: 120_000,
     });
+  });
+
+  it('refuses item retry settings that would never give up or never wait', () => {
+    for (const [name, value] of [
+      ['ARCHIVER_ITEM_MAX_ATTEMPTS', '0'],
+      ['ARCHIVER_ITEM_MAX_ATTEMPTS', 'Infinity'],
+      ['ARCHIVER_ITEM_MAX_AGE', '3 days'],
+      ['ARCHIVER_SOURCE_TIMEOUT', '-1s'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), `${name}=${value}`).toThrow(new RegExp(name));
+    }
   });
 
   it('names every bad variable at once, without echoing values that may be secrets', () => {

@@ -61,7 +61,7 @@ const EnvSchema = z.object({
   ARCHIVER_ITEM_MAX_AGE: duration('3d'),
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
   ARCHIVER_SOURCE_TIMEOUT: duration('30s'),
-  ARCHIVER_DROPBOX_TIMEOUT: duration('60s'),
+  ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
 });
 
 export interface ArchiverConfig {

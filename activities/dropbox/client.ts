@@ -13,7 +13,7 @@ export interface DropboxTimeouts {
   perMiBMs: number;
 }
 
-export const DEFAULT_DROPBOX_TIMEOUTS: DropboxTimeouts = { requestMs: 60_000, perMiBMs: 2_000 };
+export const DEFAULT_DROPBOX_TIMEOUTS: DropboxTimeouts = { requestMs: 30_000, perMiBMs: 2_000 };
 
 function bodyBytes(body: RequestInit['body']): number {
   if (typeof body === 'string') return Buffer.byteLength(body);

@@ -6,7 +6,7 @@ import { faultyUrl, type SourceFault } from '../../dev/media-server.js';
 import { freePort } from '../../dev/ports.js';
 import { itemsAvailableSignal } from '../../workflows/messages.js';
 import { workflowIdFor } from '../../workflows/names.js';
-import { startArchiving, statusWhen } from '../support/harness.js';
+import { recordHistory, startArchiving, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
 import { eventually, uniqueName } from '../support/stack.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
@@ -116,6 +116,7 @@ describe('a customer with failing sources among good ones', () => {
     );
     expect(status).toMatchObject({ retryWaiting: 6, backlog: 0, totals: { failed: 6 } });
     expect(status.lastError).toMatch(/^item \d+: /);
+    await recordHistory(stack.temporal.client, customer, 'stuck-sources');
     expect(Date.parse(status.oldestWaitingSince ?? '')).toBeLessThan(Date.now());
     const table = formatStatusTable([status]);
     expect(table).toMatch(/RETRYING\s+LAG/);

@@ -86,20 +86,6 @@ export async function queueState(db: Db, customerId: string): Promise<QueueState
   };
 }
 
-/** The customer's most recent item error (a source or Dropbox failure), for status. */
-export async function latestItemError(
-  db: Db,
-  customerId: string,
-): Promise<{ itemId: string; error: string; at: Date; state: string } | undefined> {
-  const [row] = await db.query<{ id: string; last_error: string; last_error_at: Date; state: string }>(
-    `SELECT id, last_error, last_error_at, state FROM archive_items
-      WHERE customer_id = $1 AND last_error_at IS NOT NULL AND last_error IS NOT NULL
-      ORDER BY last_error_at DESC LIMIT 1`,
-    [customerId],
-  );
-  return row ? { itemId: String(row.id), error: row.last_error, at: row.last_error_at, state: row.state } : undefined;
-}
-
 /**
  * Marks an item archived, fenced by its lease: only the current lease holder may complete it.
  * @returns false when the lease was lost (the row belongs to someone else now)

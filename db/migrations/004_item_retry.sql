@@ -7,8 +7,5 @@ ALTER TABLE archive_items
   ADD COLUMN first_failed_at timestamptz,
   -- A pending item is not leased before this time.
   ADD COLUMN next_attempt_at timestamptz,
-  -- When last_error was written, so status can show the customer's most recent error.
+  -- When last_error was written.
   ADD COLUMN last_error_at timestamptz;
-
-CREATE INDEX archive_items_last_error ON archive_items (customer_id, last_error_at DESC)
-  WHERE last_error_at IS NOT NULL;

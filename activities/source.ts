@@ -27,7 +27,7 @@ export interface SourceTimeouts {
   idleMs: number;
 }
 
-export const DEFAULT_SOURCE_TIMEOUTS: SourceTimeouts = { answerMs: 30_000, idleMs: 30_000 };
+export const DEFAULT_SOURCE_TIMEOUTS: SourceTimeouts = { answerMs: 10_000, idleMs: 10_000 };
 
 /** The schemes Archiver fetches media over. */
 const FETCHABLE = new Set(['http:', 'https:']);

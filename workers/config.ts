@@ -60,7 +60,7 @@ const EnvSchema = z.object({
     .default(20),
   ARCHIVER_ITEM_MAX_AGE: duration('3d'),
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
-  ARCHIVER_SOURCE_TIMEOUT: duration('30s'),
+  ARCHIVER_SOURCE_TIMEOUT: duration('10s'),
   ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
 });
 

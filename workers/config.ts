@@ -14,12 +14,23 @@ import { z } from 'zod';
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 1_000;
 
+/** A `host:port` variable; `example` and `alternative` complete its message. */
+function hostPort(example: string, alternative = '') {
+  return z.string().regex(/^[^:\s]+:\d+$/, `must be host:port, e.g. ${example}${alternative}`);
+}
+
+/** A duration variable such as `30s`, `500ms` or `1m`, in milliseconds. */
+function durationMs(fallback: `${number}${'ms' | 's' | 'm'}`) {
+  return z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m')
+    .default(fallback)
+    .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000));
+}
+
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233')
-    .default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233').default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
@@ -27,11 +38,7 @@ const EnvSchema = z.object({
   DROPBOX_APP_KEY: z.string().min(1).optional(),
   DROPBOX_APP_SECRET: z.string().min(1).optional(),
   DROPBOX_API_BASE: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  ARCHIVER_SHUTDOWN_GRACE: z
-    .string()
-    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 30s or 1m')
-    .default('30s')
-    .transform((d) => Number.parseInt(d, 10) * (d.endsWith('ms') ? 1 : d.endsWith('s') ? 1000 : 60_000)),
+  ARCHIVER_SHUTDOWN_GRACE: durationMs('30s'),
   ARCHIVER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   ARCHIVER_MAX_CACHED_WORKFLOWS: z.coerce
     .number({ error: 'must be a positive whole number, e.g. 1000' })
@@ -40,7 +47,7 @@ const EnvSchema = z.object({
     .default(DEFAULT_MAX_CACHED_WORKFLOWS),
   ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   ARCHIVER_METRICS_ADDRESS: z
-    .union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')])
+    .union([z.literal('off'), hostPort('127.0.0.1:9464', ', or off')])
     .default('127.0.0.1:9464'),
 });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PostgresTimeouts } from '../db/pool.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -16,7 +17,16 @@ export const DEFAULT_MAX_CACHED_WORKFLOWS = 1_000;
 
 /** A `host:port` variable; `example` and `alternative` complete its message. */
 function hostPort(example: string, alternative = '') {
-  return z.string().regex(/^[^:\s]+:\d+$/, `must be host:port, e.g. ${example}${alternative}`);
+  const message = `must be host:port with a port from 1 to 65535, e.g. ${example}${alternative}`;
+  return z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, message)
+    .refine((address) => isPort(address.slice(address.lastIndexOf(':') + 1)), message);
+}
+
+function isPort(text: string): boolean {
+  const port = Number(text);
+  return /^\d+$/.test(text) && port >= 1 && port <= 65_535;
 }
 
 /** A duration variable such as `30s`, `500ms` or `1m`, in milliseconds. */
@@ -49,12 +59,17 @@ const EnvSchema = z.object({
   ARCHIVER_METRICS_ADDRESS: z
     .union([z.literal('off'), hostPort('127.0.0.1:9464', ', or off')])
     .default('127.0.0.1:9464'),
+  // How long to wait on Postgres and Temporal, so that nothing waits for ever.
+  DATABASE_CONNECT_TIMEOUT: durationMs('10s'),
+  DATABASE_STATEMENT_TIMEOUT: durationMs('30s'),
+  TEMPORAL_CONNECT_TIMEOUT: durationMs('10s'),
 });
 
 export interface ArchiverConfig {
-  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean };
+  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean; connectTimeoutMs: number };
   /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
   databaseUrl: string | undefined;
+  databaseTimeouts: PostgresTimeouts;
   dropboxApiBase: string | undefined;
   /** Archiver's Dropbox app; needed to refresh customers' access tokens. */
   dropboxApp: { key: string; secret: string } | undefined;
@@ -78,12 +93,19 @@ export class ConfigError extends Error {
  * @throws ConfigError naming every bad variable
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig {
-  const parsed = EnvSchema.safeParse(env);
+  return configFrom(parseEnv(EnvSchema, env));
+}
+
+function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
     throw new ConfigError(`invalid configuration:\n${problems}\nSee .env.example for every variable.`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
   if (Boolean(e.DROPBOX_APP_KEY) !== Boolean(e.DROPBOX_APP_SECRET)) {
     throw new ConfigError(
       'invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.',
@@ -95,8 +117,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
       namespace: e.TEMPORAL_NAMESPACE,
       apiKey: e.TEMPORAL_API_KEY,
       tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined,
+      connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT,
     },
     databaseUrl: e.DATABASE_URL,
+    databaseTimeouts: {
+      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT,
+    },
     dropboxApiBase: e.DROPBOX_API_BASE,
     dropboxApp:
       e.DROPBOX_APP_KEY && e.DROPBOX_APP_SECRET ? { key: e.DROPBOX_APP_KEY, secret: e.DROPBOX_APP_SECRET } : undefined,

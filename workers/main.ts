@@ -5,7 +5,8 @@ import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
+import { loadConfig, requireDatabaseUrl } from './config.js';
+import { exitCodeFor, failureMessage } from './startup.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
 
@@ -13,13 +14,14 @@ async function main(): Promise<void> {
   const config = loadConfig();
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
-  await migrate(databaseUrl);
+  await migrate(databaseUrl, config.databaseTimeouts);
   const logger = Runtime.instance().logger;
-  const pool = createPool(databaseUrl, 20, logger);
+  const pool = createPool(databaseUrl, 20, logger, config.databaseTimeouts);
   const connection = await connectWorker(config.temporal);
   const client = await connectClient(config.temporal);
   const notifier = new ItemsNotifier({
     databaseUrl,
+    databaseTimeouts: config.databaseTimeouts,
     client,
     log: (message, fields) => {
       logger.warn(message, fields);
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(1);
+  // One line naming what failed (the part and its variable), never a stack.
+  console.error(`archiver worker: ${failureMessage(err)}`);
+  process.exit(exitCodeFor(err));
 });

@@ -31,10 +31,20 @@ describe('configuration', () => {
       DROPBOX_APP_KEY: 'app-key',
       DROPBOX_APP_SECRET: 'app-secret',
       ARCHIVER_METRICS_ADDRESS: '0.0.0.0:9100',
+      DATABASE_CONNECT_TIMEOUT: '5s',
+      DATABASE_STATEMENT_TIMEOUT: '1m',
+      TEMPORAL_CONNECT_TIMEOUT: '1500ms',
     });
     expect(config).toEqual({
-      temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
+      temporal: {
+        address: 'temporal.internal:7233',
+        namespace: 'archiver',
+        apiKey: 'k',
+        tls: true,
+        connectTimeoutMs: 1_500,
+      },
       databaseUrl: 'postgresql://a:b@db:5432/archiver',
+      databaseTimeouts: { connectTimeoutMs: 5_000, statementTimeoutMs: 60_000 },
       dropboxApiBase: 'http://127.0.0.1:9000',
       dropboxApp: { key: 'app-key', secret: 'app-secret' },
       shutdownGraceMs: 120_000,
@@ -69,6 +79,25 @@ describe('configuration', () => {
     for (const bad of ['0', '-5', '2.5', 'lots', '']) {
       expect(() => loadConfig({ ARCHIVER_MAX_CACHED_WORKFLOWS: bad }), bad).toThrow(
         /ARCHIVER_MAX_CACHED_WORKFLOWS: must be a positive whole number/,
+      );
+    }
+  });
+
+  it('bounds every wait on Postgres and Temporal by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      temporal: { connectTimeoutMs: 10_000 },
+      databaseTimeouts: { connectTimeoutMs: 10_000, statementTimeoutMs: 30_000 },
+    });
+  });
+
+  it('rejects ports outside 1 to 65535, naming the variable', () => {
+    for (const [name, value] of [
+      ['TEMPORAL_ADDRESS', '127.0.0.1:99999'],
+      ['TEMPORAL_ADDRESS', 'localhost:0'],
+      ['ARCHIVER_METRICS_ADDRESS', '127.0.0.1:65536'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), value).toThrow(
+        new RegExp(`${name}: must be host:port with a port from 1 to 65535`),
       );
     }
   });

@@ -96,6 +96,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
   return configFrom(parseEnv(EnvSchema, env));
 }
 
+/** Variables that only `npm start` reads, checked with the worker's. */
+const DEV_STACK_VARIABLES = {
+  MEDIA_PORT: z
+    .string()
+    .refine(isPort, 'must be a port from 1 to 65535, e.g. 8370')
+    .default('8370')
+    .transform((port) => Number(port)),
+};
+
+/**
+ * The configuration of `npm start`: the worker's, where set, plus the demo media server's port.
+ * @throws ConfigError naming every bad variable
+ */
+export function loadDevStackConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig & { mediaPort: number } {
+  const e = parseEnv(EnvSchema.extend(DEV_STACK_VARIABLES), env);
+  return { ...configFrom(e), mediaPort: e.MEDIA_PORT };
+}
+
 function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {

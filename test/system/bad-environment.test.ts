@@ -1,4 +1,4 @@
-// Bad environments for the CLI and the worker: each stops with the README's exit
+// Bad environments for the CLI, the worker and `npm start`: each stops with the README's exit
 // code, names the part and the variable, never prints a password or a stack, and changes nothing.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -227,6 +227,35 @@ describe('the worker with a bad environment', () => {
       const code = await worker.exited;
       expectNamed({ code, output: worker.output(), ms: Date.now() - started }, 2, named);
       expect(worker.output()).not.toContain('worker started');
+    });
+  });
+});
+
+describe('npm start with a bad environment', () => {
+  const cases: { name: string; env: Record<string, string>; named: RegExp[] }[] = [
+    {
+      name: 'DATABASE_URL=notaurl',
+      env: { DATABASE_URL: 'notaurl' },
+      named: [/DATABASE_URL: must be a postgres:\/\/ URL/],
+    },
+    { name: 'MEDIA_PORT=abc', env: { MEDIA_PORT: 'abc' }, named: [/MEDIA_PORT: must be a port from 1 to 65535/] },
+    {
+      name: 'TEMPORAL_ADDRESS with an invalid port',
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:70000' },
+      named: [/TEMPORAL_ADDRESS: must be host:port/],
+    },
+  ];
+
+  it.each(cases)('$name: exits 2 before starting anything, naming it', async ({ env, named }) => {
+    await expectNothingStored(async () => {
+      // Nothing else set: npm start would otherwise start its embedded stack.
+      const result = await run(
+        ['start', '--silent'],
+        { DATABASE_URL: undefined, TEMPORAL_ADDRESS: undefined, ...env },
+        'npm',
+      );
+      expectNamed(result, 2, named);
+      expect(result.output).not.toContain('starting embedded Postgres');
     });
   });
 });

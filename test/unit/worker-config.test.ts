@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, requireDatabaseUrl } from '../../workers/config.js';
+import {
+  ConfigError,
+  DEFAULT_MAX_CACHED_WORKFLOWS,
+  loadConfig,
+  loadDevStackConfig,
+  requireDatabaseUrl,
+} from '../../workers/config.js';
 
 describe('configuration', () => {
   it('has sensible defaults for everything but the database', () => {
@@ -100,6 +106,17 @@ describe('configuration', () => {
         new RegExp(`${name}: must be host:port with a port from 1 to 65535`),
       );
     }
+  });
+
+  it("checks npm start's own variables with the same schema", () => {
+    expect(loadDevStackConfig({}).mediaPort).toBe(8370);
+    expect(loadDevStackConfig({ MEDIA_PORT: '9000' }).mediaPort).toBe(9000);
+    for (const bad of ['abc', '0', '70000', '80.5']) {
+      expect(() => loadDevStackConfig({ MEDIA_PORT: bad }), bad).toThrow(/MEDIA_PORT: must be a port from 1 to 65535/);
+    }
+    expect(() => loadDevStackConfig({ DATABASE_URL: 'notaurl', MEDIA_PORT: 'abc' })).toThrow(
+      /DATABASE_URL: must be a postgres:\/\/ URL[\s\S]*MEDIA_PORT/,
+    );
   });
 
   it('needs the Dropbox app key and secret together', () => {

@@ -6,19 +6,31 @@ import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { loadConfig, requireDatabaseUrl } from './config.js';
-import { exitCodeFor, failureMessage } from './startup.js';
+import { exitCodeFor, failureMessage, StartupCancelled, whenAvailable } from './startup.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 async function main(): Promise<void> {
   const config = loadConfig();
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
-  await migrate(databaseUrl, config.databaseTimeouts);
   const logger = Runtime.instance().logger;
+  // Until the worker runs (then Temporal's runtime takes signals over), a signal ends the wait.
+  const stopWaiting = new AbortController();
+  const onSignal = (): void => stopWaiting.abort();
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  const wait = {
+    log: (message: string, fields: Record<string, unknown>) => {
+      logger.warn(message, fields);
+    },
+    signal: stopWaiting.signal,
+  };
+  await whenAvailable(() => migrate(databaseUrl, config.databaseTimeouts), wait);
   const pool = createPool(databaseUrl, 20, logger, config.databaseTimeouts);
-  const connection = await connectWorker(config.temporal);
-  const client = await connectClient(config.temporal);
+  const connection = await whenAvailable(() => connectWorker(config.temporal), wait);
+  const client = await whenAvailable(() => connectClient(config.temporal), wait);
   const notifier = new ItemsNotifier({
     databaseUrl,
     databaseTimeouts: config.databaseTimeouts,
@@ -33,7 +45,8 @@ async function main(): Promise<void> {
     await ensureSearchAttributes(client).catch((err: unknown) => {
       logger.warn('could not register search attributes', { error: (err as Error).message });
     });
-    await notifier.start();
+    await whenAvailable(() => notifier.start(), wait);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     const worker = await createArchiverWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -63,6 +76,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof StartupCancelled) process.exit(0);
   // One line naming what failed (the part and its variable), never a stack.
   console.error(`archiver worker: ${failureMessage(err)}`);
   process.exit(exitCodeFor(err));

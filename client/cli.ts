@@ -1,6 +1,7 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
+import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import {
   CUSTOMER_ID_PATTERN,
@@ -15,7 +16,8 @@ import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { ConfigError, loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import { loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import { EXIT_CONFIGURATION, exitCodeFor, failureMessage } from '../workers/startup.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
@@ -60,11 +62,15 @@ async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Pro
 }
 
 async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-  const url = requireDatabaseUrl(cliConfig());
-  await migrate(url);
-  const pool = createPool(url, 2);
+  const config = cliConfig();
+  const url = requireDatabaseUrl(config);
+  await migrate(url, config.databaseTimeouts);
+  const pool = createPool(url, 2, undefined, config.databaseTimeouts);
   try {
     return await fn(dbFromPool(pool));
+  } catch (err) {
+    // Postgres going away mid-command is named like a failure to connect.
+    throw postgresFailure(err, url, config.databaseTimeouts) ?? err;
   } finally {
     await pool.end();
   }
@@ -341,10 +347,7 @@ program
 program.parseAsync().catch((err: unknown) => {
   // Commander has already printed its message (and help, for --help).
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  if (err instanceof ConfigError || err instanceof OperatorError) {
-    console.error(`archiver: ${err.message}`);
-    process.exit(2);
-  }
-  console.error(`archiver: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  // One line naming what failed, and for Postgres or Temporal the variable that points at it; never a stack.
+  console.error(`archiver: ${failureMessage(err)}`);
+  process.exit(err instanceof OperatorError ? EXIT_CONFIGURATION : exitCodeFor(err));
 });

@@ -66,13 +66,49 @@ function safeMessage(err: Error): string {
   return err.message.replace(/postgres(ql)?:\/\/\S+/gi, 'postgres://…');
 }
 
+/** How long Archiver waits on Postgres, so that a server that accepts TCP and never answers cannot hang it. */
+export interface PostgresTimeouts {
+  /** From opening the socket to the server being ready for queries. @default 10 s */
+  connectTimeoutMs: number;
+  /** Per statement; the server cancels it (statement_timeout) and the client gives up shortly after. 0 disables both. @default 30 s */
+  statementTimeoutMs: number;
+}
+
+export const DEFAULT_POSTGRES_TIMEOUTS: PostgresTimeouts = { connectTimeoutMs: 10_000, statementTimeoutMs: 30_000 };
+
+/** How long the client waits past statement_timeout for the server's own cancellation to arrive. */
+const QUERY_TIMEOUT_MARGIN_MS = 2_000;
+
+/**
+ * pg client settings for `databaseUrl` under `timeouts`. TCP keepalive notices a peer that vanished
+ * (a dead host, a dropped NAT entry) on connections that sit idle, such as the notifier's.
+ */
+export function connectionConfig(
+  databaseUrl: string,
+  timeouts: PostgresTimeouts = DEFAULT_POSTGRES_TIMEOUTS,
+): pg.ClientConfig {
+  const statement = timeouts.statementTimeoutMs;
+  return {
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(statement > 0 ? { statement_timeout: statement, query_timeout: statement + QUERY_TIMEOUT_MARGIN_MS } : {}),
+  };
+}
+
 /**
  * Opens a small pool; int8 columns (item ids, sizes) come back as strings and are parsed by callers.
  * An idle client's connection error (e.g. Postgres restarting) is logged to `logger` and must not
  * crash the process; the pool replaces the client.
  */
-export function createPool(databaseUrl: string, max = 10, logger: PoolLogger = stderrLogger): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max });
+export function createPool(
+  databaseUrl: string,
+  max = 10,
+  logger: PoolLogger = stderrLogger,
+  timeouts: PostgresTimeouts = DEFAULT_POSTGRES_TIMEOUTS,
+): pg.Pool {
+  const pool = new pg.Pool({ ...connectionConfig(databaseUrl, timeouts), max });
   pool.on('error', (err) => {
     logger.warn('database connection error in the pool', {
       error: safeMessage(err),

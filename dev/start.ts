@@ -13,7 +13,9 @@ import { itemCounts, totalRateLimited } from '../db/item-counts.js';
 import { startCustomer } from '../client/archiver-client.js';
 import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
-import { connectClient } from '../temporal/connection.js';
+import { connectClient, type TemporalTarget } from '../temporal/connection.js';
+import { loadDevStackConfig } from '../workers/config.js';
+import { exitCodeFor, failureMessage } from '../workers/startup.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { workflowIdFor } from '../workflows/names.js';
 import { statusQuery } from '../workflows/messages.js';
@@ -69,28 +71,32 @@ const log = (message: string): void => console.log(`[archiver] ${message}`);
 
 async function main(): Promise<number> {
   const started = Date.now();
+  // Checked before anything starts or is written, with the worker's schema.
+  const config = loadDevStackConfig();
+  const timeouts = config.databaseTimeouts;
   mkdirSync(DATA_DIR, { recursive: true });
   // The terminal shows progress; the worker's JSON logs go to a file.
   const workerLog = join(DATA_DIR, 'worker.log');
-  const metricsAddress = process.env.ARCHIVER_METRICS_ADDRESS ?? '127.0.0.1:9464';
+  const metricsAddress = config.metricsAddress;
   installRuntime({
+    logLevel: config.logLevel,
     logStream: createWriteStream(workerLog, { flags: 'a' }),
-    metricsAddress: metricsAddress === 'off' ? undefined : metricsAddress,
+    metricsAddress,
   });
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
-    let databaseUrl = process.env.DATABASE_URL;
+    let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       log('starting embedded Postgres (.data/postgres)…');
       const postgres = await startEmbeddedPostgres({ dataDir: join(DATA_DIR, 'postgres') });
       cleanups.push(() => postgres.stop());
       databaseUrl = postgres.url;
     }
-    await migrate(databaseUrl);
+    await migrate(databaseUrl, timeouts);
 
-    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    let temporal: TemporalTarget = config.temporal;
     let uiUrl: string | undefined;
-    if (!temporalAddress) {
+    if (!process.env.TEMPORAL_ADDRESS) {
       log('starting the Temporal dev server (.data/temporal.db); the first run installs the temporal CLI…');
       const server = await startTemporalDevServer({
         dbFilename: join(DATA_DIR, 'temporal.db'),
@@ -100,12 +106,12 @@ async function main(): Promise<number> {
         logFile: join(DATA_DIR, 'temporal.log'),
       });
       cleanups.push(() => server.stop());
-      temporalAddress = server.address;
+      temporal = { address: server.address, namespace: config.temporal.namespace, connectTimeoutMs: 10_000 };
       uiUrl = server.uiUrl;
     }
-    const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+    const { namespace } = temporal;
 
-    let dropboxApiBase = process.env.DROPBOX_API_BASE;
+    let dropboxApiBase = config.dropboxApiBase;
     // The demo uploads gigabytes: the emulator keeps hashes, not bytes.
     const emulator = dropboxApiBase
       ? undefined
@@ -115,18 +121,18 @@ async function main(): Promise<number> {
       dropboxApiBase = emulator.url;
     }
     // A fixed port, because seeded items keep their media URLs across restarts.
-    const media = await startMediaServer({ port: Number(process.env.MEDIA_PORT ?? 8370) });
+    const media = await startMediaServer({ port: config.mediaPort });
     cleanups.push(() => media.stop());
     writeStackFile({
       DATABASE_URL: databaseUrl,
-      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: namespace,
       DROPBOX_API_BASE: dropboxApiBase ?? '',
       MEDIA_BASE: media.url,
     });
 
     // Pool trouble goes to the worker's log, not over the progress display.
-    const pool = createPool(databaseUrl, 20, Runtime.instance().logger);
+    const pool = createPool(databaseUrl, 20, Runtime.instance().logger, timeouts);
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
     let customers = await listCustomers(db, { activeOnly: true });
@@ -138,7 +144,7 @@ async function main(): Promise<number> {
       log(`resuming ${customers.length} customers from .data/ (delete .data/ to start over)`);
     }
 
-    const connection = await connectWorker({ address: temporalAddress, namespace, apiKey: undefined, tls: false });
+    const connection = await connectWorker(temporal);
     cleanups.push(() => connection.close());
     const worker = await createArchiverWorker({
       connection,
@@ -146,10 +152,10 @@ async function main(): Promise<number> {
       activities: { db, dropboxApiBase },
       shutdownGraceMs: 10_000,
     });
-    const client = await connectClient({ address: temporalAddress, namespace });
+    const client = await connectClient(temporal);
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
-    const notifier = new ItemsNotifier({ databaseUrl, client });
+    const notifier = new ItemsNotifier({ databaseUrl, databaseTimeouts: timeouts, client });
     await notifier.start();
     cleanups.push(() => notifier.stop());
     const running = worker.run();
@@ -160,7 +166,7 @@ async function main(): Promise<number> {
     );
     if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
     log(`worker logs: ${workerLog}`);
-    if (metricsAddress !== 'off') log(`metrics: http://${metricsAddress}/metrics`);
+    if (metricsAddress) log(`metrics: http://${metricsAddress}/metrics`);
     log('operate it from another terminal with: npm run archiver -- status   (Ctrl-C stops)');
 
     const progress = new ProgressDisplay();
@@ -215,7 +221,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`[archiver] ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
+    console.error(`[archiver] ${failureMessage(err)}`);
+    process.exit(exitCodeFor(err));
   },
 );

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PostgresTimeouts } from '../db/pool.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -13,6 +14,20 @@ import { z } from 'zod';
  * insert-to-archived time, about 0.3 s, for evicted and cached idle customers.
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 1_000;
+
+/** A `host:port` variable; `example` and `alternative` complete its message. */
+function hostPort(example: string, alternative = '') {
+  const message = `must be host:port with a port from 1 to 65535, e.g. ${example}${alternative}`;
+  return z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, message)
+    .refine((address) => isPort(address.slice(address.lastIndexOf(':') + 1)), message);
+}
+
+function isPort(text: string): boolean {
+  const port = Number(text);
+  return /^\d+$/.test(text) && port >= 1 && port <= 65_535;
+}
 
 const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -30,10 +45,7 @@ function duration(fallback: string) {
 
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233')
-    .default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233').default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
@@ -50,7 +62,7 @@ const EnvSchema = z.object({
     .default(DEFAULT_MAX_CACHED_WORKFLOWS),
   ARCHIVER_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   ARCHIVER_METRICS_ADDRESS: z
-    .union([z.literal('off'), z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:9464, or off')])
+    .union([z.literal('off'), hostPort('127.0.0.1:9464', ', or off')])
     .default('127.0.0.1:9464'),
   ARCHIVER_ITEM_MAX_ATTEMPTS: z.coerce
     .number({ error: 'must be a whole number from 1 to 1000' })
@@ -62,12 +74,17 @@ const EnvSchema = z.object({
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
   ARCHIVER_SOURCE_TIMEOUT: duration('10s'),
   ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
+  // How long to wait on Postgres and Temporal, so that nothing waits for ever.
+  DATABASE_CONNECT_TIMEOUT: duration('10s'),
+  DATABASE_STATEMENT_TIMEOUT: duration('30s'),
+  TEMPORAL_CONNECT_TIMEOUT: duration('10s'),
 });
 
 export interface ArchiverConfig {
-  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean };
+  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean; connectTimeoutMs: number };
   /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
   databaseUrl: string | undefined;
+  databaseTimeouts: PostgresTimeouts;
   dropboxApiBase: string | undefined;
   /** Archiver's Dropbox app; needed to refresh customers' access tokens. */
   dropboxApp: { key: string; secret: string } | undefined;
@@ -97,12 +114,37 @@ export class ConfigError extends Error {
  * @throws ConfigError naming every bad variable
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig {
-  const parsed = EnvSchema.safeParse(env);
+  return configFrom(parseEnv(EnvSchema, env));
+}
+
+/** Variables that only `npm start` reads, checked with the worker's. */
+const DEV_STACK_VARIABLES = {
+  MEDIA_PORT: z
+    .string()
+    .refine(isPort, 'must be a port from 1 to 65535, e.g. 8370')
+    .default('8370')
+    .transform((port) => Number(port)),
+};
+
+/**
+ * The configuration of `npm start`: the worker's, where set, plus the demo media server's port.
+ * @throws ConfigError naming every bad variable
+ */
+export function loadDevStackConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig & { mediaPort: number } {
+  const e = parseEnv(EnvSchema.extend(DEV_STACK_VARIABLES), env);
+  return { ...configFrom(e), mediaPort: e.MEDIA_PORT };
+}
+
+function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
     throw new ConfigError(`invalid configuration:\n${problems}\nSee .env.example for every variable.`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
   if (Boolean(e.DROPBOX_APP_KEY) !== Boolean(e.DROPBOX_APP_SECRET)) {
     throw new ConfigError(
       'invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.',
@@ -114,8 +156,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
       namespace: e.TEMPORAL_NAMESPACE,
       apiKey: e.TEMPORAL_API_KEY,
       tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined,
+      connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT,
     },
     databaseUrl: e.DATABASE_URL,
+    databaseTimeouts: {
+      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT,
+    },
     dropboxApiBase: e.DROPBOX_API_BASE,
     dropboxApp:
       e.DROPBOX_APP_KEY && e.DROPBOX_APP_SECRET ? { key: e.DROPBOX_APP_KEY, secret: e.DROPBOX_APP_SECRET } : undefined,

@@ -5,21 +5,35 @@ import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { ConfigError, loadConfig, requireDatabaseUrl } from './config.js';
+import { loadConfig, requireDatabaseUrl } from './config.js';
+import { exitCodeFor, failureMessage, StartupCancelled, whenAvailable } from './startup.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 async function main(): Promise<void> {
   const config = loadConfig();
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
-  await migrate(databaseUrl);
   const logger = Runtime.instance().logger;
-  const pool = createPool(databaseUrl, 20, logger);
-  const connection = await connectWorker(config.temporal);
-  const client = await connectClient(config.temporal);
+  // Until the worker runs (then Temporal's runtime takes signals over), a signal ends the wait.
+  const stopWaiting = new AbortController();
+  const onSignal = (): void => stopWaiting.abort();
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  const wait = {
+    log: (message: string, fields: Record<string, unknown>) => {
+      logger.warn(message, fields);
+    },
+    signal: stopWaiting.signal,
+  };
+  await whenAvailable(() => migrate(databaseUrl, config.databaseTimeouts), wait);
+  const pool = createPool(databaseUrl, 20, logger, config.databaseTimeouts);
+  const connection = await whenAvailable(() => connectWorker(config.temporal), wait);
+  const client = await whenAvailable(() => connectClient(config.temporal), wait);
   const notifier = new ItemsNotifier({
     databaseUrl,
+    databaseTimeouts: config.databaseTimeouts,
     client,
     log: (message, fields) => {
       logger.warn(message, fields);
@@ -31,7 +45,8 @@ async function main(): Promise<void> {
     await ensureSearchAttributes(client).catch((err: unknown) => {
       logger.warn('could not register search attributes', { error: (err as Error).message });
     });
-    await notifier.start();
+    await whenAvailable(() => notifier.start(), wait);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     const worker = await createArchiverWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -68,6 +83,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(1);
+  if (err instanceof StartupCancelled) process.exit(0);
+  // One line naming what failed (the part and its variable), never a stack.
+  console.error(`archiver worker: ${failureMessage(err)}`);
+  process.exit(exitCodeFor(err));
 });

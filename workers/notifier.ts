@@ -1,11 +1,14 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { customersWithPendingItems } from '../db/item-counts.js';
 import { listenForItems, type ItemsListener } from '../db/item-notifications.js';
+import type { PostgresTimeouts } from '../db/pool.js';
 import { itemsAvailableSignal } from '../workflows/messages.js';
 import { workflowIdFor } from '../workflows/names.js';
 
 export interface NotifierOptions {
   databaseUrl: string;
+  /** @default DEFAULT_POSTGRES_TIMEOUTS */
+  databaseTimeouts?: PostgresTimeouts;
   client: Client;
   /** Notifications for one customer within this window become one signal. @default 200 ms */
   debounceMs?: number;
@@ -53,10 +56,14 @@ export class ItemsNotifier {
   }
 
   private async connect(): Promise<void> {
-    this.listener = await listenForItems(this.options.databaseUrl, {
-      onItems: (customerId) => this.wake([customerId]),
-      onLost: (listener, err) => this.lost(listener, err),
-    });
+    this.listener = await listenForItems(
+      this.options.databaseUrl,
+      {
+        onItems: (customerId) => this.wake([customerId]),
+        onLost: (listener, err) => this.lost(listener, err),
+      },
+      this.options.databaseTimeouts,
+    );
     this.reconnectDelayMs = 250;
   }
 

@@ -2,9 +2,15 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { ActivityDeps } from '../activities/types.js';
-import { temporalConnectionOptions } from '../temporal/connection.js';
+import {
+  checkNamespace,
+  temporalConnectionOptions,
+  temporalFailure,
+  withConnectTimeout,
+  type TemporalTarget,
+} from '../temporal/connection.js';
 import { TASK_QUEUE } from '../workflows/names.js';
-import { DEFAULT_MAX_CACHED_WORKFLOWS, type ArchiverConfig } from './config.js';
+import { DEFAULT_MAX_CACHED_WORKFLOWS } from './config.js';
 
 /** The workflow code's entry file; Temporal bundles it (and what it imports) into the sandbox. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -41,7 +47,29 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
   });
 }
 
-/** Connects to Temporal as configured. */
-export async function connectWorker(config: ArchiverConfig['temporal']): Promise<NativeConnection> {
-  return NativeConnection.connect(temporalConnectionOptions(config));
+/**
+ * Connects to Temporal as configured, within its connect timeout (the native connection's own
+ * gives up only after about 30 s), and checks that the namespace exists.
+ * @throws TemporalUnreachable or TemporalRejected
+ */
+export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  let connection: NativeConnection;
+  try {
+    connection = await withConnectTimeout(
+      NativeConnection.connect(temporalConnectionOptions(target)),
+      target,
+      (late) => {
+        void late.close();
+      },
+    );
+  } catch (err) {
+    throw temporalFailure(err, target) ?? err;
+  }
+  try {
+    await checkNamespace(connection.workflowService, target);
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+  return connection;
 }

@@ -7,6 +7,10 @@ export interface WorkerProcess {
   child: ChildProcess;
   /** Resolves once the worker polls; rejects with its output if it exits first. */
   started: Promise<void>;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number | null>;
+  /** Everything it wrote so far, stdout and stderr interleaved. */
+  output(): string;
 }
 
 /** `npm run worker` as its own process, exactly as operators run it, configured by `env`. */
@@ -30,7 +34,10 @@ export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
       reject(new Error(`worker exited with ${code} before starting:\n${output.slice(-2000)}`)),
     );
   });
-  return { child, started };
+  // The test decides whether an early exit is a failure, through `exited`.
+  started.catch(() => undefined);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, started, exited, output: () => output };
 }
 
 /** Where a test's workers connect: its Temporal namespace, database and Dropbox emulator. */

@@ -177,12 +177,26 @@ describe('startEmbeddedPostgres', () => {
   }, 120_000);
 
   it.runIf(process.getuid?.() === 0)(
-    'as root, refuses a dataDir the postgres user cannot reach and says how to fix it',
+    'as root, starts on a dataDir under a mode-700 folder (a clone in mktemp -d), granting the postgres user only search',
     async () => {
       const closed = await tempDir('pg-closed', 0o700);
-      await expect(startEmbeddedPostgres({ dataDir: path.join(closed, 'data') })).rejects.toThrow(
-        new RegExp(`chmod o\\+x ${closed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[\\s\\S]*DATABASE_URL`),
-      );
+      const notices: string[] = [];
+      const postgres = await startEmbeddedPostgres({
+        dataDir: path.join(closed, 'data'),
+        notice: (line) => notices.push(line),
+      });
+      try {
+        const client = new pg.Client({ connectionString: postgres.url });
+        await client.connect();
+        await client.end();
+      } finally {
+        await postgres.stop();
+      }
+      expect((await fs.stat(closed)).mode & 0o777).toBe(0o701);
+      expect(notices).toEqual([
+        expect.stringContaining(`gave others search permission on ${closed} (mode 700 -> 701)`),
+      ]);
     },
+    120_000,
   );
 });

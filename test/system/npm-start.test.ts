@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +11,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dataDir: string;
 
 beforeAll(async () => {
+  // Mode 700, like a fresh clone in `mktemp -d`: as root, npm start must let the postgres user in by itself.
   dataDir = await mkdtemp(join(tmpdir(), 'archiver-start-'));
-  // The embedded Postgres runs as the postgres user, which must reach its data directory.
-  await chmod(dataDir, 0o755);
 });
 afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });

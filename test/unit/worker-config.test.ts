@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_MAX_CACHED_WORKFLOWS, loadConfig, requireDatabaseUrl } from '../../workers/config.js';
+import {
+  ConfigError,
+  DEFAULT_MAX_CACHED_WORKFLOWS,
+  loadConfig,
+  loadDevStackConfig,
+  requireDatabaseUrl,
+} from '../../workers/config.js';
 
 describe('configuration', () => {
   it('has sensible defaults for everything but the database', () => {
@@ -36,10 +42,20 @@ describe('configuration', () => {
       ARCHIVER_ITEM_RETRY_DELAY: '1m',
       ARCHIVER_SOURCE_TIMEOUT: '10s',
       ARCHIVER_DROPBOX_TIMEOUT: '2m',
+      DATABASE_CONNECT_TIMEOUT: '5s',
+      DATABASE_STATEMENT_TIMEOUT: '1m',
+      TEMPORAL_CONNECT_TIMEOUT: '1500ms',
     });
     expect(config).toEqual({
-      temporal: { address: 'temporal.internal:7233', namespace: 'archiver', apiKey: 'k', tls: true },
+      temporal: {
+        address: 'temporal.internal:7233',
+        namespace: 'archiver',
+        apiKey: 'k',
+        tls: true,
+        connectTimeoutMs: 1_500,
+      },
       databaseUrl: 'postgresql://a:b@db:5432/archiver',
+      databaseTimeouts: { connectTimeoutMs: 5_000, statementTimeoutMs: 60_000 },
       dropboxApiBase: 'http://127.0.0.1:9000',
       dropboxApp: { key: 'app-key', secret: 'app-secret' },
       shutdownGraceMs: 120_000,
@@ -90,6 +106,36 @@ describe('configuration', () => {
         /ARCHIVER_MAX_CACHED_WORKFLOWS: must be a positive whole number/,
       );
     }
+  });
+
+  it('bounds every wait on Postgres and Temporal by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      temporal: { connectTimeoutMs: 10_000 },
+      databaseTimeouts: { connectTimeoutMs: 10_000, statementTimeoutMs: 30_000 },
+    });
+  });
+
+  it('rejects ports outside 1 to 65535, naming the variable', () => {
+    for (const [name, value] of [
+      ['TEMPORAL_ADDRESS', '127.0.0.1:99999'],
+      ['TEMPORAL_ADDRESS', 'localhost:0'],
+      ['ARCHIVER_METRICS_ADDRESS', '127.0.0.1:65536'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), value).toThrow(
+        new RegExp(`${name}: must be host:port with a port from 1 to 65535`),
+      );
+    }
+  });
+
+  it("checks npm start's own variables with the same schema", () => {
+    expect(loadDevStackConfig({}).mediaPort).toBe(8370);
+    expect(loadDevStackConfig({ MEDIA_PORT: '9000' }).mediaPort).toBe(9000);
+    for (const bad of ['abc', '0', '70000', '80.5']) {
+      expect(() => loadDevStackConfig({ MEDIA_PORT: bad }), bad).toThrow(/MEDIA_PORT: must be a port from 1 to 65535/);
+    }
+    expect(() => loadDevStackConfig({ DATABASE_URL: 'notaurl', MEDIA_PORT: 'abc' })).toThrow(
+      /DATABASE_URL: must be a postgres:\/\/ URL[\s\S]*MEDIA_PORT/,
+    );
   });
 
   it('needs the Dropbox app key and secret together', () => {

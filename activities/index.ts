@@ -87,9 +87,13 @@ export function createActivities(deps: ActivityDeps) {
     };
   }
 
-  /** Returns the batch's items that are neither archived nor failed to pending. */
-  async function releaseBatch(customerId: string, leaseToken: string): Promise<number> {
-    return releaseLease(db, customerId, leaseToken);
+  /** Returns the batch's items that are neither archived nor failed to pending (all, only some, or all but some). */
+  async function releaseBatch(
+    customerId: string,
+    leaseToken: string,
+    items?: { only?: string[]; except?: string[] },
+  ): Promise<number> {
+    return releaseLease(db, customerId, leaseToken, items);
   }
 
   /** Checks that the customer's Dropbox credentials work, e.g. after a reconnect. */

@@ -230,13 +230,23 @@ export async function deferItem(
     : undefined;
 }
 
-/** Returns a batch's unfinished items to pending, e.g. when the customer pauses mid-batch. */
-export async function releaseLease(db: Db, customerId: string, leaseToken: string): Promise<number> {
+/**
+ * Returns a batch's unfinished items to pending, e.g. when the customer pauses mid-batch: all of
+ * them, only those in `only`, or all but those in `except` (uploads still running).
+ */
+export async function releaseLease(
+  db: Db,
+  customerId: string,
+  leaseToken: string,
+  items: { only?: readonly string[] | undefined; except?: readonly string[] | undefined } = {},
+): Promise<number> {
   const rows = await db.query(
     `UPDATE archive_items SET state = 'pending', lease_token = NULL, lease_expires_at = NULL
       WHERE customer_id = $1 AND lease_token = $2 AND state = 'leased'
+        AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))
+        AND ($4::bigint[] IS NULL OR NOT (id = ANY($4::bigint[])))
      RETURNING id`,
-    [customerId, leaseToken],
+    [customerId, leaseToken, items.only ?? null, items.except ?? null],
   );
   return rows.length;
 }

@@ -1,6 +1,6 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { runBatch } from './batch.js';
+import { runBatch, Stragglers } from './batch.js';
 import { CustomerState } from './customer-state.js';
 import { NON_RETRYABLE_FAILURES } from './failures.js';
 import * as messages from './messages.js';
@@ -19,6 +19,8 @@ const { verifyDropbox } = wf.proxyActivities<Activities>({
 const DEFAULT_SAFETY_POLL_MS = 15 * 60_000;
 /** Patch: resuming a needs-reauth customer first checks its credentials, so a premature resume fails nothing. */
 export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
+/** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
+export const DETACH_STRAGGLERS = 'detach-stragglers';
 
 /**
  * One customer's archive pipeline, forever: lease a batch, upload it at the pace the controller
@@ -30,6 +32,14 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits);
   const ui = new WebUiView(customer);
   let reconnecting = false;
+  const stragglers = new Stragglers(
+    () => pacer.typicalUploadMs(),
+    (itemId, leaseToken, outcome) => {
+      customer.addLate(outcome, Date.now());
+      if (outcome.unfinished > 0)
+        return releaseBatch(customerId, leaseToken, { only: [itemId] }).then((n) => (customer.backlog += n));
+    },
+  );
 
   wf.setHandler(messages.itemsAvailableSignal, () => void (customer.itemsSignalled = true));
   wf.setHandler(messages.pauseSignal, (reason) => customer.pause('paused', reason));
@@ -76,6 +86,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       wf.log.info('customer resumed', { customerId });
     }
     if (wf.workflowInfo().continueAsNewSuggested) {
+      await stragglers.settled();
       await wf.condition(wf.allHandlersFinished);
       return wf.continueAsNew<typeof archiveCustomer>({ ...input, ...customer.carryOver(), controller: pacer.state });
     }
@@ -113,12 +124,15 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     }
     const [size, started] = [batch.items.length, Date.now()];
     ui.showUploading(0, size, pacer.peek().plan);
+    const mode = input.commitMode ?? 'single';
+    const detach = mode === 'single' && wf.patched(DETACH_STRAGGLERS);
     const outcome = await runBatch({
       customerId,
       leaseToken: batch.leaseToken,
       itemIds: batch.items.map((i) => i.id),
-      mode: input.commitMode ?? 'single',
+      mode,
       pacer,
+      stragglers: detach ? stragglers : undefined,
       stopped: () => customer.pausedAs !== undefined,
       onProgress: (done, sofar) => {
         customer.progress(sofar);
@@ -126,9 +140,13 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       },
     });
     // Items the batch did not finish (a pause, or retries exhausted) go back to pending.
-    if (outcome.unfinished > 0) customer.backlog += await releaseBatch(customerId, batch.leaseToken);
+    if (outcome.unfinished > 0) {
+      const except = detach ? stragglers.itemsOf(batch.leaseToken) : [];
+      customer.backlog += await releaseBatch(customerId, batch.leaseToken, ...(except.length ? [{ except }] : []));
+    }
     customer.addBatch(outcome, (Date.now() - started) / 1000, Date.now());
   }
+  await stragglers.settled();
   wf.log.info('customer stopped', { customerId, reason: customer.stopReason });
   ui.show('idle', `stopped: ${customer.stopReason}`);
 }

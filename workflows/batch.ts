@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   proxyActivities,
   sleep,
   type ActivityOptions,
@@ -49,6 +50,99 @@ export interface BatchRun {
   pacer: UploadPacer;
   /** Called as items finish, with how many of the batch are done and what they added up to so far. */
   onProgress: (done: number, sofar: Readonly<BatchResult>) => void;
+  /**
+   * Single mode, from the `detach-stragglers` patch on: uploads that run far longer than usual (a
+   * source that does not answer, a Dropbox request that hangs until its deadline) stop counting
+   * against W, and the batch returns once only they are left, so they cannot hold back the
+   * customer's other items. Undefined: every upload counts and the batch waits for all.
+   */
+  stragglers?: Stragglers | undefined;
+}
+
+/** At most this many of a customer's stragglers are exempt from W; beyond it they count again. */
+const MAX_EXEMPT_STRAGGLERS = 8;
+
+/**
+ * Uploads that batches which already returned left running (stragglers), and where their
+ * outcomes go. The workflow keeps one for the customer and waits for it to empty before it
+ * continues as new or stops.
+ */
+export class Stragglers {
+  private readonly running = new Map<string, { leaseToken: string; upload: Promise<void> }>();
+  private readonly releasing = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly typicalUploadMs: () => number,
+    /** Folds a straggler's outcome into the customer; may return the release of its lease. */
+    private readonly onLate: (itemId: string, leaseToken: string, outcome: BatchResult) => Promise<unknown> | void,
+  ) {}
+
+  /** How many are still running. */
+  count(): number {
+    return this.running.size;
+  }
+
+  /** An upload in flight this long (ms) is a straggler: 2 s, or 4 times a usual upload. */
+  afterMs(): number {
+    return Math.max(2_000, 4 * this.typicalUploadMs());
+  }
+
+  /** The stragglers of one lease, which releasing that lease must leave alone. */
+  itemsOf(leaseToken: string): string[] {
+    return [...this.running].filter(([, r]) => r.leaseToken === leaseToken).map(([itemId]) => itemId);
+  }
+
+  adopt(itemId: string, leaseToken: string, upload: Promise<void>): void {
+    this.running.set(itemId, { leaseToken, upload });
+    void upload.finally(() => this.running.delete(itemId));
+  }
+
+  late(itemId: string, outcome: BatchResult): void {
+    const leaseToken = this.running.get(itemId)?.leaseToken;
+    if (leaseToken === undefined) return;
+    const release = this.onLate(itemId, leaseToken, outcome);
+    if (release) {
+      this.releasing.add(release);
+      void release.finally(() => this.releasing.delete(release));
+    }
+  }
+
+  private wake: { at: number; fired: Promise<void> } | undefined;
+
+  /**
+   * A timer that fires at `at` or earlier. One timer serves every wait until it fires, so a
+   * customer whose W is full costs a timer every few seconds, not one per wait.
+   */
+  wakeAt(at: number): Promise<void> {
+    if (this.wake && this.wake.at <= at) return this.wake.fired;
+    const wake = {
+      at,
+      fired: sleep(Math.max(1, at - Date.now())).then(() => {
+        if (this.wake === wake) this.wake = undefined;
+      }),
+    };
+    this.wake = wake;
+    return wake.fired;
+  }
+
+  /** Resolves once every straggler has ended and its lease is settled. */
+  async settled(): Promise<void> {
+    await condition(() => this.running.size === 0 && this.releasing.size === 0);
+  }
+}
+
+/** An empty result, to count into. */
+export function emptyResult(): BatchResult {
+  return {
+    archived: 0,
+    failed: 0,
+    deferred: 0,
+    rateLimited: 0,
+    writeContention: 0,
+    unfinished: 0,
+    lastError: undefined,
+    pauseAs: undefined,
+  };
 }
 
 /** What one batch's uploads added up to. */
@@ -74,19 +168,13 @@ export interface BatchResult extends BatchOutcome {
 
 /** Runs one leased batch in the chosen mode. */
 export async function runBatch(run: BatchRun): Promise<BatchResult> {
-  const result: BatchResult = {
-    archived: 0,
-    failed: 0,
-    deferred: 0,
-    rateLimited: 0,
-    writeContention: 0,
-    unfinished: 0,
-    lastError: undefined,
-    pauseAs: undefined,
-  };
+  const result = emptyResult();
   const stopped = () => run.stopped() || result.pauseAs !== undefined;
-  const parallel = (itemIds: string[], work: (itemId: string, startAt: number) => Promise<ItemThrottles>) =>
-    inParallel(itemIds, run.pacer, stopped, result, (done) => run.onProgress(done, result), work);
+  const parallel = (
+    itemIds: string[],
+    work: (itemId: string, startAt: number) => Promise<ItemThrottles>,
+    stragglers?: { pool: Stragglers; leaseToken: string },
+  ) => inParallel(itemIds, run.pacer, stopped, result, (done) => run.onProgress(done, result), work, stragglers);
   // Temporal's task queue hands out tasks fairly across customers when the worker is saturated
   // (with fairness enabled on the server), so a huge backlog cannot starve the others.
   const fair = { priority: { fairnessKey: run.customerId } };
@@ -97,15 +185,21 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     startAt,
   });
   if (run.mode === 'single') {
-    await parallel(run.itemIds, async (itemId, startAt) => {
-      const done = await uploadItem.executeWithOptions(
-        { ...uploadOptions, ...fair, summary: `upload item ${itemId}` },
-        [request(itemId, startAt)],
-      );
-      result.rateLimited += done.rateLimited;
-      countEnd(itemId, done, result);
-      return { ...done, accepted: done.status === 'archived' };
-    });
+    await parallel(
+      run.itemIds,
+      async (itemId, startAt) => {
+        const done = await uploadItem.executeWithOptions(
+          { ...uploadOptions, ...fair, summary: `upload item ${itemId}` },
+          [request(itemId, startAt)],
+        );
+        const record = (into: BatchResult) => {
+          into.rateLimited += done.rateLimited;
+          countEnd(itemId, done, into);
+        };
+        return { ...done, accepted: done.status === 'archived', record };
+      },
+      run.stragglers && { pool: run.stragglers, leaseToken: run.leaseToken },
+    );
     return result;
   }
 
@@ -117,10 +211,12 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
         { ...uploadOptions, ...fair, summary: `stage item ${itemId} for a batch commit` },
         [request(itemId, startAt)],
       );
-      result.rateLimited += done.rateLimited;
       if (done.status === 'staged') staged.push(done.staged);
-      else countEnd(itemId, done, result);
-      return { ...done, accepted: done.status === 'staged' };
+      const record = (into: BatchResult) => {
+        into.rateLimited += done.rateLimited;
+        if (done.status !== 'staged') countEnd(itemId, done, into);
+      };
+      return { ...done, accepted: done.status === 'staged', record };
     });
     toStage = [];
     let toCommit = staged.sort((a, b) => Number(BigInt(a.itemId) - BigInt(b.itemId)));
@@ -158,12 +254,15 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
   return result;
 }
 
-/** What one item's uploads met, for the pacer. */
-type ItemThrottles = Throttles & { accepted: boolean };
+/** What one item's uploads met, for the pacer, and how to count its outcome into a result. */
+type ItemThrottles = Throttles & { accepted: boolean; record: (into: BatchResult) => void };
 
 /**
  * Runs `work` over `itemIds` with at most W in flight, stopping new starts once `stopped()`. Each
- * upload gets its start time from the pacer and reports its outcome back to it.
+ * upload gets its start time from the pacer and reports its outcome back to it. With
+ * `stragglers`, uploads in flight for longer than `stragglers.afterMs()` do not count against W
+ * (up to MAX_EXEMPT_STRAGGLERS), and once every item has started and only stragglers are left,
+ * they are handed to `stragglers` and this returns.
  */
 async function inParallel(
   itemIds: string[],
@@ -172,16 +271,41 @@ async function inParallel(
   result: BatchResult,
   progress: (done: number) => void,
   work: (itemId: string, startAt: number) => Promise<ItemThrottles>,
+  stragglers?: { pool: Stragglers; leaseToken: string },
 ): Promise<void> {
+  const pool = stragglers?.pool;
   const queue = [...itemIds];
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<Promise<void>, { itemId: string; startAt: number }>();
+  let handedOver = false;
   let done = 0;
+  const isStraggler = (startAt: number) => pool !== undefined && Date.now() - startAt > pool.afterMs();
+  const countedAgainstW = () => {
+    if (!pool) return inFlight.size;
+    let young = 0;
+    for (const { startAt } of inFlight.values()) if (!isStraggler(startAt)) young += 1;
+    const exempt = inFlight.size - young + pool.count();
+    return young + Math.max(0, exempt - MAX_EXEMPT_STRAGGLERS);
+  };
+  // Wakes on the next upload to end, or when the next upload in flight turns into a straggler:
+  // nothing else would wake the workflow when the uploads that fill W are all stuck.
+  const nextChange = () => {
+    const pending = [...inFlight.keys()];
+    if (!pool) return Promise.race(pending);
+    let turnsAt = Infinity;
+    for (const { startAt } of inFlight.values()) if (!isStraggler(startAt)) turnsAt = Math.min(turnsAt, startAt);
+    if (!Number.isFinite(turnsAt)) return Promise.race(pending);
+    return Promise.race([...pending, pool.wakeAt(turnsAt + pool.afterMs() + 1)]);
+  };
   while (queue.length > 0 && !stopped()) {
-    while (inFlight.size < pacer.width() && queue.length > 0 && !stopped()) {
+    while (countedAgainstW() < pacer.width() && queue.length > 0 && !stopped()) {
       const itemId = queue.shift() as string;
       const slot = pacer.slot();
+      // Counts into the batch's result, or, for a straggler that ends after the batch returned, into its own.
+      let into = result;
+      const target = () => (into = handedOver ? emptyResult() : result);
       const running: Promise<void> = work(itemId, slot.startAt)
         .then((t) => {
+          t.record(target());
           pacer.done(slot, {
             accepted: t.accepted,
             rateLimited: t.rateLimited,
@@ -190,8 +314,8 @@ async function inParallel(
           });
         })
         .catch((err: unknown) => {
-          const type = recordFailure(`item ${itemId}`, err, result);
-          if (!ITEM_FAILURES.includes(type as FailureType)) result.unfinished += 1;
+          const type = recordFailure(`item ${itemId}`, err, target());
+          if (!ITEM_FAILURES.includes(type as FailureType)) into.unfinished += 1;
           pacer.done(slot, {
             accepted: false,
             clean: false,
@@ -201,13 +325,21 @@ async function inParallel(
         })
         .finally(() => {
           inFlight.delete(running);
-          progress((done += 1));
+          if (into !== result) pool?.late(itemId, into);
+          else progress((done += 1));
         });
-      inFlight.add(running);
+      inFlight.set(running, { itemId, startAt: slot.startAt });
     }
-    if (inFlight.size > 0) await Promise.race(inFlight);
+    if (inFlight.size > 0) await nextChange();
   }
-  await Promise.all(inFlight);
+  while (inFlight.size > 0) {
+    if (pool && [...inFlight.values()].every((e) => isStraggler(e.startAt))) break;
+    await nextChange();
+  }
+  if (stragglers && inFlight.size > 0) {
+    handedOver = true;
+    for (const [upload, { itemId }] of inFlight) stragglers.pool.adopt(itemId, stragglers.leaseToken, upload);
+  }
   result.unfinished += queue.length;
 }
 

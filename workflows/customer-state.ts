@@ -112,16 +112,25 @@ export class CustomerState {
   /** Folds a finished batch into the totals; `now` decides which day "archived today" counts. */
   addBatch(outcome: BatchResult, seconds: number, now: number): void {
     this.inFlight = NOTHING_YET;
+    this.fold(outcome, now);
+    this.totals.batches += 1;
+    this.ratePerSecond = round2(outcome.archived / Math.max(0.001, seconds));
+  }
+
+  /** Folds the outcome of an upload that ended after its batch (a straggler). */
+  addLate(outcome: BatchResult, now: number): void {
+    this.fold(outcome, now);
+  }
+
+  private fold(outcome: BatchResult, now: number): void {
     const today = dayOf(now);
     this.totals.archivedToday = this.archivedToday(today) + outcome.archived;
     this.totals.day = today;
     this.totals.archived += outcome.archived;
     this.totals.failed += outcome.failed;
     this.totals.rateLimited += outcome.rateLimited;
-    this.totals.batches += 1;
     this.lastError = outcome.lastError ?? this.lastError;
     if (outcome.pauseAs) this.pause(outcome.pauseAs.state, outcome.pauseAs.reason);
-    this.ratePerSecond = round2(outcome.archived / Math.max(0.001, seconds));
   }
 
   /** Totals including the batch in flight, with "archived today" rolled over at UTC midnight. */

@@ -1,5 +1,5 @@
 // A workflow that runs one batch through runBatch, so workflows/batch.ts can be tested with stubbed activities.
-import { runBatch, type BatchResult, type CommitMode } from '../../workflows/batch.js';
+import { emptyResult, runBatch, Stragglers, type BatchResult, type CommitMode } from '../../workflows/batch.js';
 import type { OperatorLimits, PacingState } from '../../workflows/pacing/controller.js';
 import { WorkflowPacer } from '../../workflows/pacing/workflow-pacer.js';
 
@@ -7,15 +7,35 @@ export interface BatchWorkflowInput {
   itemIds: string[];
   mode: CommitMode;
   caps?: OperatorLimits;
+  /** Hand stragglers over instead of waiting for them, as the workflow does from the detach-stragglers patch on. */
+  detach?: boolean;
 }
 
 export interface BatchWorkflowResult extends BatchResult {
   /** The `done` counts onProgress reported, in order. */
   progress: number[];
   pacer: PacingState;
+  /** Workflow ms from the start until runBatch returned. */
+  returnedAfterMs: number;
+  /** What the stragglers it handed over added up to, once they ended. */
+  late: BatchResult;
 }
 
-export async function runOneBatch({ itemIds, mode, caps = {} }: BatchWorkflowInput): Promise<BatchWorkflowResult> {
+export async function runOneBatch({
+  itemIds,
+  mode,
+  caps = {},
+  detach = false,
+}: BatchWorkflowInput): Promise<BatchWorkflowResult> {
+  const started = Date.now();
+  const late = emptyResult();
+  const stragglers = new Stragglers(
+    () => pacer.typicalUploadMs(),
+    (_itemId, _lease, outcome) => {
+      late.archived += outcome.archived;
+      late.failed += outcome.failed;
+    },
+  );
   // Fast enough that start times do not slow the test down.
   const pacer = new WorkflowPacer(undefined, { initialRatePerSecond: 500 }, () => caps);
   pacer.busy();
@@ -28,6 +48,9 @@ export async function runOneBatch({ itemIds, mode, caps = {} }: BatchWorkflowInp
     stopped: () => false,
     pacer,
     onProgress: (done) => progress.push(done),
+    stragglers: detach ? stragglers : undefined,
   });
-  return { ...result, progress, pacer: pacer.state };
+  const returnedAfterMs = Date.now() - started;
+  await stragglers.settled();
+  return { ...result, progress, pacer: pacer.state, returnedAfterMs, late };
 }

@@ -12,7 +12,9 @@ import { connectTemporal, type TestTemporal } from '../support/stack.js';
  * workflows/batch.ts on a real Temporal server with stubbed activities: how a batch's outcome is
  * added up from what each activity answered, in both commit modes.
  */
-type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revoke';
+type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revoke' | 'slow';
+/** How long a 'slow' item takes: a source that answers late, well past the 2 s straggler time. */
+const SLOW_MS = 5_000;
 const behaviour = new Map<string, Behaviour>();
 const started: string[] = [];
 let commits: string[][] = [];
@@ -36,7 +38,7 @@ function answer(itemId: string): Pick<UploadOutcome, 'rateLimited' | 'writeConte
 // Stubs answer through a promise, as real activities do, so a thrown failure reaches Temporal as a rejection.
 const activities = {
   uploadItem: ({ itemId }: UploadRequest): Promise<UploadOutcome> =>
-    Promise.resolve().then(() => {
+    new Promise((resolve) => setTimeout(resolve, behaviour.get(itemId) === 'slow' ? SLOW_MS : 0)).then(() => {
       const t = answer(itemId);
       return { itemId, status: behaviour.get(itemId) === 'lease-lost' ? 'lease-lost' : 'archived', bytes: 1, ...t };
     }),
@@ -136,6 +138,29 @@ describe('runBatch in single mode', () => {
     expect(started).toEqual(['1', '2']);
     // The revoked item and the two never started go back to pending.
     expect(result).toMatchObject({ archived: 1, failed: 0, unfinished: 3 });
+  });
+});
+
+describe('runBatch with stragglers handed over (detach-stragglers)', () => {
+  const script: Behaviour[] = ['slow', 'slow', ...Array<Behaviour>(8).fill('archive')];
+  const input = (detach: boolean): BatchWorkflowInput => ({
+    itemIds: ids(10),
+    mode: 'single',
+    caps: { maxConcurrency: 2 },
+    detach,
+  });
+
+  it('without it, two slow uploads fill W and hold back the batch until they end', async () => {
+    const result = await run(input(false), script);
+    expect(result.returnedAfterMs).toBeGreaterThanOrEqual(SLOW_MS);
+    expect(result).toMatchObject({ archived: 10, late: { archived: 0 } });
+  });
+
+  it('with it, slow uploads stop counting against W and the batch returns without them; their outcome comes late', async () => {
+    const result = await run(input(true), script);
+    expect(result.returnedAfterMs).toBeLessThan(SLOW_MS);
+    expect(result).toMatchObject({ archived: 8, unfinished: 0, late: { archived: 2 } });
+    expect(result.progress).toHaveLength(8);
   });
 });
 

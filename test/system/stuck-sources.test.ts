@@ -18,9 +18,8 @@ const UPLOADS_PER_SECOND = 25;
 const stack = useArchiverStack({
   emulator: { accounts: [{ token: TOKEN, accountId: 'stuck' }], uploadsPerSecond: UPLOADS_PER_SECOND },
   worker: {
-    // Hung and stalled sources give up in 1 s; a failed item waits a minute, longer than the test,
-    // so each bad item is tried once while the good ones drain.
-    sourceTimeouts: { answerMs: 1_000, idleMs: 1_000 },
+    // With the default source timeouts (a hung source is given up after 10 s). A failed item waits
+    // a minute, longer than the test, so each bad item is tried once while the good ones drain.
     itemRetry: { initialDelayMs: 60_000 },
   },
 });

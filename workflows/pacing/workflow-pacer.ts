@@ -23,6 +23,8 @@ export interface UploadPacer {
   slot(): UploadSlot;
   /** Reports the outcome of the upload that got `slot`. */
   done(slot: UploadSlot, outcome: UploadOutcome): void;
+  /** How long an upload that goes through at once usually takes, in ms. */
+  typicalUploadMs(): number;
 }
 
 export interface UploadSlot {
@@ -124,6 +126,10 @@ export class WorkflowPacer implements UploadPacer {
       },
       this.limits,
     );
+  }
+
+  typicalUploadMs(): number {
+    return this.state.uploadMs;
   }
 
   private tick(): void {

@@ -110,7 +110,7 @@ describe('archiver CLI', () => {
     ]);
     const table = await archiver(['status']);
     expect(table.stdout).toMatch(/^CUSTOMER\s+STATE\s+BACKLOG\s+RETRYING\s+LAG\s+TODAY\s+ARCHIVED/);
-    expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+12\\s+12\\s+0`));
+    expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+0\\s+-\\s+12\\s+12\\s+0`));
 
     expect((await archiver(['pause', id, '--reason', 'disk audit'])).code).toBe(0);
     await statusWhen(temporal.client, id, (s) => s.state === 'paused' && s.pauseReason === 'disk audit');

@@ -177,6 +177,8 @@ describe('Dropbox failures, end to end', () => {
       30_000,
       'the 429',
     );
+    // Requests already on the wire when the 429 came cannot be called back: let them land first.
+    await new Promise((r) => setTimeout(r, 500));
     const throttledUploads = uploads(throttled.accountId);
     const steadyBefore = await archived(steady.id);
     await new Promise((r) => setTimeout(r, 3_000));

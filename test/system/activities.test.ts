@@ -1,10 +1,9 @@
-import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { failureOf, runActivity } from '../support/activity-env.js';
 import { expectedContent, insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
@@ -26,17 +25,7 @@ afterAll(async () => {
   await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
-  new MockActivityEnvironment().run(fn, ...args);
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const run = runActivity;
 
 async function row(id: string) {
   const [r] = await database.db.query<{

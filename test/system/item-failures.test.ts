@@ -1,8 +1,6 @@
 // How one item's upload ends when its source or Dropbox misbehaves: which failures fail the item,
 // which give its slot back to wait on the row, and that no external call waits for ever.
 import pg from 'pg';
-import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { createActivities } from '../../activities/index.js';
@@ -10,6 +8,7 @@ import type { Db } from '../../db/pool.js';
 import { requeueFailed } from '../../db/items.js';
 import { faultyUrl, startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { freePort } from '../../dev/ports.js';
+import { failureOf, runActivity } from '../support/activity-env.js';
 import { insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
@@ -40,8 +39,7 @@ afterAll(async () => {
   await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
 });
 
-const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
-  new MockActivityEnvironment().run(fn, ...args);
+const run = runActivity;
 
 interface ItemRow {
   state: string;
@@ -176,15 +174,6 @@ describe('a source that fails for now gives the slot back and waits on the row',
     expect((await row(id)).failed_attempts).toBe(2);
   });
 });
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('Dropbox failures of one item', () => {
   async function leasedItem() {

@@ -1,5 +1,5 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
@@ -33,18 +33,12 @@ import {
   stopCustomer,
   wakeCustomer,
 } from './archiver-client.js';
+import { nonEmpty, positiveOrOff, since } from './options.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
-
-function nonEmpty(name: string) {
-  return (value: string): string => {
-    if (value.trim() === '') throw new InvalidArgumentError(`${name} must not be empty`);
-    return value;
-  };
-}
 
 /** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
 function cliConfig(): ArchiverConfig {
@@ -244,16 +238,6 @@ program
     }
   });
 
-function positiveOrOff(name: string) {
-  // "off" stays a string here: commander turns a parsed null into ''.
-  return (value: string): number | 'off' => {
-    if (value === 'off') return 'off';
-    const n = Number(value);
-    if (!(n > 0)) throw new InvalidArgumentError(`${name} must be a positive number or "off", got "${value}"`);
-    return n;
-  };
-}
-
 program
   .command('set-limits <id>')
   .description('Cap a customer\'s pace; "off" removes a cap. The adaptive pacing stays below the caps.')
@@ -296,18 +280,7 @@ program
   .addOption(
     new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']),
   )
-  .option(
-    '--since <time>',
-    'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)',
-    (value: string) => {
-      const date = new Date(value);
-      if (Number.isNaN(date.getTime()))
-        throw new InvalidArgumentError(
-          `--since must be a date like 2026-11-01 or 2026-11-01T12:00:00Z, got "${value}"`,
-        );
-      return date;
-    },
-  )
+  .option('--since <time>', 'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)', since)
   .action(async (id: string, opts: { kind?: ItemKind; since?: Date }) => {
     const requeued = await withDb(async (db) => {
       if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);

@@ -3,16 +3,9 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
-import {
-  CUSTOMER_ID_PATTERN,
-  getCustomer,
-  listCustomers,
-  markDisconnected,
-  storeCredentials,
-  upsertCustomer,
-} from '../db/customers.js';
+import { getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../db/customers.js';
 import { requeueFailed, type ItemKind } from '../db/items.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
+import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
@@ -33,7 +26,22 @@ import {
   stopCustomer,
   wakeCustomer,
 } from './archiver-client.js';
-import { nonEmpty, positiveOrOff, since } from './options.js';
+import {
+  customerId,
+  customerName,
+  folderRoot,
+  maxBatch,
+  maxConcurrency,
+  maxRate,
+  pathTemplate,
+  reason,
+  since,
+  token,
+  MAX_BATCH_CAP,
+  MAX_CONCURRENCY_CAP,
+  MAX_RATE_CAP,
+  MIN_RATE_CAP,
+} from './options.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
@@ -82,34 +90,32 @@ const program = new Command('archiver')
 
 const customers = program.command('customers').description('Manage the customer registry in Postgres.');
 customers
-  .command('add <id>')
+  .command('add')
+  .argument('<id>', 'customer id', customerId)
   .description('Add a customer, or update its name, credentials or folder.')
-  .requiredOption('--name <name>', 'display name')
+  .requiredOption('--name <name>', 'display name', customerName)
   .option(
     '--access-token <token>',
     'Dropbox access token (stored in Postgres, never sent to Temporal)',
-    nonEmpty('--access-token'),
+    token('--access-token'),
   )
-  .option('--refresh-token <token>', 'Dropbox refresh token', nonEmpty('--refresh-token'))
-  .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
+  .option('--refresh-token <token>', 'Dropbox refresh token', token('--refresh-token'))
+  .option(
+    '--folder-root <path>',
+    'absolute Dropbox folder everything goes under, like /Archiver',
+    folderRoot,
+    '/Archiver',
+  )
   .option(
     '--path-template <template>',
     `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`,
+    pathTemplate,
   )
   .action(
     async (
       id: string,
       opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string },
     ) => {
-      if (!CUSTOMER_ID_PATTERN.test(id))
-        throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
-      if (opts.pathTemplate !== undefined) {
-        try {
-          validatePathTemplate(opts.pathTemplate);
-        } catch (err) {
-          throw new OperatorError((err as Error).message);
-        }
-      }
       await withDb((db) =>
         upsertCustomer(db, {
           id,
@@ -134,7 +140,8 @@ customers
   });
 
 program
-  .command('start [id]')
+  .command('start')
+  .argument('[id]', 'customer id', customerId)
   .description(
     "Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.",
   )
@@ -192,16 +199,18 @@ program
   });
 
 program
-  .command('pause <id>')
+  .command('pause')
+  .argument('<id>', 'customer id', customerId)
   .description('Stop starting uploads for a customer; uploads in flight finish.')
-  .option('--reason <text>', 'why, shown in status', 'paused by operator')
+  .option('--reason <text>', 'why, shown in status', reason, 'paused by operator')
   .action(async (id: string, opts: { reason: string }) => {
     await withClient((client) => pauseCustomer(client, id, opts.reason));
     console.log(`${id}: pause requested`);
   });
 
 program
-  .command('resume <id>')
+  .command('resume')
+  .argument('<id>', 'customer id', customerId)
   .description('Resume a paused customer (also after fixing storage-full or needs-reauth).')
   .action(async (id: string) => {
     await withClient((client) => resumeCustomer(client, id));
@@ -209,18 +218,15 @@ program
   });
 
 program
-  .command('reconnect <id>')
+  .command('reconnect')
+  .argument('<id>', 'customer id', customerId)
   .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
   .option(
     '--refresh-token <token>',
     'the new Dropbox refresh token (from the OAuth flow, with offline access)',
-    nonEmpty('--refresh-token'),
+    token('--refresh-token'),
   )
-  .option(
-    '--access-token <token>',
-    'a Dropbox access token, for apps without refresh tokens',
-    nonEmpty('--access-token'),
-  )
+  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', token('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
     const stored = await withDb((db) => storeCredentials(db, id, opts));
@@ -239,11 +245,12 @@ program
   });
 
 program
-  .command('set-limits <id>')
+  .command('set-limits')
+  .argument('<id>', 'customer id', customerId)
   .description('Cap a customer\'s pace; "off" removes a cap. The adaptive pacing stays below the caps.')
-  .option('--max-rate <r>', 'uploads started per second, at most', positiveOrOff('--max-rate'))
-  .option('--max-concurrency <w>', 'uploads in flight at once, at most', positiveOrOff('--max-concurrency'))
-  .option('--max-batch <n>', 'items leased per batch, at most', positiveOrOff('--max-batch'))
+  .option('--max-rate <r>', `uploads started per second, at most (${MIN_RATE_CAP} to ${MAX_RATE_CAP})`, maxRate)
+  .option('--max-concurrency <w>', `uploads in flight at once, at most (1 to ${MAX_CONCURRENCY_CAP})`, maxConcurrency)
+  .option('--max-batch <n>', `items leased per batch, at most (1 to ${MAX_BATCH_CAP})`, maxBatch)
   .action(
     async (
       id: string,
@@ -275,12 +282,17 @@ program
   );
 
 program
-  .command('retry-failed <id>')
+  .command('retry-failed')
+  .argument('<id>', 'customer id', customerId)
   .description('Put failed items back in the queue and wake the customer.')
   .addOption(
     new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']),
   )
-  .option('--since <time>', 'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)', since)
+  .option(
+    '--since <time>',
+    'only items that occurred at or after this time: a date (UTC midnight) or a time with Z or an offset, ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00:00Z',
+    since,
+  )
   .action(async (id: string, opts: { kind?: ItemKind; since?: Date }) => {
     const requeued = await withDb(async (db) => {
       if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
@@ -299,11 +311,12 @@ program
   });
 
 program
-  .command('stop <id>')
+  .command('stop')
+  .argument('<id>', 'customer id', customerId)
   .description(
     'The customer disconnected its storage: finish the batch in flight, end its workflow, and leave it out of start --all.',
   )
-  .option('--reason <text>', 'why, kept in the workflow history', 'storage disconnected')
+  .option('--reason <text>', 'why, kept in the workflow history', reason, 'storage disconnected')
   .action(async (id: string, opts: { reason: string }) => {
     const known = await withDb((db) => markDisconnected(db, id));
     if (!known) throw new OperatorError(`unknown customer "${id}"`);

@@ -1,7 +1,7 @@
 // The SQL of the customer registry, one function per statement.
 
 import type { Db } from './pool.js';
-import { validatePathTemplate } from './path-template.js';
+import { validateFolderRoot, validatePathTemplate } from './path-template.js';
 
 export interface CustomerRecord {
   id: string;
@@ -27,6 +27,7 @@ export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<voi
   if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
     throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
   }
+  if (customer.folderRoot !== undefined) validateFolderRoot(customer.folderRoot);
   if (customer.pathTemplate !== undefined) validatePathTemplate(customer.pathTemplate);
   await db.query(
     `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template)

@@ -170,12 +170,7 @@ describe('archiver CLI', () => {
     const badCap = await archiver(['set-limits', id, '--max-batch', '0']);
     expect(badCap).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--max-batch must be a positive number or "off"'),
-    });
-    const fractional = await archiver(['set-limits', id, '--max-batch', '1.5']);
-    expect(fractional).toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining('limits refused: maxBatchSize must be a whole number'),
+      stderr: expect.stringContaining('--max-batch must be a whole number of items from 1 to 500, or "off"'),
     });
 
     // The media is back: re-driving the failed item archives it.
@@ -258,7 +253,10 @@ describe('archiver CLI', () => {
     ]);
     expect(badTemplate).toMatchObject({ code: 2, stderr: expect.stringContaining('must contain {id}') });
     const emptyToken = await archiver(['customers', 'add', 'empty', '--name', 'x', '--access-token', ' ']);
-    expect(emptyToken).toMatchObject({ code: 2, stderr: expect.stringContaining('--access-token must not be empty') });
+    expect(emptyToken).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--access-token must be 1-4096 printable ASCII characters without spaces'),
+    });
     const badId = await archiver(['customers', 'add', 'no spaces allowed', '--name', 'x']);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('must be 1-64 letters');
@@ -273,5 +271,156 @@ describe('archiver CLI', () => {
       [`${prefix}-%`],
     );
     expect(Number(row?.n)).toBe(10);
+  });
+
+  describe('refuses bad input, naming it, and changes nothing', () => {
+    /** A customer archiving happily, with one failed item: every case below must leave it exactly so. */
+    const healthy = uniqueName('healthy');
+
+    beforeAll(async () => {
+      const token = uniqueName('tok');
+      emulator.addAccount({ token, accountId: healthy });
+      await archiver(['customers', 'add', healthy, '--name', 'Healthy Co', '--access-token', token]);
+      await insertItems(database.db, healthy, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
+      await insertItems(database.db, healthy, undefined, media.url, 2);
+      await archiver(['start', healthy]);
+      await statusWhen(
+        temporal.client,
+        healthy,
+        (s) => s.totals.archived === 2 && s.totals.failed === 1 && s.state === 'idle',
+      );
+    });
+
+    /** What a bad command could have changed: the customer's row, its items' states and its workflow. */
+    async function snapshot(id: string): Promise<unknown> {
+      const [row] = await database.db.query(`SELECT * FROM customers WHERE id = $1`, [id]);
+      const items = await database.db.query(
+        `SELECT state, count(*)::int AS n FROM archive_items WHERE customer_id = $1 GROUP BY state ORDER BY state`,
+        [id],
+      );
+      const { state, pauseReason, operatorLimits } = await statusWhen(temporal.client, id, () => true);
+      return { row, items, workflow: { state, pauseReason, operatorLimits } };
+    }
+
+    const cases: [what: string, args: (id: string) => string[], message: string][] = [
+      [
+        '--max-rate Infinity',
+        (id) => ['set-limits', id, '--max-rate', 'Infinity'],
+        '--max-rate must be a decimal number of uploads per second from 0.2 to 2000, or "off"',
+      ],
+      ['a hex --max-rate', (id) => ['set-limits', id, '--max-rate', '0x10'], '--max-rate must be a decimal number'],
+      [
+        'an exponent --max-rate',
+        (id) => ['set-limits', id, '--max-rate', '1e3'],
+        '--max-rate must be a decimal number',
+      ],
+      ['a --max-rate below the floor', (id) => ['set-limits', id, '--max-rate', '0.01'], 'from 0.2 to 2000'],
+      ['a --max-rate above the maximum', (id) => ['set-limits', id, '--max-rate', '5000'], 'from 0.2 to 2000'],
+      ['a negative --max-rate', (id) => ['set-limits', id, '--max-rate', '-5'], '--max-rate must be'],
+      ['a padded --max-rate', (id) => ['set-limits', id, '--max-rate', ' 5'], '--max-rate must be'],
+      [
+        'a --max-concurrency above 32',
+        (id) => ['set-limits', id, '--max-concurrency', '33'],
+        '--max-concurrency must be a whole number of uploads in flight from 1 to 32',
+      ],
+      [
+        'a fractional --max-concurrency',
+        (id) => ['set-limits', id, '--max-concurrency', '2.5'],
+        '--max-concurrency must be a whole number',
+      ],
+      [
+        'a hex --max-batch',
+        (id) => ['set-limits', id, '--max-batch', '0x20'],
+        '--max-batch must be a whole number of items from 1 to 500',
+      ],
+      [
+        'a --max-batch above 500',
+        (id) => ['set-limits', id, '--max-batch', '501'],
+        '--max-batch must be a whole number of items from 1 to 500',
+      ],
+      [
+        '--since 2026-02-30',
+        (id) => ['retry-failed', id, '--since', '2026-02-30'],
+        '--since must be a date like 2026-11-01',
+      ],
+      ['--since 1', (id) => ['retry-failed', id, '--since', '1'], '--since must be a date like 2026-11-01'],
+      ['--since 2026-13-01', (id) => ['retry-failed', id, '--since', '2026-13-01'], '--since must be a date'],
+      [
+        '--since with hour 25',
+        (id) => ['retry-failed', id, '--since', '2026-11-01T25:00:00Z'],
+        '--since must be a date',
+      ],
+      [
+        '--since without a time zone',
+        (id) => ['retry-failed', id, '--since', '2026-11-01 12:00'],
+        'with Z or an offset',
+      ],
+      ['an empty --name', (id) => ['customers', 'add', id, '--name', ''], '--name must be 1-200 characters, not blank'],
+      [
+        'a blank --name',
+        (id) => ['customers', 'add', id, '--name', '   '],
+        '--name must be 1-200 characters, not blank',
+      ],
+      ['a --name with a newline', (id) => ['customers', 'add', id, '--name', 'Evil\nCo'], 'without control characters'],
+      [
+        'a relative --folder-root',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', 'Archiver'],
+        'folder root must be absolute',
+      ],
+      [
+        'a --folder-root with ..',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a/../b'],
+        'may not contain a ".." component',
+      ],
+      [
+        'a --folder-root with //',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a//b'],
+        'folder root has an empty component',
+      ],
+      [
+        'a --folder-root of / alone',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/'],
+        'folder root has an empty component',
+      ],
+      [
+        'a --folder-root with a reserved character',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a:b'],
+        'holds a character Dropbox reserves',
+      ],
+      [
+        'a --path-template with ..',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--path-template', '{root}/../{id}.{ext}'],
+        'path template may not contain a ".." component',
+      ],
+      [
+        'a --path-template with .',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--path-template', '{root}/./{id}.{ext}'],
+        'path template may not contain a "." component',
+      ],
+      ['a blank --reason', (id) => ['pause', id, '--reason', '  '], '--reason must be 1-500 characters, not blank'],
+      [
+        'a token with a space',
+        (id) => ['reconnect', id, '--access-token', 'two words'],
+        '--access-token must be 1-4096 printable ASCII characters',
+      ],
+      [
+        'a bad customer id',
+        () => ['pause', 'no/such id'],
+        "customer id \"no/such id\" must be 1-64 letters, digits, '-' or '_'",
+      ],
+      [
+        'an empty --reason for stop',
+        (id) => ['stop', id, '--reason', ''],
+        '--reason must be 1-500 characters, not blank',
+      ],
+    ];
+
+    it.each(cases)('%s', async (_what, args, message) => {
+      const before = await snapshot(healthy);
+      const result = await archiver(args(healthy));
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(message);
+      expect(await snapshot(healthy)).toEqual(before);
+    });
   });
 });

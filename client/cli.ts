@@ -3,7 +3,14 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
-import { getCustomer, listCustomers, markDisconnected, storeCredentials, upsertCustomer } from '../db/customers.js';
+import {
+  getCustomer,
+  hasDropboxCredentials,
+  listCustomers,
+  markDisconnected,
+  storeCredentials,
+  upsertCustomer,
+} from '../db/customers.js';
 import { requeueFailed, type ItemKind } from '../db/items.js';
 import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
@@ -92,8 +99,10 @@ const customers = program.command('customers').description('Manage the customer 
 customers
   .command('add')
   .argument('<id>', 'customer id', customerId)
-  .description('Add a customer, or update its name, credentials or folder.')
-  .requiredOption('--name <name>', 'display name', customerName)
+  .description(
+    'Add a customer, or change only the given fields of an existing one (and reactivate it). New customers need --name; credentials of a customer that has some change with reconnect, which checks them first.',
+  )
+  .option('--name <name>', 'display name (required for a new customer)', customerName)
   .option(
     '--access-token <token>',
     'Dropbox access token (stored in Postgres, never sent to Temporal)',
@@ -102,9 +111,8 @@ customers
   .option('--refresh-token <token>', 'Dropbox refresh token', token('--refresh-token'))
   .option(
     '--folder-root <path>',
-    'absolute Dropbox folder everything goes under, like /Archiver',
+    'absolute Dropbox folder everything goes under (default for a new customer: /Archiver)',
     folderRoot,
-    '/Archiver',
   )
   .option(
     '--path-template <template>',
@@ -114,19 +122,23 @@ customers
   .action(
     async (
       id: string,
-      opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string },
+      opts: { name?: string; accessToken?: string; refreshToken?: string; folderRoot?: string; pathTemplate?: string },
     ) => {
-      await withDb((db) =>
-        upsertCustomer(db, {
-          id,
-          name: opts.name,
-          accessToken: opts.accessToken,
-          refreshToken: opts.refreshToken,
-          folderRoot: opts.folderRoot,
-          pathTemplate: opts.pathTemplate,
-        }),
+      const existing = await withDb(async (db) => {
+        const found = await getCustomer(db, id);
+        const name = opts.name ?? found?.name;
+        if (name === undefined) throw new OperatorError(`customer ${id} does not exist; give --name to add it`);
+        // Unchecked credentials must not replace ones that may be working: reconnect checks them first.
+        if (found && (opts.accessToken || opts.refreshToken) && (await hasDropboxCredentials(db, id)))
+          throw new OperatorError(
+            `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
+          );
+        await upsertCustomer(db, { id, ...opts, name });
+        return found;
+      });
+      console.log(
+        existing ? `customer ${id} updated` : `customer ${id} added; start archiving with: archiver start ${id}`,
       );
-      console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
     },
   );
 customers

@@ -22,7 +22,7 @@ export interface NewCustomer {
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Adds a customer, or updates its name, credentials and folder if it exists. */
+/** Adds a customer, or updates it if it exists: only the fields given change (a new one gets the defaults). */
 export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<void> {
   if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
     throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
@@ -69,6 +69,15 @@ export async function listCustomers(db: Db, options: { activeOnly?: boolean } = 
 export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | undefined> {
   const [row] = await db.query<CustomerRow>(`SELECT id, name, status, folder_root FROM customers WHERE id = $1`, [id]);
   return row ? toCustomer(row) : undefined;
+}
+
+/** Whether the customer has any Dropbox credentials stored (false also for an unknown customer). */
+export async function hasDropboxCredentials(db: Db, id: string): Promise<boolean> {
+  const [row] = await db.query<{ has: boolean }>(
+    `SELECT (dropbox_access_token IS NOT NULL OR dropbox_refresh_token IS NOT NULL) AS has FROM customers WHERE id = $1`,
+    [id],
+  );
+  return row?.has ?? false;
 }
 
 /**

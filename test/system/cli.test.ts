@@ -273,6 +273,45 @@ describe('archiver CLI', () => {
     expect(Number(row?.n)).toBe(10);
   });
 
+  it('customers add on an existing customer changes only the fields given; new customers get the defaults', async () => {
+    const id = uniqueName('fields');
+    const row = async () =>
+      (
+        await database.db.query<{ name: string; folder_root: string; path_template: string | null }>(
+          `SELECT name, folder_root, path_template FROM customers WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const noName = await archiver(['customers', 'add', id, '--folder-root', '/Custom']);
+    expect(noName).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`customer ${id} does not exist; give --name`),
+    });
+    expect(await row()).toBeUndefined();
+
+    expect((await archiver(['customers', 'add', id, '--name', 'Fields Co'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Fields Co', folder_root: '/Archiver', path_template: null });
+    const template = '{root}/{date}/{id}.{ext}';
+    await archiver([
+      'customers',
+      'add',
+      id,
+      '--name',
+      'Fields Co',
+      '--folder-root',
+      '/Custom',
+      '--path-template',
+      template,
+    ]);
+    const renamed = await archiver(['customers', 'add', id, '--name', 'Renamed Co']);
+    expect(renamed).toMatchObject({ code: 0, stdout: expect.stringContaining(`customer ${id} updated`) });
+    expect(await row()).toEqual({ name: 'Renamed Co', folder_root: '/Custom', path_template: template });
+    expect((await archiver(['customers', 'add', id, '--folder-root', '/Moved'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Renamed Co', folder_root: '/Moved', path_template: template });
+    // A customer without credentials may still be given its first ones here.
+    expect((await archiver(['customers', 'add', id, '--access-token', 'first-token'])).code).toBe(0);
+  });
+
   describe('refuses bad input, naming it, and changes nothing', () => {
     /** A customer archiving happily, with one failed item: every case below must leave it exactly so. */
     const healthy = uniqueName('healthy');
@@ -407,6 +446,11 @@ describe('archiver CLI', () => {
         'a bad customer id',
         () => ['pause', 'no/such id'],
         "customer id \"no/such id\" must be 1-64 letters, digits, '-' or '_'",
+      ],
+      [
+        'credentials on a customer that has some',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--access-token', 'unchecked-token'],
+        `already has Dropbox credentials; replace them with: archiver reconnect`,
       ],
       [
         'an empty --reason for stop',

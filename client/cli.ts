@@ -1,5 +1,5 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option, type HelpContext } from 'commander';
 import type { Client } from '@temporalio/client';
 import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
@@ -85,11 +85,33 @@ async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
   }
 }
 
-const program = new Command('archiver')
+/**
+ * A command whose usage errors come alone, in a line or two pointing at --help; the full help is
+ * shown only when asked for.
+ */
+class ArchiverCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new ArchiverCommand(name);
+  }
+
+  override help(context?: HelpContext | ((text: string) => string)): never {
+    // Commander shows the whole help on stderr when a command that needs a subcommand gets none.
+    if (typeof context === 'object' && context.error)
+      this.error(`error: missing command; one of: ${this.commands.map((c) => c.name()).join(', ')}`);
+    return super.help(context as HelpContext);
+  }
+}
+
+/** After each usage error, the one line that says where the help is. */
+function pointAtHelp(command: Command, path: string): void {
+  command.showHelpAfterError(`(see: ${path} --help)`);
+  for (const sub of command.commands) pointAtHelp(sub, `${path} ${sub.name()}`);
+}
+
+const program = new ArchiverCommand('archiver')
   .description('Operate Archiver: start customers, watch them, pause and resume them.')
   // Usage errors throw instead of exiting, so they get exit code 2 like every other bad input.
   .exitOverride()
-  .showHelpAfterError()
   .addHelpText(
     'after',
     '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.',
@@ -341,6 +363,8 @@ program
       `${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`,
     );
   });
+
+pointAtHelp(program, 'archiver');
 
 program.parseAsync().catch((err: unknown) => {
   // Commander has already printed its message (and help, for --help).

@@ -452,6 +452,12 @@ describe('archiver CLI', () => {
         (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--access-token', 'unchecked-token'],
         `already has Dropbox credentials; replace them with: archiver reconnect`,
       ],
+      ['an unknown option', (id) => ['pause', id, '--bogus'], "unknown option '--bogus'"],
+      ['an unknown command', () => ['frobnicate'], "unknown command 'frobnicate'"],
+      ['no command', () => [], 'missing command; one of: customers, start'],
+      ['customers without a subcommand', () => ['customers'], 'missing command; one of: add, list'],
+      ['an extra argument', (id) => ['pause', id, 'now'], "too many arguments for 'pause'"],
+      ['a missing argument', () => ['resume'], "missing required argument 'id'"],
       [
         'an empty --reason for stop',
         (id) => ['stop', id, '--reason', ''],
@@ -464,6 +470,10 @@ describe('archiver CLI', () => {
       const result = await archiver(args(healthy));
       expect(result.code).toBe(2);
       expect(result.stderr).toContain(message);
+      // The problem alone, with a pointer to the help rather than the help itself.
+      const lines = result.stderr.trim().split('\n');
+      expect(lines.length, result.stderr).toBeLessThanOrEqual(2);
+      if (lines[0]?.startsWith('error:')) expect(lines[1]).toMatch(/^\(see: archiver[\w -]* --help\)$/);
       expect(await snapshot(healthy)).toEqual(before);
     });
   });

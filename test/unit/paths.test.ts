@@ -59,6 +59,21 @@ describe('sanitizeComponent', () => {
     expect(sanitizeComponent('')).toBe('_');
     expect(sanitizeComponent('name. ')).toBe('name');
   });
+
+  it('drops bidirectional and other format characters, which can make a name display as another', () => {
+    expect(sanitizeComponent('invoice\u202Efdp.exe')).toBe('invoicefdp.exe');
+    for (const control of ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069'])
+      expect(sanitizeComponent(`a${control}b`), JSON.stringify(control)).toBe('ab');
+    for (const mark of ['\u200E', '\u200F', '\u061C', '\u200B', '\u200D', '\u2060', '\uFEFF', '\u00AD'])
+      expect(sanitizeComponent(`a${mark}b`), JSON.stringify(mark)).toBe('ab');
+    expect(sanitizeComponent('\u202E\u200B')).toBe('_');
+    expect(
+      remotePathFor({
+        ...item,
+        metadata: { extension: '1\u200B01', from: '+1555\u202E1234', to: '\u2066+1555\u2069' },
+      }),
+    ).toBe('/Archiver/101/2026-11-03/Call Recordings/140509_+15551234_+1555_42.mp3');
+  });
 });
 
 describe('customer path templates', () => {

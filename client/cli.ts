@@ -23,6 +23,7 @@ import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
   customerStatus,
+  CustomerRefused,
   isRunning,
   OperatorError,
   pauseCustomer,
@@ -238,8 +239,12 @@ program
   .description('Stop starting uploads for a customer; uploads in flight finish.')
   .option('--reason <text>', 'why, shown in status', reason, 'paused by operator')
   .action(async (id: string, opts: { reason: string }) => {
-    await withClient((client) => pauseCustomer(client, id, opts.reason));
-    console.log(`${id}: pause requested`);
+    const result = await withClient((client) => pauseCustomer(client, id, opts.reason));
+    console.log(
+      result.outcome === 'paused'
+        ? `${id}: paused; uploads in flight finish`
+        : `${id}: already paused as ${result.state} (${result.reason ?? 'no reason given'}); nothing changed`,
+    );
   });
 
 program
@@ -247,8 +252,12 @@ program
   .argument('<id>', 'customer id', customerId)
   .description('Resume a paused customer (also after fixing storage-full or needs-reauth).')
   .action(async (id: string) => {
-    await withClient((client) => resumeCustomer(client, id));
-    console.log(`${id}: resume requested`);
+    const result = await withClient((client) => resumeCustomer(client, id));
+    if (result.outcome === 'refused')
+      throw new CustomerRefused(`${id}: still ${result.state}; ${result.reason ?? 'the workflow refused to resume'}`);
+    console.log(
+      result.outcome === 'resumed' ? `${id}: resumed` : `${id}: not paused (${result.state}); nothing to resume`,
+    );
   });
 
 program

@@ -35,6 +35,16 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   wf.setHandler(messages.pauseSignal, (reason) => customer.pause('paused', reason));
   wf.setHandler(messages.resumeSignal, () => void (customer.resumeRequested = true));
   wf.setHandler(messages.stopSignal, (reason) => customer.stop(reason));
+  wf.setHandler(messages.pauseUpdate, (reason) => customer.pauseByOperator(reason), {
+    validator: messages.validateReason,
+  });
+  wf.setHandler(messages.resumeUpdate, async (): Promise<messages.ResumeResult> => {
+    if (!customer.pausedAs) return { outcome: 'not-paused', state: customer.state };
+    customer.resumeRequested = true;
+    // The loop decides (a needs-reauth customer's credentials are checked first) and clears the request.
+    await wf.condition(() => !customer.resumeRequested || customer.stopping);
+    return customer.resumeOutcome();
+  });
   wf.setHandler(messages.statusQuery, () => customer.status(Date.now(), pacer.peek()));
   const validator = messages.validateOperatorLimits;
   wf.setHandler(messages.setLimitsUpdate, (caps) => customer.setLimits(caps), { validator });

@@ -273,6 +273,40 @@ describe('archiver CLI', () => {
     expect(Number(row?.n)).toBe(10);
   });
 
+  it('pause and resume say what happened; a resume the credentials refuse exits 1 with the reason', async () => {
+    const id = uniqueName('pr');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Pause Co', '--access-token', token]);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    expect((await archiver(['resume', id])).stdout).toContain(`${id}: not paused (idle); nothing to resume`);
+    expect((await archiver(['pause', id, '--reason', 'audit'])).stdout).toContain(`${id}: paused`);
+    const again = await archiver(['pause', id, '--reason', 'second thoughts']);
+    expect(again).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`${id}: already paused as paused (audit)`),
+    });
+    expect((await statusWhen(temporal.client, id, (s) => s.state === 'paused')).pauseReason).toBe('audit');
+    expect((await archiver(['resume', id])).stdout).toContain(`${id}: resumed`);
+    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+
+    const lapsed = uniqueName('pr-lapsed');
+    await archiver(['customers', 'add', lapsed, '--name', 'Lapsed Co', '--access-token', 'lapsed-token']);
+    await insertItems(database.db, lapsed, undefined, media.url, 1);
+    await archiver(['start', lapsed]);
+    await statusWhen(temporal.client, lapsed, (s) => s.state === 'needs-reauth');
+    const refused = await archiver(['resume', lapsed]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `${lapsed}: still needs-reauth; resume refused: Dropbox still rejects the credentials`,
+    );
+    // Pausing it again must not turn needs-reauth into a plain pause, which a resume would not check.
+    const paused = await archiver(['pause', lapsed]);
+    expect(paused.stdout).toContain(`${lapsed}: already paused as needs-reauth`);
+    expect((await statusWhen(temporal.client, lapsed, () => true)).state).toBe('needs-reauth');
+  });
+
   it('customers add on an existing customer changes only the fields given; new customers get the defaults', async () => {
     const id = uniqueName('fields');
     const row = async () =>

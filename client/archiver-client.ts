@@ -101,9 +101,14 @@ export function resumeCustomer(client: Client, customerId: string): Promise<Resu
   return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(resumeUpdate));
 }
 
-/** Asks the customer's workflow to check its new credentials and leave needs-reauth. */
-export function reconnectCustomer(client: Client, customerId: string): Promise<ReconnectResult> {
-  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(reconnectUpdate));
+/**
+ * Asks the customer's workflow to check new credentials and leave needs-reauth: the candidate
+ * `candidateId` the CLI stored, promoted only if Dropbox accepts it, or else the stored credentials.
+ */
+export function reconnectCustomer(client: Client, customerId: string, candidateId?: string): Promise<ReconnectResult> {
+  return onRunningWorkflow(client, customerId, (h) =>
+    h.executeUpdate(reconnectUpdate, { args: [candidateId === undefined ? {} : { candidateId }] }),
+  );
 }
 
 /** Caps the customer's pace; answers with the caps now in force. */

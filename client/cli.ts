@@ -8,7 +8,8 @@ import {
   hasDropboxCredentials,
   listCustomers,
   markDisconnected,
-  storeCredentials,
+  storeCandidateCredentials,
+  clearCandidateCredentials,
   upsertCustomer,
 } from '../db/customers.js';
 import { requeueFailed, type ItemKind } from '../db/items.js';
@@ -263,7 +264,9 @@ program
 program
   .command('reconnect')
   .argument('<id>', 'customer id', customerId)
-  .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
+  .description(
+    "Check a customer's new Dropbox credentials with Dropbox, store them only if they work, and resume a customer paused as needs-reauth. The customer's workflow must be running: it does the check.",
+  )
   .option(
     '--refresh-token <token>',
     'the new Dropbox refresh token (from the OAuth flow, with offline access)',
@@ -272,19 +275,30 @@ program
   .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', token('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
-    const stored = await withDb((db) => storeCredentials(db, id, opts));
-    if (!stored) throw new OperatorError(`unknown customer "${id}"`);
-    try {
-      const result = await withClient((client) => reconnectCustomer(client, id));
-      console.log(`${id}: credentials work (Dropbox account ${result.accountId}); state ${result.state}`);
-    } catch (err) {
-      if (err instanceof OperatorError) throw err;
-      // The update failed because Dropbox still refuses the credentials; say so without the token.
-      const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
-      throw new OperatorError(
-        `Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`,
-      );
-    }
+    await withDb((db) =>
+      withClient(async (client) => {
+        if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
+        // The workflow's activities hold the Dropbox app and adapter; the CLI checks nothing itself.
+        if (!(await isRunning(client, id)))
+          throw new OperatorError(
+            `customer ${id} has no running archiver workflow to check the credentials with Dropbox; nothing was changed (start it with: archiver start ${id}, then reconnect)`,
+          );
+        const candidateId = await storeCandidateCredentials(db, id, opts);
+        if (candidateId === undefined) throw new OperatorError(`unknown customer "${id}"`);
+        try {
+          const result = await reconnectCustomer(client, id, candidateId);
+          console.log(`${id}: credentials work (Dropbox account ${result.accountId}); stored; state ${result.state}`);
+        } catch (err) {
+          await clearCandidateCredentials(db, id, candidateId);
+          if (err instanceof OperatorError) throw err;
+          // The update failed because Dropbox refuses the credentials; say so without the token.
+          const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
+          throw new CustomerRefused(
+            `Dropbox refused the new credentials for ${id}, so the stored ones are unchanged: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`,
+          );
+        }
+      }),
+    );
   });
 
 program

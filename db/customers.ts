@@ -103,6 +103,35 @@ export async function storeCredentials(
   return rows.length === 1;
 }
 
+/**
+ * Keeps credentials an operator gave beside the stored ones, for the customer's workflow to check
+ * with Dropbox and only then promote (db/tokens.ts). Replaces any earlier candidate.
+ * @returns the candidate's id, or undefined if the customer does not exist
+ */
+export async function storeCandidateCredentials(
+  db: Db,
+  id: string,
+  credentials: { refreshToken?: string | undefined; accessToken?: string | undefined },
+): Promise<string | undefined> {
+  const [row] = await db.query<{ candidate_id: string }>(
+    `UPDATE customers
+        SET candidate_id = gen_random_uuid(), candidate_refresh_token = $2, candidate_access_token = $3
+      WHERE id = $1
+     RETURNING candidate_id`,
+    [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
+  );
+  return row?.candidate_id;
+}
+
+/** Drops the candidate credentials `candidateId`, if they are still the customer's candidate. */
+export async function clearCandidateCredentials(db: Db, id: string, candidateId: string): Promise<void> {
+  await db.query(
+    `UPDATE customers SET candidate_id = NULL, candidate_refresh_token = NULL, candidate_access_token = NULL
+      WHERE id = $1 AND candidate_id = $2`,
+    [id, candidateId],
+  );
+}
+
 /** Marks a customer disconnected (its storage is gone), so `start --all` no longer starts it. */
 export async function markDisconnected(db: Db, id: string): Promise<boolean> {
   const rows = await db.query(`UPDATE customers SET status = 'disconnected' WHERE id = $1 RETURNING id`, [id]);

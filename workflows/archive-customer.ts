@@ -50,10 +50,13 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   wf.setHandler(messages.setLimitsUpdate, (caps) => customer.setLimits(caps), { validator });
   wf.setHandler(
     messages.reconnectUpdate,
-    async () => {
+    async (request: messages.ReconnectRequest | undefined) => {
       reconnecting = true;
       try {
-        const { accountId } = await verifyDropbox(customerId);
+        const candidateId = request?.candidateId;
+        const { accountId } = await (candidateId === undefined
+          ? verifyDropbox(customerId)
+          : verifyDropbox(customerId, { candidateId }));
         wf.log.info('customer reconnected', { customerId });
         return { accountId, state: customer.reconnected() };
       } finally {
@@ -62,8 +65,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     },
     // Validators must be synchronous: an async one is ignored.
     {
-      validator: () => {
+      validator: (request: messages.ReconnectRequest | undefined) => {
         if (reconnecting) throw new Error('a reconnect is already in progress for this customer');
+        if (request !== undefined && typeof request.candidateId !== 'string' && request.candidateId !== undefined)
+          throw new Error('candidateId must be a string');
       },
     },
   );

@@ -40,11 +40,18 @@ export function validateReason(reason: unknown): void {
 }
 
 /**
- * New Dropbox credentials are stored in Postgres (never sent here): check they work and, if the
- * customer was paused as needs-reauth, resume it. Fails, leaving the customer paused, if Dropbox
- * still refuses them.
+ * New Dropbox credentials are in Postgres (never sent here): check they work and, if the customer
+ * was paused as needs-reauth, resume it. With a `candidateId`, the credentials are the candidate
+ * the CLI stored beside the customer's, which become its credentials only if Dropbox accepts them;
+ * without one (older clients), the stored credentials are checked. Fails, changing nothing, if
+ * Dropbox refuses them. Histories from before the request existed hold no argument.
  */
-export const reconnectUpdate = defineUpdate<ReconnectResult>('reconnect');
+export const reconnectUpdate = defineUpdate<ReconnectResult, [request: ReconnectRequest]>('reconnect');
+
+export interface ReconnectRequest {
+  /** Names the candidate credentials to check (db/customers.ts storeCandidateCredentials); not a secret. */
+  candidateId?: string;
+}
 
 export interface ReconnectResult {
   /** The Dropbox account the credentials belong to. */

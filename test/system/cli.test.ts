@@ -10,6 +10,8 @@ import { insertItems } from '../support/items.js';
 import { connectTemporal, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The Dropbox app the worker refreshes tokens with, so reconnect can check refresh tokens. */
+const APP = { key: 'archiver-cli-test-app', secret: 'archiver-cli-test-secret' };
 let database: TestDatabase;
 let temporal: TestTemporal;
 let emulator: DropboxEmulator;
@@ -20,13 +22,13 @@ beforeAll(async () => {
   [database, temporal, emulator, media] = await Promise.all([
     freshDatabase(),
     connectTemporal('cli'),
-    startDropboxEmulator(),
+    startDropboxEmulator({ apps: [APP] }),
     startMediaServer(),
   ]);
   // The CLI starts workflows on the production task queue; this file has a namespace of its own.
   ({ stop: stopWorker } = await startTestWorker(
     { ...temporal, taskQueue: TASK_QUEUE },
-    { db: database.db, dropboxApiBase: emulator.url },
+    { db: database.db, dropboxApiBase: emulator.url, dropboxApp: APP },
   ));
 });
 afterAll(async () => {
@@ -213,7 +215,7 @@ describe('archiver CLI', () => {
     await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
 
     const refused = await archiver(['reconnect', id, '--access-token', 'still-not-valid']);
-    expect(refused.code).toBe(2);
+    expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`Dropbox refused the new credentials for ${id}`);
     expect(refused.stderr).not.toContain('still-not-valid');
 
@@ -271,6 +273,71 @@ describe('archiver CLI', () => {
       [`${prefix}-%`],
     );
     expect(Number(row?.n)).toBe(10);
+  });
+
+  it('a reconnect Dropbox refuses leaves a healthy customer and its credentials exactly as they were', async () => {
+    const id = uniqueName('keep');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Keep Co', '--access-token', token]);
+    await insertItems(database.db, id, undefined, media.url, 1);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 1 && s.state === 'idle');
+    const credentials = async () =>
+      (
+        await database.db.query(
+          `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at,
+                  candidate_id, candidate_access_token, candidate_refresh_token
+             FROM customers WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const before = await credentials();
+    for (const given of [
+      ['--access-token', 'revoked-or-never-valid'],
+      ['--refresh-token', 'not-a-refresh-token'],
+    ]) {
+      const refused = await archiver(['reconnect', id, ...given]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toMatch(
+        new RegExp(`Dropbox refused the new credentials for ${id}, so the stored ones are unchanged: \\S`),
+      );
+      expect(refused.stderr).not.toContain(given[1]);
+      expect(await credentials()).toEqual(before);
+    }
+    // Still running on its old credentials.
+    expect((await statusWhen(temporal.client, id, () => true)).state).toBe('idle');
+    await insertItems(database.db, id, undefined, media.url, 1);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 2 && s.state === 'idle');
+
+    // Credentials Dropbox accepts replace the stored ones: a refresh token, with the access token minted from it.
+    const refreshToken = uniqueName('rt');
+    emulator.addAccount({ accountId: uniqueName('moved'), refreshToken, appKey: APP.key });
+    const moved = await archiver(['reconnect', id, '--refresh-token', refreshToken]);
+    expect(moved).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: credentials work`) });
+    expect(await credentials()).toMatchObject({
+      dropbox_refresh_token: refreshToken,
+      dropbox_access_token: expect.not.stringMatching(token),
+      dropbox_token_expires_at: expect.any(Date),
+      candidate_id: null,
+    });
+  });
+
+  it('refuses to reconnect a customer whose workflow is not running, changing nothing', async () => {
+    const id = uniqueName('idle');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Not Started Co', '--access-token', token]);
+    const refused = await archiver(['reconnect', id, '--access-token', 'some-other-token']);
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`customer ${id} has no running archiver workflow to check the credentials`),
+    });
+    const [row] = await database.db.query<{ dropbox_access_token: string; candidate_id: string | null }>(
+      `SELECT dropbox_access_token, candidate_id FROM customers WHERE id = $1`,
+      [id],
+    );
+    expect(row).toEqual({ dropbox_access_token: token, candidate_id: null });
   });
 
   it('pause and resume say what happened; a resume the credentials refuse exits 1 with the reason', async () => {

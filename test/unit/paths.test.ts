@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { remotePathFor, sanitizeComponent } from '../../activities/paths.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../../db/path-template.js';
+import { DEFAULT_PATH_TEMPLATE, validateFolderRoot, validatePathTemplate } from '../../db/path-template.js';
 
 const item = {
   id: '42',
@@ -98,6 +98,21 @@ describe('customer path templates', () => {
     expect(() => validatePathTemplate('{root}/{customer}/{id}')).toThrow(/unknown placeholder \{customer\}/);
     expect(() => validatePathTemplate('{date}/{root}/{id}')).toThrow(/\{root\} may only be the first/);
     expect(() => validatePathTemplate('{root}//{id}')).toThrow(/empty component/);
+    expect(() => validatePathTemplate('{root}/../{id}.{ext}')).toThrow(/may not contain a "\.\." component/);
+    expect(() => validatePathTemplate('{root}/./{id}.{ext}')).toThrow(/may not contain a "\." component/);
+    expect(() => validatePathTemplate('{root}/a:b/{id}.{ext}')).toThrow(/reserves/);
+    expect(() => validatePathTemplate('{root}/{date}/{id}.')).toThrow(/end with "\."/);
     expect(() => validatePathTemplate(DEFAULT_PATH_TEMPLATE)).not.toThrow();
+  });
+
+  it('refuses folder roots that are relative, empty, hold . or .., or would be rewritten', () => {
+    expect(() => validateFolderRoot('Archiver')).toThrow(/must be absolute/);
+    expect(() => validateFolderRoot('/')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a//b')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a/')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a/../b')).toThrow(/"\.\." component/);
+    expect(() => validateFolderRoot('/a/\u202Eb')).toThrow(/reserves/);
+    expect(() => validateFolderRoot(`/${'x'.repeat(256)}`)).toThrow(/longer than 255/);
+    expect(() => validateFolderRoot('/Acme Dental/Archive 2026')).not.toThrow();
   });
 });

@@ -5,6 +5,7 @@ import { commitStagedSessions, type SessionCommitOutcome, type StagedItem } from
 import type { ActivityDeps, LeasedBatch, StageOutcome, Throttles, UploadOutcome, UploadRequest } from './types.js';
 import { resumeFrom, waitForStartTime, withHeartbeats } from './attempt.js';
 import { DropboxAccounts } from './dropbox/account.js';
+import { promoteIfAccepted } from './dropbox/candidates.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError } from './dropbox/errors.js';
 import { CustomerTokens } from './dropbox/tokens.js';
@@ -65,11 +66,9 @@ export function createActivities(deps: ActivityDeps) {
   const fetchSource = deps.fetchSource ?? fetch;
   const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
   const chunkSize = deps.chunkSize ?? 8 * MIB;
-  const accounts = new DropboxAccounts(
-    new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase }),
-    deps.dropboxApiBase,
-    { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts },
-  );
+  const tokens = new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase });
+  const dropboxTimeouts = { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts };
+  const accounts = new DropboxAccounts(tokens, deps.dropboxApiBase, dropboxTimeouts);
 
   /** Leases the customer's next items; returns descriptors only, never content. */
   async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
@@ -96,9 +95,21 @@ export function createActivities(deps: ActivityDeps) {
     return releaseLease(db, customerId, leaseToken, items);
   }
 
-  /** Checks that the customer's Dropbox credentials work, e.g. after a reconnect. */
-  async function verifyDropbox(customerId: string): Promise<{ accountId: string }> {
+  /**
+   * Checks that the customer's Dropbox credentials work. With `candidateId` (a reconnect), checks
+   * the candidate credentials the CLI stored instead, and makes them the customer's only if they work.
+   */
+  async function verifyDropbox(
+    customerId: string,
+    options: { candidateId?: string } = {},
+  ): Promise<{ accountId: string }> {
     try {
+      if (options.candidateId !== undefined)
+        return await promoteIfAccepted(
+          { db, tokens, apiBase: deps.dropboxApiBase, timeouts: dropboxTimeouts },
+          customerId,
+          options.candidateId,
+        );
       const account = await accounts.call(customerId, (d) => d.usersGetCurrentAccount());
       return { accountId: account.result.account_id };
     } catch (err) {

@@ -32,12 +32,16 @@ export interface PathSubject {
 }
 
 /**
- * One path component made safe for Dropbox: no slashes, control or reserved characters, no
- * trailing dots or spaces, at most 255 characters, never a disallowed name. Deterministic.
+ * One path component made safe for Dropbox: no slashes, control, format or reserved characters,
+ * no trailing dots or spaces, at most 255 characters, never a disallowed name. Deterministic.
  */
 export function sanitizeComponent(raw: string): string {
+  // Format characters (Unicode Cf) are dropped: bidirectional overrides and isolates (U+202A-202E,
+  // U+2066-2069), marks (U+200E, U+200F, U+061C) and zero-width ones can make a name display as
+  // another, e.g. "call\u202Epm.exe" as "callexe.mp".
+  let name = raw.normalize('NFC').replace(/\p{Cf}/gu, '');
   // eslint-disable-next-line no-control-regex
-  let name = raw.normalize('NFC').replace(/[\u0000-\u001f\u007f/\\:*?"<>|]/g, '_');
+  name = name.replace(/[\u0000-\u001f\u007f/\\:*?"<>|]/g, '_');
   // Characters outside the Basic Multilingual Plane (emoji) are refused in paths.
   name = name.replace(/[\u{10000}-\u{10ffff}]/gu, '_');
   name = name.trim().replace(/[. ]+$/, '');

@@ -3,14 +3,16 @@ import { archiveCustomer } from '../workflows/archive-customer.js';
 import type { CommitMode } from '../workflows/batch.js';
 import {
   itemsAvailableSignal,
-  pauseSignal,
+  pauseUpdate,
   reconnectUpdate,
-  resumeSignal,
+  resumeUpdate,
   setLimitsUpdate,
   statusQuery,
   stopSignal,
   type CustomerStatus,
+  type PauseResult,
   type ReconnectResult,
+  type ResumeResult,
 } from '../workflows/messages.js';
 import type { OperatorLimits } from '../workflows/pacing/controller.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
@@ -18,6 +20,11 @@ import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.
 /** Thrown for an operator mistake (unknown customer, workflow not running); the CLI prints only the message. */
 export class OperatorError extends Error {
   override name = 'OperatorError';
+}
+
+/** The customer's workflow or Dropbox refused what the operator asked (e.g. credentials still fail); exit 1. */
+export class CustomerRefused extends Error {
+  override name = 'CustomerRefused';
 }
 
 export interface StartResult {
@@ -84,17 +91,24 @@ export function customerStatus(client: Client, customerId: string): Promise<Cust
   return onRunningWorkflow(client, customerId, (h) => h.query(statusQuery));
 }
 
-export function pauseCustomer(client: Client, customerId: string, reason: string): Promise<void> {
-  return onRunningWorkflow(client, customerId, (h) => h.signal(pauseSignal, reason));
+/** Pauses the customer, unless it is paused already; answers which. */
+export function pauseCustomer(client: Client, customerId: string, reason: string): Promise<PauseResult> {
+  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(pauseUpdate, { args: [reason] }));
 }
 
-export function resumeCustomer(client: Client, customerId: string): Promise<void> {
-  return onRunningWorkflow(client, customerId, (h) => h.signal(resumeSignal));
+/** Asks the customer's workflow to resume, and answers once it has decided: resumed, not paused, or refused. */
+export function resumeCustomer(client: Client, customerId: string): Promise<ResumeResult> {
+  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(resumeUpdate));
 }
 
-/** Asks the customer's workflow to check its new credentials and leave needs-reauth. */
-export function reconnectCustomer(client: Client, customerId: string): Promise<ReconnectResult> {
-  return onRunningWorkflow(client, customerId, (h) => h.executeUpdate(reconnectUpdate));
+/**
+ * Asks the customer's workflow to check new credentials and leave needs-reauth: the candidate
+ * `candidateId` the CLI stored, promoted only if Dropbox accepts it, or else the stored credentials.
+ */
+export function reconnectCustomer(client: Client, customerId: string, candidateId?: string): Promise<ReconnectResult> {
+  return onRunningWorkflow(client, customerId, (h) =>
+    h.executeUpdate(reconnectUpdate, { args: [candidateId === undefined ? {} : { candidateId }] }),
+  );
 }
 
 /** Caps the customer's pace; answers with the caps now in force. */

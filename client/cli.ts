@@ -1,18 +1,19 @@
 /** `npm run archiver -- <command>`: operate Archiver's customers. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option, type HelpContext } from 'commander';
 import type { Client } from '@temporalio/client';
 import { postgresFailure } from '../db/connection-failures.js';
 import { createPool, dbFromPool, type Db } from '../db/pool.js';
 import {
-  CUSTOMER_ID_PATTERN,
   getCustomer,
+  hasDropboxCredentials,
   listCustomers,
   markDisconnected,
-  storeCredentials,
+  storeCandidateCredentials,
+  clearCandidateCredentials,
   upsertCustomer,
 } from '../db/customers.js';
 import { requeueFailed, type ItemKind } from '../db/items.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../db/path-template.js';
+import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
@@ -23,6 +24,7 @@ import type { CommitMode } from '../workflows/batch.js';
 import type { CustomerStatus } from '../workflows/messages.js';
 import {
   customerStatus,
+  CustomerRefused,
   isRunning,
   OperatorError,
   pauseCustomer,
@@ -33,18 +35,27 @@ import {
   stopCustomer,
   wakeCustomer,
 } from './archiver-client.js';
+import {
+  customerId,
+  customerName,
+  folderRoot,
+  maxBatch,
+  maxConcurrency,
+  maxRate,
+  pathTemplate,
+  reason,
+  since,
+  token,
+  MAX_BATCH_CAP,
+  MAX_CONCURRENCY_CAP,
+  MAX_RATE_CAP,
+  MIN_RATE_CAP,
+} from './options.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
-
-function nonEmpty(name: string) {
-  return (value: string): string => {
-    if (value.trim() === '') throw new InvalidArgumentError(`${name} must not be empty`);
-    return value;
-  };
-}
 
 /** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
 function cliConfig(): ArchiverConfig {
@@ -76,11 +87,33 @@ async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
   }
 }
 
-const program = new Command('archiver')
+/**
+ * A command whose usage errors come alone, in a line or two pointing at --help; the full help is
+ * shown only when asked for.
+ */
+class ArchiverCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new ArchiverCommand(name);
+  }
+
+  override help(context?: HelpContext | ((text: string) => string)): never {
+    // Commander shows the whole help on stderr when a command that needs a subcommand gets none.
+    if (typeof context === 'object' && context.error)
+      this.error(`error: missing command; one of: ${this.commands.map((c) => c.name()).join(', ')}`);
+    return super.help(context as HelpContext);
+  }
+}
+
+/** After each usage error, the one line that says where the help is. */
+function pointAtHelp(command: Command, path: string): void {
+  command.showHelpAfterError(`(see: ${path} --help)`);
+  for (const sub of command.commands) pointAtHelp(sub, `${path} ${sub.name()}`);
+}
+
+const program = new ArchiverCommand('archiver')
   .description('Operate Archiver: start customers, watch them, pause and resume them.')
   // Usage errors throw instead of exiting, so they get exit code 2 like every other bad input.
   .exitOverride()
-  .showHelpAfterError()
   .addHelpText(
     'after',
     '\nConfiguration comes from the environment (see .env.example); without it, from the stack `npm start` runs.',
@@ -88,45 +121,48 @@ const program = new Command('archiver')
 
 const customers = program.command('customers').description('Manage the customer registry in Postgres.');
 customers
-  .command('add <id>')
-  .description('Add a customer, or update its name, credentials or folder.')
-  .requiredOption('--name <name>', 'display name')
+  .command('add')
+  .argument('<id>', 'customer id', customerId)
+  .description(
+    'Add a customer, or change only the given fields of an existing one (and reactivate it). New customers need --name; credentials of a customer that has some change with reconnect, which checks them first.',
+  )
+  .option('--name <name>', 'display name (required for a new customer)', customerName)
   .option(
     '--access-token <token>',
     'Dropbox access token (stored in Postgres, never sent to Temporal)',
-    nonEmpty('--access-token'),
+    token('--access-token'),
   )
-  .option('--refresh-token <token>', 'Dropbox refresh token', nonEmpty('--refresh-token'))
-  .option('--folder-root <path>', 'Dropbox folder everything goes under', '/Archiver')
+  .option('--refresh-token <token>', 'Dropbox refresh token', token('--refresh-token'))
+  .option(
+    '--folder-root <path>',
+    'absolute Dropbox folder everything goes under (default for a new customer: /Archiver)',
+    folderRoot,
+  )
   .option(
     '--path-template <template>',
     `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`,
+    pathTemplate,
   )
   .action(
     async (
       id: string,
-      opts: { name: string; accessToken?: string; refreshToken?: string; folderRoot: string; pathTemplate?: string },
+      opts: { name?: string; accessToken?: string; refreshToken?: string; folderRoot?: string; pathTemplate?: string },
     ) => {
-      if (!CUSTOMER_ID_PATTERN.test(id))
-        throw new OperatorError(`customer id "${id}" must be 1-64 letters, digits, '-' or '_'`);
-      if (opts.pathTemplate !== undefined) {
-        try {
-          validatePathTemplate(opts.pathTemplate);
-        } catch (err) {
-          throw new OperatorError((err as Error).message);
-        }
-      }
-      await withDb((db) =>
-        upsertCustomer(db, {
-          id,
-          name: opts.name,
-          accessToken: opts.accessToken,
-          refreshToken: opts.refreshToken,
-          folderRoot: opts.folderRoot,
-          pathTemplate: opts.pathTemplate,
-        }),
+      const existing = await withDb(async (db) => {
+        const found = await getCustomer(db, id);
+        const name = opts.name ?? found?.name;
+        if (name === undefined) throw new OperatorError(`customer ${id} does not exist; give --name to add it`);
+        // Unchecked credentials must not replace ones that may be working: reconnect checks them first.
+        if (found && (opts.accessToken || opts.refreshToken) && (await hasDropboxCredentials(db, id)))
+          throw new OperatorError(
+            `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
+          );
+        await upsertCustomer(db, { id, ...opts, name });
+        return found;
+      });
+      console.log(
+        existing ? `customer ${id} updated` : `customer ${id} added; start archiving with: archiver start ${id}`,
       );
-      console.log(`customer ${id} saved; start archiving with: archiver start ${id}`);
     },
   );
 customers
@@ -140,7 +176,8 @@ customers
   });
 
 program
-  .command('start [id]')
+  .command('start')
+  .argument('[id]', 'customer id', customerId)
   .description(
     "Start a customer's archive workflow (or every active customer's with --all). Starting a running customer is not an error.",
   )
@@ -198,68 +235,79 @@ program
   });
 
 program
-  .command('pause <id>')
+  .command('pause')
+  .argument('<id>', 'customer id', customerId)
   .description('Stop starting uploads for a customer; uploads in flight finish.')
-  .option('--reason <text>', 'why, shown in status', 'paused by operator')
+  .option('--reason <text>', 'why, shown in status', reason, 'paused by operator')
   .action(async (id: string, opts: { reason: string }) => {
-    await withClient((client) => pauseCustomer(client, id, opts.reason));
-    console.log(`${id}: pause requested`);
+    const result = await withClient((client) => pauseCustomer(client, id, opts.reason));
+    console.log(
+      result.outcome === 'paused'
+        ? `${id}: paused; uploads in flight finish`
+        : `${id}: already paused as ${result.state} (${result.reason ?? 'no reason given'}); nothing changed`,
+    );
   });
 
 program
-  .command('resume <id>')
+  .command('resume')
+  .argument('<id>', 'customer id', customerId)
   .description('Resume a paused customer (also after fixing storage-full or needs-reauth).')
   .action(async (id: string) => {
-    await withClient((client) => resumeCustomer(client, id));
-    console.log(`${id}: resume requested`);
+    const result = await withClient((client) => resumeCustomer(client, id));
+    if (result.outcome === 'refused')
+      throw new CustomerRefused(`${id}: still ${result.state}; ${result.reason ?? 'the workflow refused to resume'}`);
+    console.log(
+      result.outcome === 'resumed' ? `${id}: resumed` : `${id}: not paused (${result.state}); nothing to resume`,
+    );
   });
 
 program
-  .command('reconnect <id>')
-  .description("Store a customer's new Dropbox credentials, check them, and resume a customer paused as needs-reauth.")
+  .command('reconnect')
+  .argument('<id>', 'customer id', customerId)
+  .description(
+    "Check a customer's new Dropbox credentials with Dropbox, store them only if they work, and resume a customer paused as needs-reauth. The customer's workflow must be running: it does the check.",
+  )
   .option(
     '--refresh-token <token>',
     'the new Dropbox refresh token (from the OAuth flow, with offline access)',
-    nonEmpty('--refresh-token'),
+    token('--refresh-token'),
   )
-  .option(
-    '--access-token <token>',
-    'a Dropbox access token, for apps without refresh tokens',
-    nonEmpty('--access-token'),
-  )
+  .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', token('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
-    const stored = await withDb((db) => storeCredentials(db, id, opts));
-    if (!stored) throw new OperatorError(`unknown customer "${id}"`);
-    try {
-      const result = await withClient((client) => reconnectCustomer(client, id));
-      console.log(`${id}: credentials work (Dropbox account ${result.accountId}); state ${result.state}`);
-    } catch (err) {
-      if (err instanceof OperatorError) throw err;
-      // The update failed because Dropbox still refuses the credentials; say so without the token.
-      const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
-      throw new OperatorError(
-        `Dropbox refused the new credentials for ${id}: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`,
-      );
-    }
+    await withDb((db) =>
+      withClient(async (client) => {
+        if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
+        // The workflow's activities hold the Dropbox app and adapter; the CLI checks nothing itself.
+        if (!(await isRunning(client, id)))
+          throw new OperatorError(
+            `customer ${id} has no running archiver workflow to check the credentials with Dropbox; nothing was changed (start it with: archiver start ${id}, then reconnect)`,
+          );
+        const candidateId = await storeCandidateCredentials(db, id, opts);
+        if (candidateId === undefined) throw new OperatorError(`unknown customer "${id}"`);
+        try {
+          const result = await reconnectCustomer(client, id, candidateId);
+          console.log(`${id}: credentials work (Dropbox account ${result.accountId}); stored; state ${result.state}`);
+        } catch (err) {
+          await clearCandidateCredentials(db, id, candidateId);
+          if (err instanceof OperatorError) throw err;
+          // The update failed because Dropbox refuses the credentials; say so without the token.
+          const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
+          throw new CustomerRefused(
+            `Dropbox refused the new credentials for ${id}, so the stored ones are unchanged: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`,
+          );
+        }
+      }),
+    );
   });
 
-function positiveOrOff(name: string) {
-  // "off" stays a string here: commander turns a parsed null into ''.
-  return (value: string): number | 'off' => {
-    if (value === 'off') return 'off';
-    const n = Number(value);
-    if (!(n > 0)) throw new InvalidArgumentError(`${name} must be a positive number or "off", got "${value}"`);
-    return n;
-  };
-}
-
 program
-  .command('set-limits <id>')
+  .command('set-limits')
+  .argument('<id>', 'customer id', customerId)
   .description('Cap a customer\'s pace; "off" removes a cap. The adaptive pacing stays below the caps.')
-  .option('--max-rate <r>', 'uploads started per second, at most', positiveOrOff('--max-rate'))
-  .option('--max-concurrency <w>', 'uploads in flight at once, at most', positiveOrOff('--max-concurrency'))
-  .option('--max-batch <n>', 'items leased per batch, at most', positiveOrOff('--max-batch'))
+  .option('--max-rate <r>', `uploads started per second, at most (${MIN_RATE_CAP} to ${MAX_RATE_CAP})`, maxRate)
+  .option('--max-concurrency <w>', `uploads in flight at once, at most (1 to ${MAX_CONCURRENCY_CAP})`, maxConcurrency)
+  .option('--max-batch <n>', `items leased per batch, at most (1 to ${MAX_BATCH_CAP})`, maxBatch)
   .action(
     async (
       id: string,
@@ -291,22 +339,16 @@ program
   );
 
 program
-  .command('retry-failed <id>')
+  .command('retry-failed')
+  .argument('<id>', 'customer id', customerId)
   .description('Put failed items back in the queue and wake the customer.')
   .addOption(
     new Option('--kind <kind>', 'only items of this kind').choices(['call_recording', 'voicemail', 'fax', 'sms']),
   )
   .option(
     '--since <time>',
-    'only items that occurred at or after this time (ISO 8601, e.g. 2026-11-01)',
-    (value: string) => {
-      const date = new Date(value);
-      if (Number.isNaN(date.getTime()))
-        throw new InvalidArgumentError(
-          `--since must be a date like 2026-11-01 or 2026-11-01T12:00:00Z, got "${value}"`,
-        );
-      return date;
-    },
+    'only items that occurred at or after this time: a date (UTC midnight) or a time with Z or an offset, ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00:00Z',
+    since,
   )
   .action(async (id: string, opts: { kind?: ItemKind; since?: Date }) => {
     const requeued = await withDb(async (db) => {
@@ -326,11 +368,12 @@ program
   });
 
 program
-  .command('stop <id>')
+  .command('stop')
+  .argument('<id>', 'customer id', customerId)
   .description(
     'The customer disconnected its storage: finish the batch in flight, end its workflow, and leave it out of start --all.',
   )
-  .option('--reason <text>', 'why, kept in the workflow history', 'storage disconnected')
+  .option('--reason <text>', 'why, kept in the workflow history', reason, 'storage disconnected')
   .action(async (id: string, opts: { reason: string }) => {
     const known = await withDb((db) => markDisconnected(db, id));
     if (!known) throw new OperatorError(`unknown customer "${id}"`);
@@ -343,6 +386,8 @@ program
       `${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`,
     );
   });
+
+pointAtHelp(program, 'archiver');
 
 program.parseAsync().catch((err: unknown) => {
   // Commander has already printed its message (and help, for --help).

@@ -1,7 +1,7 @@
 // The SQL of the customer registry, one function per statement.
 
 import type { Db } from './pool.js';
-import { validatePathTemplate } from './path-template.js';
+import { validateFolderRoot, validatePathTemplate } from './path-template.js';
 
 export interface CustomerRecord {
   id: string;
@@ -22,11 +22,12 @@ export interface NewCustomer {
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Adds a customer, or updates its name, credentials and folder if it exists. */
+/** Adds a customer, or updates it if it exists: only the fields given change (a new one gets the defaults). */
 export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<void> {
   if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
     throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
   }
+  if (customer.folderRoot !== undefined) validateFolderRoot(customer.folderRoot);
   if (customer.pathTemplate !== undefined) validatePathTemplate(customer.pathTemplate);
   await db.query(
     `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template)
@@ -70,6 +71,15 @@ export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | 
   return row ? toCustomer(row) : undefined;
 }
 
+/** Whether the customer has any Dropbox credentials stored (false also for an unknown customer). */
+export async function hasDropboxCredentials(db: Db, id: string): Promise<boolean> {
+  const [row] = await db.query<{ has: boolean }>(
+    `SELECT (dropbox_access_token IS NOT NULL OR dropbox_refresh_token IS NOT NULL) AS has FROM customers WHERE id = $1`,
+    [id],
+  );
+  return row?.has ?? false;
+}
+
 /**
  * Replaces a customer's Dropbox credentials. A new refresh token drops the cached access token,
  * so the next upload mints one from it.
@@ -91,6 +101,35 @@ export async function storeCredentials(
     [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
   );
   return rows.length === 1;
+}
+
+/**
+ * Keeps credentials an operator gave beside the stored ones, for the customer's workflow to check
+ * with Dropbox and only then promote (db/tokens.ts). Replaces any earlier candidate.
+ * @returns the candidate's id, or undefined if the customer does not exist
+ */
+export async function storeCandidateCredentials(
+  db: Db,
+  id: string,
+  credentials: { refreshToken?: string | undefined; accessToken?: string | undefined },
+): Promise<string | undefined> {
+  const [row] = await db.query<{ candidate_id: string }>(
+    `UPDATE customers
+        SET candidate_id = gen_random_uuid(), candidate_refresh_token = $2, candidate_access_token = $3
+      WHERE id = $1
+     RETURNING candidate_id`,
+    [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
+  );
+  return row?.candidate_id;
+}
+
+/** Drops the candidate credentials `candidateId`, if they are still the customer's candidate. */
+export async function clearCandidateCredentials(db: Db, id: string, candidateId: string): Promise<void> {
+  await db.query(
+    `UPDATE customers SET candidate_id = NULL, candidate_refresh_token = NULL, candidate_access_token = NULL
+      WHERE id = $1 AND candidate_id = $2`,
+    [id, candidateId],
+  );
 }
 
 /** Marks a customer disconnected (its storage is gone), so `start --all` no longer starts it. */

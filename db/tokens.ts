@@ -54,3 +54,48 @@ export async function storeAccessToken(
     [customerId, accessToken, expiresInS],
   );
 }
+
+/** Credentials an operator gave with `archiver reconnect`, not yet checked with Dropbox. */
+export interface CandidateTokens {
+  accessToken: string | null;
+  refreshToken: string | null;
+}
+
+/** The customer's candidate credentials `candidateId`; undefined if another reconnect replaced them, or none. */
+export async function loadCandidate(
+  db: Db,
+  customerId: string,
+  candidateId: string,
+): Promise<CandidateTokens | undefined> {
+  const [row] = await db.query<{ candidate_access_token: string | null; candidate_refresh_token: string | null }>(
+    `SELECT candidate_access_token, candidate_refresh_token FROM customers WHERE id = $1 AND candidate_id = $2`,
+    [customerId, candidateId],
+  );
+  return row ? { accessToken: row.candidate_access_token, refreshToken: row.candidate_refresh_token } : undefined;
+}
+
+/**
+ * Makes the checked candidate `candidateId` the customer's credentials, in one statement: its
+ * refresh token (if it has one) and `access`, the access token that was checked. A candidate
+ * without a refresh token keeps the stored one, as a plain access-token reconnect always has.
+ * @returns false if the candidate is no longer the customer's (another reconnect replaced it)
+ */
+export async function promoteCandidate(
+  db: Db,
+  customerId: string,
+  candidateId: string,
+  access: { accessToken: string; expiresInS: number | null },
+): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE customers
+        SET dropbox_refresh_token = coalesce(candidate_refresh_token, dropbox_refresh_token),
+            dropbox_access_token = $3,
+            dropbox_token_expires_at = now() + $4::integer * interval '1 second',
+            throttled_until = NULL,
+            candidate_id = NULL, candidate_access_token = NULL, candidate_refresh_token = NULL
+      WHERE id = $1 AND candidate_id = $2
+     RETURNING id`,
+    [customerId, candidateId, access.accessToken, access.expiresInS],
+  );
+  return rows.length === 1;
+}

@@ -45,15 +45,28 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   wf.setHandler(messages.pauseSignal, (reason) => customer.pause('paused', reason));
   wf.setHandler(messages.resumeSignal, () => void (customer.resumeRequested = true));
   wf.setHandler(messages.stopSignal, (reason) => customer.stop(reason));
+  wf.setHandler(messages.pauseUpdate, (reason) => customer.pauseByOperator(reason), {
+    validator: messages.validateReason,
+  });
+  wf.setHandler(messages.resumeUpdate, async (): Promise<messages.ResumeResult> => {
+    if (!customer.pausedAs) return { outcome: 'not-paused', state: customer.state };
+    customer.resumeRequested = true;
+    // The loop decides (a needs-reauth customer's credentials are checked first) and clears the request.
+    await wf.condition(() => !customer.resumeRequested || customer.stopping);
+    return customer.resumeOutcome();
+  });
   wf.setHandler(messages.statusQuery, () => customer.status(Date.now(), pacer.peek()));
   const validator = messages.validateOperatorLimits;
   wf.setHandler(messages.setLimitsUpdate, (caps) => customer.setLimits(caps), { validator });
   wf.setHandler(
     messages.reconnectUpdate,
-    async () => {
+    async (request: messages.ReconnectRequest | undefined) => {
       reconnecting = true;
       try {
-        const { accountId } = await verifyDropbox(customerId);
+        const candidateId = request?.candidateId;
+        const { accountId } = await (candidateId === undefined
+          ? verifyDropbox(customerId)
+          : verifyDropbox(customerId, { candidateId }));
         wf.log.info('customer reconnected', { customerId });
         return { accountId, state: customer.reconnected() };
       } finally {
@@ -62,8 +75,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     },
     // Validators must be synchronous: an async one is ignored.
     {
-      validator: () => {
+      validator: (request: messages.ReconnectRequest | undefined) => {
         if (reconnecting) throw new Error('a reconnect is already in progress for this customer');
+        if (request !== undefined && typeof request.candidateId !== 'string' && request.candidateId !== undefined)
+          throw new Error('candidateId must be a string');
       },
     },
   );

@@ -1,5 +1,5 @@
 import type { BatchOutcome, BatchResult } from './batch.js';
-import type { ArchiveCustomerInput, CustomerStatus, Totals } from './messages.js';
+import type { ArchiveCustomerInput, CustomerStatus, PauseResult, ResumeResult, Totals } from './messages.js';
 import type { ArchiverState } from './names.js';
 import type { OperatorLimits, PacingPlan, PacingState } from './pacing/controller.js';
 
@@ -66,6 +66,20 @@ export class CustomerState {
     this.pausedAs = as;
     this.pauseReason = reason;
     this.resumeRequested = false;
+  }
+
+  /** An operator's pause; a customer already paused keeps its pause (needs-reauth stays needs-reauth). */
+  pauseByOperator(reason: string): PauseResult {
+    if (this.pausedAs) return { outcome: 'already-paused', state: this.pausedAs, reason: this.pauseReason };
+    this.pause('paused', reason);
+    return { outcome: 'paused', state: 'paused', reason };
+  }
+
+  /** What became of a resume the workflow has decided on (resumeRequested is false again). */
+  resumeOutcome(): ResumeResult {
+    if (this.pausedAs) return { outcome: 'refused', state: this.pausedAs, reason: this.pauseReason };
+    if (this.stopping) return { outcome: 'refused', state: this.state, reason: `stopping: ${this.stopReason}` };
+    return { outcome: 'resumed', state: 'running' };
   }
 
   stop(reason: string): void {

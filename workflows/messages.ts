@@ -10,11 +10,48 @@ export const pauseSignal = defineSignal<[reason: string]>('pause');
 /** Undo a pause (also clears needs-reauth and storage-full once the operator has fixed them). */
 export const resumeSignal = defineSignal('resume');
 /**
- * New Dropbox credentials are stored in Postgres (never sent here): check they work and, if the
- * customer was paused as needs-reauth, resume it. Fails, leaving the customer paused, if Dropbox
- * still refuses them.
+ * Pauses like the pause signal, and answers what happened: a customer already paused (as
+ * needs-reauth, storage-full or by an operator) keeps its pause and reason.
  */
-export const reconnectUpdate = defineUpdate<ReconnectResult>('reconnect');
+export const pauseUpdate = defineUpdate<PauseResult, [reason: string]>('pause');
+
+export interface PauseResult {
+  outcome: 'paused' | 'already-paused';
+  state: ArchiverState;
+  reason: string | undefined;
+}
+
+/**
+ * Resumes like the resume signal, and answers once the workflow has decided: resumed, not paused
+ * at all, or refused (a needs-reauth customer whose credentials Dropbox still rejects), with why.
+ */
+export const resumeUpdate = defineUpdate<ResumeResult>('resume');
+
+export interface ResumeResult {
+  outcome: 'resumed' | 'not-paused' | 'refused';
+  state: ArchiverState;
+  reason?: string | undefined;
+}
+
+/** Throws unless `reason` is a non-blank string of at most 500 characters. Synchronous, as update validators must be. */
+export function validateReason(reason: unknown): void {
+  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500)
+    throw new Error('reason must be 1-500 characters, not blank');
+}
+
+/**
+ * New Dropbox credentials are in Postgres (never sent here): check they work and, if the customer
+ * was paused as needs-reauth, resume it. With a `candidateId`, the credentials are the candidate
+ * the CLI stored beside the customer's, which become its credentials only if Dropbox accepts them;
+ * without one (older clients), the stored credentials are checked. Fails, changing nothing, if
+ * Dropbox refuses them. Histories from before the request existed hold no argument.
+ */
+export const reconnectUpdate = defineUpdate<ReconnectResult, [request: ReconnectRequest]>('reconnect');
+
+export interface ReconnectRequest {
+  /** Names the candidate credentials to check (db/customers.ts storeCandidateCredentials); not a secret. */
+  candidateId?: string;
+}
 
 export interface ReconnectResult {
   /** The Dropbox account the credentials belong to. */

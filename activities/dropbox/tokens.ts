@@ -77,14 +77,17 @@ export class CustomerTokens {
           message: `customer ${customerId} has no Dropbox refresh token; reconnect it with: archiver reconnect ${customerId} --refresh-token …`,
         });
       }
-      const { accessToken, expiresInS } = await this.requestToken(tokens.refreshToken);
+      const { accessToken, expiresInS } = await this.mint(tokens.refreshToken);
       await storeAccessToken(tx, customerId, accessToken, expiresInS);
       return accessToken;
     });
   }
 
-  /** POST /oauth2/token with the secret in a Basic header and the refresh token in the body, never in the URL. */
-  private async requestToken(refreshToken: string): Promise<{ accessToken: string; expiresInS: number }> {
+  /**
+   * A new access token from `refreshToken`, which also proves the refresh token works: POST
+   * /oauth2/token with the secret in a Basic header and the refresh token in the body, never in the URL.
+   */
+  async mint(refreshToken: string): Promise<{ accessToken: string; expiresInS: number }> {
     const app = this.deps.app;
     if (!app)
       throw new DropboxFailure({

@@ -4,12 +4,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
-import { TASK_QUEUE } from '../../workflows/names.js';
+import { itemsAvailableSignal } from '../../workflows/messages.js';
+import { TASK_QUEUE, workflowIdFor } from '../../workflows/names.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
 import { connectTemporal, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The Dropbox app the worker refreshes tokens with, so reconnect can check refresh tokens. */
+const APP = { key: 'archiver-cli-test-app', secret: 'archiver-cli-test-secret' };
 let database: TestDatabase;
 let temporal: TestTemporal;
 let emulator: DropboxEmulator;
@@ -20,13 +23,13 @@ beforeAll(async () => {
   [database, temporal, emulator, media] = await Promise.all([
     freshDatabase(),
     connectTemporal('cli'),
-    startDropboxEmulator(),
+    startDropboxEmulator({ apps: [APP] }),
     startMediaServer(),
   ]);
   // The CLI starts workflows on the production task queue; this file has a namespace of its own.
   ({ stop: stopWorker } = await startTestWorker(
     { ...temporal, taskQueue: TASK_QUEUE },
-    { db: database.db, dropboxApiBase: emulator.url },
+    { db: database.db, dropboxApiBase: emulator.url, dropboxApp: APP },
   ));
 });
 afterAll(async () => {
@@ -170,12 +173,7 @@ describe('archiver CLI', () => {
     const badCap = await archiver(['set-limits', id, '--max-batch', '0']);
     expect(badCap).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--max-batch must be a positive number or "off"'),
-    });
-    const fractional = await archiver(['set-limits', id, '--max-batch', '1.5']);
-    expect(fractional).toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining('limits refused: maxBatchSize must be a whole number'),
+      stderr: expect.stringContaining('--max-batch must be a whole number of items from 1 to 500, or "off"'),
     });
 
     // The media is back: re-driving the failed item archives it.
@@ -218,7 +216,7 @@ describe('archiver CLI', () => {
     await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
 
     const refused = await archiver(['reconnect', id, '--access-token', 'still-not-valid']);
-    expect(refused.code).toBe(2);
+    expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`Dropbox refused the new credentials for ${id}`);
     expect(refused.stderr).not.toContain('still-not-valid');
 
@@ -258,7 +256,10 @@ describe('archiver CLI', () => {
     ]);
     expect(badTemplate).toMatchObject({ code: 2, stderr: expect.stringContaining('must contain {id}') });
     const emptyToken = await archiver(['customers', 'add', 'empty', '--name', 'x', '--access-token', ' ']);
-    expect(emptyToken).toMatchObject({ code: 2, stderr: expect.stringContaining('--access-token must not be empty') });
+    expect(emptyToken).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--access-token must be 1-4096 printable ASCII characters without spaces'),
+    });
     const badId = await archiver(['customers', 'add', 'no spaces allowed', '--name', 'x']);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('must be 1-64 letters');
@@ -273,5 +274,315 @@ describe('archiver CLI', () => {
       [`${prefix}-%`],
     );
     expect(Number(row?.n)).toBe(10);
+  });
+
+  it('a reconnect Dropbox refuses leaves a healthy customer and its credentials exactly as they were', async () => {
+    const id = uniqueName('keep');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Keep Co', '--access-token', token]);
+    await insertItems(database.db, id, undefined, media.url, 1);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 1 && s.state === 'idle');
+    const credentials = async () =>
+      (
+        await database.db.query(
+          `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at,
+                  candidate_id, candidate_access_token, candidate_refresh_token
+             FROM customers WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const before = await credentials();
+    for (const given of [
+      ['--access-token', 'revoked-or-never-valid'],
+      ['--refresh-token', 'not-a-refresh-token'],
+    ]) {
+      const refused = await archiver(['reconnect', id, ...given]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toMatch(
+        new RegExp(`Dropbox refused the new credentials for ${id}, so the stored ones are unchanged: \\S`),
+      );
+      expect(refused.stderr).not.toContain(given[1]);
+      expect(await credentials()).toEqual(before);
+    }
+    // Still running on its old credentials.
+    expect((await statusWhen(temporal.client, id, () => true)).state).toBe('idle');
+    await insertItems(database.db, id, undefined, media.url, 1);
+    // This file's worker runs no notifier: wake the customer as the notifier would.
+    await temporal.client.workflow.getHandle(workflowIdFor(id)).signal(itemsAvailableSignal);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 2 && s.state === 'idle');
+
+    // Credentials Dropbox accepts replace the stored ones: a refresh token, with the access token minted from it.
+    const refreshToken = uniqueName('rt');
+    emulator.addAccount({ accountId: uniqueName('moved'), refreshToken, appKey: APP.key });
+    const moved = await archiver(['reconnect', id, '--refresh-token', refreshToken]);
+    expect(moved).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: credentials work`) });
+    expect(await credentials()).toMatchObject({
+      dropbox_refresh_token: refreshToken,
+      dropbox_access_token: expect.not.stringMatching(token),
+      dropbox_token_expires_at: expect.any(Date),
+      candidate_id: null,
+    });
+  });
+
+  it('refuses to reconnect a customer whose workflow is not running, changing nothing', async () => {
+    const id = uniqueName('idle');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Not Started Co', '--access-token', token]);
+    const refused = await archiver(['reconnect', id, '--access-token', 'some-other-token']);
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`customer ${id} has no running archiver workflow to check the credentials`),
+    });
+    const [row] = await database.db.query<{ dropbox_access_token: string; candidate_id: string | null }>(
+      `SELECT dropbox_access_token, candidate_id FROM customers WHERE id = $1`,
+      [id],
+    );
+    expect(row).toEqual({ dropbox_access_token: token, candidate_id: null });
+  });
+
+  it('pause and resume say what happened; a resume the credentials refuse exits 1 with the reason', async () => {
+    const id = uniqueName('pr');
+    const token = uniqueName('tok');
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Pause Co', '--access-token', token]);
+    await archiver(['start', id]);
+    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    expect((await archiver(['resume', id])).stdout).toContain(`${id}: not paused (idle); nothing to resume`);
+    expect((await archiver(['pause', id, '--reason', 'audit'])).stdout).toContain(`${id}: paused`);
+    const again = await archiver(['pause', id, '--reason', 'second thoughts']);
+    expect(again).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`${id}: already paused as paused (audit)`),
+    });
+    expect((await statusWhen(temporal.client, id, (s) => s.state === 'paused')).pauseReason).toBe('audit');
+    expect((await archiver(['resume', id])).stdout).toContain(`${id}: resumed`);
+    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+
+    const lapsed = uniqueName('pr-lapsed');
+    await archiver(['customers', 'add', lapsed, '--name', 'Lapsed Co', '--access-token', 'lapsed-token']);
+    await insertItems(database.db, lapsed, undefined, media.url, 1);
+    await archiver(['start', lapsed]);
+    await statusWhen(temporal.client, lapsed, (s) => s.state === 'needs-reauth');
+    const refused = await archiver(['resume', lapsed]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `${lapsed}: still needs-reauth; resume refused: Dropbox still rejects the credentials`,
+    );
+    // Pausing it again must not turn needs-reauth into a plain pause, which a resume would not check.
+    const paused = await archiver(['pause', lapsed]);
+    expect(paused.stdout).toContain(`${lapsed}: already paused as needs-reauth`);
+    expect((await statusWhen(temporal.client, lapsed, () => true)).state).toBe('needs-reauth');
+  });
+
+  it('customers add on an existing customer changes only the fields given; new customers get the defaults', async () => {
+    const id = uniqueName('fields');
+    const row = async () =>
+      (
+        await database.db.query<{ name: string; folder_root: string; path_template: string | null }>(
+          `SELECT name, folder_root, path_template FROM customers WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const noName = await archiver(['customers', 'add', id, '--folder-root', '/Custom']);
+    expect(noName).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`customer ${id} does not exist; give --name`),
+    });
+    expect(await row()).toBeUndefined();
+
+    expect((await archiver(['customers', 'add', id, '--name', 'Fields Co'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Fields Co', folder_root: '/Archiver', path_template: null });
+    const template = '{root}/{date}/{id}.{ext}';
+    await archiver([
+      'customers',
+      'add',
+      id,
+      '--name',
+      'Fields Co',
+      '--folder-root',
+      '/Custom',
+      '--path-template',
+      template,
+    ]);
+    const renamed = await archiver(['customers', 'add', id, '--name', 'Renamed Co']);
+    expect(renamed).toMatchObject({ code: 0, stdout: expect.stringContaining(`customer ${id} updated`) });
+    expect(await row()).toEqual({ name: 'Renamed Co', folder_root: '/Custom', path_template: template });
+    expect((await archiver(['customers', 'add', id, '--folder-root', '/Moved'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Renamed Co', folder_root: '/Moved', path_template: template });
+    // A customer without credentials may still be given its first ones here.
+    expect((await archiver(['customers', 'add', id, '--access-token', 'first-token'])).code).toBe(0);
+  });
+
+  describe('refuses bad input, naming it, and changes nothing', () => {
+    /** A customer archiving happily, with one failed item: every case below must leave it exactly so. */
+    const healthy = uniqueName('healthy');
+
+    beforeAll(async () => {
+      const token = uniqueName('tok');
+      emulator.addAccount({ token, accountId: healthy });
+      await archiver(['customers', 'add', healthy, '--name', 'Healthy Co', '--access-token', token]);
+      await insertItems(database.db, healthy, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
+      await insertItems(database.db, healthy, undefined, media.url, 2);
+      await archiver(['start', healthy]);
+      await statusWhen(
+        temporal.client,
+        healthy,
+        (s) => s.totals.archived === 2 && s.totals.failed === 1 && s.state === 'idle',
+      );
+    });
+
+    /** What a bad command could have changed: the customer's row, its items' states and its workflow. */
+    async function snapshot(id: string): Promise<unknown> {
+      const [row] = await database.db.query(`SELECT * FROM customers WHERE id = $1`, [id]);
+      const items = await database.db.query(
+        `SELECT state, count(*)::int AS n FROM archive_items WHERE customer_id = $1 GROUP BY state ORDER BY state`,
+        [id],
+      );
+      const { state, pauseReason, operatorLimits } = await statusWhen(temporal.client, id, () => true);
+      return { row, items, workflow: { state, pauseReason, operatorLimits } };
+    }
+
+    const cases: [what: string, args: (id: string) => string[], message: string][] = [
+      [
+        '--max-rate Infinity',
+        (id) => ['set-limits', id, '--max-rate', 'Infinity'],
+        '--max-rate must be a decimal number of uploads per second from 0.2 to 2000, or "off"',
+      ],
+      ['a hex --max-rate', (id) => ['set-limits', id, '--max-rate', '0x10'], '--max-rate must be a decimal number'],
+      [
+        'an exponent --max-rate',
+        (id) => ['set-limits', id, '--max-rate', '1e3'],
+        '--max-rate must be a decimal number',
+      ],
+      ['a --max-rate below the floor', (id) => ['set-limits', id, '--max-rate', '0.01'], 'from 0.2 to 2000'],
+      ['a --max-rate above the maximum', (id) => ['set-limits', id, '--max-rate', '5000'], 'from 0.2 to 2000'],
+      ['a negative --max-rate', (id) => ['set-limits', id, '--max-rate', '-5'], '--max-rate must be'],
+      ['a padded --max-rate', (id) => ['set-limits', id, '--max-rate', ' 5'], '--max-rate must be'],
+      [
+        'a --max-concurrency above 32',
+        (id) => ['set-limits', id, '--max-concurrency', '33'],
+        '--max-concurrency must be a whole number of uploads in flight from 1 to 32',
+      ],
+      [
+        'a fractional --max-concurrency',
+        (id) => ['set-limits', id, '--max-concurrency', '2.5'],
+        '--max-concurrency must be a whole number',
+      ],
+      [
+        'a hex --max-batch',
+        (id) => ['set-limits', id, '--max-batch', '0x20'],
+        '--max-batch must be a whole number of items from 1 to 500',
+      ],
+      [
+        'a --max-batch above 500',
+        (id) => ['set-limits', id, '--max-batch', '501'],
+        '--max-batch must be a whole number of items from 1 to 500',
+      ],
+      [
+        '--since 2026-02-30',
+        (id) => ['retry-failed', id, '--since', '2026-02-30'],
+        '--since must be a date like 2026-11-01',
+      ],
+      ['--since 1', (id) => ['retry-failed', id, '--since', '1'], '--since must be a date like 2026-11-01'],
+      ['--since 2026-13-01', (id) => ['retry-failed', id, '--since', '2026-13-01'], '--since must be a date'],
+      [
+        '--since with hour 25',
+        (id) => ['retry-failed', id, '--since', '2026-11-01T25:00:00Z'],
+        '--since must be a date',
+      ],
+      [
+        '--since without a time zone',
+        (id) => ['retry-failed', id, '--since', '2026-11-01 12:00'],
+        'with Z or an offset',
+      ],
+      ['an empty --name', (id) => ['customers', 'add', id, '--name', ''], '--name must be 1-200 characters, not blank'],
+      [
+        'a blank --name',
+        (id) => ['customers', 'add', id, '--name', '   '],
+        '--name must be 1-200 characters, not blank',
+      ],
+      [
+        'a --name with a control character',
+        (id) => ['customers', 'add', id, '--name', 'Evil\u0007Co'],
+        'without control characters',
+      ],
+      [
+        'a relative --folder-root',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', 'Archiver'],
+        'folder root must be absolute',
+      ],
+      [
+        'a --folder-root with ..',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a/../b'],
+        'may not contain a ".." component',
+      ],
+      [
+        'a --folder-root with //',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a//b'],
+        'folder root has an empty component',
+      ],
+      [
+        'a --folder-root of / alone',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/'],
+        'folder root has an empty component',
+      ],
+      [
+        'a --folder-root with a reserved character',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--folder-root', '/a:b'],
+        'holds a character Dropbox reserves',
+      ],
+      [
+        'a --path-template with ..',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--path-template', '{root}/../{id}.{ext}'],
+        'path template may not contain a ".." component',
+      ],
+      [
+        'a --path-template with .',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--path-template', '{root}/./{id}.{ext}'],
+        'path template may not contain a "." component',
+      ],
+      ['a blank --reason', (id) => ['pause', id, '--reason', '  '], '--reason must be 1-500 characters, not blank'],
+      [
+        'a token with a space',
+        (id) => ['reconnect', id, '--access-token', 'two words'],
+        '--access-token must be 1-4096 printable ASCII characters',
+      ],
+      [
+        'a bad customer id',
+        () => ['pause', 'no/such id'],
+        "customer id \"no/such id\" must be 1-64 letters, digits, '-' or '_'",
+      ],
+      [
+        'credentials on a customer that has some',
+        (id) => ['customers', 'add', id, '--name', 'Healthy Co', '--access-token', 'unchecked-token'],
+        `already has Dropbox credentials; replace them with: archiver reconnect`,
+      ],
+      ['an unknown option', (id) => ['pause', id, '--bogus'], "unknown option '--bogus'"],
+      ['an unknown command', () => ['frobnicate'], "unknown command 'frobnicate'"],
+      ['no command', () => [], 'missing command; one of: customers, start'],
+      ['customers without a subcommand', () => ['customers'], 'missing command; one of: add, list'],
+      ['an extra argument', (id) => ['pause', id, 'now'], "too many arguments for 'pause'"],
+      ['a missing argument', () => ['resume'], "missing required argument 'id'"],
+      [
+        'an empty --reason for stop',
+        (id) => ['stop', id, '--reason', ''],
+        '--reason must be 1-500 characters, not blank',
+      ],
+    ];
+
+    it.each(cases)('%s', async (_what, args, message) => {
+      const before = await snapshot(healthy);
+      const result = await archiver(args(healthy));
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(message);
+      // The problem alone, with a pointer to the help rather than the help itself.
+      const lines = result.stderr.trim().split('\n');
+      expect(lines.length, result.stderr).toBeLessThanOrEqual(2);
+      if (lines[0]?.startsWith('error:')) expect(lines[1]).toMatch(/^\(see: archiver[\w -]* --help\)$/);
+      expect(await snapshot(healthy)).toEqual(before);
+    });
   });
 });

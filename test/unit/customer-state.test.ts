@@ -18,6 +18,21 @@ const at = (iso: string) => Date.parse(iso);
 const pacing = { state: initialPacing(), plan: plan(initialPacing()) };
 
 describe('CustomerState', () => {
+  it("an operator's pause keeps a pause already in force, and a resume reports what the loop decided", () => {
+    const c = new CustomerState('acme', { pausedState: 'needs-reauth', pauseReason: 'token revoked' });
+    expect(c.pauseByOperator('audit')).toEqual({
+      outcome: 'already-paused',
+      state: 'needs-reauth',
+      reason: 'token revoked',
+    });
+    expect(c.pausedAs).toBe('needs-reauth');
+    c.refuseResume('resume refused: Dropbox still rejects the credentials (invalid_access_token)');
+    expect(c.resumeOutcome()).toMatchObject({ outcome: 'refused', state: 'needs-reauth' });
+    c.resume();
+    expect(c.resumeOutcome()).toEqual({ outcome: 'resumed', state: 'running' });
+    expect(c.pauseByOperator('audit')).toEqual({ outcome: 'paused', state: 'paused', reason: 'audit' });
+  });
+
   it('adds up batches and counts the batch in flight before it finishes', () => {
     const c = new CustomerState('acme');
     c.addBatch(batch({ archived: 10, failed: 1, rateLimited: 2 }), 2, at('2026-12-02T10:00:00Z'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { remotePathFor, sanitizeComponent } from '../../activities/paths.js';
-import { DEFAULT_PATH_TEMPLATE, validatePathTemplate } from '../../db/path-template.js';
+import { DEFAULT_PATH_TEMPLATE, validateFolderRoot, validatePathTemplate } from '../../db/path-template.js';
 
 const item = {
   id: '42',
@@ -59,6 +59,21 @@ describe('sanitizeComponent', () => {
     expect(sanitizeComponent('')).toBe('_');
     expect(sanitizeComponent('name. ')).toBe('name');
   });
+
+  it('drops bidirectional and other format characters, which can make a name display as another', () => {
+    expect(sanitizeComponent('invoice\u202Efdp.exe')).toBe('invoicefdp.exe');
+    for (const control of ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069'])
+      expect(sanitizeComponent(`a${control}b`), JSON.stringify(control)).toBe('ab');
+    for (const mark of ['\u200E', '\u200F', '\u061C', '\u200B', '\u200D', '\u2060', '\uFEFF', '\u00AD'])
+      expect(sanitizeComponent(`a${mark}b`), JSON.stringify(mark)).toBe('ab');
+    expect(sanitizeComponent('\u202E\u200B')).toBe('_');
+    expect(
+      remotePathFor({
+        ...item,
+        metadata: { extension: '1\u200B01', from: '+1555\u202E1234', to: '\u2066+1555\u2069' },
+      }),
+    ).toBe('/Archiver/101/2026-11-03/Call Recordings/140509_+15551234_+1555_42.mp3');
+  });
 });
 
 describe('customer path templates', () => {
@@ -83,6 +98,21 @@ describe('customer path templates', () => {
     expect(() => validatePathTemplate('{root}/{customer}/{id}')).toThrow(/unknown placeholder \{customer\}/);
     expect(() => validatePathTemplate('{date}/{root}/{id}')).toThrow(/\{root\} may only be the first/);
     expect(() => validatePathTemplate('{root}//{id}')).toThrow(/empty component/);
+    expect(() => validatePathTemplate('{root}/../{id}.{ext}')).toThrow(/may not contain a "\.\." component/);
+    expect(() => validatePathTemplate('{root}/./{id}.{ext}')).toThrow(/may not contain a "\." component/);
+    expect(() => validatePathTemplate('{root}/a:b/{id}.{ext}')).toThrow(/reserves/);
+    expect(() => validatePathTemplate('{root}/{date}/{id}.')).toThrow(/end with "\."/);
     expect(() => validatePathTemplate(DEFAULT_PATH_TEMPLATE)).not.toThrow();
+  });
+
+  it('refuses folder roots that are relative, empty, hold . or .., or would be rewritten', () => {
+    expect(() => validateFolderRoot('Archiver')).toThrow(/must be absolute/);
+    expect(() => validateFolderRoot('/')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a//b')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a/')).toThrow(/empty component/);
+    expect(() => validateFolderRoot('/a/../b')).toThrow(/"\.\." component/);
+    expect(() => validateFolderRoot('/a/\u202Eb')).toThrow(/reserves/);
+    expect(() => validateFolderRoot(`/${'x'.repeat(256)}`)).toThrow(/longer than 255/);
+    expect(() => validateFolderRoot('/Acme Dental/Archive 2026')).not.toThrow();
   });
 });

@@ -13,8 +13,12 @@ export class DropboxFailure extends Error {
   }
 }
 
-/** When a 429 carries neither a Retry-After header nor a body `retry_after`. */
-export const DEFAULT_RETRY_AFTER_MS = 5_000;
+/**
+ * When a 429 carries neither a Retry-After header nor a body `retry_after`: the API schema's own
+ * default for `retry_after` (1 s). A longer guess holds the whole customer idle for nothing; if
+ * Dropbox is still limiting, the next 429 cuts the customer's rate again, which is the backoff.
+ */
+export const DEFAULT_RETRY_AFTER_MS = 1_000;
 
 type Tagged = { '.tag'?: string } & Record<string, unknown>;
 

@@ -1,0 +1,338 @@
+/**
+ * One drain on a stack of its own: start the parts, insert the plan's items, let the workers
+ * drain them (while the chaos run kills and restarts things), then check the outcome.
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { startCustomer } from '../../client/archiver-client.js';
+import { upsertCustomer } from '../../db/customers.js';
+import { itemCounts } from '../../db/item-counts.js';
+import { insertPendingItems } from '../../db/items.js';
+import { migrate } from '../../db/migrate.js';
+import { createPool, dbFromPool, type Db } from '../../db/pool.js';
+import { connectClient } from '../../temporal/connection.js';
+import { EmulatorPart, logStream, MediaPart, PostgresPart, TemporalPart } from './parts.js';
+import { FOLDER_ROOT, PATH_TEMPLATE, sourceUrlOf, type ChaosEvent, type ChaosPlan } from './plan.js';
+import { SeededRandom } from './rng.js';
+import { WorkerSupervisor, type WorkerExit } from './supervisor.js';
+import { failedChecks, verifyOutcome, type InsertedItem, type ItemRow, type Verification } from './verify.js';
+
+/** Emulator fault shares for the whole chaos drain; see packages/dropbox-emulator (Faults). */
+export interface EmulatorFaults {
+  serverErrorShare: number;
+  resetShare: number;
+  lostResponseShare: number;
+  stallShare: number;
+  tooManyRequestsShare: number;
+  plainText429Share: number;
+  noRetryAfterShare: number;
+}
+
+export interface PhaseOptions {
+  name: 'baseline' | 'chaos';
+  plan: ChaosPlan;
+  seed: number;
+  workers: number;
+  /** Upload requests per second each customer's Dropbox account takes. */
+  ratePerAccount: number;
+  emulatorFaults: EmulatorFaults | undefined;
+  drainTimeoutMs: number;
+  /** Keep the run's directory (logs, data) even when every check passes; it is always kept otherwise. */
+  keepDir: boolean;
+  log: (line: string) => void;
+}
+
+export interface PhaseResult {
+  name: PhaseOptions['name'];
+  /** Seconds from the insert until every item was archived or failed; undefined when it timed out. */
+  drainSeconds: number | undefined;
+  elapsedSeconds: number;
+  verification: Verification | undefined;
+  /** Why the phase could not finish or check its outcome. */
+  error: string | undefined;
+  kills: number;
+  temporalRestarts: number;
+  postgresRestarts: number;
+  workerExits: WorkerExit[];
+  /** Faults the emulator injected, by kind, over all accounts. */
+  injectedFaults: Record<string, number>;
+  dir: string;
+}
+
+const WORKERS_UP_TIMEOUT_MS = 180_000;
+const PROGRESS_EVERY_MS = 5_000;
+const POLL_EVERY_MS = 1_000;
+
+function emulatorArgs(o: PhaseOptions): string[] {
+  const args = ['--seed', String(o.seed), '--rate', String(o.ratePerAccount)];
+  for (const c of o.plan.customers) args.push('--account', `${c.token}=${c.accountId}`);
+  const f = o.emulatorFaults;
+  if (f) {
+    args.push('--fail-5xx', String(f.serverErrorShare), '--reset', String(f.resetShare));
+    args.push('--lost-response', String(f.lostResponseShare), '--stall', String(f.stallShare));
+    args.push('--fail-429', String(f.tooManyRequestsShare), '--plain-429', String(f.plainText429Share));
+    args.push('--omit-retry-after', String(f.noRetryAfterShare));
+  }
+  return args;
+}
+
+async function insertItems(db: Db, plan: ChaosPlan, mediaUrl: string): Promise<InsertedItem[]> {
+  for (const customer of plan.customers) {
+    const mine = plan.items.filter((i) => i.customerId === customer.id);
+    for (let at = 0; at < mine.length; at += 1000) {
+      await insertPendingItems(
+        db,
+        customer.id,
+        mine.slice(at, at + 1000).map((i) => ({
+          kind: i.kind,
+          occurredAt: i.occurredAt,
+          metadata: { extension: '100', chaosKey: i.key },
+          sourceUrl: sourceUrlOf(i, mediaUrl),
+          body: i.body,
+          sizeBytes: i.bytes,
+        })),
+      );
+    }
+  }
+  const rows = await db.query<{ id: string; key: string }>(
+    `SELECT id, metadata->>'chaosKey' AS key FROM archive_items`,
+  );
+  const idOf = new Map(rows.map((r) => [r.key, String(r.id)]));
+  return plan.items.map((i) => {
+    const id = idOf.get(i.key);
+    if (id === undefined) throw new Error(`item ${i.key} was not inserted`);
+    return { ...i, id };
+  });
+}
+
+async function itemRows(db: Db): Promise<Map<string, ItemRow>> {
+  const rows = await db.query<{
+    id: string;
+    state: string;
+    attempts: number;
+    last_error: string | null;
+    remote_path: string | null;
+    content_hash: string | null;
+  }>(`SELECT id, state, attempts, last_error, remote_path, content_hash FROM archive_items`);
+  return new Map(
+    rows.map((r) => [
+      String(r.id),
+      {
+        id: String(r.id),
+        state: r.state,
+        attempts: r.attempts,
+        lastError: r.last_error,
+        remotePath: r.remote_path,
+        contentHash: r.content_hash,
+      },
+    ]),
+  );
+}
+
+interface Counts {
+  pending: number;
+  leased: number;
+  archived: number;
+  failed: number;
+}
+
+async function countItems(db: Db): Promise<Counts> {
+  const total: Counts = { pending: 0, leased: 0, archived: 0, failed: 0 };
+  for (const c of (await itemCounts(db)).values()) {
+    for (const k of Object.keys(total) as (keyof Counts)[]) total[k] += c[k];
+  }
+  return total;
+}
+
+/** Runs one phase and always stops every process it started. */
+export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
+  const dir = mkdtempSync(join(tmpdir(), `archiver-chaos-${o.name}-`));
+  chmodSync(dir, 0o755); // Postgres runs as the postgres user when we are root
+  const began = Date.now();
+  const log = (line: string): void => o.log(`[${o.name} ${((Date.now() - began) / 1000).toFixed(0)}s] ${line}`);
+  const result: PhaseResult = {
+    name: o.name,
+    drainSeconds: undefined,
+    elapsedSeconds: 0,
+    verification: undefined,
+    error: undefined,
+    kills: 0,
+    temporalRestarts: 0,
+    postgresRestarts: 0,
+    workerExits: [],
+    injectedFaults: {},
+    dir,
+  };
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let supervisor: WorkerSupervisor | undefined;
+  try {
+    log(`starting Postgres, Temporal, the emulator and the media server in ${dir}`);
+    const [postgres, temporal, emulator, media] = await Promise.all([
+      PostgresPart.start(dir).then((p) => (cleanups.push(() => p.stop()), p)),
+      TemporalPart.start(dir).then((t) => (cleanups.push(() => t.stop()), t)),
+      EmulatorPart.start(dir, emulatorArgs(o)).then((e) => (cleanups.push(() => e.stop()), e)),
+      MediaPart.start(dir).then((m) => (cleanups.push(() => m.stop()), m)),
+    ]);
+    const databaseUrl = await postgres.createDatabase('archiver');
+    await migrate(databaseUrl);
+    const poolLog = logStream(dir, 'orchestrator-pool.log');
+    const pool: pg.Pool = createPool(databaseUrl, 4, {
+      warn: (message, meta) =>
+        poolLog.write(`${JSON.stringify({ time: new Date().toISOString(), message, ...meta })}\n`),
+    });
+    cleanups.push(() => pool.end());
+    const db = dbFromPool(pool);
+    for (const c of o.plan.customers) {
+      await upsertCustomer(db, {
+        id: c.id,
+        name: c.name,
+        accessToken: c.token,
+        folderRoot: FOLDER_ROOT,
+        pathTemplate: PATH_TEMPLATE,
+      });
+    }
+
+    supervisor = new WorkerSupervisor(
+      {
+        TEMPORAL_ADDRESS: temporal.address,
+        DATABASE_URL: databaseUrl,
+        DROPBOX_API_BASE: emulator.url,
+        ARCHIVER_LOG_LEVEL: 'INFO',
+      },
+      o.workers,
+      dir,
+    );
+    const workers = supervisor;
+    cleanups.push(() => workers.stop());
+    log(`starting ${o.workers} workers`);
+    workers.start();
+    await workers.waitAllUp(WORKERS_UP_TIMEOUT_MS);
+    const client = await connectClient({ address: temporal.address, namespace: 'default' });
+    try {
+      for (const c of o.plan.customers) await startCustomer(client, c.id, c.name);
+    } finally {
+      await client.connection.close();
+    }
+
+    const insertedAt = Date.now();
+    const items = await insertItems(db, o.plan, media.url);
+    log(`inserted ${items.length} items for ${o.plan.customers.length} customers; draining`);
+
+    let counts: Counts | undefined;
+    let eventsDone = o.plan.events.length === 0;
+    let stopEvents = false;
+    let eventError: string | undefined;
+    const settled = (): number => (counts ? counts.archived + counts.failed : 0);
+    const rng = new SeededRandom(o.seed ^ 0x5eed);
+    const fire = async (event: ChaosEvent): Promise<void> => {
+      await sleep(event.delayMs);
+      if (event.kind === 'kill-worker') {
+        const worker = await workers.killOne(rng, 120_000);
+        log(worker === undefined ? 'kill skipped: no worker came up within 120 s' : `SIGKILLed worker ${worker}`);
+      } else if (event.kind === 'restart-temporal') {
+        log(`restarting Temporal (${event.hard ? 'SIGKILL' : 'SIGTERM'}, down ${event.downMs} ms)`);
+        await temporal.restart(event.downMs, event.hard);
+        result.temporalRestarts += 1;
+        log('Temporal is back');
+      } else {
+        log(`restarting Postgres (down ${event.downMs} ms)`);
+        await postgres.restart(event.downMs);
+        result.postgresRestarts += 1;
+        log('Postgres is back');
+      }
+    };
+    const events = (async () => {
+      for (const event of o.plan.events) {
+        while (settled() < event.atFraction * items.length) {
+          if (stopEvents) return;
+          await sleep(200);
+        }
+        await fire(event);
+      }
+      eventsDone = true;
+    })();
+    events.catch((err: unknown) => {
+      eventError = `a chaos event failed: ${(err as Error).stack ?? String(err)}`;
+      log(eventError);
+    });
+
+    const deadline = insertedAt + o.drainTimeoutMs;
+    let lastProgress = 0;
+    let drained = false;
+    while (Date.now() < deadline && eventError === undefined) {
+      try {
+        counts = await countItems(db);
+      } catch {
+        // Postgres is restarting: keep the last counts
+      }
+      if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+        lastProgress = Date.now();
+        const c = counts ?? { archived: 0, failed: 0, pending: 0, leased: 0 };
+        log(
+          `archived ${c.archived} failed ${c.failed} pending ${c.pending} leased ${c.leased} | ` +
+            `kills ${workers.kills} restarts temporal ${result.temporalRestarts} postgres ${result.postgresRestarts} | ` +
+            `workers up ${workers.up}/${workers.size}, exits ${workers.exits.length}`,
+        );
+      }
+      if (counts && counts.pending + counts.leased === 0 && settled() >= items.length && eventsDone) {
+        drained = true;
+        break;
+      }
+      await sleep(POLL_EVERY_MS);
+    }
+    if (drained) {
+      result.drainSeconds = (Date.now() - insertedAt) / 1000;
+      log(`drained in ${result.drainSeconds.toFixed(1)} s`);
+    } else {
+      result.error = eventError ?? `the drain did not finish within ${(o.drainTimeoutMs / 1000).toFixed(0)} s`;
+      log(result.error);
+    }
+    stopEvents = true;
+    await Promise.race([events, sleep(120_000)]);
+    // Nothing may write to Dropbox while it is checked.
+    await workers.stop();
+    result.kills = workers.kills;
+    result.workerExits = workers.exits;
+
+    await emulator.admin('POST', 'config', {
+      serverErrorShare: 0,
+      resetShare: 0,
+      lostResponseShare: 0,
+      stallShare: 0,
+      tooManyRequestsShare: 0,
+    });
+    const stats = await emulator.admin<{ accounts: Record<string, { faults: Record<string, number> }> }>(
+      'GET',
+      'stats',
+    );
+    for (const account of Object.values(stats.accounts)) {
+      for (const [kind, n] of Object.entries(account.faults)) {
+        result.injectedFaults[kind] = (result.injectedFaults[kind] ?? 0) + n;
+      }
+    }
+    log('verifying every item and every file');
+    result.verification = await verifyOutcome({
+      customers: o.plan.customers,
+      items,
+      rows: await itemRows(db),
+      emulator,
+      mediaUrl: media.url,
+    });
+  } catch (err) {
+    result.error = (err as Error).stack ?? String(err);
+    log(`failed: ${result.error}`);
+  } finally {
+    if (supervisor) {
+      result.kills = supervisor.kills;
+      result.workerExits = supervisor.exits;
+    }
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    result.elapsedSeconds = (Date.now() - began) / 1000;
+    const clean = result.error === undefined && result.verification && failedChecks(result.verification).length === 0;
+    if (clean && !o.keepDir) rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}

@@ -105,6 +105,7 @@ function verificationProblems(phase: string, v: Verification): string[] {
 function phaseProblems(r: PhaseResult): string[] {
   const out: string[] = [];
   if (r.error) out.push(`${r.name}: ${r.error}`);
+  if (r.stuck.length > 0) out.push(`${r.name}: Temporal still waits for:`, ...r.stuck.map((l) => `  ${l}`));
   if (r.verification) out.push(...verificationProblems(r.name, r.verification));
   else out.push(`${r.name}: the outcome could not be checked`);
   return out;
@@ -186,6 +187,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     o.log(
       `chaos: the emulator injected ${Object.entries(chaos.injectedFaults)
         .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`,
+    );
+  }
+  if (Object.keys(chaos.droppedRequests).length > 0) {
+    o.log(
+      `chaos: requests the emulator dropped or never answered: ${Object.entries(chaos.droppedRequests)
+        .map(([k, n]) => `${k} ×${n}`)
         .join(', ')}`,
     );
   }

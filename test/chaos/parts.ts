@@ -184,12 +184,40 @@ export class TemporalPart {
   }
 }
 
-/** The emulator's admin API, for a separate process. */
-export class EmulatorPart {
+/** The emulator's JSON admin API under `/__admin/`, which works the same in process or in another one. */
+export interface EmulatorAdmin {
+  readonly url: string;
+  admin<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T>;
+}
+
+/** An EmulatorAdmin for the emulator at `url`. */
+export function emulatorAdmin(url: string): EmulatorAdmin {
+  return {
+    url,
+    async admin<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+      const response = await fetch(`${url}/__admin/${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`emulator admin ${method} ${path} answered ${response.status}: ${text}`);
+      return JSON.parse(text) as T;
+    },
+  };
+}
+
+/** The Dropbox emulator in its own process. */
+export class EmulatorPart implements EmulatorAdmin {
+  private readonly api: EmulatorAdmin;
+
   private constructor(
     private readonly child: ChildProcess,
     readonly url: string,
-  ) {}
+  ) {
+    this.api = emulatorAdmin(url);
+  }
 
   static async start(dir: string, args: string[]): Promise<EmulatorPart> {
     const { child, match } = await spawnTsProcess(
@@ -202,16 +230,8 @@ export class EmulatorPart {
     return new EmulatorPart(child, match[1] as string);
   }
 
-  async admin<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.url}/__admin/${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`emulator admin ${method} ${path} answered ${response.status}: ${text}`);
-    return JSON.parse(text) as T;
+  admin<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return this.api.admin<T>(method, path, body);
   }
 
   stop(): Promise<void> {

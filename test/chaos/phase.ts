@@ -14,6 +14,7 @@ import { insertPendingItems } from '../../db/items.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { connectClient } from '../../temporal/connection.js';
+import { pendingActivities } from './evidence.js';
 import { EmulatorPart, logStream, MediaPart, PostgresPart, TemporalPart } from './parts.js';
 import { FOLDER_ROOT, PATH_TEMPLATE, sourceUrlOf, type ChaosEvent, type ChaosPlan } from './plan.js';
 import { SeededRandom } from './rng.js';
@@ -59,6 +60,10 @@ export interface PhaseResult {
   workerExits: WorkerExit[];
   /** Faults the emulator injected, by kind, over all accounts. */
   injectedFaults: Record<string, number>;
+  /** Requests the emulator never answered or answered by dropping the connection, by route. */
+  droppedRequests: Record<string, number>;
+  /** When the drain did not finish: the activities Temporal still waited for. */
+  stuck: string[];
   dir: string;
 }
 
@@ -164,6 +169,8 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     postgresRestarts: 0,
     workerExits: [],
     injectedFaults: {},
+    droppedRequests: {},
+    stuck: [],
     dir,
   };
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -289,6 +296,9 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     } else {
       result.error = eventError ?? `the drain did not finish within ${(o.drainTimeoutMs / 1000).toFixed(0)} s`;
       log(result.error);
+      result.stuck = await pendingActivities(temporal.address, o.plan.customers).catch((err: unknown) => [
+        `could not describe the workflows: ${(err as Error).message}`,
+      ]);
     }
     stopEvents = true;
     await Promise.race([events, sleep(120_000)]);
@@ -304,10 +314,13 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
       stallShare: 0,
       tooManyRequestsShare: 0,
     });
-    const stats = await emulator.admin<{ accounts: Record<string, { faults: Record<string, number> }> }>(
-      'GET',
-      'stats',
-    );
+    const stats = await emulator.admin<{
+      requests: Record<string, number>;
+      accounts: Record<string, { faults: Record<string, number> }>;
+    }>('GET', 'stats');
+    for (const [key, n] of Object.entries(stats.requests)) {
+      if (/ (stalled|reset|lost)$/.test(key)) result.droppedRequests[key] = n;
+    }
     for (const account of Object.values(stats.accounts)) {
       for (const [kind, n] of Object.entries(account.faults)) {
         result.injectedFaults[kind] = (result.injectedFaults[kind] ?? 0) + n;

@@ -8,7 +8,7 @@ import { Dropbox, type files } from 'dropbox';
 import { syntheticUrl } from '../../dev/media-server.js';
 import type { ItemKind } from '../../db/items.js';
 import { contentHashOf } from './content-hash.js';
-import type { EmulatorPart } from './parts.js';
+import type { EmulatorAdmin } from './parts.js';
 import { expectedEnd, FOLDER_ROOT, type PlannedCustomer, type PlannedItem } from './plan.js';
 
 /** A planned item once inserted: its database id, which its path contains. */
@@ -150,7 +150,7 @@ export interface VerifyInput {
   customers: PlannedCustomer[];
   items: InsertedItem[];
   rows: Map<string, ItemRow>;
-  emulator: EmulatorPart;
+  emulator: EmulatorAdmin;
   mediaUrl: string;
 }
 
@@ -236,7 +236,8 @@ export async function verifyOutcome(input: VerifyInput): Promise<Verification> {
         v.bookkeeping.push(problem('in Dropbox, but its row is not archived'));
       }
     }
-    for (const [path, file] of unclaimed) {
+    for (const file of unclaimed.values()) {
+      const path = file.path_display ?? file.name;
       const id = /^(\d+)/.exec(file.name)?.[1];
       if (id !== undefined && ids.has(id)) {
         v.duplicated.push({ customerId: customer.id, path, detail: `a second file for item ${id}` });

@@ -113,8 +113,10 @@ describe('a small chaos drain', () => {
       temporalRestarts: 1,
       postgresRestarts: 1,
       sourceFaultsPerKind: 1,
+      // 150 items per customer at 8/s: about 20 s without faults.
+      ratePerAccount: 8,
       baseline: false,
-      drainTimeoutSeconds: 75,
+      drainTimeoutSeconds: 85,
       log: (line) => lines.push(line),
     });
     console.log([...lines.slice(-12), ...result.problems, result.figures].join('\n'));

@@ -157,17 +157,28 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   });
 
   const problems = [...(baseline ? phaseProblems(baseline) : []), ...phaseProblems(chaos)];
-  if (chaos.kills < o.kills) problems.push(`chaos: only ${chaos.kills} of ${o.kills} kills happened`);
-  if (chaos.temporalRestarts < o.temporalRestarts)
-    problems.push(`chaos: only ${chaos.temporalRestarts} of ${o.temporalRestarts} Temporal restarts happened`);
-  if (chaos.postgresRestarts < o.postgresRestarts)
-    problems.push(`chaos: only ${chaos.postgresRestarts} of ${o.postgresRestarts} Postgres restarts happened`);
+  // Short names of the failed checks, for the figures line.
+  const failed = [
+    ...(baseline && phaseProblems(baseline).length > 0 ? ['baseline'] : []),
+    ...(chaos.drainSeconds === undefined ? ['drain-unfinished'] : []),
+    ...(chaos.verification ? failedChecks(chaos.verification) : ['unchecked']),
+  ];
+  const shortfall = (check: string, what: string, done: number, asked: number): void => {
+    if (done >= asked) return;
+    failed.push(check);
+    problems.push(`chaos: only ${done} of ${asked} ${what} happened`);
+  };
+  shortfall('kills', 'kills', chaos.kills, o.kills);
+  shortfall('temporal-restarts', 'Temporal restarts', chaos.temporalRestarts, o.temporalRestarts);
+  shortfall('postgres-restarts', 'Postgres restarts', chaos.postgresRestarts, o.postgresRestarts);
   const ratio =
     baseline?.drainSeconds !== undefined && chaos.drainSeconds !== undefined
       ? chaos.drainSeconds / baseline.drainSeconds
       : undefined;
-  if (ratio !== undefined && ratio > o.maxRatio)
+  if (ratio !== undefined && ratio > o.maxRatio) {
+    failed.push('ratio');
     problems.push(`chaos: the drain took ${ratio.toFixed(2)}× the fault-free one (at most ${o.maxRatio}× allowed)`);
+  }
   if (chaos.workerExits.length > 0) {
     const reasons = new Map<string, number>();
     for (const exit of chaos.workerExits) {
@@ -209,7 +220,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     `worker-exits=${chaos.workerExits.length}`,
     `drain=${seconds(chaos.drainSeconds)} baseline=${o.baseline ? seconds(baseline?.drainSeconds) : 'skipped'}`,
     `ratio=${ratio === undefined ? 'n/a' : ratio.toFixed(2)} (max ${o.maxRatio})`,
-    passed ? 'PASS' : `FAIL${v ? ` [${failedChecks(v).join(' ')}]` : ''}`,
+    passed ? 'PASS' : `FAIL [${failed.join(' ')}]`,
   ].join(' ');
   return { passed, figures, problems, baseline, chaos };
 }

@@ -9,17 +9,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { startCustomer } from '../../client/archiver-client.js';
 import { upsertCustomer } from '../../db/customers.js';
-import { itemCounts } from '../../db/item-counts.js';
-import { insertPendingItems } from '../../db/items.js';
 import { migrate } from '../../db/migrate.js';
-import { createPool, dbFromPool, type Db } from '../../db/pool.js';
+import { createPool, dbFromPool } from '../../db/pool.js';
 import { connectClient } from '../../temporal/connection.js';
+import { countItems, insertItems, itemRows, type Counts } from './database.js';
 import { pendingActivities } from './evidence.js';
 import { EmulatorPart, logStream, MediaPart, PostgresPart, TemporalPart } from './parts.js';
-import { FOLDER_ROOT, PATH_TEMPLATE, sourceUrlOf, type ChaosEvent, type ChaosPlan } from './plan.js';
+import { FOLDER_ROOT, PATH_TEMPLATE, type ChaosEvent, type ChaosPlan } from './plan.js';
 import { SeededRandom } from './rng.js';
 import { WorkerSupervisor, type WorkerExit } from './supervisor.js';
-import { failedChecks, verifyOutcome, type InsertedItem, type ItemRow, type Verification } from './verify.js';
+import { failedChecks, verifyOutcome, type Verification } from './verify.js';
 
 /** Emulator fault shares for the whole chaos drain; see packages/dropbox-emulator (Faults). */
 export interface EmulatorFaults {
@@ -82,74 +81,6 @@ function emulatorArgs(o: PhaseOptions): string[] {
     args.push('--omit-retry-after', String(f.noRetryAfterShare));
   }
   return args;
-}
-
-async function insertItems(db: Db, plan: ChaosPlan, mediaUrl: string): Promise<InsertedItem[]> {
-  for (const customer of plan.customers) {
-    const mine = plan.items.filter((i) => i.customerId === customer.id);
-    for (let at = 0; at < mine.length; at += 1000) {
-      await insertPendingItems(
-        db,
-        customer.id,
-        mine.slice(at, at + 1000).map((i) => ({
-          kind: i.kind,
-          occurredAt: i.occurredAt,
-          metadata: { extension: '100', chaosKey: i.key },
-          sourceUrl: sourceUrlOf(i, mediaUrl),
-          body: i.body,
-          sizeBytes: i.bytes,
-        })),
-      );
-    }
-  }
-  const rows = await db.query<{ id: string; key: string }>(
-    `SELECT id, metadata->>'chaosKey' AS key FROM archive_items`,
-  );
-  const idOf = new Map(rows.map((r) => [r.key, String(r.id)]));
-  return plan.items.map((i) => {
-    const id = idOf.get(i.key);
-    if (id === undefined) throw new Error(`item ${i.key} was not inserted`);
-    return { ...i, id };
-  });
-}
-
-async function itemRows(db: Db): Promise<Map<string, ItemRow>> {
-  const rows = await db.query<{
-    id: string;
-    state: string;
-    attempts: number;
-    last_error: string | null;
-    remote_path: string | null;
-    content_hash: string | null;
-  }>(`SELECT id, state, attempts, last_error, remote_path, content_hash FROM archive_items`);
-  return new Map(
-    rows.map((r) => [
-      String(r.id),
-      {
-        id: String(r.id),
-        state: r.state,
-        attempts: r.attempts,
-        lastError: r.last_error,
-        remotePath: r.remote_path,
-        contentHash: r.content_hash,
-      },
-    ]),
-  );
-}
-
-interface Counts {
-  pending: number;
-  leased: number;
-  archived: number;
-  failed: number;
-}
-
-async function countItems(db: Db): Promise<Counts> {
-  const total: Counts = { pending: 0, leased: 0, archived: 0, failed: 0 };
-  for (const c of (await itemCounts(db)).values()) {
-    for (const k of Object.keys(total) as (keyof Counts)[]) total[k] += c[k];
-  }
-  return total;
 }
 
 /** Runs one phase and always stops every process it started. */

@@ -37,7 +37,7 @@ export const DEFAULT_EMULATOR_FAULTS: EmulatorFaults = {
   stallShare: 0.001,
   tooManyRequestsShare: 0.005,
   plainText429Share: 0.5,
-  noRetryAfterShare: 0.5,
+  noRetryAfterShare: 0.25,
 };
 
 export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'log'> = {

@@ -13,9 +13,10 @@ import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool } from '../../db/pool.js';
 import { connectClient } from '../../temporal/connection.js';
 import { countItems, insertItems, itemRows, type Counts } from './database.js';
+import { ChaosSchedule } from './events.js';
 import { pendingActivities } from './evidence.js';
 import { EmulatorPart, logStream, MediaPart, PostgresPart, TemporalPart } from './parts.js';
-import { FOLDER_ROOT, PATH_TEMPLATE, type ChaosEvent, type ChaosPlan } from './plan.js';
+import { FOLDER_ROOT, PATH_TEMPLATE, type ChaosPlan } from './plan.js';
 import { SeededRandom } from './rng.js';
 import { WorkerSupervisor, type WorkerExit } from './supervisor.js';
 import { failedChecks, verifyOutcome, type Verification } from './verify.js';
@@ -160,47 +161,19 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     log(`inserted ${items.length} items for ${o.plan.customers.length} customers; draining`);
 
     let counts: Counts | undefined;
-    let eventsDone = o.plan.events.length === 0;
-    let stopEvents = false;
-    let eventError: string | undefined;
     const settled = (): number => (counts ? counts.archived + counts.failed : 0);
-    const rng = new SeededRandom(o.seed ^ 0x5eed);
-    const fire = async (event: ChaosEvent): Promise<void> => {
-      await sleep(event.delayMs);
-      if (event.kind === 'kill-worker') {
-        const worker = await workers.killOne(rng, 120_000);
-        log(worker === undefined ? 'kill skipped: no worker came up within 120 s' : `SIGKILLed worker ${worker}`);
-      } else if (event.kind === 'restart-temporal') {
-        log(`restarting Temporal (${event.hard ? 'SIGKILL' : 'SIGTERM'}, down ${event.downMs} ms)`);
-        await temporal.restart(event.downMs, event.hard);
-        result.temporalRestarts += 1;
-        log('Temporal is back');
-      } else {
-        log(`restarting Postgres (down ${event.downMs} ms)`);
-        await postgres.restart(event.downMs);
-        result.postgresRestarts += 1;
-        log('Postgres is back');
-      }
-    };
-    const events = (async () => {
-      for (const event of o.plan.events) {
-        while (settled() < event.atFraction * items.length) {
-          if (stopEvents) return;
-          await sleep(200);
-        }
-        await fire(event);
-      }
-      eventsDone = true;
-    })();
-    events.catch((err: unknown) => {
-      eventError = `a chaos event failed: ${(err as Error).stack ?? String(err)}`;
-      log(eventError);
-    });
+    const schedule = new ChaosSchedule(
+      o.plan.events,
+      () => settled() / items.length,
+      { workers, temporal, postgres },
+      new SeededRandom(o.seed ^ 0x5eed),
+      log,
+    );
 
     const deadline = insertedAt + o.drainTimeoutMs;
     let lastProgress = 0;
     let drained = false;
-    while (Date.now() < deadline && eventError === undefined) {
+    while (Date.now() < deadline && schedule.error === undefined) {
       try {
         counts = await countItems(db);
       } catch {
@@ -211,11 +184,11 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
         const c = counts ?? { archived: 0, failed: 0, pending: 0, leased: 0 };
         log(
           `archived ${c.archived} failed ${c.failed} pending ${c.pending} leased ${c.leased} | ` +
-            `kills ${workers.kills} restarts temporal ${result.temporalRestarts} postgres ${result.postgresRestarts} | ` +
+            `kills ${workers.kills} restarts temporal ${schedule.temporalRestarts} postgres ${schedule.postgresRestarts} | ` +
             `workers up ${workers.up}/${workers.size}, exits ${workers.exits.length}`,
         );
       }
-      if (counts && counts.pending + counts.leased === 0 && settled() >= items.length && eventsDone) {
+      if (counts && counts.pending + counts.leased === 0 && settled() >= items.length && schedule.done) {
         drained = true;
         break;
       }
@@ -225,14 +198,15 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
       result.drainSeconds = (Date.now() - insertedAt) / 1000;
       log(`drained in ${result.drainSeconds.toFixed(1)} s`);
     } else {
-      result.error = eventError ?? `the drain did not finish within ${(o.drainTimeoutMs / 1000).toFixed(0)} s`;
+      result.error = schedule.error ?? `the drain did not finish within ${(o.drainTimeoutMs / 1000).toFixed(0)} s`;
       log(result.error);
       result.stuck = await pendingActivities(temporal.address, o.plan.customers).catch((err: unknown) => [
         `could not describe the workflows: ${(err as Error).message}`,
       ]);
     }
-    stopEvents = true;
-    await Promise.race([events, sleep(120_000)]);
+    await schedule.stop(120_000);
+    result.temporalRestarts = schedule.temporalRestarts;
+    result.postgresRestarts = schedule.postgresRestarts;
     // Nothing may write to Dropbox while it is checked.
     await workers.stop();
     result.kills = workers.kills;

@@ -1,4 +1,5 @@
 /** `npm run chaos -- [options]`: see --help, and "Chaos suite" in the README. */
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_EMULATOR_FAULTS, DEFAULT_OPTIONS, runChaos, type ChaosOptions } from './chaos.js';
 import type { EmulatorFaults } from './phase.js';
@@ -118,7 +119,7 @@ const options: ChaosOptions = {
 const result = await runChaos(options);
 for (const line of result.problems) console.log(line);
 for (const phase of [result.baseline, result.chaos]) {
-  if (phase && (phase.error || !result.passed || options.keepDirs)) console.log(`${phase.name} logs: ${phase.dir}`);
+  if (phase && existsSync(phase.dir)) console.log(`${phase.name} logs: ${phase.dir}`);
 }
 console.log(result.figures);
 process.exit(result.passed ? 0 : 1);

@@ -107,16 +107,16 @@ describe('a small chaos drain', () => {
     const lines: string[] = [];
     const result = await runChaos({
       ...DEFAULT_OPTIONS,
-      items: 300,
+      items: 240,
       customers: 2,
       kills: 2,
       temporalRestarts: 1,
       postgresRestarts: 1,
       sourceFaultsPerKind: 1,
-      // 150 items per customer at 8/s: about 20 s without faults.
+      // 120 items per customer at 8/s: about 15 s without faults.
       ratePerAccount: 8,
       baseline: false,
-      drainTimeoutSeconds: 85,
+      drainTimeoutSeconds: 90,
       log: (line) => lines.push(line),
     });
     console.log([...lines.slice(-12), ...result.problems, result.figures].join('\n'));

@@ -86,25 +86,23 @@ export class WorkerSupervisor {
   }
 
   /**
-   * SIGKILLs one running worker, chosen by `rng`, waiting up to `timeoutMs` for one to be up.
-   * @returns the worker's number, or undefined if none came up in time
+   * SIGKILLs one running worker, chosen by `rng`. It first waits up to `timeoutMs` for every
+   * worker to be up, so one crash at a time hits a pool that is otherwise whole and the others
+   * keep working; after that it kills any one that is up.
+   * @returns the worker's number, or undefined if none was up
    */
   async killOne(rng: SeededRandom, timeoutMs: number): Promise<number | undefined> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const running = this.slots.filter((s) => s.ready && s.process);
-      if (running.length > 0) {
-        const slot = rng.pick(running);
-        slot.killed = true;
-        slot.ready = false;
-        slot.log.write(`--- chaos: SIGKILL at ${this.elapsed()} s\n`);
-        slot.process?.child.kill('SIGKILL');
-        this.kills += 1;
-        return slot.index + 1;
-      }
-      if (Date.now() > deadline) return undefined;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    while (this.up < this.slots.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const running = this.slots.filter((s) => s.ready && s.process);
+    if (running.length === 0) return undefined;
+    const slot = rng.pick(running);
+    slot.killed = true;
+    slot.ready = false;
+    slot.log.write(`--- chaos: SIGKILL at ${this.elapsed()} s\n`);
+    slot.process?.child.kill('SIGKILL');
+    this.kills += 1;
+    return slot.index + 1;
   }
 
   /** Stops every worker (SIGTERM, then SIGKILL) and starts none again. */

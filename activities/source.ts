@@ -73,9 +73,13 @@ export async function openItemContent(
   try {
     response = await fetchImpl(url, { signal: aborter.signal });
   } catch (err) {
-    throw aborter.signal.aborted
-      ? unavailable(`source of item ${item.id} did not answer within ${seconds(timeouts.answerMs)}`)
-      : unavailable(`fetching item ${item.id} from its source failed: ${networkCause(err)}`);
+    if (aborter.signal.aborted)
+      throw unavailable(`source of item ${item.id} did not answer within ${seconds(timeouts.answerMs)}`);
+    const cause = networkCause(err);
+    // The fetch standard's blocked ports (1, 25, 6000, …): undici refuses them every time.
+    if (cause === 'bad port')
+      throw gone(`source_url of item ${item.id} uses port ${url.port}, which fetch never connects to`);
+    throw unavailable(`fetching item ${item.id} from its source failed: ${cause}`);
   } finally {
     clearTimeout(answerTimer);
   }

@@ -75,6 +75,7 @@ describe('a source that can never work fails its item at once', () => {
     ['410', () => faultyUrl(media.url, '410', 'n', 100), /answered 410/],
     ['an ftp:// URL', () => 'ftp://media.example/x.wav', /ftp: and only http: and https:/],
     ['a URL that does not parse', () => 'not a url', /is not a URL/],
+    ['a port fetch never connects to', () => 'http://127.0.0.1:1/x.wav', /port 1, which fetch never connects to/],
   ];
   for (const [name, url, message] of cases) {
     it(`${name}: failed, with the reason on the row, and no Dropbox upload`, async () => {

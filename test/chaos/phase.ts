@@ -68,6 +68,8 @@ export interface PhaseResult {
 }
 
 const WORKERS_UP_TIMEOUT_MS = 180_000;
+/** The workers' first wait before retrying an item whose source failed (ARCHIVER_ITEM_RETRY_DELAY). */
+const ITEM_RETRY_DELAY = '2s';
 const PROGRESS_EVERY_MS = 5_000;
 const POLL_EVERY_MS = 1_000;
 
@@ -140,6 +142,8 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
         DATABASE_URL: databaseUrl,
         DROPBOX_API_BASE: emulator.url,
         ARCHIVER_LOG_LEVEL: 'INFO',
+        // A healed source is retried within the drain (the default first wait is 30 s).
+        ARCHIVER_ITEM_RETRY_DELAY: ITEM_RETRY_DELAY,
       },
       o.workers,
       dir,

@@ -5,7 +5,7 @@ import { SeededRandom } from './rng.js';
 /** Source faults that heal after a request or two: their items must end archived. */
 export const TRANSIENT_SOURCE_FAULTS = ['500', 'hang', 'stall', 'short'] as const;
 /** Source faults that never heal: their items must end failed. */
-export const PERMANENT_SOURCE_FAULTS = ['404', '410', 'ftp', 'closed-port'] as const;
+export const PERMANENT_SOURCE_FAULTS = ['404', '410', 'ftp', 'blocked-port'] as const;
 export const SOURCE_FAULT_NAMES = [...TRANSIENT_SOURCE_FAULTS, ...PERMANENT_SOURCE_FAULTS] as const;
 export type SourceFaultName = (typeof SOURCE_FAULT_NAMES)[number];
 
@@ -17,8 +17,8 @@ const HEALS_AFTER: Record<(typeof TRANSIENT_SOURCE_FAULTS)[number], number> = {
   short: 2,
 };
 
-/** A port nothing listens on (binding it needs root, and nothing here does), so connecting is refused. */
-const CLOSED_PORT = 1;
+/** A port on the fetch standard's blocked list: fetch refuses it every time, so the item can never work. */
+const BLOCKED_PORT = 1;
 
 export type ChaosEventKind = 'kill-worker' | 'restart-temporal' | 'restart-postgres';
 
@@ -183,8 +183,8 @@ export function sourceUrlOf(item: PlannedItem, mediaBase: string): string | null
       return faultyUrl(mediaBase, item.sourceFault, name, item.bytes);
     case 'ftp':
       return `ftp://127.0.0.1/media/${encodeURIComponent(name)}`;
-    case 'closed-port':
-      return `http://127.0.0.1:${CLOSED_PORT}/synthetic/${encodeURIComponent(name)}?bytes=${item.bytes}`;
+    case 'blocked-port':
+      return `http://127.0.0.1:${BLOCKED_PORT}/synthetic/${encodeURIComponent(name)}?bytes=${item.bytes}`;
     default:
       return faultyUrl(mediaBase, item.sourceFault, name, item.bytes, HEALS_AFTER[item.sourceFault]);
   }

@@ -4,5 +4,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
+# Bundled once here, from the code this image runs, so a restarted worker polls at once.
+RUN npm run bundle -- /app/dist/workflow-bundle.js
+ENV ARCHIVER_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 USER node
 CMD ["node", "--import", "tsx", "workers/main.ts"]

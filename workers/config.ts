@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PostgresTimeouts } from '../db/pool.js';
 
@@ -22,6 +23,15 @@ function hostPort(example: string, alternative = '') {
     .string()
     .regex(/^[^:\s]+:\d+$/, message)
     .refine((address) => isPort(address.slice(address.lastIndexOf(':') + 1)), message);
+}
+
+function isReadableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isPort(text: string): boolean {
@@ -74,6 +84,10 @@ const EnvSchema = z.object({
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
   ARCHIVER_SOURCE_TIMEOUT: duration('10s'),
   ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
+  ARCHIVER_WORKFLOW_BUNDLE: z
+    .string()
+    .refine(isReadableFile, 'must be the path of a workflow bundle file: write one with `npm run bundle`')
+    .optional(),
   // How long to wait on Postgres and Temporal, so that nothing waits for ever.
   DATABASE_CONNECT_TIMEOUT: duration('10s'),
   DATABASE_STATEMENT_TIMEOUT: duration('30s'),
@@ -101,6 +115,8 @@ export interface ArchiverConfig {
   sourceTimeoutMs: number;
   /** How long one Dropbox request may take (plus 2 s per MiB it sends). */
   dropboxTimeoutMs: number;
+  /** A bundle from `npm run bundle`, so the worker need not bundle its workflow code at start. */
+  workflowBundlePath: string | undefined;
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -178,6 +194,7 @@ function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
     },
     sourceTimeoutMs: e.ARCHIVER_SOURCE_TIMEOUT,
     dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
+    workflowBundlePath: e.ARCHIVER_WORKFLOW_BUNDLE,
   };
 }
 

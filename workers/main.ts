@@ -61,6 +61,7 @@ async function main(): Promise<void> {
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxCachedWorkflows: config.maxCachedWorkflows,
+      ...(config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : {}),
     });
     console.log(
       JSON.stringify({

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -142,5 +145,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ DROPBOX_APP_KEY: 'only-the-key' })).toThrow(
       /DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together/,
     );
+  });
+
+  it('takes a pre-built workflow bundle only if the file is there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bundle-config-'));
+    const file = join(dir, 'workflow-bundle.js');
+    writeFileSync(file, '// bundle');
+    expect(loadConfig({}).workflowBundlePath).toBeUndefined();
+    expect(loadConfig({ ARCHIVER_WORKFLOW_BUNDLE: file }).workflowBundlePath).toBe(file);
+    for (const bad of [join(dir, 'missing.js'), dir, '']) {
+      expect(() => loadConfig({ ARCHIVER_WORKFLOW_BUNDLE: bad }), bad).toThrow(
+        /ARCHIVER_WORKFLOW_BUNDLE: must be the path of a workflow bundle file: write one with `npm run bundle`/,
+      );
+    }
   });
 });

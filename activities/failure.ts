@@ -12,8 +12,20 @@ export interface ClassifiedFailure {
   message: string;
   /** For RateLimited and WriteContention: how long Dropbox asked us to wait. */
   retryAfterMs?: number;
-  /** For Transient: how long to back off before the next attempt, from the item's consecutive failures. */
+  /** For Transient (from the item's consecutive failures) and DatabaseUnavailable: how long to wait before the next attempt. */
   retryDelayMs?: number;
+}
+
+/**
+ * How soon an activity that could not use Postgres is tried again, every time: Postgres that is
+ * restarting is back within seconds, and backing off (to a minute by the retry policy) would leave
+ * the customer idle long after it is.
+ */
+export const DATABASE_RETRY_MS = 1_000;
+
+/** Postgres failed under an activity: DatabaseUnavailable, retried every DATABASE_RETRY_MS. */
+export function databaseUnavailable(err: PostgresError): ClassifiedFailure {
+  return { type: FailureType.DatabaseUnavailable, message: err.message, retryDelayMs: DATABASE_RETRY_MS };
 }
 
 /**
@@ -65,8 +77,7 @@ export function atActivityBoundary<T extends Record<string, Activity>>(activitie
         return await activity(...args);
       } catch (err) {
         if (err instanceof TypedFailure) throw toApplicationFailure(err.failure);
-        if (err instanceof PostgresError)
-          throw toApplicationFailure({ type: FailureType.DatabaseUnavailable, message: err.message });
+        if (err instanceof PostgresError) throw toApplicationFailure(databaseUnavailable(err));
         throw err;
       }
     },

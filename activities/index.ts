@@ -23,7 +23,7 @@ import {
   type ItemRetryPolicy,
 } from '../db/items.js';
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
-import { atActivityBoundary, TypedFailure, type ClassifiedFailure } from './failure.js';
+import { atActivityBoundary, databaseUnavailable, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor } from './paths.js';
 import { uploadToSession } from './sessions.js';
@@ -305,7 +305,7 @@ export function createActivities(deps: ActivityDeps) {
       err instanceof TypedFailure
         ? err.failure
         : err instanceof PostgresError
-          ? { type: FailureType.DatabaseUnavailable, message: err.message }
+          ? databaseUnavailable(err)
           : classifyDropboxError(err);
     const fields = { customerId: subject.customerId, itemId: subject.id, failureType: failure.type };
     log.warn('upload failed', { ...fields, error: failure.message });

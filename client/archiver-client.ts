@@ -33,6 +33,9 @@ export interface StartResult {
   started: boolean;
 }
 
+/** Continue-as-new keeps it. */
+const WORKFLOW_TASK_TIMEOUT = '5s';
+
 /** Starts a customer's workflow, or finds the one already running. */
 export async function startCustomer(
   client: Client,
@@ -47,6 +50,9 @@ export async function startCustomer(
     workflowId: workflowIdFor(customerId),
     args: [{ customerId, ...(options.commitMode ? { commitMode: options.commitMode } : {}) }],
     workflowIdConflictPolicy: 'USE_EXISTING',
+    // A workflow task taken by a worker that then dies is retried after this long (default 10 s,
+    // during which the customer uploads nothing). Its tasks take milliseconds.
+    workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
     memo: { customerName: name },
     typedSearchAttributes: [
       { key: searchAttributes.customerId, value: customerId },

@@ -30,6 +30,9 @@ export interface ArchiverWorkerOptions {
   maxCachedWorkflows?: number;
 }
 
+/** How long a cached workflow's task waits for its worker before any worker may take it. */
+const STICKY_QUEUE_TIMEOUT = '2s';
+
 /** A worker hosting the customer workflows and all activities. */
 export async function createArchiverWorker(options: ArchiverWorkerOptions): Promise<Worker> {
   return Worker.create({
@@ -44,6 +47,10 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     // Upload-session progress rides on heartbeats; send them often enough that a retry after a
     // crash resumes close to where Dropbox is.
     maxHeartbeatThrottleInterval: '2s',
+    // A customer's workflow tasks go to the worker that cached it. When that worker dies, the
+    // server hands them to any worker only after this long (the SDK's default is 10 s, during
+    // which the customer uploads nothing).
+    stickyQueueScheduleToStartTimeout: STICKY_QUEUE_TIMEOUT,
   });
 }
 

@@ -21,6 +21,15 @@ const DEFAULT_SAFETY_POLL_MS = 15 * 60_000;
 export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
+/** Patch: continue as new once the history reaches maxHistoryEvents, not only when Temporal suggests it. */
+export const SHORT_HISTORIES = 'short-histories';
+/**
+ * A worker that takes over a customer whose worker died replays its history first, and the
+ * customer uploads nothing meanwhile: about 1.4 ms per event on a loaded 2-core machine (a
+ * 1,950-event history took 2.7 s in the chaos suite). Temporal suggests continuing as new only at
+ * about 4,000 events; at this many a takeover costs at most about a second.
+ */
+const DEFAULT_MAX_HISTORY_EVENTS = 1_000;
 
 /**
  * One customer's archive pipeline, forever: lease a batch, upload it at the pace the controller
@@ -100,7 +109,13 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       customer.resume();
       wf.log.info('customer resumed', { customerId });
     }
-    if (wf.workflowInfo().continueAsNewSuggested) {
+    const info = wf.workflowInfo();
+    // Early only with no straggler running: waiting for one (up to a request deadline) would stall the customer.
+    const early =
+      info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS) &&
+      stragglers.count() === 0 &&
+      wf.patched(SHORT_HISTORIES);
+    if (info.continueAsNewSuggested || early) {
       await stragglers.settled();
       await wf.condition(wf.allHandlersFinished);
       return wf.continueAsNew<typeof archiveCustomer>({ ...input, ...customer.carryOver(), controller: pacer.state });

@@ -144,4 +144,6 @@ export interface ArchiveCustomerInput {
   commitMode?: CommitMode;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */
   safetyPollMs?: number;
+  /** History length at which a run continues as new (when no straggler runs). @default 1,000 events */
+  maxHistoryEvents?: number;
 }

@@ -1,3 +1,4 @@
+import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator, type EmulatorOptions } from 'dropbox-emulator';
 import type { ActivityDeps } from '../../activities/types.js';
@@ -11,6 +12,8 @@ export interface ArchiverStack {
   temporal: TestTemporal;
   emulator: DropboxEmulator;
   media: MediaServer;
+  /** The in-process worker, unless the file asked for none. */
+  worker: Worker | undefined;
 }
 
 export interface ArchiverStackOptions {
@@ -41,7 +44,7 @@ export function useArchiverStack(options: ArchiverStackOptions = {}): ArchiverSt
       startMediaServer(),
     ]);
     if (options.worker !== false) {
-      ({ stop: stopWorker } = await startTestWorker(stack.temporal, {
+      ({ worker: stack.worker, stop: stopWorker } = await startTestWorker(stack.temporal, {
         db: stack.database.db,
         dropboxApiBase: stack.emulator.url,
         ...options.worker,

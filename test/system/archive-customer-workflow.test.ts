@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { startCustomer } from '../../client/archiver-client.js';
 import {
   itemsAvailableSignal,
   pauseSignal,
@@ -257,5 +258,36 @@ describe('archiveCustomer workflow', () => {
     expect(input.controller?.ratePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
     expect(input.totals?.archived).toBeGreaterThan(0);
     await recordHistory(stack.temporal.client, customer, 'continue-as-new');
+  });
+
+  it("hands a dead worker's customers to another worker within seconds, not the SDK's 10 s", async () => {
+    const customer = uniqueName('deadlines');
+    await startCustomer(stack.temporal.client, customer, 'Deadlines', { taskQueue: stack.temporal.taskQueue });
+    const { raw } = await stack.temporal.client.workflow.getHandle(workflowIdFor(customer)).describe();
+    // A task a dying worker had taken is retried after this long.
+    expect(Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(5);
+    // A task queued for a dead worker's cache goes to any worker after this long.
+    expect(stack.worker?.options.stickyQueueScheduleToStartTimeoutMs).toBe(2_000);
+    await stack.temporal.client.workflow.getHandle(workflowIdFor(customer)).signal(stopSignal, 'test done');
+  });
+
+  it('continues as new at maxHistoryEvents, before Temporal suggests it, so a takeover replays little', async () => {
+    const customer = uniqueName('short');
+    await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 60);
+    // Batches of about 10 items, so the first one ends soon after 60 events.
+    const handle = await startArchiving(stack.temporal, customer, {
+      maxHistoryEvents: 60,
+      limits: { batchSeconds: 1 },
+    });
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 60 && s.state === 'idle', 90_000);
+    const first = await stack.temporal.client.workflow
+      .getHandle(handle.workflowId, handle.firstExecutionRunId)
+      .fetchHistory();
+    const events = first.events ?? [];
+    expect(events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    // Well short of the 300 at which the suite's server suggests it (see global setup).
+    expect(events.length).toBeGreaterThanOrEqual(60);
+    expect(events.length).toBeLessThan(150);
+    expect(await pendingOrArchived(customer)).toEqual({ archived: 60 });
   });
 });

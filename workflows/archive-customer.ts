@@ -1,6 +1,6 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { runBatch, Stragglers } from './batch.js';
+import { runBatch, STRAGGLER_FLOOR_BEFORE_PATCH_MS, STRAGGLER_FLOOR_MS, Stragglers } from './batch.js';
 import { CustomerState } from './customer-state.js';
 import { NON_RETRYABLE_FAILURES } from './failures.js';
 import * as messages from './messages.js';
@@ -19,9 +19,17 @@ const { verifyDropbox } = wf.proxyActivities<Activities>({
 const DEFAULT_SAFETY_POLL_MS = 15 * 60_000;
 /** Patch: resuming a needs-reauth customer first checks its credentials, so a premature resume fails nothing. */
 export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
+/**
+ * Patch: items whose sources fail do not slow the good ones down. The pacer learns from Dropbox's
+ * answers only (see WorkflowPacer), and an upload is a straggler after half a second, not 2 s.
+ */
+export const PACE_PAST_BAD_SOURCES = 'pace-past-bad-sources';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
-/** Patch: continue as new once the history reaches maxHistoryEvents, not only when Temporal suggests it. */
+/**
+ * Patch: continue as new once the history reaches maxHistoryEvents, not only when Temporal
+ * suggests it, and only between stragglers (see timeToContinueAsNew).
+ */
 export const SHORT_HISTORIES = 'short-histories';
 /**
  * A worker that takes over a customer whose worker died replays its history first, and the
@@ -30,6 +38,23 @@ export const SHORT_HISTORIES = 'short-histories';
  * about 4,000 events; at this many a takeover costs at most about a second.
  */
 const DEFAULT_MAX_HISTORY_EVENTS = 1_000;
+/** Past this, a run continues as new even if it must wait for stragglers; Temporal warns at 10,000. */
+const FORCE_CONTINUE_AS_NEW_EVENTS = 8_000;
+
+/**
+ * Whether this run should continue as new now. A run continues as new only once its stragglers
+ * have ended, and one may last up to its deadline (a source's 10 s, a Dropbox request's 30 s)
+ * during which the customer would upload nothing; so while one runs the run goes on, unless its
+ * history is nearing Temporal's limits.
+ */
+function timeToContinueAsNew(input: messages.ArchiveCustomerInput, stragglers: Stragglers): boolean {
+  const info = wf.workflowInfo();
+  const due =
+    info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS);
+  if (!due) return false;
+  if (!wf.patched(SHORT_HISTORIES)) return info.continueAsNewSuggested;
+  return stragglers.count() === 0 || info.historyLength >= FORCE_CONTINUE_AS_NEW_EVENTS;
+}
 
 /**
  * One customer's archive pipeline, forever: lease a batch, upload it at the pace the controller
@@ -38,7 +63,8 @@ const DEFAULT_MAX_HISTORY_EVENTS = 1_000;
 export async function archiveCustomer(input: messages.ArchiveCustomerInput): Promise<void> {
   const { customerId } = input;
   const customer = new CustomerState(customerId, input);
-  const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits);
+  const pastBadSources = wf.patched(PACE_PAST_BAD_SOURCES);
+  const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits, pastBadSources);
   const ui = new WebUiView(customer);
   let reconnecting = false;
   const stragglers = new Stragglers(
@@ -48,6 +74,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       if (outcome.unfinished > 0)
         return releaseBatch(customerId, leaseToken, { only: [itemId] }).then((n) => (customer.backlog += n));
     },
+    pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );
 
   wf.setHandler(messages.itemsAvailableSignal, () => void (customer.itemsSignalled = true));
@@ -109,13 +136,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       customer.resume();
       wf.log.info('customer resumed', { customerId });
     }
-    const info = wf.workflowInfo();
-    // Early only with no straggler running: waiting for one (up to a request deadline) would stall the customer.
-    const early =
-      info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS) &&
-      stragglers.count() === 0 &&
-      wf.patched(SHORT_HISTORIES);
-    if (info.continueAsNewSuggested || early) {
+    if (timeToContinueAsNew(input, stragglers)) {
       await stragglers.settled();
       await wf.condition(wf.allHandlersFinished);
       return wf.continueAsNew<typeof archiveCustomer>({ ...input, ...customer.carryOver(), controller: pacer.state });

@@ -59,6 +59,14 @@ export interface BatchRun {
   stragglers?: Stragglers | undefined;
 }
 
+/**
+ * Before the `pace-past-bad-sources` patch, no upload was a straggler before 2 s. Uploads usually
+ * take tens of ms, so W is often 2 or 3, and an item whose source hangs held a slot for all of
+ * that; now half a second (a false straggler only lets one more upload run at once).
+ */
+export const STRAGGLER_FLOOR_MS = 500;
+export const STRAGGLER_FLOOR_BEFORE_PATCH_MS = 2_000;
+
 /** At most this many of a customer's stragglers are exempt from W; beyond it they count again. */
 const MAX_EXEMPT_STRAGGLERS = 8;
 
@@ -75,6 +83,8 @@ export class Stragglers {
     private readonly typicalUploadMs: () => number,
     /** Folds a straggler's outcome into the customer; may return the release of its lease. */
     private readonly onLate: (itemId: string, leaseToken: string, outcome: BatchResult) => Promise<unknown> | void,
+    /** The least time in flight that makes a straggler, in ms. */
+    private readonly floorMs = STRAGGLER_FLOOR_MS,
   ) {}
 
   /** How many are still running. */
@@ -82,9 +92,9 @@ export class Stragglers {
     return this.running.size;
   }
 
-  /** An upload in flight this long (ms) is a straggler: 2 s, or 4 times a usual upload. */
+  /** An upload in flight this long (ms) is a straggler: 4 times a usual upload, and at least the floor. */
   afterMs(): number {
-    return Math.max(2_000, 4 * this.typicalUploadMs());
+    return Math.max(this.floorMs, 4 * this.typicalUploadMs());
   }
 
   /** The stragglers of one lease, which releasing that lease must leave alone. */

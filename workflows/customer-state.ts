@@ -134,6 +134,8 @@ export class CustomerState {
   /** Folds the outcome of an upload that ended after its batch (a straggler). */
   addLate(outcome: BatchResult, now: number): void {
     this.fold(outcome, now);
+    // The last lease counted the items waiting to retry while this one was still in flight.
+    this.retryWaiting += outcome.deferred;
   }
 
   private fold(outcome: BatchResult, now: number): void {

@@ -4,7 +4,11 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { VERIFY_CREDENTIALS_ON_RESUME } from '../../workflows/archive-customer.js';
+import {
+  PACE_PAST_BAD_SOURCES,
+  SHORT_HISTORIES,
+  VERIFY_CREDENTIALS_ON_RESUME,
+} from '../../workflows/archive-customer.js';
 import { HISTORIES_DIR } from '../support/harness.js';
 import { workflowBundle } from '../support/stack.js';
 
@@ -41,6 +45,13 @@ describe('replay of recorded histories', () => {
 
   it(`records the ${VERIFY_CREDENTIALS_ON_RESUME} patch where a needs-reauth customer resumes`, () => {
     expect(markers('resume-checks-credentials.json')).toContain(`"id":"${VERIFY_CREDENTIALS_ON_RESUME}"`);
+  });
+
+  it(`records the ${PACE_PAST_BAD_SOURCES} and ${SHORT_HISTORIES} patches where bad sources straggle`, () => {
+    expect(markers('stuck-sources.json')).toContain(`"id":"${PACE_PAST_BAD_SOURCES}"`);
+    expect(markers('stuck-sources.json')).toContain(`"id":"${SHORT_HISTORIES}"`);
+    // Recorded before them: replayed above on the code paths it took.
+    expect(markers('stuck-sources-before-bad-source-pacing.json')).not.toContain(PACE_PAST_BAD_SOURCES);
   });
 
   it('detects history the current code would not produce (the check can fail)', async () => {

@@ -80,6 +80,16 @@ describe('a customer with failing sources among good ones', () => {
       'the late item archived',
     );
 
+    // The good items may all be in before the hung sources' 10 s timeouts end their first attempts.
+    const failingIds = badIds.slice(gone.length);
+    await eventually(
+      async () => {
+        const rows = (await itemRows(customer)).filter((r) => failingIds.includes(r.id));
+        return rows.every((r) => r.failed_attempts === 1) ? true : undefined;
+      },
+      30_000,
+      'every failing source tried once',
+    );
     const rows = new Map((await itemRows(customer)).map((r) => [r.id, r]));
     for (const id of goodIds) expect(rows.get(id)?.state).toBe('archived');
     for (const id of badIds.slice(0, gone.length)) {
@@ -89,7 +99,7 @@ describe('a customer with failing sources among good ones', () => {
         last_error: expect.stringMatching(/item \d+/),
       });
     }
-    for (const id of badIds.slice(gone.length)) {
+    for (const id of failingIds) {
       // Each was tried once and gave its slot back: pending, with why and when it is tried next.
       const r = rows.get(id);
       expect(r).toMatchObject({ state: 'pending', attempts: 1, failed_attempts: 1 });

@@ -51,6 +51,22 @@ describe('pacing controller', () => {
     expect(s.limitEstimatePerSecond).toBeCloseTo(20, 0);
   });
 
+  it('leaves slow start from what Dropbox accepted since its first acceptance, not since items with bad sources began', () => {
+    // The first 2 s went to items whose sources failed; then 90 uploads in 3 s went through.
+    let s: PacingState = { ...initialPacing(), ratePerSecond: 60, sinceCutMs: 2000 };
+    s = observe(s, ok);
+    expect(s.firstAcceptedMs).toBe(2000);
+    s = { ...s, sinceCutMs: 5000, acceptedSinceCut: 90 };
+    const tooMany = { ...refused, accepted: false };
+    expect(
+      observe(s, tooMany, DEFAULT_PACING_LIMITS, { measureFromFirstAccept: true }).limitEstimatePerSecond,
+    ).toBeCloseTo(30);
+    // Before the option (workflows already running keep it): over all 5 s.
+    expect(observe(s, tooMany).limitEstimatePerSecond).toBeCloseTo(18);
+    // A cut starts the count again.
+    expect(observe(s, tooMany).firstAcceptedMs).toBeUndefined();
+  });
+
   it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {
     const once = observe({ ...initialPacing(), ratePerSecond: 40, sinceCutMs: 3000 }, refused);
     const again = observe(once, { ...refused, startedAtCut: 0 });

@@ -74,6 +74,8 @@ export interface PacingState {
   sinceCutMs: number;
   /** Uploads Dropbox accepted since the last cut. */
   acceptedSinceCut: number;
+  /** Busy ms since the last cut when Dropbox first accepted an upload; undefined until it does. */
+  firstAcceptedMs?: number | undefined;
   /**
    * When the rate last rose past the estimate (the probe): busy ms since the cut, and uploads
    * accepted by then; undefined until it does.
@@ -166,9 +168,16 @@ export function observe(
   state: PacingState,
   upload: UploadObservation,
   limits: PacingLimits = DEFAULT_PACING_LIMITS,
+  options: ControllerOptions = {},
 ): PacingState {
   let next = state;
-  if (upload.accepted) next = { ...next, acceptedSinceCut: next.acceptedSinceCut + 1 };
+  if (upload.accepted) {
+    next = {
+      ...next,
+      acceptedSinceCut: next.acceptedSinceCut + 1,
+      firstAcceptedMs: next.firstAcceptedMs ?? next.sinceCutMs,
+    };
+  }
   if (upload.cleanDurationMs !== undefined) {
     next = { ...next, uploadMs: (1 - DURATION_WEIGHT) * next.uploadMs + DURATION_WEIGHT * upload.cleanDurationMs };
   }
@@ -176,11 +185,20 @@ export function observe(
     next = { ...next, writeConcurrency: Math.max(1, Math.floor(currentWidth(next, limits) / 2)) };
   }
   // One cut per congestion event: 429s of uploads that started before the last cut are old news.
-  if (upload.rateLimited > 0 && upload.startedAtCut === state.cuts) next = cut(next, limits);
+  if (upload.rateLimited > 0 && upload.startedAtCut === state.cuts) next = cut(next, limits, options);
   return next;
 }
 
-function cut(state: PacingState, limits: PacingLimits): PacingState {
+/** How the controller measures; each option is a change that workflows already running must not see. */
+export interface ControllerOptions {
+  /**
+   * Leaving slow start, measure what Dropbox accepted from its first acceptance on, not from the
+   * start: the first seconds may go to items whose sources fail, which says nothing about Dropbox.
+   */
+  measureFromFirstAccept?: boolean;
+}
+
+function cut(state: PacingState, limits: PacingLimits, options: ControllerOptions): PacingState {
   const seconds = state.sinceCutMs / 1000;
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
@@ -189,8 +207,12 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
     // ahead of what was sent); the next 429 comes soon and measures the limit.
+    const from = options.measureFromFirstAccept ? (state.firstAcceptedMs ?? 0) : 0;
+    const measured = (state.sinceCutMs - from) / 1000;
     estimate =
-      seconds >= 1 && state.acceptedSinceCut > 0 ? Math.min(state.ratePerSecond, accepted) : state.ratePerSecond;
+      measured >= 1 && state.acceptedSinceCut > 0
+        ? Math.min(state.ratePerSecond, state.acceptedSinceCut / measured)
+        : state.ratePerSecond;
   } else if (seconds < 1) {
     estimate = BETA * previous;
   } else if (seconds < RECOVERY_SECONDS || accepted < BETA * previous) {
@@ -216,6 +238,7 @@ function cut(state: PacingState, limits: PacingLimits): PacingState {
     cuts: state.cuts + 1,
     sinceCutMs: 0,
     acceptedSinceCut: 0,
+    firstAcceptedMs: undefined,
     probeFrom: undefined,
   };
 }

@@ -12,6 +12,7 @@ import {
   type PacingLimits,
   type PacingPlan,
   type PacingState,
+  type ControllerOptions,
   type UploadObservation,
 } from './controller.js';
 
@@ -47,6 +48,7 @@ export class WorkflowPacer implements UploadPacer {
   private clockMs: number | undefined;
   private nextStartAt = 0;
   private readonly limits: PacingLimits;
+  private readonly options: ControllerOptions;
   state: PacingState;
 
   /**
@@ -57,7 +59,14 @@ export class WorkflowPacer implements UploadPacer {
     carried: PacingState | undefined,
     limits: Partial<PacingLimits> | undefined,
     private readonly caps: () => OperatorLimits,
+    /**
+     * Learn from Dropbox's answers only: an upload's duration counts only if Dropbox accepted it (a
+     * source that hung for its 10 s timeout is not a slow Dropbox), and leaving slow start measures
+     * from the first acceptance (ControllerOptions.measureFromFirstAccept).
+     */
+    private readonly fromDropboxOnly = false,
   ) {
+    this.options = { measureFromFirstAccept: fromDropboxOnly };
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
@@ -67,9 +76,10 @@ export class WorkflowPacer implements UploadPacer {
   static forRun(
     input: Pick<ArchiveCustomerInput, 'customerId' | 'controller' | 'limits'>,
     caps: () => OperatorLimits,
+    fromDropboxOnly: boolean,
   ): WorkflowPacer {
     try {
-      return new WorkflowPacer(input.controller, input.limits, caps);
+      return new WorkflowPacer(input.controller, input.limits, caps, fromDropboxOnly);
     } catch (err) {
       const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
       throw ApplicationFailure.nonRetryable(message, FailureType.BadInput);
@@ -117,14 +127,16 @@ export class WorkflowPacer implements UploadPacer {
   done(slot: UploadSlot, outcome: UploadOutcome): void {
     this.tick();
     const { clean, ...rest } = outcome;
+    const timed = clean && outcome.rateLimited === 0 && (outcome.accepted || !this.fromDropboxOnly);
     this.state = observe(
       this.state,
       {
         ...rest,
         startedAtCut: slot.cut,
-        cleanDurationMs: clean && outcome.rateLimited === 0 ? Math.max(0, Date.now() - slot.startAt) : undefined,
+        cleanDurationMs: timed ? Math.max(0, Date.now() - slot.startAt) : undefined,
       },
       this.limits,
+      this.options,
     );
   }
 

@@ -1,14 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { activityInfo, log } from '@temporalio/activity';
 import { FailureType } from '../workflows/failures.js';
+import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
 import { commitStagedSessions, type SessionCommitOutcome, type StagedItem } from './session-commit.js';
-import type { ActivityDeps, LeasedBatch, StageOutcome, Throttles, UploadOutcome, UploadRequest } from './types.js';
+import type {
+  ActivityDeps,
+  LeasedBatch,
+  PacingReport,
+  StageOutcome,
+  Throttles,
+  UploadOutcome,
+  UploadRequest,
+} from './types.js';
 import { resumeFrom, waitForStartTime, withHeartbeats } from './attempt.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { promoteIfAccepted } from './dropbox/candidates.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
 import { classifyDropboxError } from './dropbox/errors.js';
 import { CustomerTokens } from './dropbox/tokens.js';
+import { limitEstimate, saveLimitEstimate } from '../db/customers.js';
 import { PostgresError, reportingPostgresErrors } from '../db/errors.js';
 import {
   deferItem,
@@ -71,11 +81,18 @@ export function createActivities(deps: ActivityDeps) {
   const accounts = new DropboxAccounts(tokens, deps.dropboxApiBase, dropboxTimeouts);
 
   /** Leases the customer's next items; returns descriptors only, never content. */
-  async function fetchBatch(customerId: string, limit: number): Promise<LeasedBatch> {
+  async function fetchBatch(customerId: string, limit: number, pacing?: PacingReport): Promise<LeasedBatch> {
     const leaseToken = randomUUID();
+    const estimate = pacing?.limitEstimatePerSecond;
+    if (estimate !== undefined && Number.isFinite(estimate) && estimate > 0)
+      await saveLimitEstimate(db, customerId, estimate);
     const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs);
     const queue = await queueState(db, customerId);
     return {
+      warmStart: {
+        limitEstimatePerSecond: estimate ?? (await limitEstimate(db, customerId)),
+        initialRatePerSecond: deps.initialRatePerSecond ?? DEFAULT_PACING_LIMITS.initialRatePerSecond,
+      },
       leaseToken,
       items,
       backlog: queue.pending,

@@ -28,6 +28,14 @@ export interface ActivityDeps {
   singleUploadLimit?: number;
   /** Bytes per upload-session append. @default 8 MiB */
   chunkSize?: number;
+  /** Uploads/s a customer with no learned limit starts at. @default DEFAULT_PACING_LIMITS.initialRatePerSecond */
+  initialRatePerSecond?: number;
+}
+
+/** What the workflow tells fetchBatch about its pace. */
+export interface PacingReport {
+  /** The controller's current estimate of the customer's upload limit, if it has one; kept in Postgres. */
+  limitEstimatePerSecond?: number | undefined;
 }
 
 export interface LeasedBatch {
@@ -43,6 +51,14 @@ export interface LeasedBatch {
   nextRetryInMs: number | undefined;
   /** Epoch ms when the oldest item not yet archived or failed was inserted: the customer's lag. */
   oldestWaitingSince: number | undefined;
+  /** Where a new run of the customer's workflow starts its pace (see WorkflowPacer.warmStart). */
+  warmStart?: WarmStart;
+}
+
+/** The customer's learned limit, if Postgres has one, and the initial rate for when it does not. */
+export interface WarmStart {
+  limitEstimatePerSecond: number | undefined;
+  initialRatePerSecond: number;
 }
 
 export interface UploadRequest {

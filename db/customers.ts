@@ -137,3 +137,21 @@ export async function markDisconnected(db: Db, id: string): Promise<boolean> {
   const rows = await db.query(`UPDATE customers SET status = 'disconnected' WHERE id = $1 RETURNING id`, [id]);
   return rows.length === 1;
 }
+
+/** Keeps the customer's learned upload limit (uploads/s); a write only when it changed. */
+export async function saveLimitEstimate(db: Db, id: string, perSecond: number): Promise<void> {
+  await db.query(
+    `UPDATE customers SET limit_estimate_per_second = $2, limit_estimate_at = now()
+      WHERE id = $1 AND limit_estimate_per_second IS DISTINCT FROM $2`,
+    [id, perSecond],
+  );
+}
+
+/** The customer's last learned upload limit (uploads/s), if any. */
+export async function limitEstimate(db: Db, id: string): Promise<number | undefined> {
+  const [row] = await db.query<{ limit_estimate_per_second: number | null }>(
+    'SELECT limit_estimate_per_second FROM customers WHERE id = $1',
+    [id],
+  );
+  return row?.limit_estimate_per_second ?? undefined;
+}

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PostgresTimeouts } from '../db/pool.js';
+import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -53,6 +54,8 @@ function duration(fallback: string) {
     });
 }
 
+const INITIAL_RATE_MESSAGE = `must be uploads per second from ${DEFAULT_PACING_LIMITS.minRatePerSecond} to ${DEFAULT_PACING_LIMITS.maxRatePerSecond}, e.g. ${DEFAULT_PACING_LIMITS.initialRatePerSecond}`;
+
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
   TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233').default('127.0.0.1:7233'),
@@ -84,6 +87,11 @@ const EnvSchema = z.object({
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
   ARCHIVER_SOURCE_TIMEOUT: duration('10s'),
   ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
+  ARCHIVER_INITIAL_RATE: z.coerce
+    .number({ error: INITIAL_RATE_MESSAGE })
+    .min(DEFAULT_PACING_LIMITS.minRatePerSecond, INITIAL_RATE_MESSAGE)
+    .max(DEFAULT_PACING_LIMITS.maxRatePerSecond, INITIAL_RATE_MESSAGE)
+    .default(DEFAULT_PACING_LIMITS.initialRatePerSecond),
   ARCHIVER_WORKFLOW_BUNDLE: z
     .string()
     .refine(isReadableFile, 'must be the path of a workflow bundle file: write one with `npm run bundle`')
@@ -115,6 +123,8 @@ export interface ArchiverConfig {
   sourceTimeoutMs: number;
   /** How long one Dropbox request may take (plus 2 s per MiB it sends). */
   dropboxTimeoutMs: number;
+  /** Uploads/s a customer with no learned limit starts at. */
+  initialRatePerSecond: number;
   /** A bundle from `npm run bundle`, so the worker need not bundle its workflow code at start. */
   workflowBundlePath: string | undefined;
 }
@@ -194,6 +204,7 @@ function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
     },
     sourceTimeoutMs: e.ARCHIVER_SOURCE_TIMEOUT,
     dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
+    initialRatePerSecond: e.ARCHIVER_INITIAL_RATE,
     workflowBundlePath: e.ARCHIVER_WORKFLOW_BUNDLE,
   };
 }

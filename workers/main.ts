@@ -57,6 +57,7 @@ async function main(): Promise<void> {
         itemRetry: config.itemRetry,
         sourceTimeouts: { answerMs: config.sourceTimeoutMs, idleMs: config.sourceTimeoutMs },
         dropboxTimeouts: { requestMs: config.dropboxTimeoutMs },
+        initialRatePerSecond: config.initialRatePerSecond,
       },
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

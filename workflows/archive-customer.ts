@@ -24,6 +24,8 @@ export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
  * answers only (see WorkflowPacer), and an upload is a straggler after half a second, not 2 s.
  */
 export const PACE_PAST_BAD_SOURCES = 'pace-past-bad-sources';
+/** Patch: a fresh run starts at the limit its customer's earlier runs learned, kept in Postgres (see WorkflowPacer.warmStart). */
+export const WARM_START = 'warm-start';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
 /**
@@ -65,6 +67,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const customer = new CustomerState(customerId, input);
   const pastBadSources = wf.patched(PACE_PAST_BAD_SOURCES);
   const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits, pastBadSources);
+  const warmStarts = wf.patched(WARM_START);
   const ui = new WebUiView(customer);
   let reconnecting = false;
   const stragglers = new Stragglers(
@@ -143,7 +146,13 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     }
 
     customer.itemsSignalled = false;
-    const batch = await fetchBatch(customerId, pacer.plan().batchSize);
+    const { batchSize } = pacer.plan();
+    // The controller's estimate rides along, so Postgres keeps it for the customer's next run.
+    const estimate = pacer.state.limitEstimatePerSecond;
+    const batch = await (warmStarts
+      ? fetchBatch(customerId, batchSize, { limitEstimatePerSecond: estimate })
+      : fetchBatch(customerId, batchSize));
+    if (warmStarts && batch.warmStart) pacer.warmStart(batch.warmStart);
     customer.backlog = batch.backlog;
     customer.retryWaiting = batch.retryWaiting ?? 0;
     customer.oldestWaitingSince = batch.oldestWaitingSince;

@@ -8,6 +8,7 @@ import {
   PACE_PAST_BAD_SOURCES,
   SHORT_HISTORIES,
   VERIFY_CREDENTIALS_ON_RESUME,
+  WARM_START,
 } from '../../workflows/archive-customer.js';
 import { HISTORIES_DIR } from '../support/harness.js';
 import { workflowBundle } from '../support/stack.js';
@@ -52,6 +53,10 @@ describe('replay of recorded histories', () => {
     expect(markers('stuck-sources.json')).toContain(`"id":"${SHORT_HISTORIES}"`);
     // Recorded before them: replayed above on the code paths it took.
     expect(markers('stuck-sources-before-bad-source-pacing.json')).not.toContain(PACE_PAST_BAD_SOURCES);
+  });
+
+  it(`records the ${WARM_START} patch where a customer's new run starts at its learned limit`, () => {
+    expect(markers('warm-start.json')).toContain(`"id":"${WARM_START}"`);
   });
 
   it('detects history the current code would not produce (the check can fail)', async () => {

@@ -7,6 +7,7 @@ import {
   observe,
   plan,
   validatePacingLimits,
+  warmStart,
   type PacingState,
   type UploadObservation,
 } from '../../workflows/pacing/controller.js';
@@ -65,6 +66,21 @@ describe('pacing controller', () => {
     expect(observe(s, tooMany).limitEstimatePerSecond).toBeCloseTo(18);
     // A cut starts the count again.
     expect(observe(s, tooMany).firstAcceptedMs).toBeUndefined();
+  });
+
+  it('starts a fresh run just below the learned limit, or in slow start from the initial rate', () => {
+    const warm = warmStart({ limitEstimatePerSecond: 40, initialRatePerSecond: 10 });
+    expect(warm).toMatchObject({ limitEstimatePerSecond: 40, ratePerSecond: BETA * 40, cuts: 0, sinceCutMs: 0 });
+    // Back at the limit within a few seconds, as after a cut.
+    expect(elapse(warm, 3000).ratePerSecond).toBeGreaterThanOrEqual(40);
+    // A 429 soon after measures the limit from what Dropbox accepted, as after any cut.
+    const fell = observe({ ...elapse(warm, 2000), acceptedSinceCut: 39 }, { ...refused, accepted: false });
+    expect(fell.limitEstimatePerSecond).toBeCloseTo(19.5);
+    const cold = warmStart({ limitEstimatePerSecond: undefined, initialRatePerSecond: 4 });
+    expect(cold).toMatchObject({ limitEstimatePerSecond: undefined, ratePerSecond: 4 });
+    expect(warmStart({ limitEstimatePerSecond: 1e9, initialRatePerSecond: 10 }).limitEstimatePerSecond).toBe(
+      DEFAULT_PACING_LIMITS.maxRatePerSecond,
+    );
   });
 
   it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -48,6 +49,8 @@ describe('configuration', () => {
       DATABASE_CONNECT_TIMEOUT: '5s',
       DATABASE_STATEMENT_TIMEOUT: '1m',
       TEMPORAL_CONNECT_TIMEOUT: '1500ms',
+      ARCHIVER_INITIAL_RATE: '25',
+      ARCHIVER_WORKFLOW_BUNDLE: fileURLToPath(import.meta.url),
     });
     expect(config).toEqual({
       temporal: {
@@ -69,6 +72,8 @@ describe('configuration', () => {
       itemRetry: { initialDelayMs: 60_000, maxAttempts: 50, maxAgeMs: 7 * 86_400_000 },
       sourceTimeoutMs: 10_000,
       dropboxTimeoutMs: 120_000,
+      initialRatePerSecond: 25,
+      workflowBundlePath: fileURLToPath(import.meta.url),
     });
   });
 
@@ -156,6 +161,16 @@ describe('configuration', () => {
     for (const bad of [join(dir, 'missing.js'), dir, '']) {
       expect(() => loadConfig({ ARCHIVER_WORKFLOW_BUNDLE: bad }), bad).toThrow(
         /ARCHIVER_WORKFLOW_BUNDLE: must be the path of a workflow bundle file: write one with `npm run bundle`/,
+      );
+    }
+  });
+
+  it("takes the initial rate of a customer with no learned limit, within the controller's bounds", () => {
+    expect(loadConfig({}).initialRatePerSecond).toBe(10);
+    expect(loadConfig({ ARCHIVER_INITIAL_RATE: '2.5' }).initialRatePerSecond).toBe(2.5);
+    for (const bad of ['0', '-1', 'fast', 'Infinity', '5000']) {
+      expect(() => loadConfig({ ARCHIVER_INITIAL_RATE: bad }), bad).toThrow(
+        /ARCHIVER_INITIAL_RATE: must be uploads per second from 0.2 to 2000, e.g. 10/,
       );
     }
   });

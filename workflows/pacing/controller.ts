@@ -132,6 +132,36 @@ export interface PacingPlan {
   batchSize: number;
 }
 
+/** Where a new run of a customer's workflow starts its pace. */
+export interface PacingStart {
+  /** The limit the customer's previous runs learned, uploads/s; undefined if none did. */
+  limitEstimatePerSecond: number | undefined;
+  /** Where slow start begins when there is no estimate. */
+  initialRatePerSecond: number;
+}
+
+/**
+ * A fresh run's state: as if the controller had just cut at the learned limit (BETA of it, back at
+ * it in RECOVERY_SECONDS, and a 429 before then measures the limit afresh), or slow start from the
+ * initial rate when nothing was learned.
+ */
+export function warmStart(start: PacingStart, limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
+  const fresh = initialPacing(limits);
+  const estimate = start.limitEstimatePerSecond;
+  if (estimate === undefined || !Number.isFinite(estimate) || estimate <= 0) {
+    return {
+      ...fresh,
+      ratePerSecond: clamp(start.initialRatePerSecond, limits.minRatePerSecond, limits.maxRatePerSecond),
+    };
+  }
+  const limit = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
+  return {
+    ...fresh,
+    limitEstimatePerSecond: limit,
+    ratePerSecond: clamp(BETA * limit, limits.minRatePerSecond, limits.maxRatePerSecond),
+  };
+}
+
 /** `ms` of busy time passed (the customer had work): the rate grows and W recovers. */
 export function elapse(
   state: PacingState,

@@ -8,9 +8,11 @@ import {
   observe,
   plan,
   validatePacingLimits,
+  warmStart,
   type OperatorLimits,
   type PacingLimits,
   type PacingPlan,
+  type PacingStart,
   type PacingState,
   type ControllerOptions,
   type UploadObservation,
@@ -70,7 +72,13 @@ export class WorkflowPacer implements UploadPacer {
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
+    this.fresh = carried === undefined;
+    this.explicitInitialRate = limits?.initialRatePerSecond !== undefined;
   }
+
+  /** True until warmStart or the first upload, for a run that started without a carried state. */
+  private fresh: boolean;
+  private readonly explicitInitialRate: boolean;
 
   /** The pacer for a run of `input`'s customer; bad pacing limits in the input fail the workflow as BadInput. */
   static forRun(
@@ -84,6 +92,20 @@ export class WorkflowPacer implements UploadPacer {
       const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
       throw ApplicationFailure.nonRetryable(message, FailureType.BadInput);
     }
+  }
+
+  /**
+   * Starts a fresh run at the pace its customer's earlier runs learned (see warmStart). Only before
+   * the first upload, and only if this run did not carry a state over or get an initial rate in
+   * its input; otherwise does nothing.
+   */
+  warmStart(start: PacingStart): void {
+    if (!this.fresh) return;
+    this.fresh = false;
+    this.state = warmStart(
+      this.explicitInitialRate ? { ...start, initialRatePerSecond: this.limits.initialRatePerSecond } : start,
+      this.limits,
+    );
   }
 
   /** The customer has work again. */
@@ -117,6 +139,7 @@ export class WorkflowPacer implements UploadPacer {
   }
 
   slot(): UploadSlot {
+    this.fresh = false;
     const { ratePerSecond } = this.plan();
     // No catching up after a pause or a gap between batches: that would be a burst.
     const startAt = Math.max(this.nextStartAt, Date.now());

@@ -1,4 +1,4 @@
-/** `npm run bench [-- --scenario steady,limit-change,huge-and-small,ceiling,scale] [--design archiver,cron,fixed] [--quick]` */
+/** `npm run bench [-- --scenario steady,limit-change,huge-and-small,ceiling,scale,warm-start] [--design archiver,cron,fixed] [--quick]` */
 import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { ALL_DESIGNS } from './designs/index.js';
@@ -9,6 +9,7 @@ import { hugeAndSmall } from './scenarios/huge-and-small.js';
 import { limitChange } from './scenarios/limit-change.js';
 import { scale } from './scenarios/scale.js';
 import { steady } from './scenarios/steady.js';
+import { warmStart } from './scenarios/warm-start.js';
 import type { ResultRow, Scenario, ScenarioName } from './scenarios/types.js';
 import { startStack } from './stack.js';
 
@@ -18,6 +19,7 @@ const SCENARIOS: Record<ScenarioName, Scenario> = {
   'huge-and-small': hugeAndSmall,
   ceiling,
   scale,
+  'warm-start': warmStart,
 };
 const list = (v: string) =>
   v

@@ -2,7 +2,7 @@ import type { DesignName } from '../designs/types.js';
 import type { Sample } from '../sampler.js';
 import type { BenchStack } from '../stack.js';
 
-export type ScenarioName = 'steady' | 'limit-change' | 'huge-and-small' | 'ceiling' | 'scale';
+export type ScenarioName = 'steady' | 'limit-change' | 'huge-and-small' | 'ceiling' | 'scale' | 'warm-start';
 
 export interface ScenarioOptions {
   quick: boolean;

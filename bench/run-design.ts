@@ -43,6 +43,12 @@ export interface RunOutcome {
   series: Sample[];
   startedAt: number;
   seconds: number;
+  /**
+   * CPU-seconds of the bench process during the run: the in-process worker (or the baseline's
+   * threads) with the emulator, the media server and the sampler, which cost the same per item
+   * for every design. Temporal and Postgres run as their own processes and are not in it.
+   */
+  cpuSeconds: number;
   timedOut: boolean;
   /** Whatever the scenario reads from the run's database before it is closed. */
   collected: Record<string, unknown>;
@@ -69,6 +75,7 @@ export async function runDesign(
       ...(spec.temporal ? { temporal: spec.temporal } : {}),
     });
     const startedAt = Date.now();
+    const cpuAtStart = process.cpuUsage();
     let limit = spec.limit;
     const active: string[] = [];
     const sampler = startSampler({
@@ -116,10 +123,12 @@ export async function runDesign(
     }
     await sampler.stop();
     const seconds = (Date.now() - startedAt) / 1000;
+    const cpu = process.cpuUsage(cpuAtStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     await design.stop();
     design = undefined;
     const collected = await collect(database.db, startedAt);
-    return { series: sampler.samples, startedAt, seconds, timedOut, collected };
+    return { series: sampler.samples, startedAt, seconds, cpuSeconds, timedOut, collected };
   } finally {
     await design?.stop().catch(() => undefined);
     await database.close();

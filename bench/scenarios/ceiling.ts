@@ -1,6 +1,7 @@
 /** 4. Pipeline ceiling: no rate limit; the pipeline's items/s next to the emulator's own capacity. */
 import { createDropboxClient } from '../../activities/dropbox/client.js';
 import { archiveTimes, createCustomers, ITEM_BYTES, tokenFor } from '../data.js';
+import { historyCosts, type HistoryCosts } from '../histories.js';
 import { round } from '../metrics.js';
 import { runDesign } from '../run-design.js';
 import type { BenchStack } from '../stack.js';
@@ -78,6 +79,10 @@ export const ceiling: Scenario = async (stack, { quick, designs, log }) => {
     );
     const c = run.collected as { archived: number; seconds: number };
     const itemsPerSecond = c.seconds > 0 ? c.archived / c.seconds : null;
+    // The archiver's cost to a Temporal cluster, from the histories its workflows left.
+    const costs: HistoryCosts | undefined =
+      design === 'archiver' ? await historyCosts(stack.temporal.client, ids) : undefined;
+    const perItem = (n: number | undefined) => (n === undefined || c.archived === 0 ? null : round(n / c.archived, 2));
     rows.push({
       scenario: 'ceiling',
       design,
@@ -90,6 +95,11 @@ export const ceiling: Scenario = async (stack, { quick, designs, log }) => {
       itemsPerSecond: round(itemsPerSecond, 1),
       emulatorItemsPerSecond: round(capacity, 1),
       ratioToEmulator: round(itemsPerSecond === null ? null : itemsPerSecond / capacity),
+      eventsPerItem: perItem(costs?.events),
+      activityTasksPerItem: perItem(costs?.activityTasks),
+      workflowTasksPerItem: perItem(costs?.workflowTasks),
+      workflowRuns: costs?.runs ?? null,
+      cpuSecondsPer1000Items: c.archived > 0 ? round((run.cpuSeconds / c.archived) * 1000, 2) : null,
       series: run.series,
     });
   }

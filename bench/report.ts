@@ -15,7 +15,16 @@ const KEYS: Record<string, string[]> = {
     'afterHalving90pct',
     'afterDoubling429Under1pct',
   ],
-  'huge-and-small': ['smallP95Ratio', 'smallP50Seconds', 'smallP95Seconds', 'aloneP95Seconds', 'workerSlots'],
+  'huge-and-small': [
+    'smallP95Ratio',
+    'smallP95OverOptimum',
+    'aloneP95OverOptimum',
+    'smallP50Seconds',
+    'smallP95Seconds',
+    'aloneP95Seconds',
+    'optimumSeconds',
+    'workerSlots',
+  ],
   ceiling: [
     'itemsPerSecond',
     'emulatorItemsPerSecond',
@@ -117,7 +126,8 @@ export function writeResults(
       '',
       '- `rateRatio`: items archived per second from the 10th second to the last archival (Postgres archived_at), over R. `share429`: upload requests (files/upload*) the emulator answered 429, over all upload requests.',
       '- `secondsTo429Under1pct` (after the halving): seconds from the change until every 5-s window up to the next change has < 1% of upload requests answered 429. `secondsTo90pctOfNewLimit` (after the doubling): seconds until the rate over the last ≤ 5 s (after the change) reaches 90% of the new R. `afterHalving90pct`/`afterDoubling429Under1pct`: the same figures for the other change.',
-      "- `smallP95Ratio`: p95 insert→archived latency of the small customers beside the huge one, over the same small customers run alone (on the same Temporal server). Every design runs with the worker's usual 100 activity slots (baselines: threads). The archiver then runs twice more with `workerSlots` few enough that tasks wait for a slot: `fairness on` = the dev server honours the activities' fairness key (the customer id, `matching.enableFairness=true`, as `npm start` runs it); `fairness off` = a second dev server with `matching.enableFairness=false` dispatches the task queue FIFO.",
+      "- `smallP95OverOptimum`/`aloneP95OverOptimum`: the small customers' p95 beside the huge one, and alone, over their optimum `optimumSeconds` = items per small customer / R plus the median files/upload time (`medianUploadSeconds`, one at a time through the SDK with nothing else running): what a customer that started each upload exactly at R would see. " +
+        "`smallP95Ratio`: p95 insert→archived latency of the small customers beside the huge one, over the same small customers run alone (on the same Temporal server). Every design runs with the worker's usual 100 activity slots (baselines: threads). The archiver then runs twice more with `workerSlots` few enough that tasks wait for a slot: `fairness on` = the dev server honours the activities' fairness key (the customer id, `matching.enableFairness=true`, as `npm start` runs it); `fairness off` = a second dev server with `matching.enableFairness=false` dispatches the task queue FIFO.",
       '- `warm-start`: one customer at R = 50/s drains its items, is stopped, gets as many new items and is started again (a new workflow). `firstRunSecondsTo90pct`/`secondRunSecondsTo90pct`: seconds from each start until 45 items were archived within one second; the second run starts at the limit the first one learned (`storedLimitEstimate`, kept in Postgres).',
       "- `itemsPerSecond`: items archived / seconds to the last archival with no rate limit; `emulatorItemsPerSecond`: files/upload through the Dropbox SDK at 64 at once, nothing else running. `eventsPerItem`/`activityTasksPerItem` (archiver only): history events and activity task executions (each started activity's attempts) over archived items, from the real histories of every run of the customers' workflows. `cpuSecondsPer1000Items`: CPU-seconds of the bench process during the run per 1,000 archived items; it holds the worker (or the baseline's threads) and also the emulator and media server, which cost the same per item for every design; Temporal and Postgres are separate processes.",
       "- `scale`: the real worker (`workers/main.ts`) runs as its own process, on the production task queue in its own namespace; `workerRssMB`/`idleCpuPercent` are that process (and any children) from /proc after every customer is idle, `serverIdleCpuPercent` the Temporal dev server meanwhile (100 = one core); `startAllSeconds`: starting every customer's workflow from a client; `wakeSeconds`: median of 3 inserts for idle customers until archived, woken by the worker's own notifier (LISTEN/NOTIFY); `maxCachedWorkflows`: the worker's workflow cache (ARCHIVER_MAX_CACHED_WORKFLOWS).",

@@ -5,7 +5,9 @@
  * Temporal server that honours the activities' fairness keys (customer id) and on one that
  * dispatches FIFO, so the table shows what fairness buys when tasks queue for slots.
  */
-import { latencies } from '../data.js';
+import { createDropboxClient } from '../../activities/dropbox/client.js';
+import { createCustomers, ITEM_BYTES, latencies, tokenFor } from '../data.js';
+import type { BenchStack } from '../stack.js';
 import { WORKER_SLOTS, type DesignName } from '../designs/types.js';
 import { percentile, round } from '../metrics.js';
 import { runDesign } from '../run-design.js';
@@ -30,8 +32,42 @@ export function hugeAndSmallSlots(customers: number): number {
   return Math.ceil((customers * 2) / 3);
 }
 
+/** The median seconds of one files/upload of a bench item through the SDK, one at a time, nothing else running. */
+async function medianUploadSeconds(stack: BenchStack, uploads = 40): Promise<number> {
+  const id = `has-upload-time-${Date.now()}`;
+  const database = await stack.newDatabase(id.replace(/-/g, '_'));
+  try {
+    await createCustomers(database.db, stack.emulator, [id], null);
+  } finally {
+    await database.close();
+  }
+  const dbx = createDropboxClient({ accessToken: tokenFor(id), apiBase: stack.emulator.url });
+  const body = Buffer.alloc(ITEM_BYTES, 7);
+  const took: number[] = [];
+  for (let n = 0; n < uploads; n++) {
+    const started = performance.now();
+    await dbx.filesUpload({
+      path: `/t/${n}.bin`,
+      contents: body,
+      mode: { '.tag': 'add' },
+      autorename: false,
+      mute: true,
+    });
+    took.push((performance.now() - started) / 1000);
+  }
+  return (
+    percentile(
+      took.sort((a, b) => a - b),
+      50,
+    ) ?? 0
+  );
+}
+
 export const hugeAndSmall: Scenario = async (stack, { quick, designs, log }) => {
   const [hugeItems, smallCount, smallItems] = quick ? [3_000, 5, 50] : [20_000, 20, 100];
+  // A small customer's best p95: its items at R, one after another, plus one upload.
+  const uploadSeconds = await medianUploadSeconds(stack);
+  const optimumSeconds = smallItems / R + uploadSeconds;
   const fewSlots = hugeAndSmallSlots(smallCount + 1);
   const rows: ResultRow[] = [];
   type Variant = {
@@ -112,6 +148,10 @@ export const hugeAndSmall: Scenario = async (stack, { quick, designs, log }) => 
       aloneP50Seconds: round(alone.p50, 2),
       aloneP95Seconds: round(alone.p95, 2),
       smallP95Ratio: round(mixed.p95 !== null && alone.p95 ? mixed.p95 / alone.p95 : null),
+      optimumSeconds: round(optimumSeconds, 2),
+      medianUploadSeconds: round(uploadSeconds, 3),
+      smallP95OverOptimum: round(mixed.p95 === null ? null : mixed.p95 / optimumSeconds),
+      aloneP95OverOptimum: round(alone.p95 === null ? null : alone.p95 / optimumSeconds),
       smallArchived: mixed.archived,
       aloneArchived: alone.archived,
       hugeArchivedMeanwhile: mixed.hugeArchived,

@@ -1,6 +1,6 @@
 import { metricMeter, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { CustomerState } from './customer-state.js';
-import { searchAttributes, type ArchiverState } from './names.js';
+import { ARCHIVER_STATES, searchAttributes, type ArchiverState } from './names.js';
 import type { PacingPlan } from './pacing/controller.js';
 
 /**
@@ -38,6 +38,18 @@ export class WebUiView {
     metricMeter
       .createGauge('archiver_rate', 'float', 'items/s', 'Items archived per second in the last batch')
       .set(customer.ratePerSecond, tags);
+    // One series per state, 1 for the current one, so an alert can select the states that need an operator.
+    const states = metricMeter.createGauge(
+      'archiver_state',
+      'int',
+      '',
+      'Whether the customer is in this state (1) or not (0)',
+    );
+    for (const s of ARCHIVER_STATES) states.set(s === state ? 1 : 0, { ...tags, state: s });
+    const waiting = customer.oldestWaitingSince;
+    metricMeter
+      .createGauge('archiver_lag_seconds', 'float', 's', 'Age of the oldest item not yet archived or failed')
+      .set(waiting === undefined ? 0 : Math.max(0, (Date.now() - waiting) / 1000), tags);
     if (this.shownState === state && this.shownBacklog === customer.backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customer.customerId },

@@ -56,6 +56,22 @@ it("serves the SDK's metrics and per-customer counters and gauges on the worker'
   expect(exposition).toMatch(/archiver_dropbox_throttled[^\n]*reason="too_many_requests"/);
   expect(sample(exposition, 'archiver_backlog', label)).toBe(0);
   expect(exposition).toContain('archiver_rate');
+  // One series per state, the current one 1; and the customer's lag, 0 once nothing waits.
+  const stateLines = exposition.split('\n').filter((l) => l.startsWith('archiver_state') && l.includes(label));
+  expect(
+    stateLines
+      .find((l) => l.includes('state="idle"'))
+      ?.split(' ')
+      .at(-1),
+    stateLines.join('\n'),
+  ).toBe('1');
+  expect(
+    stateLines
+      .find((l) => l.includes('state="needs-reauth"'))
+      ?.split(' ')
+      .at(-1),
+  ).toBe('0');
+  expect(sample(exposition, 'archiver_lag_seconds', label)).toBe(0);
   // The SDK's own runtime metrics are there too.
   expect(exposition).toMatch(
     /^temporal_workflow_completed|^temporal_activity_execution_latency|^temporal_worker_task_slots_available/m,

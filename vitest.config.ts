@@ -10,6 +10,8 @@ export default defineConfig({
         test: {
           name: 'archiver',
           include: ['test/**/*.test.ts'],
+          // The production topology has its own command: npm run test:cluster (vitest.cluster.config.ts).
+          exclude: ['test/cluster/**'],
           // Temporal's native runtime does not work in worker threads; each file gets its own process.
           pool: 'forks',
           globalSetup: ['test/support/global-setup.ts'],

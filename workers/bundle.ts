@@ -5,15 +5,19 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from './worker.js';
 
 /** Where `npm run bundle` writes when given no file. */
 export const DEFAULT_BUNDLE_FILE = 'dist/workflow-bundle.js';
 
 /** Bundles the workflow code into `file` and returns its absolute path. */
-export async function writeWorkflowBundle(file: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+export async function writeWorkflowBundle(file: string, options: { quiet?: boolean } = {}): Promise<string> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    // Quiet: webpack's report only for what went wrong.
+    ...(options.quiet ? { logger: new DefaultLogger('WARN') } : {}),
+  });
   const path = resolve(file);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, code);

@@ -4,10 +4,10 @@
  * SQL tool, N Archiver worker processes, the Dropbox emulator and the demo media server. It keeps
  * nothing between runs: each run starts from empty databases under .data/cluster/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { startDropboxEmulator } from 'dropbox-emulator';
 import { DATA_DIR } from '../client/stack-file.js';
@@ -17,10 +17,10 @@ import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { writeWorkflowBundle } from '../workers/bundle.js';
 import { startMediaServer } from './media-server.js';
 import { freePort } from './ports.js';
+import { spawnWorkerProcess } from './worker-process.js';
 import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres } from './postgres.js';
 import { resolveTemporalServer, startTemporalCluster } from './temporal-cluster.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_UP_TIMEOUT_MS = 90_000;
 
 const workersOption = (raw: string): number => {
@@ -43,33 +43,27 @@ const options = new Command('npm run cluster --')
 const log = (line: string) => console.log(`[cluster] ${line}`);
 const dir = join(DATA_DIR, 'cluster');
 
-/** Starts a worker process and resolves once it prints "worker started". */
-function startWorker(index: number, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+/** Starts a worker process, its output going to worker-<index>.log, and resolves once it polls. */
+async function startWorker(index: number, env: Record<string, string>): Promise<ChildProcess> {
   const logPath = join(dir, `worker-${index}.log`);
   const out = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers/main.ts')], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`worker ${index} did not start within ${WORKER_UP_TIMEOUT_MS / 1000} s; see ${logPath}`)),
-      WORKER_UP_TIMEOUT_MS,
-    );
-    child.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString('utf8').includes('"worker started"')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker ${index} exited with ${code} before it started; see ${logPath}`));
-    });
-  });
+  const worker = spawnWorkerProcess({ ARCHIVER_LOG_LEVEL: 'INFO', ...env });
+  worker.child.stdout?.pipe(out);
+  worker.child.stderr?.pipe(out);
+  const timer = new AbortController();
+  const timeout = sleep(WORKER_UP_TIMEOUT_MS, undefined, { signal: timer.signal }).then(
+    () =>
+      Promise.reject(
+        new Error(`worker ${index} did not start within ${WORKER_UP_TIMEOUT_MS / 1000} s; see ${logPath}`),
+      ),
+    () => undefined,
+  );
+  try {
+    await Promise.race([worker.started, timeout]);
+  } finally {
+    timer.abort();
+  }
+  return worker.child;
 }
 
 async function main(): Promise<void> {
@@ -116,7 +110,6 @@ async function main(): Promise<void> {
       const metricsAddress = `127.0.0.1:${await freePort()}`;
       metrics.push(metricsAddress);
       const env = {
-        ...process.env,
         TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_NAMESPACE: 'default',
         DATABASE_URL: databaseUrl,
@@ -145,10 +138,16 @@ async function main(): Promise<void> {
         'Ctrl-C stops everything.',
       ].join('\n'),
     );
+    let stopping = false;
     await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-      for (const w of workers) w.once('exit', (code) => log(`a worker exited (${code}); see its log`));
+      const stop = () => {
+        stopping = true;
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      // Ctrl-C reaches the workers too (one process group): only an exit before it is news.
+      for (const w of workers) w.once('exit', (code) => stopping || log(`a worker exited (${code}); see its log`));
     });
     log('stopping…');
   } finally {

@@ -46,10 +46,16 @@ export class WebUiView {
       'Whether the customer is in this state (1) or not (0)',
     );
     for (const s of ARCHIVER_STATES) states.set(s === state ? 1 : 0, { ...tags, state: s });
-    const waiting = customer.oldestWaitingSince;
+    // A timestamp, not an age: Prometheus computes the lag (time() minus it), which keeps growing
+    // while the workflow sleeps and sets nothing. 0 when nothing waits.
     metricMeter
-      .createGauge('archiver_lag_seconds', 'float', 's', 'Age of the oldest item not yet archived or failed')
-      .set(waiting === undefined ? 0 : Math.max(0, (Date.now() - waiting) / 1000), tags);
+      .createGauge(
+        'archiver_oldest_waiting_timestamp_seconds',
+        'float',
+        's',
+        'When the oldest item not yet archived or failed was inserted (Unix seconds); 0 if none',
+      )
+      .set((customer.oldestWaitingSince ?? 0) / 1000, tags);
     if (this.shownState === state && this.shownBacklog === customer.backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customer.customerId },

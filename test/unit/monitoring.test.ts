@@ -13,7 +13,7 @@ const EXPORTED = [
   'archiver_backlog',
   'archiver_rate',
   'archiver_state',
-  'archiver_lag_seconds',
+  'archiver_oldest_waiting_timestamp_seconds',
   'up',
 ];
 
@@ -29,7 +29,17 @@ function metricsIn(expr: string): string[] {
   const names = [...withoutStrings.matchAll(/([a-z_][a-z0-9_]*)\s*(?=\{|\[|\)|\s*==|\s*>|$)/g)].map(
     (m) => m[1] as string,
   );
-  const functionsAndKeywords = new Set(['sum', 'max', 'rate', 'by', 'customer_id', 'state', 'reason', 'instance']);
+  const functionsAndKeywords = new Set([
+    'sum',
+    'max',
+    'rate',
+    'by',
+    'time',
+    'customer_id',
+    'state',
+    'reason',
+    'instance',
+  ]);
   return names.filter((n) => !functionsAndKeywords.has(n));
 }
 

@@ -1,6 +1,8 @@
 /** Benchmark data: customers with emulator accounts, and pending items of a fixed small size. */
 import type { Db } from '../db/pool.js';
+import type { Dropbox } from 'dropbox';
 import type { DropboxEmulator } from 'dropbox-emulator';
+import { createDropboxClient } from '../activities/dropbox/client.js';
 import { syntheticUrl } from '../dev/media-server.js';
 
 const ROWS_PER_INSERT = 2000;
@@ -82,4 +84,16 @@ export async function archiveTimes(db: Db, ids: string[]): Promise<number[]> {
     [ids],
   );
   return rows.map((r) => Number(r.t));
+}
+
+/**
+ * An SDK client of a fresh emulator account with no rate limit, and a bench item's bytes: for
+ * measuring the emulator on its own, with no database or Temporal.
+ */
+export function emulatorProbe(emulator: DropboxEmulator, id: string): { dbx: Dropbox; body: Buffer } {
+  emulator.addAccount({ token: tokenFor(id), accountId: id, config: { uploadsPerSecond: null } });
+  return {
+    dbx: createDropboxClient({ accessToken: tokenFor(id), apiBase: emulator.url }),
+    body: Buffer.alloc(ITEM_BYTES, 7),
+  };
 }

@@ -1,6 +1,5 @@
 /** 4. Pipeline ceiling: no rate limit; the pipeline's items/s next to the emulator's own capacity. */
-import { createDropboxClient } from '../../activities/dropbox/client.js';
-import { archiveTimes, createCustomers, ITEM_BYTES, tokenFor } from '../data.js';
+import { archiveTimes, emulatorProbe } from '../data.js';
 import { historyCosts, type HistoryCosts } from '../histories.js';
 import { round } from '../metrics.js';
 import { runDesign } from '../run-design.js';
@@ -13,15 +12,7 @@ const CUSTOMERS = 4;
 
 /** files/upload hammered straight through the Dropbox SDK, many at once, no database or Temporal. */
 async function emulatorCapacity(stack: BenchStack, seconds: number, concurrency = 64): Promise<number> {
-  const database = await stack.newDatabase(`ceiling_emulator_${Date.now()}`);
-  const id = `ceiling-emulator-${Date.now()}`;
-  try {
-    await createCustomers(database.db, stack.emulator, [id], null);
-  } finally {
-    await database.close();
-  }
-  const dbx = createDropboxClient({ accessToken: tokenFor(id), apiBase: stack.emulator.url });
-  const body = Buffer.alloc(ITEM_BYTES, 7);
+  const { dbx, body } = emulatorProbe(stack.emulator, `ceiling-emulator-${Date.now()}`);
   const until = Date.now() + seconds * 1000;
   let done = 0;
   let n = 0;

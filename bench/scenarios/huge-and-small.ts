@@ -5,8 +5,7 @@
  * Temporal server that honours the activities' fairness keys (customer id) and on one that
  * dispatches FIFO, so the table shows what fairness buys when tasks queue for slots.
  */
-import { createDropboxClient } from '../../activities/dropbox/client.js';
-import { createCustomers, ITEM_BYTES, latencies, tokenFor } from '../data.js';
+import { emulatorProbe, latencies } from '../data.js';
 import type { BenchStack } from '../stack.js';
 import { WORKER_SLOTS, type DesignName } from '../designs/types.js';
 import { percentile, round } from '../metrics.js';
@@ -34,15 +33,7 @@ export function hugeAndSmallSlots(customers: number): number {
 
 /** The median seconds of one files/upload of a bench item through the SDK, one at a time, nothing else running. */
 async function medianUploadSeconds(stack: BenchStack, uploads = 40): Promise<number> {
-  const id = `has-upload-time-${Date.now()}`;
-  const database = await stack.newDatabase(id.replace(/-/g, '_'));
-  try {
-    await createCustomers(database.db, stack.emulator, [id], null);
-  } finally {
-    await database.close();
-  }
-  const dbx = createDropboxClient({ accessToken: tokenFor(id), apiBase: stack.emulator.url });
-  const body = Buffer.alloc(ITEM_BYTES, 7);
+  const { dbx, body } = emulatorProbe(stack.emulator, `has-upload-time-${Date.now()}`);
   const took: number[] = [];
   for (let n = 0; n < uploads; n++) {
     const started = performance.now();

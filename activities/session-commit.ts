@@ -5,6 +5,7 @@ import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
 import { markArchived, markFailed } from '../db/items.js';
 import { loadUploadSubjects } from '../db/upload-subjects.js';
 import { remotePathFor } from './paths.js';
+import { MAX_BATCH_ENTRIES } from '../workflows/dropbox-limits.js';
 import type { UploadedSession } from './sessions.js';
 
 /** An item staged in a closed upload session. */
@@ -36,9 +37,6 @@ export interface SessionCommitInput {
   leaseToken: string;
   staged: StagedItem[];
 }
-
-/** Dropbox accepts at most this many entries in one finish_batch_v2. */
-export const MAX_BATCH_ENTRIES = 1000;
 
 type EntryFailure = files.UploadSessionFinishError & { '.tag': string };
 

@@ -7,12 +7,16 @@ import type {
   ActivityDeps,
   LeasedBatch,
   PacingReport,
+  SliceOutcome,
+  SliceRequest,
   StageOutcome,
   Throttles,
   UploadOutcome,
   UploadRequest,
 } from './types.js';
 import { resumeFrom, waitForStartTime, withHeartbeats } from './attempt.js';
+import { runSlice } from './slice.js';
+import type { SessionProgress } from './sessions.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { promoteIfAccepted } from './dropbox/candidates.js';
 import { dropboxContentHash } from './dropbox/content-hash.js';
@@ -39,6 +43,12 @@ import { remotePathFor } from './paths.js';
 import { uploadToSession } from './sessions.js';
 import { DEFAULT_SOURCE_TIMEOUTS, openItemContent, readAll } from './source.js';
 import { DEFAULT_DROPBOX_TIMEOUTS } from './dropbox/client.js';
+
+/** Where an upload session of an earlier attempt stands, and where to report progress. */
+interface SessionResume {
+  resume: SessionProgress | undefined;
+  report: (progress: SessionProgress) => void;
+}
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
 const MIB = 1024 * 1024;
@@ -141,75 +151,105 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function uploadItem(request: UploadRequest): Promise<UploadOutcome> {
     return withHeartbeats(async (report) => {
-      const { customerId, itemId, leaseToken } = request;
       await waitForStartTime(request.startAt);
-      const subject = await leasedSubject(request);
-      const outcome = (status: UploadOutcome['status'], bytes = 0, error?: string): UploadOutcome => ({
-        itemId,
-        status,
-        bytes,
-        ...(error !== undefined ? { error } : {}),
-        ...throttlesOf(subject),
-      });
-      if (subject.state === 'archived') return outcome('already-archived');
-      if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
-      holdBackWhileThrottled(subject);
-      const path = remotePathFor(subject);
-      try {
-        const content = await openItemContent(subject, fetchSource, sourceTimeouts);
-        let metadata: { rev: string; content_hash?: string | undefined };
-        let contentHash: string;
-        let size: number;
-        if (content.size !== null && content.size <= singleUploadLimit) {
-          const bytes = await readAll(content.chunks);
-          contentHash = dropboxContentHash(bytes);
-          size = bytes.byteLength;
-          metadata = (
-            await accounts.call(customerId, (d) =>
-              d.filesUpload({
+      return uploadOne(request, { resume: resumeFrom(), report });
+    });
+  }
+
+  /**
+   * Copies several items of one lease to Dropbox, each at its paced start time, as uploadItem
+   * does one (see runSlice for how failures and retries go).
+   * @throws ApplicationFailure typed by the taxonomy in workflows/failures.ts
+   */
+  async function uploadItems(request: SliceRequest): Promise<SliceOutcome> {
+    const { customerId, leaseToken } = request;
+    return runSlice(request, (itemId, context) => uploadOne({ customerId, itemId, leaseToken }, context));
+  }
+
+  /** Batch mode, step one, for several items: stages each in a closed upload session (see stageItem). */
+  async function stageItems(request: SliceRequest): Promise<SliceOutcome> {
+    const { customerId, leaseToken } = request;
+    return runSlice(request, async (itemId, context) => {
+      const { status, rateLimited, writeContention, attempts, ...rest } = await stageOne(
+        { customerId, itemId, leaseToken },
+        context,
+      );
+      const throttles = { rateLimited, writeContention, attempts };
+      if (status === 'staged' && 'staged' in rest)
+        return { itemId, status, bytes: rest.staged.size, staged: rest.staged, ...throttles };
+      return { itemId, status, bytes: 0, error: 'error' in rest ? rest.error : undefined, ...throttles };
+    });
+  }
+
+  /** One item's upload, for uploadItem and uploadItems. */
+  async function uploadOne(request: UploadRequest, progress: SessionResume): Promise<UploadOutcome> {
+    const { customerId, itemId, leaseToken } = request;
+    const subject = await leasedSubject(request);
+    const outcome = (status: UploadOutcome['status'], bytes = 0, error?: string): UploadOutcome => ({
+      itemId,
+      status,
+      bytes,
+      ...(error !== undefined ? { error } : {}),
+      ...throttlesOf(subject),
+    });
+    if (subject.state === 'archived') return outcome('already-archived');
+    if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
+    holdBackWhileThrottled(subject);
+    const path = remotePathFor(subject);
+    try {
+      const content = await openItemContent(subject, fetchSource, sourceTimeouts);
+      let metadata: { rev: string; content_hash?: string | undefined };
+      let contentHash: string;
+      let size: number;
+      if (content.size !== null && content.size <= singleUploadLimit) {
+        const bytes = await readAll(content.chunks);
+        contentHash = dropboxContentHash(bytes);
+        size = bytes.byteLength;
+        metadata = (
+          await accounts.call(customerId, (d) =>
+            d.filesUpload({
+              path,
+              contents: bytes,
+              mode: { '.tag': 'add' },
+              autorename: false,
+              mute: true,
+              // Dropbox checks the bytes it received against this, catching corruption in transit.
+              content_hash: contentHash,
+              client_modified: dropboxTime(subject.occurredAt),
+            }),
+          )
+        ).result;
+      } else {
+        const session = await uploadToSession(accounts, content, {
+          customerId,
+          chunkSize,
+          close: false,
+          resume: progress.resume,
+          onProgress: progress.report,
+        });
+        contentHash = session.contentHash;
+        size = session.size;
+        metadata = (
+          await accounts.call(customerId, (d) =>
+            d.filesUploadSessionFinish({
+              cursor: { session_id: session.sessionId, offset: session.size },
+              commit: {
                 path,
-                contents: bytes,
                 mode: { '.tag': 'add' },
                 autorename: false,
                 mute: true,
-                // Dropbox checks the bytes it received against this, catching corruption in transit.
-                content_hash: contentHash,
                 client_modified: dropboxTime(subject.occurredAt),
-              }),
-            )
-          ).result;
-        } else {
-          const session = await uploadToSession(accounts, content, {
-            customerId,
-            chunkSize,
-            close: false,
-            resume: resumeFrom(),
-            onProgress: report,
-          });
-          contentHash = session.contentHash;
-          size = session.size;
-          metadata = (
-            await accounts.call(customerId, (d) =>
-              d.filesUploadSessionFinish({
-                cursor: { session_id: session.sessionId, offset: session.size },
-                commit: {
-                  path,
-                  mode: { '.tag': 'add' },
-                  autorename: false,
-                  mute: true,
-                  client_modified: dropboxTime(subject.occurredAt),
-                },
-              }),
-            )
-          ).result;
-        }
-        await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
-        return outcome('archived', size);
-      } catch (err) {
-        const ended = await settleFailure(subject, leaseToken, err);
-        return outcome(ended.status, 0, ended.error);
+              },
+            }),
+          )
+        ).result;
       }
-    });
+      await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
+      return outcome('archived', size);
+    } catch (err) {
+      const ended = await settleFailure(subject, leaseToken, err);
+      return outcome(ended.status, 0, ended.error);
+    }
   }
 
   /**
@@ -218,26 +258,31 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function stageItem(request: UploadRequest): Promise<StageOutcome> {
     return withHeartbeats(async (report) => {
-      const { customerId, leaseToken } = request;
       await waitForStartTime(request.startAt);
-      const subject = await leasedSubject(request);
-      if (subject.state === 'archived') return { status: 'already-archived', ...throttlesOf(subject) };
-      if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', ...throttlesOf(subject) };
-      holdBackWhileThrottled(subject);
-      try {
-        const content = await openItemContent(subject, fetchSource, sourceTimeouts);
-        const session = await uploadToSession(accounts, content, {
-          customerId,
-          chunkSize,
-          close: true,
-          resume: resumeFrom(),
-          onProgress: report,
-        });
-        return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
-      } catch (err) {
-        return { ...(await settleFailure(subject, leaseToken, err)), ...throttlesOf(subject) };
-      }
+      return stageOne(request, { resume: resumeFrom(), report });
     });
+  }
+
+  /** One item's staging, for stageItem and stageItems. */
+  async function stageOne(request: UploadRequest, progress: SessionResume): Promise<StageOutcome> {
+    const { customerId, leaseToken } = request;
+    const subject = await leasedSubject(request);
+    if (subject.state === 'archived') return { status: 'already-archived', ...throttlesOf(subject) };
+    if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', ...throttlesOf(subject) };
+    holdBackWhileThrottled(subject);
+    try {
+      const content = await openItemContent(subject, fetchSource, sourceTimeouts);
+      const session = await uploadToSession(accounts, content, {
+        customerId,
+        chunkSize,
+        close: true,
+        resume: progress.resume,
+        onProgress: progress.report,
+      });
+      return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
+    } catch (err) {
+      return { ...(await settleFailure(subject, leaseToken, err)), ...throttlesOf(subject) };
+    }
   }
 
   /** Batch mode, step two: commits staged items with one finish_batch_v2. */
@@ -373,7 +418,16 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   // Failures inside are TypedFailures; Temporal sees ApplicationFailures, made in one place.
-  return atActivityBoundary({ fetchBatch, releaseBatch, verifyDropbox, uploadItem, stageItem, commitSessions });
+  return atActivityBoundary({
+    fetchBatch,
+    releaseBatch,
+    verifyDropbox,
+    uploadItem,
+    stageItem,
+    uploadItems,
+    stageItems,
+    commitSessions,
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -102,3 +102,51 @@ export type StageOutcome = (
   | { status: 'deferred' | 'failed'; error: string }
 ) &
   Throttles;
+
+/** An item of a slice, with the start time the pacer gave it (epoch ms). */
+export interface SliceItem {
+  itemId: string;
+  startAt: number;
+}
+
+/**
+ * Several items of one leased batch for one upload activity: as many as the pacer starts in the
+ * next second or so. The activity starts each at its time, with at most `concurrency` in flight.
+ */
+export interface SliceRequest {
+  customerId: string;
+  leaseToken: string;
+  items: SliceItem[];
+  /** W when the slice was planned: uploads of this slice in flight at once, at most. */
+  concurrency: number;
+  /**
+   * An upload in flight this long (ms) no longer counts against `concurrency` (a source that
+   * hangs must not hold back the slice's other items); undefined: every upload counts.
+   */
+  stragglerAfterMs?: number | undefined;
+}
+
+/** How one item of a slice ended. `staged` (batch mode): its bytes wait in a closed upload session. */
+export interface SliceItemResult extends Throttles {
+  itemId: string;
+  status: ItemEnd | 'staged';
+  bytes: number;
+  error?: string | undefined;
+  staged?: StagedItem | undefined;
+  /** From its start to its end in this activity, in ms: what the pacer learns an upload's duration from. */
+  durationMs: number;
+  /** When it ended, epoch ms: the pacer counts what Dropbox accepted by when it happened. */
+  endedAt: number;
+}
+
+/** The failures that pause the customer rather than fail or retry a slice. */
+export type PauseFailure = 'AuthRevoked' | 'StorageFull';
+
+export interface SliceOutcome {
+  /** The items that ended, in the order of the request. */
+  items: SliceItemResult[];
+  /** Items not started or not ended, because the customer must pause; the workflow releases them. */
+  unfinished: string[];
+  /** Set when an item met a revoked token or a full Dropbox: the customer pauses. */
+  pause?: { type: PauseFailure; message: string } | undefined;
+}

@@ -26,6 +26,8 @@ export const VERIFY_CREDENTIALS_ON_RESUME = 'verify-credentials-on-resume';
 export const PACE_PAST_BAD_SOURCES = 'pace-past-bad-sources';
 /** Patch: a fresh run starts at the limit its customer's earlier runs learned, kept in Postgres (see WorkflowPacer.warmStart). */
 export const WARM_START = 'warm-start';
+/** Patch: each upload activity carries a slice of the batch's items, not one (see BatchRun.slices). */
+export const UPLOAD_SLICES = 'upload-slices';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
 /**
@@ -72,10 +74,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   let reconnecting = false;
   const stragglers = new Stragglers(
     () => pacer.typicalUploadMs(),
-    (itemId, leaseToken, outcome) => {
-      customer.addLate(outcome, Date.now());
+    (itemIds, leaseToken, outcome) => {
+      customer.addLate(outcome, Date.now(), wf.patched(UPLOAD_SLICES));
       if (outcome.unfinished > 0)
-        return releaseBatch(customerId, leaseToken, { only: [itemId] }).then((n) => (customer.backlog += n));
+        return releaseBatch(customerId, leaseToken, { only: itemIds }).then((n) => (customer.backlog += n));
     },
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );
@@ -193,6 +195,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       mode,
       pacer,
       stragglers: detach ? stragglers : undefined,
+      slices: wf.patched(UPLOAD_SLICES),
       stopped: () => customer.pausedAs !== undefined,
       onProgress: (done, sofar) => {
         customer.progress(sofar);

@@ -7,10 +7,11 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { ItemEnd, Throttles } from '../activities/types.js';
+import type { ItemEnd, SliceItem, SliceItemResult, SliceOutcome, Throttles } from '../activities/types.js';
 import type { StagedItem } from '../activities/session-commit.js';
+import { MAX_BATCH_ENTRIES } from './dropbox-limits.js';
 import { FailureType, ITEM_FAILURES, NON_RETRYABLE_FAILURES } from './failures.js';
-import type { UploadPacer } from './pacing/workflow-pacer.js';
+import type { UploadPacer, UploadSlot } from './pacing/workflow-pacer.js';
 
 const uploadRetry = {
   initialInterval: '1s',
@@ -28,7 +29,7 @@ const uploadOptions: ActivityOptions = {
   heartbeatTimeout: '8s',
   retry: uploadRetry,
 };
-const { uploadItem, stageItem } = proxyActivities<Activities>(uploadOptions);
+const { uploadItem, stageItem, uploadItems, stageItems } = proxyActivities<Activities>(uploadOptions);
 
 const commitOptions: ActivityOptions = { startToCloseTimeout: '5 minutes', retry: uploadRetry };
 const { commitSessions } = proxyActivities<Activities>(commitOptions);
@@ -57,7 +58,24 @@ export interface BatchRun {
    * customer's other items. Undefined: every upload counts and the batch waits for all.
    */
   stragglers?: Stragglers | undefined;
+  /**
+   * From the `upload-slices` patch on: each upload activity carries a slice of the batch's items
+   * (see inSlices) instead of one item, which costs Temporal a fraction of the history events.
+   */
+  slices?: boolean | undefined;
 }
+
+/** A slice holds the uploads the pacer starts in about this long… */
+const SLICE_SECONDS = 1;
+/** …and at most this many items. */
+export const MAX_SLICE_ITEMS = 50;
+/**
+ * Slices of a customer in flight at once, stragglers aside: the next is planned while the last
+ * one's uploads run, so the pace does not stall between them.
+ */
+const MAX_SLICES_IN_FLIGHT = 2;
+/** At most this many straggling slices are exempt from MAX_SLICES_IN_FLIGHT. */
+const MAX_EXEMPT_SLICES = 4;
 
 /**
  * Before the `pace-past-bad-sources` patch, no upload was a straggler before 2 s. Uploads usually
@@ -76,18 +94,19 @@ const MAX_EXEMPT_STRAGGLERS = 8;
  * continues as new or stops.
  */
 export class Stragglers {
-  private readonly running = new Map<string, { leaseToken: string; upload: Promise<void> }>();
+  /** Keyed by the first item id of each upload (one item, or a slice). */
+  private readonly running = new Map<string, { leaseToken: string; itemIds: string[]; upload: Promise<void> }>();
   private readonly releasing = new Set<Promise<unknown>>();
 
   constructor(
     private readonly typicalUploadMs: () => number,
-    /** Folds a straggler's outcome into the customer; may return the release of its lease. */
-    private readonly onLate: (itemId: string, leaseToken: string, outcome: BatchResult) => Promise<unknown> | void,
+    /** Folds a straggler's outcome into the customer; may return the release of its items' leases. */
+    private readonly onLate: (itemIds: string[], leaseToken: string, outcome: BatchResult) => Promise<unknown> | void,
     /** The least time in flight that makes a straggler, in ms. */
     private readonly floorMs = STRAGGLER_FLOOR_MS,
   ) {}
 
-  /** How many are still running. */
+  /** How many uploads (items or slices) are still running. */
   count(): number {
     return this.running.size;
   }
@@ -97,20 +116,21 @@ export class Stragglers {
     return Math.max(this.floorMs, 4 * this.typicalUploadMs());
   }
 
-  /** The stragglers of one lease, which releasing that lease must leave alone. */
+  /** The stragglers' items of one lease, which releasing that lease must leave alone. */
   itemsOf(leaseToken: string): string[] {
-    return [...this.running].filter(([, r]) => r.leaseToken === leaseToken).map(([itemId]) => itemId);
+    return [...this.running.values()].filter((r) => r.leaseToken === leaseToken).flatMap((r) => r.itemIds);
   }
 
-  adopt(itemId: string, leaseToken: string, upload: Promise<void>): void {
-    this.running.set(itemId, { leaseToken, upload });
-    void upload.finally(() => this.running.delete(itemId));
+  adopt(itemIds: string[], leaseToken: string, upload: Promise<void>): void {
+    const key = itemIds[0] as string;
+    this.running.set(key, { leaseToken, itemIds, upload });
+    void upload.finally(() => this.running.delete(key));
   }
 
-  late(itemId: string, outcome: BatchResult): void {
-    const leaseToken = this.running.get(itemId)?.leaseToken;
+  late(itemIds: string[], outcome: BatchResult): void {
+    const leaseToken = this.running.get(itemIds[0] as string)?.leaseToken;
     if (leaseToken === undefined) return;
-    const release = this.onLate(itemId, leaseToken, outcome);
+    const release = this.onLate(itemIds, leaseToken, outcome);
     if (release) {
       this.releasing.add(release);
       void release.finally(() => this.releasing.delete(release));
@@ -194,6 +214,7 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
     leaseToken: run.leaseToken,
     startAt,
   });
+  if (run.slices) return runSlicedBatch(run, result, stopped);
   if (run.mode === 'single') {
     await parallel(
       run.itemIds,
@@ -228,40 +249,222 @@ export async function runBatch(run: BatchRun): Promise<BatchResult> {
       };
       return { ...done, accepted: done.status === 'staged', record };
     });
-    toStage = [];
-    let toCommit = staged.sort((a, b) => Number(BigInt(a.itemId) - BigInt(b.itemId)));
-    // One commit at a time for this customer: Dropbox serialises writes per account anyway.
-    for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
-      try {
-        const committed = await commitSessions.executeWithOptions(
-          { ...commitOptions, ...fair, summary: `commit ${toCommit.length} items with finish_batch_v2` },
-          [run.customerId, run.leaseToken, toCommit],
-        );
-        result.archived += committed.archived.length;
-        result.failed += committed.rejected.length;
-        toStage.push(...committed.restage);
-        if (committed.storageFull) {
-          result.pauseAs = {
-            state: 'storage-full',
-            reason: 'Dropbox answered insufficient_space when committing a batch',
-          };
-          result.lastError = result.pauseAs.reason;
-        }
-        toCommit = committed.retry;
-        if (toCommit.length > 0) {
-          result.writeContention += toCommit.length;
-          await sleep(committed.retryAfterMs);
-        }
-      } catch (err) {
-        recordFailure(`batch of ${toCommit.length}`, err, result);
-        result.unfinished += toCommit.length;
-        toCommit = [];
-      }
-    }
-    result.unfinished += toCommit.length;
+    toStage = await commitAll(run, staged, result, stopped);
   }
   result.unfinished += toStage.length;
   return result;
+}
+
+/** One slice's activity call: the items with their start times, W, and when an upload turns straggler. */
+type SliceWork = (
+  items: SliceItem[],
+  concurrency: number,
+  stragglerAfterMs: number | undefined,
+) => Promise<SliceOutcome>;
+
+/** runBatch from the `upload-slices` patch on: each upload activity carries a slice of items. */
+async function runSlicedBatch(run: BatchRun, result: BatchResult, stopped: () => boolean): Promise<BatchResult> {
+  const sliceRequest = (items: SliceItem[], concurrency: number, stragglerAfterMs: number | undefined) => ({
+    customerId: run.customerId,
+    leaseToken: run.leaseToken,
+    items,
+    concurrency,
+    stragglerAfterMs,
+  });
+  const options = (what: string, items: SliceItem[]): ActivityOptions => ({
+    ...uploadOptions,
+    priority: { fairnessKey: run.customerId },
+    summary: `${what} ${items.length} items (${items[0]?.itemId} to ${items[items.length - 1]?.itemId})`,
+  });
+  const slices = (
+    itemIds: string[],
+    work: SliceWork,
+    record: (item: SliceItemResult, into: BatchResult) => void,
+    stragglers?: { pool: Stragglers; leaseToken: string },
+  ) => inSlices(itemIds, run.pacer, stopped, result, (done) => run.onProgress(done, result), work, record, stragglers);
+
+  if (run.mode === 'single') {
+    await slices(
+      run.itemIds,
+      (items, concurrency, after) =>
+        uploadItems.executeWithOptions(options('upload', items), [sliceRequest(items, concurrency, after)]),
+      (item, into) => countEnd(item.itemId, item, into),
+      run.stragglers && { pool: run.stragglers, leaseToken: run.leaseToken },
+    );
+    return result;
+  }
+  let toStage = run.itemIds;
+  for (let round = 0; round < MAX_COMMIT_ROUNDS && toStage.length > 0 && !stopped(); round++) {
+    const staged: StagedItem[] = [];
+    await slices(
+      toStage,
+      (items, concurrency, after) =>
+        stageItems.executeWithOptions(options('stage', items), [sliceRequest(items, concurrency, after)]),
+      (item, into) => {
+        if (item.status === 'staged' && item.staged) staged.push(item.staged);
+        else countEnd(item.itemId, item, into);
+      },
+    );
+    toStage = await commitAll(run, staged, result, stopped);
+  }
+  result.unfinished += toStage.length;
+  return result;
+}
+
+/**
+ * Commits staged items with finish_batch_v2, one commit at a time for the customer (Dropbox
+ * serialises an account's writes anyway), at most MAX_BATCH_ENTRIES each, committing again what
+ * Dropbox could not take yet. Returns the items whose sessions are gone, to be staged again.
+ */
+async function commitAll(
+  run: BatchRun,
+  staged: StagedItem[],
+  result: BatchResult,
+  stopped: () => boolean,
+): Promise<string[]> {
+  const restage: string[] = [];
+  let toCommit = staged.sort((a, b) => Number(BigInt(a.itemId) - BigInt(b.itemId)));
+  for (let attempt = 0; toCommit.length > 0 && attempt < MAX_COMMIT_ROUNDS && !stopped(); attempt++) {
+    const entries = toCommit.slice(0, MAX_BATCH_ENTRIES);
+    const rest = toCommit.slice(MAX_BATCH_ENTRIES);
+    try {
+      const committed = await commitSessions.executeWithOptions(
+        {
+          ...commitOptions,
+          priority: { fairnessKey: run.customerId },
+          summary: `commit ${entries.length} items with finish_batch_v2`,
+        },
+        [run.customerId, run.leaseToken, entries],
+      );
+      result.archived += committed.archived.length;
+      result.failed += committed.rejected.length;
+      restage.push(...committed.restage);
+      if (committed.storageFull) {
+        result.pauseAs = {
+          state: 'storage-full',
+          reason: 'Dropbox answered insufficient_space when committing a batch',
+        };
+        result.lastError = result.pauseAs.reason;
+      }
+      toCommit = [...committed.retry, ...rest];
+      if (committed.retry.length > 0) {
+        result.writeContention += committed.retry.length;
+        await sleep(committed.retryAfterMs);
+      }
+    } catch (err) {
+      recordFailure(`batch of ${entries.length}`, err, result);
+      result.unfinished += entries.length;
+      toCommit = rest;
+    }
+  }
+  result.unfinished += toCommit.length;
+  return restage;
+}
+
+/**
+ * Runs `itemIds` in slices, at most MAX_SLICES_IN_FLIGHT at once (stragglers aside), stopping new
+ * slices once `stopped()`. A slice holds the items the pacer starts in the next SLICE_SECONDS, up
+ * to MAX_SLICE_ITEMS, each with its start time; when the slice ends the pacer learns from each
+ * item's outcome as it would from one upload each. With `stragglers`, a slice still running
+ * `stragglers.afterMs()` after its last start time is a straggler: it does not count against
+ * MAX_SLICES_IN_FLIGHT, and once only stragglers are left they are handed over and this returns.
+ */
+async function inSlices(
+  itemIds: string[],
+  pacer: UploadPacer,
+  stopped: () => boolean,
+  result: BatchResult,
+  progress: (done: number) => void,
+  work: SliceWork,
+  record: (item: SliceItemResult, into: BatchResult) => void,
+  stragglers?: { pool: Stragglers; leaseToken: string },
+): Promise<void> {
+  const pool = stragglers?.pool;
+  const queue = [...itemIds];
+  const inFlight = new Map<Promise<void>, { itemIds: string[]; lastStartAt: number }>();
+  let handedOver = false;
+  let done = 0;
+  const isStraggler = (lastStartAt: number) => pool !== undefined && Date.now() - lastStartAt > pool.afterMs();
+  const counted = () => {
+    if (!pool) return inFlight.size;
+    let young = 0;
+    for (const { lastStartAt } of inFlight.values()) if (!isStraggler(lastStartAt)) young += 1;
+    return young + Math.max(0, inFlight.size - young + pool.count() - MAX_EXEMPT_SLICES);
+  };
+  const nextChange = () => {
+    const pending = [...inFlight.keys()];
+    if (!pool) return Promise.race(pending);
+    let turnsAt = Infinity;
+    for (const { lastStartAt } of inFlight.values())
+      if (!isStraggler(lastStartAt)) turnsAt = Math.min(turnsAt, lastStartAt);
+    if (!Number.isFinite(turnsAt)) return Promise.race(pending);
+    return Promise.race([...pending, pool.wakeAt(turnsAt + pool.afterMs() + 1)]);
+  };
+  while (queue.length > 0 && !stopped()) {
+    while (counted() < MAX_SLICES_IN_FLIGHT && queue.length > 0 && !stopped()) {
+      const { ratePerSecond, concurrency } = pacer.plan();
+      const size = Math.min(MAX_SLICE_ITEMS, Math.max(1, Math.ceil(ratePerSecond * SLICE_SECONDS)));
+      const ids = queue.splice(0, size);
+      const slots = ids.map(() => pacer.slot());
+      const items = ids.map((itemId, i) => ({ itemId, startAt: (slots[i] as UploadSlot).startAt }));
+      let into = result;
+      const target = () => (into = handedOver ? emptyResult() : result);
+      const running: Promise<void> = work(items, concurrency, pool?.afterMs())
+        .then((outcome) => {
+          target();
+          const ended = new Map(outcome.items.map((item) => [item.itemId, item]));
+          ids.forEach((itemId, i) => {
+            const item = ended.get(itemId);
+            if (!item) return;
+            into.rateLimited += item.rateLimited;
+            into.writeContention += item.writeContention;
+            record(item, into);
+            pacer.done(slots[i] as UploadSlot, {
+              accepted: item.status === 'archived' || item.status === 'staged',
+              rateLimited: item.rateLimited,
+              writeContention: item.writeContention,
+              clean: item.attempts === 1,
+              durationMs: item.durationMs,
+              endedAt: item.endedAt,
+            });
+          });
+          into.unfinished += outcome.unfinished.length;
+          if (outcome.pause) {
+            const state = outcome.pause.type === FailureType.AuthRevoked ? 'needs-reauth' : 'storage-full';
+            into.lastError = outcome.pause.message;
+            into.pauseAs = { state, reason: outcome.pause.message };
+          }
+        })
+        .catch((err: unknown) => {
+          target();
+          const type = recordFailure(`slice of ${ids.length} items`, err, into);
+          into.unfinished += ITEM_FAILURES.includes(type as FailureType) ? ids.length - 1 : ids.length;
+          for (const slot of slots)
+            pacer.done(slot, {
+              accepted: false,
+              clean: false,
+              rateLimited: type === FailureType.RateLimited ? 1 : 0,
+              writeContention: type === FailureType.WriteContention ? 1 : 0,
+            });
+        })
+        .finally(() => {
+          inFlight.delete(running);
+          if (into !== result) pool?.late(ids, into);
+          else progress((done += ids.length));
+        });
+      inFlight.set(running, { itemIds: ids, lastStartAt: items[items.length - 1]?.startAt ?? Date.now() });
+    }
+    if (inFlight.size > 0) await nextChange();
+  }
+  while (inFlight.size > 0) {
+    if (pool && [...inFlight.values()].every((s) => isStraggler(s.lastStartAt))) break;
+    await nextChange();
+  }
+  if (stragglers && inFlight.size > 0) {
+    handedOver = true;
+    for (const [upload, slice] of inFlight) stragglers.pool.adopt(slice.itemIds, stragglers.leaseToken, upload);
+  }
+  result.unfinished += queue.length;
 }
 
 /** What one item's uploads met, for the pacer, and how to count its outcome into a result. */
@@ -335,7 +538,7 @@ async function inParallel(
         })
         .finally(() => {
           inFlight.delete(running);
-          if (into !== result) pool?.late(itemId, into);
+          if (into !== result) pool?.late([itemId], into);
           else progress((done += 1));
         });
       inFlight.set(running, { itemId, startAt: slot.startAt });
@@ -348,13 +551,17 @@ async function inParallel(
   }
   if (stragglers && inFlight.size > 0) {
     handedOver = true;
-    for (const [upload, { itemId }] of inFlight) stragglers.pool.adopt(itemId, stragglers.leaseToken, upload);
+    for (const [upload, { itemId }] of inFlight) stragglers.pool.adopt([itemId], stragglers.leaseToken, upload);
   }
   result.unfinished += queue.length;
 }
 
 /** Folds how an item's upload ended into the batch result. */
-function countEnd(itemId: string, done: { status: ItemEnd; error?: string | undefined }, result: BatchResult): void {
+function countEnd(
+  itemId: string,
+  done: { status: ItemEnd | 'staged'; error?: string | undefined },
+  result: BatchResult,
+): void {
   switch (done.status) {
     case 'archived':
     case 'already-archived':

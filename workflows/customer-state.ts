@@ -131,11 +131,17 @@ export class CustomerState {
     this.ratePerSecond = round2(outcome.archived / Math.max(0.001, seconds));
   }
 
-  /** Folds the outcome of an upload that ended after its batch (a straggler). */
-  addLate(outcome: BatchResult, now: number): void {
+  /**
+   * Folds the outcome of an upload that ended after its batch (a straggler). With
+   * `recountDeferred`, its deferred items are not added to `retryWaiting`: a straggling slice may
+   * have deferred some before the last lease counted them, so the caller leases again, which
+   * counts them once.
+   */
+  addLate(outcome: BatchResult, now: number, recountDeferred = false): void {
     this.fold(outcome, now);
     // The last lease counted the items waiting to retry while this one was still in flight.
-    this.retryWaiting += outcome.deferred;
+    if (!recountDeferred) this.retryWaiting += outcome.deferred;
+    else if (outcome.deferred > 0) this.itemsSignalled = true;
   }
 
   private fold(outcome: BatchResult, now: number): void {

@@ -7,10 +7,11 @@ import { describe, expect, it } from 'vitest';
 import {
   PACE_PAST_BAD_SOURCES,
   SHORT_HISTORIES,
+  UPLOAD_SLICES,
   VERIFY_CREDENTIALS_ON_RESUME,
   WARM_START,
 } from '../../workflows/archive-customer.js';
-import { HISTORIES_DIR } from '../support/harness.js';
+import { HISTORIES_DIR, retriedSlices } from '../support/harness.js';
 import { workflowBundle } from '../support/stack.js';
 
 /**
@@ -57,6 +58,23 @@ describe('replay of recorded histories', () => {
 
   it(`records the ${WARM_START} patch where a customer's new run starts at its learned limit`, () => {
     expect(markers('warm-start.json')).toContain(`"id":"${WARM_START}"`);
+  });
+
+  const activityNames = (file: string) =>
+    new Set((load(file).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []));
+
+  it(`records the ${UPLOAD_SLICES} patch, and keeps histories of uploads one item per activity from before it`, () => {
+    expect(markers('drain.json')).toContain(`"id":"${UPLOAD_SLICES}"`);
+    expect(activityNames('drain.json')).toContain('uploadItems');
+    expect(activityNames('session-commit.json')).toContain('stageItems');
+    expect(activityNames('before-slices/drain.json')).toContain('uploadItem');
+    expect(activityNames('before-slices/drain.json')).not.toContain('uploadItems');
+    expect(activityNames('before-slices/session-commit.json')).toContain('stageItem');
+  });
+
+  it('has a slice that Temporal retried after a 429, and one retried after its worker died', () => {
+    expect(retriedSlices(load('drain-under-429.json')).map((s) => s.lastFailure)).toContain('RateLimited');
+    expect(retriedSlices(load('worker-crash-mid-slice.json')).map((s) => s.lastFailure)).toContain('timeout:HEARTBEAT');
   });
 
   it('detects history the current code would not produce (the check can fail)', async () => {

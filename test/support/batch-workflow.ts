@@ -9,6 +9,8 @@ export interface BatchWorkflowInput {
   caps?: OperatorLimits;
   /** Hand stragglers over instead of waiting for them, as the workflow does from the detach-stragglers patch on. */
   detach?: boolean;
+  /** Upload activities carry several items each, as from the upload-slices patch on. */
+  slices?: boolean;
 }
 
 export interface BatchWorkflowResult extends BatchResult {
@@ -26,12 +28,13 @@ export async function runOneBatch({
   mode,
   caps = {},
   detach = false,
+  slices = false,
 }: BatchWorkflowInput): Promise<BatchWorkflowResult> {
   const started = Date.now();
   const late = emptyResult();
   const stragglers = new Stragglers(
     () => pacer.typicalUploadMs(),
-    (_itemId, _lease, outcome) => {
+    (_itemIds, _lease, outcome) => {
       late.archived += outcome.archived;
       late.failed += outcome.failed;
     },
@@ -49,6 +52,7 @@ export async function runOneBatch({
     pacer,
     onProgress: (done) => progress.push(done),
     stragglers: detach ? stragglers : undefined,
+    slices,
   });
   const returnedAfterMs = Date.now() - started;
   await stragglers.settled();

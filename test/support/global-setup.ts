@@ -28,8 +28,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // Files that run real worker processes on the production task queue get a namespace each.
       extraNamespaces: [...PROCESS_TEST_NAMESPACES],
       searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
-      // Small, so tests exercise continue-as-new in a few hundred events instead of thousands.
-      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 300 },
+      // Small, so tests exercise continue-as-new in about a hundred events instead of thousands.
+      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 100 },
     }),
   ]);
   project.provide('postgresUrl', postgres.url);

@@ -1,6 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
+import { temporal as proto } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities/types.js';
@@ -77,17 +79,53 @@ export async function statusWhen(
 
 /**
  * Saves the history of the customer's first run (the one that did the work, before any
- * continue-as-new) as JSON under test/replay/histories when RECORD_HISTORIES is set
- * (`npm run record-histories`), for the replay test to replay against today's workflow code.
+ * continue-as-new), or of the first run `pick` accepts, as JSON under test/replay/histories when
+ * RECORD_HISTORIES is set (`npm run record-histories`), for the replay test to replay against
+ * today's workflow code.
  */
-export async function recordHistory(client: Client, customerId: string, name: string): Promise<void> {
+export async function recordHistory(
+  client: Client,
+  customerId: string,
+  name: string,
+  pick: (history: History) => boolean = () => true,
+): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
   const runs = [];
   for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(customerId)}'` }))
     runs.push(run);
-  const first = runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())[0];
-  if (!first) throw new Error(`no runs of ${workflowIdFor(customerId)} to record`);
-  const history = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();
-  mkdirSync(HISTORIES_DIR, { recursive: true });
-  writeFileSync(join(HISTORIES_DIR.pathname, `${name}.json`), historyToJSON(history));
+  runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  for (const run of runs) {
+    const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+    if (!pick(history)) continue;
+    mkdirSync(HISTORIES_DIR, { recursive: true });
+    writeFileSync(join(HISTORIES_DIR.pathname, `${name}.json`), historyToJSON(history));
+    return;
+  }
+  throw new Error(`no run of ${workflowIdFor(customerId)} has what ${name}.json should record`);
+}
+
+/**
+ * The slice activities (uploadItems, stageItems) of a history that took more than one attempt,
+ * with why the attempt before the last one failed: a failure type such as RateLimited, or
+ * `timeout:HEARTBEAT` when the worker running it died.
+ */
+export function retriedSlices(history: History): { activity: string; attempt: number; lastFailure: string }[] {
+  const events = history.events ?? [];
+  const names = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [Number(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '']),
+  );
+  return events.flatMap((e) => {
+    const started = e.activityTaskStartedEventAttributes;
+    const activity = names.get(Number(started?.scheduledEventId)) ?? '';
+    if (!started || (started.attempt ?? 1) < 2 || !['uploadItems', 'stageItems'].includes(activity)) return [];
+    const failure = started.lastFailure;
+    const timeout = failure?.timeoutFailureInfo?.timeoutType;
+    const lastFailure =
+      timeout !== undefined && timeout !== null
+        ? `timeout:${proto.api.enums.v1.TimeoutType[timeout].replace('TIMEOUT_TYPE_', '')}`
+        : (failure?.applicationFailureInfo?.type ?? failure?.message ?? 'unknown');
+    return [{ activity, attempt: started.attempt ?? 1, lastFailure }];
+  });
 }

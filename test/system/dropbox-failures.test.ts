@@ -46,7 +46,8 @@ async function stateOf(customerId: string): Promise<string | undefined> {
 
 describe('Dropbox failures, end to end', () => {
   it('a revoked token pauses only that customer; reconnect resumes it with nothing lost', async () => {
-    const revoked = await linkedCustomer(40);
+    // Enough items that the drain is still going when the token is revoked: a slice archives ten or more at once.
+    const revoked = await linkedCustomer(200);
     const healthy = await linkedCustomer(40);
     stack.emulator.configureAccount(revoked.accountId, { latencyMs: 30 });
     await Promise.all([startArchiving(stack.temporal, revoked.id), startArchiving(stack.temporal, healthy.id)]);
@@ -54,7 +55,7 @@ describe('Dropbox failures, end to end', () => {
     stack.emulator.revokeTokens(revoked.accountId);
 
     const paused = await statusWhen(stack.temporal.client, revoked.id, (s) => s.state === 'needs-reauth');
-    expect(paused.totals.archived).toBeLessThan(40);
+    expect(paused.totals.archived).toBeLessThan(200);
     expect(paused.pauseReason).not.toContain(revoked.refreshToken);
     await eventually(
       async () => ((await stateOf(revoked.id)) === 'needs-reauth' ? true : undefined),
@@ -75,8 +76,8 @@ describe('Dropbox failures, end to end', () => {
     await storeCredentials(stack.database.db, revoked.id, { refreshToken: fresh });
     const result = await reconnectCustomer(stack.temporal.client, revoked.id);
     expect(result).toEqual({ accountId: expect.any(String) as string, state: 'running' });
-    await statusWhen(stack.temporal.client, revoked.id, (s) => s.totals.archived === 40 && s.state === 'idle');
-    expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [revoked, healthy])).toBe(80);
+    await statusWhen(stack.temporal.client, revoked.id, (s) => s.totals.archived === 200 && s.state === 'idle');
+    expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [revoked, healthy])).toBe(240);
     await recordHistory(stack.temporal.client, revoked.id, 'reconnect');
   });
 

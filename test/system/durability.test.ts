@@ -1,6 +1,7 @@
+import { temporal } from '@temporalio/proto';
 import { afterAll, expect, it } from 'vitest';
-import { TASK_QUEUE } from '../../workflows/names.js';
-import { startArchiving, statusWhen } from '../support/harness.js';
+import { TASK_QUEUE, workflowIdFor } from '../../workflows/names.js';
+import { recordHistory, retriedSlices, startArchiving, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
 import { eventually, uniqueName } from '../support/stack.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
@@ -10,8 +11,12 @@ import { workerProcesses } from '../support/worker-process.js';
 const workers = workerProcesses(() => stack);
 
 const ITEMS = 200;
+const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
-const stack = useArchiverStack({ namespace: 'durability', emulator: { uploadsPerSecond: 25 }, worker: false });
+// No 429s: a slice's retry after the kill then shows the heartbeat timeout that caused it (a
+// RateLimited retry would hide it), while the customers' capped pace keeps the drain going long enough.
+const RATE = 10;
+const stack = useArchiverStack({ namespace: 'durability', emulator: { uploadsPerSecond: 100 }, worker: false });
 
 afterAll(() => {
   workers.killAll();
@@ -41,13 +46,27 @@ it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a ne
   const ids = customers.map((c) => c.id);
   const first = workers.spawn();
   await first.started;
-  await Promise.all(customers.map((c) => startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, c.id)));
+  await Promise.all(
+    customers.map((c) =>
+      startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, c.id, { limits: { maxRatePerSecond: RATE } }),
+    ),
+  );
 
-  // Kill it while items are in flight: some archived, some leased, some still pending.
+  // Kill it while items are in flight: some archived, some leased, some still pending, and a
+  // slice's upload activity running (not, say, every customer waiting out a Retry-After).
+  const sliceRunning = async () => {
+    for (const id of ids) {
+      const pending = (await stack.temporal.client.workflow.getHandle(workflowIdFor(id)).describe()).raw
+        .pendingActivities;
+      if (pending?.some((a) => a.activityType?.name === 'uploadItems' && a.state === STARTED)) return true;
+    }
+    return false;
+  };
   const atKill = await eventually(
     async () => {
       const counts = await countByState(ids);
-      return (counts.archived ?? 0) >= 60 && (counts.leased ?? 0) > 0 ? counts : undefined;
+      const ready = (counts.archived ?? 0) >= 60 && (counts.leased ?? 0) > 0 && (await sliceRunning());
+      return ready ? counts : undefined;
     },
     60_000,
     'a drain in progress',
@@ -66,5 +85,17 @@ it('loses and duplicates nothing when the worker is SIGKILLed mid-drain and a ne
     'every item archived',
   );
   expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, customers)).toBe(ITEMS * 2);
+  // The kill caught slices mid-flight: Temporal retried them on the new worker after their heartbeat timed out.
+  const crashed = [];
+  for (const id of ids) {
+    for await (const run of stack.temporal.client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` })) {
+      const history = await stack.temporal.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+      if (retriedSlices(history).some((s) => s.lastFailure === 'timeout:HEARTBEAT')) crashed.push(id);
+    }
+  }
+  expect(crashed.length).toBeGreaterThan(0);
+  await recordHistory(stack.temporal.client, crashed[0] as string, 'worker-crash-mid-slice', (history) =>
+    retriedSlices(history).some((s) => s.lastFailure === 'timeout:HEARTBEAT'),
+  );
   second.child.kill('SIGTERM');
 }, 300_000);

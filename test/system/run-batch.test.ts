@@ -3,7 +3,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionCommitOutcome, StagedItem } from '../../activities/session-commit.js';
-import type { StageOutcome, UploadOutcome, UploadRequest } from '../../activities/types.js';
+import type {
+  SliceItemResult,
+  SliceOutcome,
+  SliceRequest,
+  StageOutcome,
+  UploadOutcome,
+  UploadRequest,
+} from '../../activities/types.js';
 import { FailureType } from '../../workflows/failures.js';
 import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from '../support/batch-workflow.js';
 import { connectTemporal, type TestTemporal } from '../support/stack.js';
@@ -17,6 +24,49 @@ type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revok
 const SLOW_MS = 5_000;
 const behaviour = new Map<string, Behaviour>();
 const started: string[] = [];
+/** The items of each slice activity, in the order they were scheduled. */
+let slices: string[][] = [];
+
+/** A slice stub: each item as `answer` says; a revoked token pauses, leaving the rest unfinished. */
+async function slice(request: SliceRequest, stage: boolean): Promise<SliceOutcome> {
+  slices.push(request.items.map((i) => i.itemId));
+  if (request.items.some((i) => behaviour.get(i.itemId) === 'slow')) await new Promise((r) => setTimeout(r, SLOW_MS));
+  const items: SliceItemResult[] = [];
+  for (const [n, { itemId }] of request.items.entries()) {
+    const b = behaviour.get(itemId) ?? 'archive';
+    if (b === 'revoke') {
+      started.push(itemId);
+      const unfinished = request.items.slice(n).map((i) => i.itemId);
+      return { items, unfinished, pause: { type: 'AuthRevoked', message: 'invalid_access_token' } };
+    }
+    if (b === 'reject') {
+      started.push(itemId);
+      items.push({
+        itemId,
+        status: 'failed',
+        bytes: 0,
+        error: 'a name Dropbox refuses',
+        durationMs: 5,
+        endedAt: Date.now(),
+        ...throttles,
+      });
+      continue;
+    }
+    const t = answer(itemId);
+    const status = b === 'lease-lost' ? 'lease-lost' : stage ? 'staged' : 'archived';
+    const staged = { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' };
+    items.push({
+      itemId,
+      status,
+      bytes: 1,
+      durationMs: 5,
+      endedAt: Date.now(),
+      ...(status === 'staged' ? { staged } : {}),
+      ...t,
+    });
+  }
+  return { items, unfinished: [] };
+}
 let commits: string[][] = [];
 let commitScript: Array<(staged: StagedItem[]) => Partial<SessionCommitOutcome>> = [];
 
@@ -47,6 +97,8 @@ const activities = {
       const t = answer(itemId);
       return { status: 'staged', staged: { itemId, sessionId: `s-${itemId}`, size: 1, contentHash: 'h' }, ...t };
     }),
+  uploadItems: (request: SliceRequest) => slice(request, false),
+  stageItems: (request: SliceRequest) => slice(request, true),
   commitSessions: (_customerId: string, _leaseToken: string, staged: StagedItem[]): Promise<SessionCommitOutcome> =>
     Promise.resolve().then(() => {
       commits.push(staged.map((s) => s.itemId));
@@ -93,6 +145,7 @@ function run(input: BatchWorkflowInput, script: Behaviour[] = []): Promise<Batch
   behaviour.clear();
   started.length = 0;
   commits = [];
+  slices = [];
   script.forEach((b, i) => behaviour.set(input.itemIds[i] as string, b));
   return temporal.client.workflow.execute<typeof runOneBatch>('runOneBatch', {
     taskQueue: temporal.taskQueue,
@@ -189,5 +242,66 @@ describe('runBatch in batch commit mode', () => {
     const result = await run({ itemIds: ids(2), mode: 'sessions' });
     expect(result.pauseAs?.state).toBe('storage-full');
     expect(result).toMatchObject({ archived: 1, failed: 1 });
+  });
+});
+
+describe('runBatch with upload slices (upload-slices)', () => {
+  it('hands each upload activity the items the pacer starts in the next second, at most 50', async () => {
+    const result = await run({ itemIds: ids(120), mode: 'single', slices: true });
+    // The test pacer starts at 500 uploads/s: a second of it is more than a slice holds.
+    expect(slices.map((s) => s.length)).toEqual([50, 50, 20]);
+    expect(slices.flat()).toEqual(ids(120));
+    expect(result).toMatchObject({ archived: 120, failed: 0, unfinished: 0 });
+    expect(result.progress).toEqual([50, 100, 120]);
+  });
+
+  it('sizes slices by the rate: five items a slice at 5 uploads/s', async () => {
+    const result = await run({ itemIds: ids(12), mode: 'single', slices: true, caps: { maxRatePerSecond: 5 } });
+    expect(slices.map((s) => s.length)).toEqual([5, 5, 2]);
+    expect(result.archived).toBe(12);
+  });
+
+  it("counts each item's end and the 429s it met, and learns from every item", async () => {
+    const result = await run({ itemIds: ids(5), mode: 'single', slices: true }, [
+      'archive',
+      'reject',
+      'lease-lost',
+      'throttled-once',
+      'archive',
+    ]);
+    expect(result).toMatchObject({ archived: 3, failed: 1, unfinished: 1, rateLimited: 1 });
+    expect(result.lastError).toContain('item 2');
+    expect(result.pacer.cuts).toBe(1);
+  });
+
+  it('pauses as needs-reauth when a slice meets a revoked token, and starts no further slice', async () => {
+    const result = await run({ itemIds: ids(12), mode: 'single', slices: true, caps: { maxRatePerSecond: 5 } }, [
+      'archive',
+      'archive',
+      'revoke',
+    ]);
+    expect(result.pauseAs?.state).toBe('needs-reauth');
+    // The second slice was planned while the first ran; nothing after the pause.
+    expect(slices.length).toBeLessThanOrEqual(2);
+    expect(result.archived + result.unfinished).toBe(12);
+    expect(result.archived).toBeGreaterThanOrEqual(2);
+  });
+
+  it('hands a slice that straggles over, so the batch returns without it; its outcome comes late', async () => {
+    const script: Behaviour[] = ['slow', ...Array<Behaviour>(9).fill('archive')];
+    const result = await run(
+      { itemIds: ids(10), mode: 'single', slices: true, detach: true, caps: { maxRatePerSecond: 5 } },
+      script,
+    );
+    expect(result.returnedAfterMs).toBeLessThan(SLOW_MS);
+    expect(result).toMatchObject({ archived: 5, unfinished: 0, late: { archived: 5 } });
+  });
+
+  it('stages in slices and commits at most 1,000 entries per finish_batch_v2', async () => {
+    commitScript = [];
+    const result = await run({ itemIds: ids(1200), mode: 'sessions', slices: true });
+    expect(slices.every((s) => s.length <= 50)).toBe(true);
+    expect(commits.map((c) => c.length)).toEqual([1000, 200]);
+    expect(result).toMatchObject({ archived: 1200, unfinished: 0 });
   });
 });

@@ -83,6 +83,17 @@ describe('pacing controller', () => {
     );
   });
 
+  it('counts an acceptance reported late (at the end of its slice) by when it happened', () => {
+    const s = { ...initialPacing(), sinceCutMs: 2000, acceptedSinceCut: 10, firstAcceptedMs: 1500 };
+    const late = { accepted: true, rateLimited: 0, writeContention: 0, startedAtCut: 0 };
+    // Ended 1.2 s ago: 0.8 s after the count began, earlier than the first acceptance heard of.
+    expect(observe(s, { ...late, endedAgoMs: 1200 })).toMatchObject({ acceptedSinceCut: 11, firstAcceptedMs: 800 });
+    // Ended before the last cut: Dropbox accepted it before the count began.
+    expect(observe(s, { ...late, endedAgoMs: 2500 })).toMatchObject({ acceptedSinceCut: 10, firstAcceptedMs: 1500 });
+    // Reported as it ended (one upload per activity): as before.
+    expect(observe(s, late)).toMatchObject({ acceptedSinceCut: 11, firstAcceptedMs: 1500 });
+  });
+
   it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {
     const once = observe({ ...initialPacing(), ratePerSecond: 40, sinceCutMs: 3000 }, refused);
     const again = observe(once, { ...refused, startedAtCut: 0 });

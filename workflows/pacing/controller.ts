@@ -111,6 +111,12 @@ export interface UploadObservation {
   startedAtCut: number;
   /** Start to result, in ms, for an upload that went through first time; undefined otherwise. */
   cleanDurationMs?: number | undefined;
+  /**
+   * How long before this report the upload ended, in ms: uploads in a slice are reported when the
+   * slice ends. An acceptance from before the last cut is not counted as accepted since it.
+   * Undefined: it ended just now.
+   */
+  endedAgoMs?: number | undefined;
 }
 
 /** Operator caps on a customer's pace (archiver set-limits); null or absent means no cap. */
@@ -201,11 +207,13 @@ export function observe(
   options: ControllerOptions = {},
 ): PacingState {
   let next = state;
-  if (upload.accepted) {
+  const endedAgoMs = Math.max(0, upload.endedAgoMs ?? 0);
+  if (upload.accepted && endedAgoMs <= next.sinceCutMs) {
+    const acceptedAtMs = next.sinceCutMs - endedAgoMs;
     next = {
       ...next,
       acceptedSinceCut: next.acceptedSinceCut + 1,
-      firstAcceptedMs: next.firstAcceptedMs ?? next.sinceCutMs,
+      firstAcceptedMs: Math.min(next.firstAcceptedMs ?? acceptedAtMs, acceptedAtMs),
     };
   }
   if (upload.cleanDurationMs !== undefined) {

@@ -20,6 +20,8 @@ import {
 
 /** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
 export interface UploadPacer {
+  /** The rate, W and N to use now. */
+  plan(): PacingPlan;
   /** W: uploads in flight at once, now. */
   width(): number;
   /** Reserves the next start time. */
@@ -37,8 +39,17 @@ export interface UploadSlot {
   cut: number;
 }
 
-/** What an upload reports to the pacer; `clean` means it went through on its first attempt. */
-export type UploadOutcome = Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs'> & { clean: boolean };
+/**
+ * What an upload reports to the pacer; `clean` means it went through on its first attempt.
+ * `durationMs`: how long it took, as its activity measured it (an upload in a slice ends before
+ * the workflow hears of it); undefined: from its start time until the workflow heard.
+ */
+export type UploadOutcome = Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs' | 'endedAgoMs'> & {
+  clean: boolean;
+  durationMs?: number | undefined;
+  /** When it ended, epoch ms as its activity saw it; undefined: just now. */
+  endedAt?: number | undefined;
+};
 
 /**
  * Binds the pure pacing controller to workflow time (Date.now() is deterministic in a workflow):
@@ -149,14 +160,15 @@ export class WorkflowPacer implements UploadPacer {
 
   done(slot: UploadSlot, outcome: UploadOutcome): void {
     this.tick();
-    const { clean, ...rest } = outcome;
+    const { clean, durationMs, endedAt, ...rest } = outcome;
     const timed = clean && outcome.rateLimited === 0 && (outcome.accepted || !this.fromDropboxOnly);
     this.state = observe(
       this.state,
       {
         ...rest,
         startedAtCut: slot.cut,
-        cleanDurationMs: timed ? Math.max(0, Date.now() - slot.startAt) : undefined,
+        cleanDurationMs: timed ? Math.max(0, durationMs ?? Date.now() - slot.startAt) : undefined,
+        ...(endedAt !== undefined ? { endedAgoMs: Math.max(0, Date.now() - endedAt) } : {}),
       },
       this.limits,
       this.options,

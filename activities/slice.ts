@@ -1,0 +1,164 @@
+// One upload activity for several items (a slice): starts each at its paced time with bounded
+// concurrency, heartbeats which items are done, and on a retry goes on from there.
+
+import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
+import { FailureType } from '../workflows/failures.js';
+import { TypedFailure } from './failure.js';
+import type { SessionProgress } from './sessions.js';
+import type { PauseFailure, SliceItem, SliceItemResult, SliceOutcome, SliceRequest } from './types.js';
+
+/** Well inside the upload activities' 8 s heartbeat timeout, so a dead worker is noticed within it. */
+const HEARTBEAT_INTERVAL_MS = 2_000;
+/** Longest wait for a start time: guards against a clock far off from the workflow's. */
+const MAX_START_WAIT_MS = 60_000;
+/** At most this many of a slice's uploads are exempt from its concurrency as stragglers. */
+const MAX_EXEMPT_STRAGGLERS = 8;
+/** Write contention is retried inside the slice this many times for an item, then by Temporal. */
+const WRITE_CONTENTION_TRIES = 10;
+
+/** What a slice's attempts heartbeat: the items that ended, and where unfinished session uploads stand. */
+export interface SliceProgress {
+  done: SliceItemResult[];
+  sessions: Record<string, SessionProgress>;
+}
+
+/** What one item's upload gets from its slice: the session progress of an earlier attempt, and where to report more. */
+export interface ItemContext {
+  resume: SessionProgress | undefined;
+  report: (progress: SessionProgress) => void;
+  /** Tries of this item in this slice so far, the current one included. */
+  tries: number;
+}
+
+/** The previous attempt's heartbeat, if it left one this code understands. */
+function previousProgress(): SliceProgress {
+  const details = activityInfo().heartbeatDetails as Partial<SliceProgress> | undefined;
+  return {
+    done: Array.isArray(details?.done) ? details.done : [],
+    sessions: details?.sessions && typeof details.sessions === 'object' ? details.sessions : {},
+  };
+}
+
+const PAUSES: string[] = [FailureType.AuthRevoked, FailureType.StorageFull];
+
+/**
+ * Runs `uploadOne` over the slice's items. An item's own end (archived, failed, deferred…) is its
+ * result. Transient failures and write contention are retried here, after the wait the failure
+ * names; anything else an item throws stops new starts, lets the items in flight end, and then
+ * either pauses the customer (a revoked token, a full Dropbox: returned as `pause`) or fails the
+ * activity, for Temporal's retry policy (a 429's Retry-After becomes its nextRetryDelay). The
+ * retry skips the items the heartbeat says are done, and keeps the others' spacing from now.
+ */
+export async function runSlice(
+  request: SliceRequest,
+  uploadOne: (itemId: string, context: ItemContext) => Promise<Omit<SliceItemResult, 'durationMs' | 'endedAt'>>,
+): Promise<SliceOutcome> {
+  const progress = previousProgress();
+  const done = new Map(progress.done.map((r) => [r.itemId, r]));
+  const sessions = progress.sessions;
+  let todo = request.items.filter((i) => !done.has(i.itemId));
+  const first = todo[0];
+  if (activityInfo().attempt > 1 && first) {
+    const shift = Math.max(0, Date.now() - first.startAt);
+    todo = todo.map((i) => ({ ...i, startAt: i.startAt + shift }));
+  }
+  const beat = () => heartbeat({ done: [...done.values()], sessions } satisfies SliceProgress);
+  const ticker = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+
+  let stop: Error | undefined;
+  const inFlight = new Map<string, { startedAt: number; ended: Promise<void> }>();
+  const countedAgainstConcurrency = () => {
+    const after = request.stragglerAfterMs;
+    if (after === undefined) return inFlight.size;
+    let young = 0;
+    for (const { startedAt } of inFlight.values()) if (Date.now() - startedAt <= after) young += 1;
+    return young + Math.max(0, inFlight.size - young - MAX_EXEMPT_STRAGGLERS);
+  };
+  // Wakes when an upload ends, or when the youngest upload in flight turns into a straggler.
+  const nextChange = async () => {
+    const ends = [...inFlight.values()].map((e) => e.ended);
+    const after = request.stragglerAfterMs;
+    if (after === undefined) return Promise.race(ends);
+    const youngest = Math.min(...[...inFlight.values()].map((e) => e.startedAt));
+    const turnsIn = Math.max(1, youngest + after + 1 - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const turned = new Promise<void>((resolve) => (timer = setTimeout(resolve, turnsIn)));
+    try {
+      await Promise.race([...ends, turned]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const start = (item: SliceItem) => {
+    const startedAt = Date.now();
+    const ended = uploadWithRetries(item.itemId, sessions, beat, uploadOne).then(
+      (result) => {
+        const endedAt = Date.now();
+        done.set(item.itemId, { ...result, durationMs: endedAt - startedAt, endedAt });
+        delete sessions[item.itemId];
+        beat();
+      },
+      (err: unknown) => void (stop ??= err instanceof Error ? err : new Error(String(err))),
+    );
+    inFlight.set(item.itemId, { startedAt, ended: ended.finally(() => inFlight.delete(item.itemId)) });
+  };
+
+  try {
+    for (const item of todo) {
+      while (stop === undefined && countedAgainstConcurrency() >= Math.max(1, request.concurrency)) await nextChange();
+      if (stop !== undefined) break;
+      const waitMs = Math.min(MAX_START_WAIT_MS, item.startAt - Date.now());
+      if (waitMs > 0) await sleep(waitMs); // throws if the activity is cancelled
+      if (stop !== undefined) break;
+      start(item);
+    }
+    await Promise.all([...inFlight.values()].map((e) => e.ended));
+  } finally {
+    clearInterval(ticker);
+  }
+  // The next attempt, or the workflow, goes on from here.
+  beat();
+  const items = request.items.flatMap((i) => done.get(i.itemId) ?? []);
+  if (stop === undefined) return { items, unfinished: [] };
+  if (stop instanceof TypedFailure && PAUSES.includes(stop.type)) {
+    const unfinished = request.items.filter((i) => !done.has(i.itemId)).map((i) => i.itemId);
+    return { items, unfinished, pause: { type: stop.type as PauseFailure, message: stop.message } };
+  }
+  throw stop;
+}
+
+/** One item's upload, tried again here after a transient failure or write contention. */
+async function uploadWithRetries(
+  itemId: string,
+  sessions: Record<string, SessionProgress>,
+  beat: () => void,
+  uploadOne: (itemId: string, context: ItemContext) => Promise<Omit<SliceItemResult, 'durationMs' | 'endedAt'>>,
+): Promise<Omit<SliceItemResult, 'durationMs' | 'endedAt'>> {
+  for (let tries = 1; ; tries++) {
+    const context: ItemContext = {
+      resume: sessions[itemId],
+      report: (p) => {
+        sessions[itemId] = p;
+        beat();
+      },
+      tries,
+    };
+    try {
+      const result = await uploadOne(itemId, context);
+      // An item tried more than once here did not go through cleanly: the pacer must not time it.
+      return tries > 1 ? { ...result, attempts: Math.max(result.attempts, tries) } : result;
+    } catch (err) {
+      if (!(err instanceof TypedFailure)) throw err;
+      const { type, retryDelayMs, retryAfterMs } = err.failure;
+      // A transient failure ends in a deferral after a few tries (see settleFailure), so this ends.
+      const retryHere =
+        type === FailureType.Transient || (type === FailureType.WriteContention && tries < WRITE_CONTENTION_TRIES);
+      if (!retryHere) throw err;
+      await sleep(retryDelayMs ?? retryAfterMs ?? jittered(1_000));
+    }
+  }
+}
+
+function jittered(ms: number): number {
+  return Math.round(ms * (0.8 + 0.4 * Math.random()));
+}

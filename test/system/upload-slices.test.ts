@@ -1,0 +1,246 @@
+// uploadItems and stageItems, the upload activities that carry several items (a slice), against
+// the emulator through the real dropbox SDK, Postgres and the media server. Each runs in the SDK's
+// activity test environment, which records heartbeats and lets a test play a retry.
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
+import { createActivities } from '../../activities/index.js';
+import type { SliceProgress } from '../../activities/slice.js';
+import type { SliceOutcome, SliceRequest } from '../../activities/types.js';
+import { faultyUrl, startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { insertItems } from '../support/items.js';
+import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+
+let database: TestDatabase;
+let emulator: DropboxEmulator;
+let media: MediaServer;
+let activities: ReturnType<typeof createActivities>;
+
+beforeAll(async () => {
+  [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({}), startMediaServer()]);
+  activities = createActivities({
+    db: database.db,
+    dropboxApiBase: emulator.url,
+    leaseTtlMs: 60_000,
+    // Short, so that deferring a source that keeps failing is quick to show.
+    itemRetry: { initialDelayMs: 60_000 },
+  });
+});
+afterAll(async () => {
+  await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
+});
+
+function customerWithAccount(): { customer: string; token: string; accountId: string } {
+  const token = uniqueName('tok');
+  return { customer: uniqueName('c'), token, accountId: emulator.addAccount({ token }) };
+}
+
+/** Leases `count` new items and plans a slice of them, `spacingMs` apart from now. */
+async function slice(
+  customer: string,
+  token: string,
+  count: number,
+  options: { spacingMs?: number; concurrency?: number; sourceUrl?: (n: number) => string | undefined } = {},
+): Promise<SliceRequest> {
+  for (let n = 0; n < count; n++) {
+    const sourceUrl = options.sourceUrl?.(n);
+    await insertItems(database.db, customer, token, media.url, 1, sourceUrl ? { sourceUrl } : {});
+  }
+  const batch = await activities.fetchBatch(customer, count);
+  const now = Date.now();
+  return {
+    customerId: customer,
+    leaseToken: batch.leaseToken,
+    concurrency: options.concurrency ?? 4,
+    items: batch.items.map((item, i) => ({ itemId: item.id, startAt: now + i * (options.spacingMs ?? 0) })),
+  };
+}
+
+/** Runs a slice activity as attempt `attempt`, with the heartbeat a previous attempt left; returns what it heartbeated too. */
+async function attempt(
+  fn: (request: SliceRequest) => Promise<SliceOutcome>,
+  request: SliceRequest,
+  previous?: { attempt: number; heartbeat: SliceProgress | undefined },
+): Promise<{ outcome?: SliceOutcome; failure?: ApplicationFailure; heartbeat: SliceProgress | undefined }> {
+  const env = new MockActivityEnvironment(
+    previous ? { attempt: previous.attempt, heartbeatDetails: previous.heartbeat } : undefined,
+  );
+  let heartbeat: SliceProgress | undefined;
+  env.on('heartbeat', (details: SliceProgress) => (heartbeat = details));
+  try {
+    return { outcome: await env.run(fn, request), heartbeat };
+  } catch (err) {
+    if (!(err instanceof ApplicationFailure)) throw err;
+    return { failure: err, heartbeat };
+  }
+}
+
+async function states(ids: string[]): Promise<Record<string, string>> {
+  const rows = await database.db.query<{ id: string; state: string }>(
+    'SELECT id::text, state FROM archive_items WHERE id = ANY($1::bigint[])',
+    [ids],
+  );
+  return Object.fromEntries(rows.map((r) => [r.id, r.state]));
+}
+
+describe('uploadItems', () => {
+  it('uploads every item of the slice at its start time, at most `concurrency` at once, and times each', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    // Every commit holds the account's write lock this long, so overlapping uploads would show.
+    emulator.configureAccount(accountId, { latencyMs: 150 });
+    const request = await slice(customer, token, 8, { spacingMs: 50, concurrency: 2 });
+    const started = Date.now();
+    const { outcome } = await attempt(activities.uploadItems, request);
+    expect(outcome?.items.map((i) => i.status)).toEqual(Array(8).fill('archived'));
+    expect(outcome?.items.map((i) => i.itemId)).toEqual(request.items.map((i) => i.itemId));
+    expect(outcome?.unfinished).toEqual([]);
+    // Two at a time, each about 150 ms: at least four rounds.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4 * 150);
+    for (const item of outcome?.items ?? []) {
+      expect(item.durationMs).toBeGreaterThanOrEqual(140);
+      expect(item.attempts).toBe(1);
+    }
+    expect(emulator.files(accountId)).toHaveLength(8);
+  });
+
+  it('waits for each start time: a slice spread over a second takes a second', async () => {
+    const { customer, token } = customerWithAccount();
+    const request = await slice(customer, token, 5, { spacingMs: 250 });
+    const started = Date.now();
+    const { outcome } = await attempt(activities.uploadItems, request);
+    expect(outcome?.items).toHaveLength(5);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it('fails the slice on a 429 with Retry-After as nextRetryDelay; the retry re-sends only what did not finish', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 6, { spacingMs: 20, concurrency: 1 });
+    // Two uploads go through at once, the third is answered 429.
+    emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
+    const first = await attempt(activities.uploadItems, request);
+    expect(first.failure?.type).toBe('RateLimited');
+    expect(first.failure?.nextRetryDelay).toBeDefined();
+    const done = first.heartbeat?.done ?? [];
+    // The heartbeat names the items that ended before the 429; none of the rest is archived.
+    const archivedFirst = Object.entries(await states(request.items.map((i) => i.itemId)))
+      .filter(([, s]) => s === 'archived')
+      .map(([id]) => id)
+      .sort();
+    expect(done.map((d) => d.itemId).sort()).toEqual(archivedFirst);
+    expect(archivedFirst.length).toBeLessThan(6);
+    // Temporal waits nextRetryDelay; here the account's limit is lifted instead.
+    emulator.configureAccount(accountId, { uploadsPerSecond: null });
+    await database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
+    const uploadsBefore = emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
+    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
+    expect(retry.failure).toBeUndefined();
+    const items = retry.outcome?.items ?? [];
+    expect(items.map((i) => i.itemId)).toEqual(request.items.map((i) => i.itemId));
+    // Items done before the 429 keep the outcome the first attempt heartbeated.
+    for (const id of archivedFirst)
+      expect(items.find((i) => i.itemId === id)).toMatchObject({ status: 'archived', attempts: 1 });
+    const uploadsAfter = emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
+    expect(uploadsAfter - uploadsBefore).toBe(6 - archivedFirst.length);
+    expect(emulator.files(accountId)).toHaveLength(6);
+    // The throttled item's 429 is on its outcome, for the pacer.
+    expect(items.reduce((n, i) => n + i.rateLimited, 0)).toBe(1);
+  });
+
+  it('ends an item whose source is gone as failed, without failing the slice', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 4, {
+      sourceUrl: (n) => (n === 1 ? faultyUrl(media.url, '404', uniqueName('gone'), 100) : undefined),
+    });
+    const { outcome } = await attempt(activities.uploadItems, request);
+    expect(outcome?.items.map((i) => i.status)).toEqual(['archived', 'failed', 'archived', 'archived']);
+    expect(outcome?.items[1]?.error).toContain('404');
+    expect(emulator.files(accountId)).toHaveLength(3);
+  });
+
+  it('defers an item whose source keeps failing, and archives the others', async () => {
+    const { customer, token } = customerWithAccount();
+    const request = await slice(customer, token, 3, {
+      sourceUrl: (n) => (n === 0 ? faultyUrl(media.url, '503', uniqueName('down'), 100) : undefined),
+    });
+    const { outcome } = await attempt(activities.uploadItems, request);
+    expect(outcome?.items.map((i) => i.status)).toEqual(['deferred', 'archived', 'archived']);
+  });
+
+  it('retries write contention and a 5xx inside the slice, marking those items not clean', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 3, { concurrency: 1 });
+    emulator.queueFaults(accountId, [
+      { route: 'files/upload', fault: 'too_many_write_operations', retryAfter: 1 },
+      { route: 'files/upload', fault: 503 },
+    ]);
+    const { outcome, failure } = await attempt(activities.uploadItems, request);
+    expect(failure).toBeUndefined();
+    expect(outcome?.items.map((i) => i.status)).toEqual(['archived', 'archived', 'archived']);
+    // One at a time: the first item met both faults, and went through on its third try.
+    expect(outcome?.items[0]).toMatchObject({ writeContention: 1, attempts: 3 });
+    expect(outcome?.items[1]?.attempts).toBe(1);
+    expect(outcome?.items[2]?.attempts).toBe(1);
+    expect(emulator.files(accountId)).toHaveLength(3);
+  });
+
+  it('returns a pause on a revoked token, naming the items it did not finish, which stay leased', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 4, { spacingMs: 300, concurrency: 1 });
+    const revoke = setTimeout(() => emulator.revokeTokens(accountId), 450);
+    const { outcome } = await attempt(activities.uploadItems, request);
+    clearTimeout(revoke);
+    expect(outcome?.pause?.type).toBe('AuthRevoked');
+    const ended = outcome?.items.map((i) => i.itemId) ?? [];
+    expect(ended.length).toBeGreaterThanOrEqual(1);
+    expect(outcome?.unfinished).toEqual(request.items.map((i) => i.itemId).filter((id) => !ended.includes(id)));
+    const rows = await states(outcome?.unfinished ?? []);
+    expect(Object.values(rows).every((s) => s === 'leased')).toBe(true);
+    expect(JSON.stringify(outcome)).not.toContain(token);
+  });
+
+  it('returns a pause when Dropbox is full', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    emulator.configureAccount(accountId, { quotaBytes: 1500 });
+    const request = await slice(customer, token, 3, { concurrency: 1 });
+    const { outcome } = await attempt(activities.uploadItems, request);
+    expect(outcome?.pause?.type).toBe('StorageFull');
+    expect(outcome?.items.filter((i) => i.status === 'archived')).toHaveLength(1);
+    expect(outcome?.unfinished).toHaveLength(2);
+  });
+
+  it('after a worker died mid-slice, the retry skips the items the rows show archived', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 4);
+    // The dead attempt archived two items but its last heartbeat never reached Temporal.
+    const partial = await attempt(activities.uploadItems, { ...request, items: request.items.slice(0, 2) });
+    expect(partial.outcome?.items).toHaveLength(2);
+    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: undefined });
+    expect(retry.outcome?.items.map((i) => i.status)).toEqual([
+      'already-archived',
+      'already-archived',
+      'archived',
+      'archived',
+    ]);
+    expect(emulator.files(accountId)).toHaveLength(4);
+    expect(emulator.stats().accounts[accountId]?.requests['/2/files/upload 200']).toBe(4);
+  });
+});
+
+describe('stageItems', () => {
+  it('stages each item of the slice in a closed session, committed later by commitSessions', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 5);
+    const { outcome } = await attempt(activities.stageItems, request);
+    const staged = outcome?.items.flatMap((i) => (i.status === 'staged' && i.staged ? [i.staged] : [])) ?? [];
+    expect(staged).toHaveLength(5);
+    expect(emulator.files(accountId)).toHaveLength(0);
+    const committed = await new MockActivityEnvironment().run<
+      Parameters<typeof activities.commitSessions>,
+      Awaited<ReturnType<typeof activities.commitSessions>>,
+      typeof activities.commitSessions
+    >(activities.commitSessions, customer, request.leaseToken, staged);
+    expect(committed.archived).toHaveLength(5);
+    expect(emulator.files(accountId)).toHaveLength(5);
+  });
+});

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { goInstall, requireGo } from './go-install.js';
 import { freePort } from './ports.js';
 
 /** Pinned Temporal Server; v1.32.1 and later need a newer Go than this machine's 1.26.8. */
@@ -91,38 +92,22 @@ export async function resolveTemporalServer(
 }
 
 async function buildInto(tools: string, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
-  try {
-    await run('go', ['version'], { env, timeout: 30_000 });
-  } catch {
-    throw new Error(
-      `Go is not installed (or not on PATH): it builds the Temporal Server ${TEMPORAL_SERVER_VERSION}. ` +
-        'Install Go, or set TEMPORAL_SERVER_PATH to a server binary with the SQL tool `sql` and schema/ beside it.',
-    );
-  }
-  await fs.mkdir(tools, { recursive: true });
-  const goEnv = { ...env, GOBIN: tools };
+  await requireGo(
+    env,
+    `the Temporal Server ${TEMPORAL_SERVER_VERSION}`,
+    'set TEMPORAL_SERVER_PATH to a server binary with the SQL tool `sql` and schema/ beside it',
+  );
   for (const [what, pkg] of [
     ['the Temporal Server (about 8 CPU-minutes the first time)', 'cmd/server'],
     ['its SQL tool', 'cmd/tools/sql'],
   ] as const) {
-    log(`building ${what}: go install ${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`);
-    const started = Date.now();
-    const progress = setInterval(
-      () => log(`  still building (${Math.round((Date.now() - started) / 1000)} s)`),
-      30_000,
-    );
-    try {
-      await run('go', ['install', `${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`], {
-        env: goEnv,
-        timeout: BUILD_TIMEOUT_MS,
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    } catch (err) {
-      const output = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-15);
-      throw new Error(`go install ${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION} failed:\n${output.join('\n')}`);
-    } finally {
-      clearInterval(progress);
-    }
+    await goInstall(`${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`, {
+      gobin: tools,
+      what,
+      env,
+      log,
+      timeoutMs: BUILD_TIMEOUT_MS,
+    });
   }
   const { stdout } = await run('go', ['env', 'GOMODCACHE'], { env, timeout: 30_000 });
   const moduleSchema = path.join(stdout.trim(), `${MODULE}@${TEMPORAL_SERVER_VERSION}`, 'schema', 'postgresql', 'v12');

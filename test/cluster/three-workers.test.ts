@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveTemporalUi, startTemporalUi, type TemporalUi } from '../../dev/temporal-ui.js';
 import { workflowIdFor } from '../../workflows/names.js';
-import { activityStarts, startClusterStack, uploadAnswers, type ClusterStack } from '../support/cluster.js';
+import { startClusterStack, uploadAnswers, workerEvents, type ClusterStack } from '../support/cluster.js';
 
 const CUSTOMERS = ['c1', 'c2', 'c3'];
 const ITEMS = 1_000;
@@ -38,10 +38,10 @@ describe('a Temporal Server on Postgres with three workers', () => {
       // Every upload went to the emulator once per item, with few 429s: pacing holds on a real cluster.
       const { requests, refused } = uploadAnswers(stack.emulator, CUSTOMERS);
       expect(refused / requests).toBeLessThan(0.01);
-      // The uploads ran on all three workers, as the histories' activity-started identities show.
+      // The uploads ran on all three workers, as the identities on the histories' activity results show.
       const identities = new Map<string, number>();
-      for (const { identity } of await activityStarts(stack.client, CUSTOMERS))
-        identities.set(identity, (identities.get(identity) ?? 0) + 1);
+      for (const { kind, identity } of await workerEvents(stack.client, CUSTOMERS))
+        if (kind === 'activity') identities.set(identity, (identities.get(identity) ?? 0) + 1);
       console.log(
         `cluster: ${CUSTOMERS.length * ITEMS} items in ${seconds.toFixed(1)} s (${((CUSTOMERS.length * ITEMS) / seconds).toFixed(1)} items/s), ` +
           `429 share ${((100 * refused) / requests).toFixed(2)}%, activities per worker ${[...identities.values()].join(' / ')}`,

@@ -158,23 +158,32 @@ export function identityOf(worker: WorkerProcess): string {
   return `${worker.child.pid}@${hostname()}`;
 }
 
-/** Activity starts per worker identity, over every run of each customer's workflow, with their times. */
-export async function activityStarts(
-  client: Client,
-  customers: string[],
-): Promise<{ customerId: string; identity: string; at: number }[]> {
-  const starts: { customerId: string; identity: string; at: number }[] = [];
-  for (const id of customers) {
-    for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` })) {
-      const history = await client.workflow.getHandle(workflowIdFor(id), run.runId).fetchHistory();
+export interface WorkerEvent {
+  customerId: string;
+  /** A workflow task or an activity that this worker completed (or failed). */
+  kind: 'workflow-task' | 'activity';
+  identity: string;
+  /** When the server recorded it, ms since the epoch. */
+  at: number;
+}
+
+/** The workflow tasks and activities each worker identity completed, over every run of each customer's workflow. */
+export async function workerEvents(client: Client, customers: string[]): Promise<WorkerEvent[]> {
+  const events: WorkerEvent[] = [];
+  for (const customerId of customers) {
+    for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(customerId)}'` })) {
+      const history = await client.workflow.getHandle(workflowIdFor(customerId), run.runId).fetchHistory();
       for (const e of history.events ?? []) {
-        const identity = e.activityTaskStartedEventAttributes?.identity;
-        const seconds = Number(e.eventTime?.seconds ?? 0);
-        if (identity) starts.push({ customerId: id, identity, at: seconds * 1000 + (e.eventTime?.nanos ?? 0) / 1e6 });
+        const at = Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+        const task = e.workflowTaskCompletedEventAttributes?.identity ?? e.workflowTaskFailedEventAttributes?.identity;
+        if (task) events.push({ customerId, kind: 'workflow-task', identity: task, at });
+        const activity =
+          e.activityTaskCompletedEventAttributes?.identity ?? e.activityTaskFailedEventAttributes?.identity;
+        if (activity) events.push({ customerId, kind: 'activity', identity: activity, at });
       }
     }
   }
-  return starts;
+  return events;
 }
 
 /** Uploads the customers' emulator accounts answered, and how many of those were 429s. */

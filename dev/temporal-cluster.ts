@@ -129,7 +129,13 @@ export interface TemporalCluster {
   address: string;
   /** host:port of the server's own Prometheus endpoint. */
   metricsAddress: string;
-  child: ChildProcess;
+  /** The server process now running (a new one after `restart`). */
+  readonly child: ChildProcess;
+  /**
+   * Stops the server (SIGTERM, then SIGKILL after 15 s), leaves it down for `downForMs` (default 0),
+   * and starts it again with the same config and ports, resolving once it serves `default` again.
+   */
+  restart(options?: { downForMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -255,32 +261,52 @@ export async function startTemporalCluster(options: {
   await fs.writeFile(configFile, serverConfig(postgres, ports, dataDir), { mode: 0o600 });
   await fs.copyFile(DYNAMIC_CONFIG, path.join(dataDir, 'dynamicconfig.yaml'));
   const logFile = createWriteStream(path.join(dataDir, 'server.log'), { flags: 'a' });
-  const child = spawn(binaries.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
-    cwd: dataDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.pipe(logFile);
-  child.stderr?.pipe(logFile);
   const address = `127.0.0.1:${ports.frontendGrpc}`;
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const ended = await Promise.race([
-        new Promise((r) => child.once('exit', () => r(true))),
-        sleep(15_000).then(() => false),
-      ]);
-      if (!ended) child.kill('SIGKILL');
+  const launch = () => {
+    const child = spawn(binaries.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
+      cwd: dataDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(logFile, { end: false });
+    child.stderr?.pipe(logFile, { end: false });
+    return child;
+  };
+  const end = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', () => r(true)));
+    child.kill('SIGTERM');
+    if (!(await Promise.race([exited, sleep(15_000).then(() => false)]))) {
+      child.kill('SIGKILL');
+      await exited;
     }
-    logFile.end();
+  };
+  let child = launch();
+  const cluster: TemporalCluster = {
+    address,
+    metricsAddress: `127.0.0.1:${ports.metrics}`,
+    get child() {
+      return child;
+    },
+    async restart({ downForMs = 0 } = {}) {
+      await end(child);
+      await sleep(downForMs);
+      log(`Temporal Server stopped for ${downForMs / 1000} s; starting it again on the same ports`);
+      child = launch();
+      await untilServing(address, child, path.join(dataDir, 'server.log'));
+    },
+    async stop() {
+      await end(child);
+      logFile.end();
+    },
   };
   try {
     await untilServing(address, child, path.join(dataDir, 'server.log'));
   } catch (err) {
-    await stop();
+    await cluster.stop();
     throw err;
   }
   log(`Temporal Server ${TEMPORAL_SERVER_VERSION} on Postgres at ${address}`);
-  return { address, metricsAddress: `127.0.0.1:${ports.metrics}`, child, stop };
+  return cluster;
 }
 
 /** A free port on 127.0.0.1 below `limit` (the kernel's own picks are mostly above 32768). */

@@ -1,8 +1,9 @@
 /**
  * `npm run cluster -- [--workers N]`: the production topology as processes on this machine. A
  * Temporal Server (all four services) on embedded Postgres with its schemas set up by Temporal's
- * SQL tool, N Archiver worker processes, the Dropbox emulator and the demo media server. It keeps
- * nothing between runs: each run starts from empty databases under .data/cluster/.
+ * SQL tool, the standalone Web UI pointed at it, N Archiver worker processes, the Dropbox emulator
+ * and the demo media server. It keeps nothing between runs: each run starts from empty databases
+ * under .data/cluster/.
  */
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,7 @@ import { freePort } from './ports.js';
 import { spawnWorkerProcess } from './worker-process.js';
 import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres } from './postgres.js';
 import { resolveTemporalServer, startTemporalCluster } from './temporal-cluster.js';
+import { resolveTemporalUi, startTemporalUi } from './temporal-ui.js';
 
 const WORKER_UP_TIMEOUT_MS = 90_000;
 
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
   };
   try {
     const binaries = await resolveTemporalServer({ log });
+    const uiBinary = await resolveTemporalUi({ log });
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     log(`starting embedded Postgres (${join(dir, 'postgres')})…`);
@@ -85,6 +88,8 @@ async function main(): Promise<void> {
       log,
     });
     cleanups.push(() => temporal.stop());
+    const ui = await startTemporalUi({ binary: uiBinary, temporalAddress: temporal.address, dataDir: join(dir, 'ui') });
+    cleanups.push(() => ui.stop());
     const client = await connectClient({ address: temporal.address, namespace: 'default' });
     cleanups.push(() => client.connection.close());
     // A real cluster registers custom search attributes through the operator service.
@@ -125,6 +130,7 @@ async function main(): Promise<void> {
       [
         '',
         `Temporal Server : ${temporal.address} (metrics http://${temporal.metricsAddress}/metrics, log ${join(dir, 'temporal', 'server.log')})`,
+        `Web UI          : ${ui.url}/namespaces/default/workflows (log ${join(dir, 'ui', 'ui.log')})`,
         `Postgres        : ${postgres.url.replace(EMBEDDED_POSTGRES_PASSWORD, '***')}`,
         `Dropbox emulator: ${emulator.url}`,
         `media server    : ${media.url}`,

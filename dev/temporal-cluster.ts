@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { goInstall, requireGo } from './go-install.js';
 import { freePort } from './ports.js';
 
 /** Pinned Temporal Server; v1.32.1 and later need a newer Go than this machine's 1.26.8. */
@@ -91,38 +92,22 @@ export async function resolveTemporalServer(
 }
 
 async function buildInto(tools: string, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
-  try {
-    await run('go', ['version'], { env, timeout: 30_000 });
-  } catch {
-    throw new Error(
-      `Go is not installed (or not on PATH): it builds the Temporal Server ${TEMPORAL_SERVER_VERSION}. ` +
-        'Install Go, or set TEMPORAL_SERVER_PATH to a server binary with the SQL tool `sql` and schema/ beside it.',
-    );
-  }
-  await fs.mkdir(tools, { recursive: true });
-  const goEnv = { ...env, GOBIN: tools };
+  await requireGo(
+    env,
+    `the Temporal Server ${TEMPORAL_SERVER_VERSION}`,
+    'set TEMPORAL_SERVER_PATH to a server binary with the SQL tool `sql` and schema/ beside it',
+  );
   for (const [what, pkg] of [
     ['the Temporal Server (about 8 CPU-minutes the first time)', 'cmd/server'],
     ['its SQL tool', 'cmd/tools/sql'],
   ] as const) {
-    log(`building ${what}: go install ${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`);
-    const started = Date.now();
-    const progress = setInterval(
-      () => log(`  still building (${Math.round((Date.now() - started) / 1000)} s)`),
-      30_000,
-    );
-    try {
-      await run('go', ['install', `${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`], {
-        env: goEnv,
-        timeout: BUILD_TIMEOUT_MS,
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    } catch (err) {
-      const output = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-15);
-      throw new Error(`go install ${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION} failed:\n${output.join('\n')}`);
-    } finally {
-      clearInterval(progress);
-    }
+    await goInstall(`${MODULE}/${pkg}@${TEMPORAL_SERVER_VERSION}`, {
+      gobin: tools,
+      what,
+      env,
+      log,
+      timeoutMs: BUILD_TIMEOUT_MS,
+    });
   }
   const { stdout } = await run('go', ['env', 'GOMODCACHE'], { env, timeout: 30_000 });
   const moduleSchema = path.join(stdout.trim(), `${MODULE}@${TEMPORAL_SERVER_VERSION}`, 'schema', 'postgresql', 'v12');
@@ -144,7 +129,13 @@ export interface TemporalCluster {
   address: string;
   /** host:port of the server's own Prometheus endpoint. */
   metricsAddress: string;
-  child: ChildProcess;
+  /** The server process now running (a new one after `restart`). */
+  readonly child: ChildProcess;
+  /**
+   * Stops the server (SIGTERM, then SIGKILL after 15 s), leaves it down for `downForMs` (default 0),
+   * and starts it again with the same config and ports, resolving once it serves `default` again.
+   */
+  restart(options?: { downForMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -270,32 +261,52 @@ export async function startTemporalCluster(options: {
   await fs.writeFile(configFile, serverConfig(postgres, ports, dataDir), { mode: 0o600 });
   await fs.copyFile(DYNAMIC_CONFIG, path.join(dataDir, 'dynamicconfig.yaml'));
   const logFile = createWriteStream(path.join(dataDir, 'server.log'), { flags: 'a' });
-  const child = spawn(binaries.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
-    cwd: dataDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.pipe(logFile);
-  child.stderr?.pipe(logFile);
   const address = `127.0.0.1:${ports.frontendGrpc}`;
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const ended = await Promise.race([
-        new Promise((r) => child.once('exit', () => r(true))),
-        sleep(15_000).then(() => false),
-      ]);
-      if (!ended) child.kill('SIGKILL');
+  const launch = () => {
+    const child = spawn(binaries.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
+      cwd: dataDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(logFile, { end: false });
+    child.stderr?.pipe(logFile, { end: false });
+    return child;
+  };
+  const end = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', () => r(true)));
+    child.kill('SIGTERM');
+    if (!(await Promise.race([exited, sleep(15_000).then(() => false)]))) {
+      child.kill('SIGKILL');
+      await exited;
     }
-    logFile.end();
+  };
+  let child = launch();
+  const cluster: TemporalCluster = {
+    address,
+    metricsAddress: `127.0.0.1:${ports.metrics}`,
+    get child() {
+      return child;
+    },
+    async restart({ downForMs = 0 } = {}) {
+      await end(child);
+      await sleep(downForMs);
+      log(`Temporal Server stopped for ${downForMs / 1000} s; starting it again on the same ports`);
+      child = launch();
+      await untilServing(address, child, path.join(dataDir, 'server.log'));
+    },
+    async stop() {
+      await end(child);
+      logFile.end();
+    },
   };
   try {
     await untilServing(address, child, path.join(dataDir, 'server.log'));
   } catch (err) {
-    await stop();
+    await cluster.stop();
     throw err;
   }
   log(`Temporal Server ${TEMPORAL_SERVER_VERSION} on Postgres at ${address}`);
-  return { address, metricsAddress: `127.0.0.1:${ports.metrics}`, child, stop };
+  return cluster;
 }
 
 /** A free port on 127.0.0.1 below `limit` (the kernel's own picks are mostly above 32768). */

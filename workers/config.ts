@@ -2,6 +2,13 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PostgresTimeouts } from '../db/pool.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
+import {
+  BUILD_ID_PATTERN,
+  DEFAULT_DEPLOYMENT_NAME,
+  DEPLOYMENT_NAME_PATTERN,
+  defaultBuildId,
+  type WorkerVersion,
+} from './versioning.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -96,6 +103,27 @@ const EnvSchema = z.object({
     .string()
     .refine(isReadableFile, 'must be the path of a workflow bundle file: write one with `npm run bundle`')
     .optional(),
+  // Worker Versioning: off unless asked, since a versioned worker gets no work until its version is
+  // made current, and an unversioned Archiver must not stall when it is upgraded (workers/versioning.ts).
+  ARCHIVER_WORKER_VERSIONING: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  ARCHIVER_DEPLOYMENT_NAME: z
+    .string()
+    .regex(DEPLOYMENT_NAME_PATTERN, "must be 1-100 letters, digits, '-' or '_' (no dots), e.g. archiver")
+    .default(DEFAULT_DEPLOYMENT_NAME),
+  // Empty counts as unset, so a Docker image built without the build argument falls back.
+  ARCHIVER_BUILD_ID: z
+    .string()
+    .transform((id) => (id === '' ? undefined : id))
+    .pipe(
+      z
+        .string()
+        .regex(
+          BUILD_ID_PATTERN,
+          "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit, e.g. 0.1.0-04e37fe",
+        )
+        .optional(),
+    )
+    .optional(),
   // How long to wait on Postgres and Temporal, so that nothing waits for ever.
   DATABASE_CONNECT_TIMEOUT: duration('10s'),
   DATABASE_STATEMENT_TIMEOUT: duration('30s'),
@@ -127,6 +155,10 @@ export interface ArchiverConfig {
   initialRatePerSecond: number;
   /** A bundle from `npm run bundle`, so the worker need not bundle its workflow code at start. */
   workflowBundlePath: string | undefined;
+  /** The Worker Deployment the workers join and `archiver deploy` manages. */
+  deploymentName: string;
+  /** The Worker Deployment version this worker declares; undefined when versioning is off. */
+  workerVersion: WorkerVersion | undefined;
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -206,6 +238,11 @@ function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
     dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
     initialRatePerSecond: e.ARCHIVER_INITIAL_RATE,
     workflowBundlePath: e.ARCHIVER_WORKFLOW_BUNDLE,
+    deploymentName: e.ARCHIVER_DEPLOYMENT_NAME,
+    workerVersion:
+      e.ARCHIVER_WORKER_VERSIONING === 'true'
+        ? { deploymentName: e.ARCHIVER_DEPLOYMENT_NAME, buildId: e.ARCHIVER_BUILD_ID ?? defaultBuildId() }
+        : undefined,
   };
 }
 

@@ -59,9 +59,18 @@ import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
 
-/** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
+/**
+ * The environment, over the stack `npm start` records, so the CLI finds the embedded stack by
+ * itself; a Temporal config profile asked for by name (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE)
+ * wins over the stack's Temporal address.
+ */
 function cliConfig(): ArchiverConfig {
-  return loadConfig({ ...readStackFile(), ...process.env });
+  const stack = readStackFile();
+  if (process.env.TEMPORAL_PROFILE !== undefined || process.env.TEMPORAL_CONFIG_FILE !== undefined) {
+    delete stack.TEMPORAL_ADDRESS;
+    delete stack.TEMPORAL_NAMESPACE;
+  }
+  return loadConfig({ ...stack, ...process.env });
 }
 
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {

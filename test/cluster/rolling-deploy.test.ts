@@ -1,7 +1,8 @@
 // A rolling deploy with Worker Versioning on the production topology: a Temporal Server v1.32.0
 // on Postgres, two workers of build v1 draining three customers. Mid-drain, two workers of build
 // v2 (a harmless workflow change: other current-details wording) join, `archiver deploy
-// set-current` makes v2 current, and the v1 workers stop one by one with SIGTERM.
+// set-current` makes v2 current, and the v1 workers stop one by one with SIGTERM. The v2 workers
+// and some CLI calls find the cluster through a Temporal config profile (TOML), not TEMPORAL_ADDRESS.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,7 @@ let media: MediaServer;
 let pool: pg.Pool;
 let db: Db;
 let databaseUrl: string;
+let configFile: string;
 const bundles: Record<string, string> = {};
 const workers: WorkerProcess[] = [];
 
@@ -59,18 +61,18 @@ interface CliResult {
   stderr: string;
 }
 
-/** `npm run archiver -- …` as an operator runs it, against this cluster, within a minute. */
-async function archiver(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/**
+ * `npm run archiver -- …` as an operator runs it, against this cluster, within a minute; with
+ * `profile`, it finds the cluster through the TOML profile instead of TEMPORAL_ADDRESS.
+ */
+async function archiver(args: string[], env: Record<string, string> = {}, profile = false): Promise<CliResult> {
+  // ARCHIVER_DATA_DIR: no stack file of a local `npm start` leaks in.
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ARCHIVER_DATA_DIR: dir, ...connectionEnv(profile), ...env };
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'client/cli.ts', ...args],
-      {
-        cwd: ROOT,
-        timeout: 60_000,
-        // ARCHIVER_DATA_DIR: no stack file of a local `npm start` leaks in.
-        env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, ARCHIVER_DATA_DIR: dir, ...env },
-      },
+      { cwd: ROOT, timeout: 60_000, env: childEnv },
     );
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -79,9 +81,17 @@ async function archiver(args: string[], env: Record<string, string> = {}): Promi
   }
 }
 
+/** How a process finds the cluster: TEMPORAL_ADDRESS, or the `rolling` profile of a Temporal config file. */
+function connectionEnv(profile: boolean): Record<string, string> {
+  return profile
+    ? { TEMPORAL_CONFIG_FILE: configFile, TEMPORAL_PROFILE: 'rolling' }
+    : { TEMPORAL_ADDRESS: temporal.address };
+}
+
+/** A worker of `buildId`; the v2 workers find the cluster through the TOML profile. */
 function spawnWorker(buildId: string): WorkerProcess {
   const worker = spawnWorkerProcess({
-    TEMPORAL_ADDRESS: temporal.address,
+    ...connectionEnv(buildId === V2),
     DATABASE_URL: databaseUrl,
     DROPBOX_API_BASE: emulator.url,
     ARCHIVER_WORKFLOW_BUNDLE: bundles[buildId] as string,
@@ -129,6 +139,14 @@ beforeAll(async () => {
     dataDir: join(dir, 'temporal'),
     log,
   });
+  // Workers and the CLI read TEMPORAL_ADDRESS from the environment first: none may leak in here.
+  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_CONFIG_FILE', 'TEMPORAL_PROFILE'])
+    delete process.env[name];
+  configFile = join(dir, 'temporal.toml');
+  writeFileSync(
+    configFile,
+    `[profile.default]\naddress = "127.0.0.1:1"\n\n[profile.rolling]\naddress = "${temporal.address}"\nnamespace = "default"\n`,
+  );
   client = await connectClient({ address: temporal.address, namespace: 'default' });
   await ensureSearchAttributes(client);
   databaseUrl = await postgres.createDatabase('archiver');
@@ -233,7 +251,7 @@ describe('a rolling deploy with Worker Versioning', () => {
         expect(metadata.currentDetails).toContain('(build v2)');
         console.log(`rolling deploy: ${id} workflow tasks per build ${JSON.stringify(Object.fromEntries(tasksOn))}`);
       }
-      const status = await archiver(['deploy', 'status']);
+      const status = await archiver(['deploy', 'status'], {}, true);
       expect(status.code).toBe(0);
       expect(status.stdout).toContain(`current ${V2}`);
       expect(status.stdout).toMatch(new RegExp(`${V1}\\s+(draining|drained|inactive)`));
@@ -245,7 +263,7 @@ describe('a rolling deploy with Worker Versioning', () => {
     5 * 60_000,
   );
 
-  it('says what is wrong for an unknown build id, a bad one, or a server that is not there', async () => {
+  it('says what is wrong for an unknown build id, a bad one, an unknown deployment or profile, or a server that is not there', async () => {
     const unknown = await archiver(['deploy', 'set-current', '9.9.9-nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no version "9.9.9-nope" in worker deployment "archiver"');
@@ -256,6 +274,11 @@ describe('a rolling deploy with Worker Versioning', () => {
     const noDeployment = await archiver(['deploy', 'status'], { ARCHIVER_DEPLOYMENT_NAME: 'elsewhere' });
     expect(noDeployment.code).toBe(2);
     expect(noDeployment.stderr).toContain('no worker deployment "elsewhere"');
+    const noProfile = await archiver(['deploy', 'status'], { TEMPORAL_PROFILE: 'prod' }, true);
+    expect(noProfile.code).toBe(2);
+    expect(noProfile.stderr).toContain(
+      `TEMPORAL_PROFILE: no profile "prod" in ${configFile} (it has "default", "rolling")`,
+    );
     const dead = await archiver(['deploy', 'status'], {
       TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
       TEMPORAL_CONNECT_TIMEOUT: '3s',

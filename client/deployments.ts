@@ -120,3 +120,24 @@ export async function setCurrentVersion(
   );
   return { previousBuildId: before.currentBuildId, alreadyCurrent: false };
 }
+
+/**
+ * Waits until the deployment lists `buildId`, which the server does shortly after that build's
+ * first worker polls, so that `setCurrentVersion` can take it.
+ * @throws OperatorError naming the build id after `timeoutMs`
+ */
+export async function waitForVersion(client: Client, name: string, buildId: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await deploymentStatus(client, name).catch((err: unknown) => {
+      if (err instanceof OperatorError) return undefined; // no deployment yet
+      throw err;
+    });
+    if (status?.versions.some((v) => v.buildId === buildId)) return;
+    if (Date.now() > deadline)
+      throw new OperatorError(
+        `version "${buildId}" of worker deployment "${name}" did not appear within ${timeoutMs / 1000}s: are its workers polling?`,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -14,7 +14,7 @@ import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import type { Client } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
 import { startCustomer } from '../../client/archiver-client.js';
-import { deploymentStatus } from '../../client/deployments.js';
+import { waitForVersion } from '../../client/deployments.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
@@ -120,14 +120,6 @@ async function archivedCount(): Promise<number> {
   return row?.n ?? 0;
 }
 
-/** Waits until the server lists `buildId` as a version of the deployment, which it does once its workers poll. */
-async function versionRegistered(buildId: string): Promise<void> {
-  await until(`version ${buildId} to be registered`, 30_000, async () => {
-    const status = await deploymentStatus(client, 'archiver').catch(() => undefined);
-    return status?.versions.some((v) => v.buildId === buildId) ?? false;
-  });
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'archiver-rolling-'));
   const log = (line: string) => console.log(`[rolling-deploy test] ${line}`);
@@ -182,7 +174,7 @@ describe('a rolling deploy with Worker Versioning', () => {
       const started = Date.now();
       const old = [spawnWorker(V1), spawnWorker(V1)];
       await Promise.all(old.map((w) => w.started));
-      await versionRegistered(V1);
+      await waitForVersion(client, 'archiver', V1);
       // Versioned workers take no work until their version is current.
       const first = await archiver(['deploy', 'set-current', V1]);
       expect(first, first.stderr).toMatchObject({ code: 0 });
@@ -195,7 +187,7 @@ describe('a rolling deploy with Worker Versioning', () => {
 
       const fresh = [spawnWorker(V2), spawnWorker(V2)];
       await Promise.all(fresh.map((w) => w.started));
-      await versionRegistered(V2);
+      await waitForVersion(client, 'archiver', V2);
       const deploy = await archiver(['deploy', 'set-current', V2]);
       expect(deploy, deploy.stderr).toMatchObject({ code: 0 });
       expect(deploy.stdout).toContain(`${V2} is now the current version (was ${V1})`);
@@ -264,6 +256,12 @@ describe('a rolling deploy with Worker Versioning', () => {
   );
 
   it('says what is wrong for an unknown build id, a bad one, an unknown deployment or profile, or a server that is not there', async () => {
+    const help = await archiver(['deploy', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/set-current[\s\S]*status/);
+    const setHelp = await archiver(['deploy', 'set-current', '--help']);
+    expect(setHelp.stdout).toContain('<build-id>');
+    expect(setHelp.stdout).toContain('next workflow task');
     const unknown = await archiver(['deploy', 'set-current', '9.9.9-nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no version "9.9.9-nope" in worker deployment "archiver"');

@@ -43,6 +43,7 @@ import {
   maxConcurrency,
   maxRate,
   pathTemplate,
+  buildId,
   reason,
   since,
   token,
@@ -51,15 +52,25 @@ import {
   MAX_RATE_CAP,
   MIN_RATE_CAP,
 } from './options.js';
+import { deploymentStatus, setCurrentVersion } from './deployments.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
 
-/** The environment, over the stack `npm start` records, so the CLI finds the embedded stack by itself. */
+/**
+ * The environment, over the stack `npm start` records, so the CLI finds the embedded stack by
+ * itself; a Temporal config profile asked for by name (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE)
+ * wins over the stack's Temporal address.
+ */
 function cliConfig(): ArchiverConfig {
-  return loadConfig({ ...readStackFile(), ...process.env });
+  const stack = readStackFile();
+  if (process.env.TEMPORAL_PROFILE !== undefined || process.env.TEMPORAL_CONFIG_FILE !== undefined) {
+    delete stack.TEMPORAL_ADDRESS;
+    delete stack.TEMPORAL_NAMESPACE;
+  }
+  return loadConfig({ ...stack, ...process.env });
 }
 
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
@@ -385,6 +396,46 @@ program
     console.log(
       `${id}: ${wasRunning ? 'stopped' : 'was not running'}; marked disconnected (customers add ${id} … reactivates it)`,
     );
+  });
+
+const deploy = program
+  .command('deploy')
+  .description(
+    'Roll out a new build with Worker Versioning: workers started with ARCHIVER_WORKER_VERSIONING=true join the deployment ARCHIVER_DEPLOYMENT_NAME (default archiver) as version ARCHIVER_BUILD_ID, and take work once that version is current.',
+  );
+deploy
+  .command('set-current')
+  .argument('<build-id>', 'the ARCHIVER_BUILD_ID of the new workers, e.g. 0.1.0-04e37fe', buildId)
+  .description(
+    'Make a version current: new customers start on it and every running customer moves to it at its next workflow task (customer workflows auto-upgrade). Its workers must be polling; stop the old ones afterwards.',
+  )
+  .action(async (id: string) => {
+    const name = cliConfig().deploymentName;
+    const result = await withClient((client) => setCurrentVersion(client, name, id));
+    console.log(
+      result.alreadyCurrent
+        ? `${name}: ${id} is already the current version; nothing changed`
+        : `${name}: ${id} is now the current version (was ${result.previousBuildId ?? 'none: unversioned workers'}); running customers move to it at their next workflow task`,
+    );
+  });
+deploy
+  .command('status')
+  .description("List the deployment's versions, which one is current, and when each was created.")
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const name = cliConfig().deploymentName;
+    const status = await withClient((client) => deploymentStatus(client, name));
+    if (opts.json) {
+      console.log(JSON.stringify(status, null, 2));
+      return;
+    }
+    console.log(`deployment ${name}: current ${status.currentBuildId ?? 'none (unversioned workers take the work)'}`);
+    if (status.rampingBuildId) console.log(`ramping ${status.rampingBuildId}`);
+    console.log('BUILD ID\tSTATUS\tCREATED\tCURRENT SINCE');
+    for (const v of status.versions)
+      console.log(
+        `${v.buildId}\t${v.status}\t${v.createdAt?.toISOString() ?? '-'}\t${v.currentSince?.toISOString() ?? '-'}`,
+      );
   });
 
 pointAtHelp(program, 'archiver');

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CUSTOMER_ID_PATTERN } from '../db/customers.js';
 import { validateFolderRoot, validatePathTemplate } from '../db/path-template.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
+import { BUILD_ID_PATTERN } from '../workers/versioning.js';
 
 /**
  * The lowest rate cap an operator may set, uploads/s: the pacing controller never paces slower
@@ -107,4 +108,13 @@ export function since(value: string): Date {
       value,
     ),
   );
+}
+
+/** A Worker Deployment build id, as ARCHIVER_BUILD_ID allows. */
+export function buildId(value: string): string {
+  if (!BUILD_ID_PATTERN.test(value))
+    throw new InvalidArgumentError(
+      `build id ${JSON.stringify(value)} must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit`,
+    );
+  return value;
 }

@@ -96,7 +96,9 @@ async function main(): Promise<number> {
 
     let temporal: TemporalTarget = config.temporal;
     let uiUrl: string | undefined;
-    if (!process.env.TEMPORAL_ADDRESS) {
+    // A Temporal address, or a profile of Temporal's client config asked for by name, points elsewhere.
+    const { TEMPORAL_ADDRESS, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE } = process.env;
+    if (!TEMPORAL_ADDRESS && !TEMPORAL_PROFILE && !TEMPORAL_CONFIG_FILE) {
       log('starting the Temporal dev server (.data/temporal.db); the first run installs the temporal CLI…');
       const server = await startTemporalDevServer({
         dbFilename: join(DATA_DIR, 'temporal.db'),

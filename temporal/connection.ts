@@ -1,16 +1,27 @@
-// How the worker and the CLI reach Temporal: one set of connection options for both the worker's
-// NativeConnection and the client's Connection, so TLS and the API key are decided once, and one
-// account of what went wrong, naming the server and the variable that points at it.
+// How the worker and the CLI reach Temporal: where the settings come from (a TOML profile of
+// Temporal's client config, with the environment taking precedence), one set of connection options
+// for both the worker's NativeConnection and the client's Connection, so TLS and the API key are
+// decided once, and one account of what went wrong, naming the server and the variable that
+// points at it.
 
-import { Client, Connection } from '@temporalio/client';
+import { accessSync, constants, statSync } from 'node:fs';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  toClientOptions,
+  type ClientConfigProfile,
+} from '@temporalio/envconfig';
 
 /** A Temporal namespace and how to reach it. */
 export interface TemporalTarget {
   address: string;
   namespace: string;
   apiKey?: string | undefined;
-  /** TLS without an API key; an API key always turns TLS on. */
-  tls?: boolean;
+  /** TLS on (true), off (false), or with certificates from a profile; an API key always turns it on. */
+  tls?: boolean | TLSConfig | undefined;
+  /** gRPC headers sent with every call (a profile's grpc_meta, TEMPORAL_GRPC_META_*). */
+  metadata?: Record<string, string> | undefined;
   /** How long connecting may take before it fails. @default DEFAULT_TEMPORAL_CONNECT_TIMEOUT_MS */
   connectTimeoutMs?: number;
 }
@@ -37,12 +48,87 @@ export class TemporalRejected extends Error {
 }
 
 /** The options both `Connection.connect` and `NativeConnection.connect` take for a target. */
-export function temporalConnectionOptions(target: TemporalTarget): { address: string; tls?: true; apiKey?: string } {
+export function temporalConnectionOptions(target: TemporalTarget): {
+  address: string;
+  tls?: true | TLSConfig;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
+  const tls = target.tls || (target.apiKey ? true : undefined);
   return {
     address: target.address,
-    ...(target.tls || target.apiKey ? { tls: true as const } : {}),
+    ...(tls ? { tls } : {}),
     ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+    ...(target.metadata && Object.keys(target.metadata).length ? { metadata: target.metadata } : {}),
   };
+}
+
+/** The profile Temporal's client config gives, and where it came from, for messages. */
+export interface TemporalProfile {
+  /** Address, namespace, API key, TLS and gRPC headers: the profile's values under the environment's. */
+  settings: ClientConfigProfile;
+  /** e.g. `profile "prod" of /etc/temporal.toml`; undefined when no file was read. */
+  source: string | undefined;
+  /** The TLS options the settings ask for (certificate files read); undefined when they say nothing. */
+  tls: boolean | TLSConfig | undefined;
+}
+
+/** The client config is unusable; the message names the variable or file to fix. */
+export class TemporalProfileError extends Error {
+  override name = 'TemporalProfileError';
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads the Temporal connection settings the way Temporal's CLI and SDKs do: the profile named by
+ * TEMPORAL_PROFILE (else `default`) of the TOML file TEMPORAL_CONFIG_FILE (else
+ * `~/.config/temporalio/temporal.toml`, if there), with TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY and the TEMPORAL_TLS* variables taking precedence. Unknown keys in the file
+ * are errors, so a typo is not silently a default.
+ * @throws TemporalProfileError for a missing file or profile, bad TOML, or an unreadable certificate
+ */
+export function loadTemporalProfile(env: Record<string, string | undefined>): TemporalProfile {
+  const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const file = vars.TEMPORAL_CONFIG_FILE;
+  // The SDK treats a missing file as no file; a file someone named must be there.
+  if (file !== undefined && !readable(file))
+    throw new TemporalProfileError(`TEMPORAL_CONFIG_FILE: no readable file at ${file}`);
+  const where = file ?? 'the Temporal config file (~/.config/temporalio/temporal.toml)';
+  const name = vars.TEMPORAL_PROFILE;
+  let settings: ClientConfigProfile;
+  try {
+    settings = loadClientConfigProfile({ overrideEnvVars: vars, configFileStrict: true });
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0] ?? '';
+    if (/^Profile '.*' not found/.test(message)) {
+      const known = Object.keys(loadClientConfig({ overrideEnvVars: vars }).profiles);
+      throw new TemporalProfileError(
+        `TEMPORAL_PROFILE: no profile "${name}" in ${where} (it has ${known.length ? known.map((k) => `"${k}"`).join(', ') : 'none'})`,
+        { cause: err },
+      );
+    }
+    throw new TemporalProfileError(`${file ? 'TEMPORAL_CONFIG_FILE' : 'Temporal config'}: ${where}: ${message}`, {
+      cause: err,
+    });
+  }
+  const fromFile = Object.keys(loadClientConfig({ overrideEnvVars: vars }).profiles).includes(name ?? 'default');
+  let tls: boolean | TLSConfig | undefined;
+  try {
+    tls = toClientOptions({ ...settings, apiKey: undefined }).connectionOptions.tls ?? undefined;
+    // TLS asked for with nothing to configure (TEMPORAL_TLS=true) is plain TLS.
+    if (typeof tls === 'object' && Object.values(tls).every((v) => v === undefined)) tls = true;
+  } catch (err) {
+    throw new TemporalProfileError(`TLS certificate of ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  return { settings, source: fromFile ? `profile "${name ?? 'default'}" of ${where}` : undefined, tls };
 }
 
 /** gRPC status codes that mean "the server is not there (yet)" and those that mean "not like this". */

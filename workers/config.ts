@@ -1,7 +1,15 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PostgresTimeouts } from '../db/pool.js';
+import { loadTemporalProfile, TemporalProfileError, type TemporalTarget } from '../temporal/connection.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
+import {
+  BUILD_ID_PATTERN,
+  DEFAULT_DEPLOYMENT_NAME,
+  DEPLOYMENT_NAME_PATTERN,
+  defaultBuildId,
+  type WorkerVersion,
+} from './versioning.js';
 
 /**
  * Workflows one worker keeps in memory between their tasks (the SDK's maxCachedWorkflows). Each
@@ -58,8 +66,9 @@ const INITIAL_RATE_MESSAGE = `must be uploads per second from ${DEFAULT_PACING_L
 
 /** Environment variables the worker and CLI read, checked once at start-up. */
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233').default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  // Unset, these come from the Temporal config profile (temporal/connection.ts), else the defaults.
+  TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233').optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
@@ -96,6 +105,27 @@ const EnvSchema = z.object({
     .string()
     .refine(isReadableFile, 'must be the path of a workflow bundle file: write one with `npm run bundle`')
     .optional(),
+  // Worker Versioning: off unless asked, since a versioned worker gets no work until its version is
+  // made current, and an unversioned Archiver must not stall when it is upgraded (workers/versioning.ts).
+  ARCHIVER_WORKER_VERSIONING: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  ARCHIVER_DEPLOYMENT_NAME: z
+    .string()
+    .regex(DEPLOYMENT_NAME_PATTERN, "must be 1-100 letters, digits, '-' or '_' (no dots), e.g. archiver")
+    .default(DEFAULT_DEPLOYMENT_NAME),
+  // Empty counts as unset, so a Docker image built without the build argument falls back.
+  ARCHIVER_BUILD_ID: z
+    .string()
+    .transform((id) => (id === '' ? undefined : id))
+    .pipe(
+      z
+        .string()
+        .regex(
+          BUILD_ID_PATTERN,
+          "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit, e.g. 0.1.0-04e37fe",
+        )
+        .optional(),
+    )
+    .optional(),
   // How long to wait on Postgres and Temporal, so that nothing waits for ever.
   DATABASE_CONNECT_TIMEOUT: duration('10s'),
   DATABASE_STATEMENT_TIMEOUT: duration('30s'),
@@ -103,7 +133,8 @@ const EnvSchema = z.object({
 });
 
 export interface ArchiverConfig {
-  temporal: { address: string; namespace: string; apiKey: string | undefined; tls: boolean; connectTimeoutMs: number };
+  /** From the environment over the Temporal config profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE). */
+  temporal: TemporalTarget & { apiKey: string | undefined; connectTimeoutMs: number };
   /** Unset only for commands that need Temporal alone; see requireDatabaseUrl. */
   databaseUrl: string | undefined;
   databaseTimeouts: PostgresTimeouts;
@@ -127,6 +158,10 @@ export interface ArchiverConfig {
   initialRatePerSecond: number;
   /** A bundle from `npm run bundle`, so the worker need not bundle its workflow code at start. */
   workflowBundlePath: string | undefined;
+  /** The Worker Deployment the workers join and `archiver deploy` manages. */
+  deploymentName: string;
+  /** The Worker Deployment version this worker declares; undefined when versioning is off. */
+  workerVersion: WorkerVersion | undefined;
 }
 
 /** Thrown when the environment is unusable; the message names each bad variable and never echoes its value. */
@@ -140,7 +175,7 @@ export class ConfigError extends Error {
  * @throws ConfigError naming every bad variable
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig {
-  return configFrom(parseEnv(EnvSchema, env));
+  return configFrom(parseEnv(EnvSchema, env), env);
 }
 
 /** Variables that only `npm start` reads, checked with the worker's. */
@@ -158,7 +193,7 @@ const DEV_STACK_VARIABLES = {
  */
 export function loadDevStackConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig & { mediaPort: number } {
   const e = parseEnv(EnvSchema.extend(DEV_STACK_VARIABLES), env);
-  return { ...configFrom(e), mediaPort: e.MEDIA_PORT };
+  return { ...configFrom(e, env), mediaPort: e.MEDIA_PORT };
 }
 
 function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
@@ -170,20 +205,46 @@ function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.out
   return parsed.data;
 }
 
-function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
+function invalid(problem: string): ConfigError {
+  return new ConfigError(`invalid configuration:\n  ${problem}\nSee .env.example for every variable.`);
+}
+
+/**
+ * Where Temporal is: each setting from its variable, else from the Temporal config profile, else
+ * the default; the profile's values are checked like the variables'.
+ */
+function temporalTarget(e: z.output<typeof EnvSchema>, env: NodeJS.ProcessEnv): ArchiverConfig['temporal'] {
+  let profile;
+  try {
+    profile = loadTemporalProfile(env);
+  } catch (err) {
+    if (err instanceof TemporalProfileError) throw invalid(err.message);
+    throw err;
+  }
+  const { settings, source } = profile;
+  const address = e.TEMPORAL_ADDRESS ?? settings.address ?? '127.0.0.1:7233';
+  if (!hostPort('127.0.0.1:7233').safeParse(address).success)
+    throw invalid(`address of ${source ?? 'the Temporal profile'}: must be host:port with a port from 1 to 65535`);
+  const namespace = e.TEMPORAL_NAMESPACE ?? settings.namespace ?? 'default';
+  if (namespace === '') throw invalid(`namespace of ${source ?? 'the Temporal profile'}: must not be empty`);
+  const apiKey = e.TEMPORAL_API_KEY ?? settings.apiKey;
+  return {
+    address,
+    namespace,
+    apiKey,
+    // No TLS settings anywhere: off, unless an API key turns it on.
+    tls: profile.tls ?? apiKey !== undefined,
+    metadata: settings.grpcMeta,
+    connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT,
+  };
+}
+
+function configFrom(e: z.output<typeof EnvSchema>, env: NodeJS.ProcessEnv): ArchiverConfig {
   if (Boolean(e.DROPBOX_APP_KEY) !== Boolean(e.DROPBOX_APP_SECRET)) {
-    throw new ConfigError(
-      'invalid configuration:\n  DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together\nSee .env.example for every variable.',
-    );
+    throw invalid('DROPBOX_APP_KEY and DROPBOX_APP_SECRET must be set together');
   }
   return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      apiKey: e.TEMPORAL_API_KEY,
-      tls: e.TEMPORAL_TLS === 'true' || e.TEMPORAL_API_KEY !== undefined,
-      connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT,
-    },
+    temporal: temporalTarget(e, env),
     databaseUrl: e.DATABASE_URL,
     databaseTimeouts: {
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT,
@@ -206,6 +267,11 @@ function configFrom(e: z.output<typeof EnvSchema>): ArchiverConfig {
     dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
     initialRatePerSecond: e.ARCHIVER_INITIAL_RATE,
     workflowBundlePath: e.ARCHIVER_WORKFLOW_BUNDLE,
+    deploymentName: e.ARCHIVER_DEPLOYMENT_NAME,
+    workerVersion:
+      e.ARCHIVER_WORKER_VERSIONING === 'true'
+        ? { deploymentName: e.ARCHIVER_DEPLOYMENT_NAME, buildId: e.ARCHIVER_BUILD_ID ?? defaultBuildId() }
+        : undefined,
   };
 }
 

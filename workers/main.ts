@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxCachedWorkflows: config.maxCachedWorkflows,
+      workerVersion: config.workerVersion,
       ...(config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : {}),
     });
     console.log(
@@ -72,6 +73,8 @@ async function main(): Promise<void> {
         namespace: config.temporal.namespace,
         taskQueue: worker.options.taskQueue,
         maxCachedWorkflows: worker.options.maxCachedWorkflows,
+        // Versioned workers get work only once their version is current: archiver deploy set-current.
+        deployment: config.workerVersion ?? 'unversioned',
       }),
     );
     // Temporal's runtime handles SIGINT/SIGTERM: it stops polling and lets in-flight work finish.

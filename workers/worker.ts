@@ -11,6 +11,7 @@ import {
 } from '../temporal/connection.js';
 import { TASK_QUEUE } from '../workflows/names.js';
 import { DEFAULT_MAX_CACHED_WORKFLOWS } from './config.js';
+import { workerDeploymentOptions, type WorkerVersion } from './versioning.js';
 
 /** The workflow code's entry file; Temporal bundles it (and what it imports) into the sandbox. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -28,6 +29,8 @@ export interface ArchiverWorkerOptions {
   maxConcurrentActivityTaskExecutions?: number;
   /** Workflows kept in memory between tasks; the rest are replayed on their next task. @default DEFAULT_MAX_CACHED_WORKFLOWS */
   maxCachedWorkflows?: number;
+  /** The Worker Deployment version to declare; unset, the worker is unversioned and takes any task. */
+  workerVersion?: WorkerVersion | undefined;
 }
 
 /** How long a cached workflow's task waits for its worker before any worker may take it. */
@@ -51,6 +54,7 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     // server hands them to any worker only after this long (the SDK's default is 10 s, during
     // which the customer uploads nothing).
     stickyQueueScheduleToStartTimeout: STICKY_QUEUE_TIMEOUT,
+    ...(options.workerVersion ? { workerDeploymentOptions: workerDeploymentOptions(options.workerVersion) } : {}),
   });
 }
 

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import {
   loadDevStackConfig,
   requireDatabaseUrl,
 } from '../../workers/config.js';
+import { defaultBuildId } from '../../workers/versioning.js';
 
 describe('configuration', () => {
   it('has sensible defaults for everything but the database', () => {
@@ -51,6 +53,9 @@ describe('configuration', () => {
       TEMPORAL_CONNECT_TIMEOUT: '1500ms',
       ARCHIVER_INITIAL_RATE: '25',
       ARCHIVER_WORKFLOW_BUNDLE: fileURLToPath(import.meta.url),
+      ARCHIVER_WORKER_VERSIONING: 'true',
+      ARCHIVER_DEPLOYMENT_NAME: 'archiver-eu',
+      ARCHIVER_BUILD_ID: '1.2.0-abc1234',
     });
     expect(config).toEqual({
       temporal: {
@@ -74,6 +79,8 @@ describe('configuration', () => {
       dropboxTimeoutMs: 120_000,
       initialRatePerSecond: 25,
       workflowBundlePath: fileURLToPath(import.meta.url),
+      deploymentName: 'archiver-eu',
+      workerVersion: { deploymentName: 'archiver-eu', buildId: '1.2.0-abc1234' },
     });
   });
 
@@ -173,5 +180,41 @@ describe('configuration', () => {
         /ARCHIVER_INITIAL_RATE: must be uploads per second from 0.2 to 2000, e.g. 10/,
       );
     }
+  });
+
+  it('declares a Worker Deployment version only when versioning is on, with a build id from the checkout by default', () => {
+    expect(loadConfig({})).toMatchObject({ deploymentName: 'archiver', workerVersion: undefined });
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', timeout: 5_000 }).trim();
+    expect(loadConfig({ ARCHIVER_WORKER_VERSIONING: 'true' }).workerVersion).toEqual({
+      deploymentName: 'archiver',
+      buildId: `${version}-${commit}`,
+    });
+    // An image built without the build argument sets it empty: the same as unset.
+    expect(loadConfig({ ARCHIVER_WORKER_VERSIONING: 'true', ARCHIVER_BUILD_ID: '' }).workerVersion?.buildId).toBe(
+      `${version}-${commit}`,
+    );
+    for (const [name, value, message] of [
+      ['ARCHIVER_WORKER_VERSIONING', 'yes', 'must be true or false'],
+      ['ARCHIVER_DEPLOYMENT_NAME', 'archiver.eu', "must be 1-100 letters, digits, '-' or '_' (no dots)"],
+      ['ARCHIVER_DEPLOYMENT_NAME', '', "must be 1-100 letters, digits, '-' or '_' (no dots)"],
+      ['ARCHIVER_BUILD_ID', 'has space', "must be 1-100 letters, digits, '.', '_', '+' or '-'"],
+      [
+        'ARCHIVER_BUILD_ID',
+        '-1.0',
+        "must be 1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit",
+      ],
+      ['ARCHIVER_BUILD_ID', 'x'.repeat(101), 'must be 1-100'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), `${name}=${value}`).toThrow(`${name}: ${message}`);
+    }
+  });
+
+  it('falls back to the package version alone where there is no git checkout, as in a Docker image', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'build-id-'));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ version: '3.4.5' }));
+    expect(defaultBuildId(dir)).toBe('3.4.5');
   });
 });

@@ -20,6 +20,10 @@ const WRITE_CONTENTION_TRIES = 10;
 export interface SliceProgress {
   done: SliceItemResult[];
   sessions: Record<string, SessionProgress>;
+  /** When a 429 (or the customer's hold-back after one) stopped an attempt, epoch ms. */
+  rateLimitedAt?: number | undefined;
+  /** Items an attempt started: after a 429 the retry re-sends only these, if not done. */
+  started?: string[] | undefined;
 }
 
 /** What one item's upload gets from its slice: the session progress of an earlier attempt, and where to report more. */
@@ -36,6 +40,8 @@ function previousProgress(): SliceProgress {
   return {
     done: Array.isArray(details?.done) ? details.done : [],
     sessions: details?.sessions && typeof details.sessions === 'object' ? details.sessions : {},
+    rateLimitedAt: typeof details?.rateLimitedAt === 'number' ? details.rateLimitedAt : undefined,
+    started: Array.isArray(details?.started) ? details.started : undefined,
   };
 }
 
@@ -47,7 +53,9 @@ const PAUSES: string[] = [FailureType.AuthRevoked, FailureType.StorageFull];
  * names; anything else an item throws stops new starts, lets the items in flight end, and then
  * either pauses the customer (a revoked token, a full Dropbox: returned as `pause`) or fails the
  * activity, for Temporal's retry policy (a 429's Retry-After becomes its nextRetryDelay). The
- * retry skips the items the heartbeat says are done, and keeps the others' spacing from now.
+ * retry skips the items the heartbeat says are done, and keeps the others' spacing from now;
+ * after a 429 it re-sends only the items that were in flight, and returns the ones never started
+ * as `unstarted`.
  */
 export async function runSlice(
   request: SliceRequest,
@@ -56,13 +64,22 @@ export async function runSlice(
   const progress = previousProgress();
   const done = new Map(progress.done.map((r) => [r.itemId, r]));
   const sessions = progress.sessions;
+  const started = new Set(progress.started ?? []);
   let todo = request.items.filter((i) => !done.has(i.itemId));
+  // After a 429 the pace was too fast: re-send what was in flight, and hand the items never
+  // started back to the workflow, which plans them again at its new pace.
+  const unstarted =
+    progress.rateLimitedAt !== undefined ? todo.filter((i) => !started.has(i.itemId)).map((i) => i.itemId) : [];
+  todo = todo.filter((i) => !unstarted.includes(i.itemId));
   const first = todo[0];
   if (activityInfo().attempt > 1 && first) {
+    // Their start times have passed: keep their spacing from now.
     const shift = Math.max(0, Date.now() - first.startAt);
     todo = todo.map((i) => ({ ...i, startAt: i.startAt + shift }));
   }
-  const beat = () => heartbeat({ done: [...done.values()], sessions } satisfies SliceProgress);
+  let rateLimitedAt = progress.rateLimitedAt;
+  const beat = () =>
+    heartbeat({ done: [...done.values()], sessions, rateLimitedAt, started: [...started] } satisfies SliceProgress);
   const ticker = setInterval(beat, HEARTBEAT_INTERVAL_MS);
 
   let stop: Error | undefined;
@@ -91,6 +108,7 @@ export async function runSlice(
   };
   const start = (item: SliceItem) => {
     const startedAt = Date.now();
+    started.add(item.itemId);
     const ended = uploadWithRetries(item.itemId, sessions, beat, uploadOne).then(
       (result) => {
         const endedAt = Date.now();
@@ -98,7 +116,11 @@ export async function runSlice(
         delete sessions[item.itemId];
         beat();
       },
-      (err: unknown) => void (stop ??= err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => {
+        stop ??= err instanceof Error ? err : new Error(String(err));
+        if (stop === err && err instanceof TypedFailure && err.type === FailureType.RateLimited)
+          rateLimitedAt = Date.now();
+      },
     );
     inFlight.set(item.itemId, { startedAt, ended: ended.finally(() => inFlight.delete(item.itemId)) });
   };
@@ -119,10 +141,10 @@ export async function runSlice(
   // The next attempt, or the workflow, goes on from here.
   beat();
   const items = request.items.flatMap((i) => done.get(i.itemId) ?? []);
-  if (stop === undefined) return { items, unfinished: [] };
+  if (stop === undefined) return { items, unfinished: [], unstarted, ...(rateLimitedAt ? { rateLimitedAt } : {}) };
   if (stop instanceof TypedFailure && PAUSES.includes(stop.type)) {
     const unfinished = request.items.filter((i) => !done.has(i.itemId)).map((i) => i.itemId);
-    return { items, unfinished, pause: { type: stop.type as PauseFailure, message: stop.message } };
+    return { items, unfinished, unstarted: [], pause: { type: stop.type as PauseFailure, message: stop.message } };
   }
   throw stop;
 }

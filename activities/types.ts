@@ -147,6 +147,10 @@ export interface SliceOutcome {
   items: SliceItemResult[];
   /** Items not started or not ended, because the customer must pause; the workflow releases them. */
   unfinished: string[];
+  /** Items a 429 kept from starting: the workflow plans them again, at the pace the 429 taught it. */
+  unstarted?: string[] | undefined;
+  /** When a 429 last failed an earlier attempt of this slice, epoch ms: the pacer cuts as of then. */
+  rateLimitedAt?: number | undefined;
   /** Set when an item met a revoked token or a full Dropbox: the customer pauses. */
   pause?: { type: PauseFailure; message: string } | undefined;
 }

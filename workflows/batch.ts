@@ -400,7 +400,7 @@ async function inSlices(
     if (!Number.isFinite(turnsAt)) return Promise.race(pending);
     return Promise.race([...pending, pool.wakeAt(turnsAt + pool.afterMs() + 1)]);
   };
-  while (queue.length > 0 && !stopped()) {
+  for (;;) {
     while (counted() < MAX_SLICES_IN_FLIGHT && queue.length > 0 && !stopped()) {
       const { ratePerSecond, concurrency } = pacer.plan();
       const size = Math.min(MAX_SLICE_ITEMS, Math.max(1, Math.ceil(ratePerSecond * SLICE_SECONDS)));
@@ -408,6 +408,7 @@ async function inSlices(
       const slots = ids.map(() => pacer.slot());
       const items = ids.map((itemId, i) => ({ itemId, startAt: (slots[i] as UploadSlot).startAt }));
       let into = result;
+      let returned: string[] = [];
       const target = () => (into = handedOver ? emptyResult() : result);
       const running: Promise<void> = work(items, concurrency, pool?.afterMs())
         .then((outcome) => {
@@ -426,9 +427,17 @@ async function inSlices(
               clean: item.attempts === 1,
               durationMs: item.durationMs,
               endedAt: item.endedAt,
+              rateLimitedAt: item.rateLimited > 0 ? outcome.rateLimitedAt : undefined,
             });
           });
           into.unfinished += outcome.unfinished.length;
+          // A 429 kept these from starting: plan them again, at the pace it taught the pacer.
+          returned = outcome.unstarted ?? [];
+          if (into !== result) into.unfinished += returned.length;
+          else if (returned.length > 0) {
+            queue.unshift(...returned);
+            pacer.replan();
+          }
           if (outcome.pause) {
             const state = outcome.pause.type === FailureType.AuthRevoked ? 'needs-reauth' : 'storage-full';
             into.lastError = outcome.pause.message;
@@ -450,14 +459,14 @@ async function inSlices(
         .finally(() => {
           inFlight.delete(running);
           if (into !== result) pool?.late(ids, into);
-          else progress((done += ids.length));
+          else progress((done += ids.length - returned.length));
         });
       inFlight.set(running, { itemIds: ids, lastStartAt: items[items.length - 1]?.startAt ?? Date.now() });
     }
-    if (inFlight.size > 0) await nextChange();
-  }
-  while (inFlight.size > 0) {
-    if (pool && [...inFlight.values()].every((s) => isStraggler(s.lastStartAt))) break;
+    if (inFlight.size === 0) break;
+    // Nothing more to start: return once only stragglers are left. (A slice may still hand items back.)
+    const nothingToStart = queue.length === 0 || stopped();
+    if (nothingToStart && pool && [...inFlight.values()].every((s) => isStraggler(s.lastStartAt))) break;
     await nextChange();
   }
   if (stragglers && inFlight.size > 0) {

@@ -19,7 +19,9 @@ import { connectTemporal, type TestTemporal } from '../support/stack.js';
  * workflows/batch.ts on a real Temporal server with stubbed activities: how a batch's outcome is
  * added up from what each activity answered, in both commit modes.
  */
-type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revoke' | 'slow';
+type Behaviour = 'archive' | 'throttled-once' | 'lease-lost' | 'reject' | 'revoke' | 'slow' | 'hand-back';
+/** Items a slice stub handed back unstarted once already. */
+const handedBack = new Set<string>();
 /** How long a 'slow' item takes: a source that answers late, well past the 2 s straggler time. */
 const SLOW_MS = 5_000;
 const behaviour = new Map<string, Behaviour>();
@@ -34,10 +36,15 @@ async function slice(request: SliceRequest, stage: boolean): Promise<SliceOutcom
   const items: SliceItemResult[] = [];
   for (const [n, { itemId }] of request.items.entries()) {
     const b = behaviour.get(itemId) ?? 'archive';
+    if (b === 'hand-back' && !handedBack.has(itemId)) {
+      // As after a 429: this and the items after it were never started.
+      for (const { itemId: id } of request.items.slice(n)) handedBack.add(id);
+      return { items, unfinished: [], unstarted: request.items.slice(n).map((i) => i.itemId), rateLimitedAt: 1 };
+    }
     if (b === 'revoke') {
       started.push(itemId);
       const unfinished = request.items.slice(n).map((i) => i.itemId);
-      return { items, unfinished, pause: { type: 'AuthRevoked', message: 'invalid_access_token' } };
+      return { items, unfinished, unstarted: [], pause: { type: 'AuthRevoked', message: 'invalid_access_token' } };
     }
     if (b === 'reject') {
       started.push(itemId);
@@ -65,7 +72,7 @@ async function slice(request: SliceRequest, stage: boolean): Promise<SliceOutcom
       ...t,
     });
   }
-  return { items, unfinished: [] };
+  return { items, unfinished: [], unstarted: [] };
 }
 let commits: string[][] = [];
 let commitScript: Array<(staged: StagedItem[]) => Partial<SessionCommitOutcome>> = [];
@@ -146,6 +153,7 @@ function run(input: BatchWorkflowInput, script: Behaviour[] = []): Promise<Batch
   started.length = 0;
   commits = [];
   slices = [];
+  handedBack.clear();
   script.forEach((b, i) => behaviour.set(input.itemIds[i] as string, b));
   return temporal.client.workflow.execute<typeof runOneBatch>('runOneBatch', {
     taskQueue: temporal.taskQueue,
@@ -272,6 +280,15 @@ describe('runBatch with upload slices (upload-slices)', () => {
     expect(result).toMatchObject({ archived: 3, failed: 1, unfinished: 1, rateLimited: 1 });
     expect(result.lastError).toContain('item 2');
     expect(result.pacer.cuts).toBe(1);
+  });
+
+  it('plans the items a 429 kept from starting again, in a later slice, and counts each once', async () => {
+    const script: Behaviour[] = ['archive', 'archive', 'hand-back'];
+    const result = await run({ itemIds: ids(5), mode: 'single', slices: true, caps: { maxRatePerSecond: 5 } }, script);
+    expect(slices[0]).toEqual(ids(5));
+    expect(slices.slice(1).flat()).toEqual(['3', '4', '5']);
+    expect(result).toMatchObject({ archived: 5, unfinished: 0 });
+    expect(result.progress.at(-1)).toBe(5);
   });
 
   it('pauses as needs-reauth when a slice meets a revoked token, and starts no further slice', async () => {

@@ -94,6 +94,19 @@ describe('pacing controller', () => {
     expect(observe(s, late)).toMatchObject({ acceptedSinceCut: 11, firstAcceptedMs: 1500 });
   });
 
+  it('cuts as of when the 429 came, for a 429 reported after its slice was retried', () => {
+    // 60 accepted in the 3 s up to the 429; its slice reported 1.5 s later.
+    const s = { ...initialPacing(), ratePerSecond: 40, limitEstimatePerSecond: 25, sinceCutMs: 4500 };
+    const late = observe({ ...s, acceptedSinceCut: 60 }, { ...refused, accepted: false, rateLimitedAgoMs: 1500 });
+    expect(late.limitEstimatePerSecond).toBeCloseTo(20);
+    // Its recovery runs from the 429, not from the report.
+    expect(late.sinceCutMs).toBe(1500);
+    // Reported as it came: over all 4.5 s, as before.
+    expect(observe({ ...s, acceptedSinceCut: 60 }, { ...refused, accepted: false }).limitEstimatePerSecond).toBeCloseTo(
+      60 / 4.5,
+    );
+  });
+
   it('cuts once per congestion event: a 429 of an upload started before the last cut is old news', () => {
     const once = observe({ ...initialPacing(), ratePerSecond: 40, sinceCutMs: 3000 }, refused);
     const again = observe(once, { ...refused, startedAtCut: 0 });

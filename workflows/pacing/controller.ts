@@ -117,6 +117,12 @@ export interface UploadObservation {
    * Undefined: it ended just now.
    */
   endedAgoMs?: number | undefined;
+  /**
+   * For an upload answered 429: how long before this report the 429 came (a slice reports after
+   * Temporal retried it). The cut then measures up to the 429 and its recovery runs from it.
+   * Undefined: just now.
+   */
+  rateLimitedAgoMs?: number | undefined;
 }
 
 /** Operator caps on a customer's pace (archiver set-limits); null or absent means no cap. */
@@ -223,7 +229,8 @@ export function observe(
     next = { ...next, writeConcurrency: Math.max(1, Math.floor(currentWidth(next, limits) / 2)) };
   }
   // One cut per congestion event: 429s of uploads that started before the last cut are old news.
-  if (upload.rateLimited > 0 && upload.startedAtCut === state.cuts) next = cut(next, limits, options);
+  if (upload.rateLimited > 0 && upload.startedAtCut === state.cuts)
+    next = cut(next, limits, options, Math.min(next.sinceCutMs, Math.max(0, upload.rateLimitedAgoMs ?? 0)));
   return next;
 }
 
@@ -236,8 +243,10 @@ export interface ControllerOptions {
   measureFromFirstAccept?: boolean;
 }
 
-function cut(state: PacingState, limits: PacingLimits, options: ControllerOptions): PacingState {
-  const seconds = state.sinceCutMs / 1000;
+/** Cuts as of `agoMs` before now, when the 429 came. */
+function cut(state: PacingState, limits: PacingLimits, options: ControllerOptions, agoMs = 0): PacingState {
+  const windowMs = state.sinceCutMs - agoMs;
+  const seconds = windowMs / 1000;
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
   let estimate: number;
@@ -246,7 +255,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
     // ahead of what was sent); the next 429 comes soon and measures the limit.
     const from = options.measureFromFirstAccept ? (state.firstAcceptedMs ?? 0) : 0;
-    const measured = (state.sinceCutMs - from) / 1000;
+    const measured = (windowMs - from) / 1000;
     estimate =
       measured >= 1 && state.acceptedSinceCut > 0
         ? Math.min(state.ratePerSecond, state.acceptedSinceCut / measured)
@@ -264,7 +273,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     // includes the bucket's burst; if that makes it too high, the next cut comes soon and
     // measures.) The estimate never falls here: it was just shown to hold.
     const probe = state.probeFrom;
-    const probeSeconds = probe ? (state.sinceCutMs - probe.ms) / 1000 : 0;
+    const probeSeconds = probe ? (windowMs - probe.ms) / 1000 : 0;
     const probed = probe && probeSeconds >= 1 ? (state.acceptedSinceCut - probe.accepted) / probeSeconds : 0;
     estimate = Math.max(previous, accepted, Math.min(probed, state.ratePerSecond));
   }
@@ -274,7 +283,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     limitEstimatePerSecond: estimate,
     ratePerSecond: clamp(BETA * estimate, limits.minRatePerSecond, limits.maxRatePerSecond),
     cuts: state.cuts + 1,
-    sinceCutMs: 0,
+    sinceCutMs: agoMs,
     acceptedSinceCut: 0,
     firstAcceptedMs: undefined,
     probeFrom: undefined,

@@ -26,6 +26,8 @@ export interface UploadPacer {
   width(): number;
   /** Reserves the next start time. */
   slot(): UploadSlot;
+  /** Forgets the start times handed out but not used (a 429 handed their items back): the next slot is now. */
+  replan(): void;
   /** Reports the outcome of the upload that got `slot`. */
   done(slot: UploadSlot, outcome: UploadOutcome): void;
   /** How long an upload that goes through at once usually takes, in ms. */
@@ -44,11 +46,16 @@ export interface UploadSlot {
  * `durationMs`: how long it took, as its activity measured it (an upload in a slice ends before
  * the workflow hears of it); undefined: from its start time until the workflow heard.
  */
-export type UploadOutcome = Omit<UploadObservation, 'startedAtCut' | 'cleanDurationMs' | 'endedAgoMs'> & {
+export type UploadOutcome = Omit<
+  UploadObservation,
+  'startedAtCut' | 'cleanDurationMs' | 'endedAgoMs' | 'rateLimitedAgoMs'
+> & {
   clean: boolean;
   durationMs?: number | undefined;
   /** When it ended, epoch ms as its activity saw it; undefined: just now. */
   endedAt?: number | undefined;
+  /** When its 429 came, epoch ms as its activity saw it; undefined: just now. */
+  rateLimitedAt?: number | undefined;
 };
 
 /**
@@ -158,9 +165,13 @@ export class WorkflowPacer implements UploadPacer {
     return { startAt, cut: this.state.cuts };
   }
 
+  replan(): void {
+    this.nextStartAt = Date.now();
+  }
+
   done(slot: UploadSlot, outcome: UploadOutcome): void {
     this.tick();
-    const { clean, durationMs, endedAt, ...rest } = outcome;
+    const { clean, durationMs, endedAt, rateLimitedAt, ...rest } = outcome;
     const timed = clean && outcome.rateLimited === 0 && (outcome.accepted || !this.fromDropboxOnly);
     this.state = observe(
       this.state,
@@ -169,6 +180,7 @@ export class WorkflowPacer implements UploadPacer {
         startedAtCut: slot.cut,
         cleanDurationMs: timed ? Math.max(0, durationMs ?? Date.now() - slot.startAt) : undefined,
         ...(endedAt !== undefined ? { endedAgoMs: Math.max(0, Date.now() - endedAt) } : {}),
+        ...(rateLimitedAt !== undefined ? { rateLimitedAgoMs: Math.max(0, Date.now() - rateLimitedAt) } : {}),
       },
       this.limits,
       this.options,

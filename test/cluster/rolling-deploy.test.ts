@@ -4,31 +4,21 @@
 // set-current` makes v2 current, and the v1 workers stop one by one with SIGTERM. The v2 workers
 // and some CLI calls find the cluster through a Temporal config profile (TOML), not TEMPORAL_ADDRESS.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import type { Client } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
 import { startCustomer } from '../../client/archiver-client.js';
 import { waitForVersion } from '../../client/deployments.js';
-import { migrate } from '../../db/migrate.js';
-import { createPool, dbFromPool, type Db } from '../../db/pool.js';
-import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { freePort } from '../../dev/ports.js';
-import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres, type RunningPostgres } from '../../dev/postgres.js';
-import { resolveTemporalServer, startTemporalCluster, type TemporalCluster } from '../../dev/temporal-cluster.js';
-import { connectClient } from '../../temporal/connection.js';
-import { ensureSearchAttributes } from '../../temporal/search-attributes.js';
 import { writeWorkflowBundle } from '../../workers/bundle.js';
 import { workflowIdFor } from '../../workflows/names.js';
+import { startClusterStack, tokenOf, type ClusterStack } from '../support/cluster.js';
 import { insertItems } from '../support/items.js';
 import { expectArchivedExactlyOnce } from '../support/verify.js';
-import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import type pg from 'pg';
+import type { WorkerProcess } from '../support/worker-process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CUSTOMERS = ['r1', 'r2', 'r3'];
@@ -40,20 +30,10 @@ const V2 = '0.1.0-rolling-v2';
 /** The harmless change of build v2: how the Web UI's current details word the totals. */
 const V1_WORDING = '. Archived ';
 const V2_WORDING = '. Archived (build v2) ';
-const tokenOf = (id: string) => `rolling-token-${id}`;
 
-let dir: string;
-let postgres: RunningPostgres;
-let temporal: TemporalCluster;
-let client: Client;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let pool: pg.Pool;
-let db: Db;
-let databaseUrl: string;
+let stack: ClusterStack;
 let configFile: string;
 const bundles: Record<string, string> = {};
-const workers: WorkerProcess[] = [];
 
 interface CliResult {
   code: number;
@@ -67,7 +47,12 @@ interface CliResult {
  */
 async function archiver(args: string[], env: Record<string, string> = {}, profile = false): Promise<CliResult> {
   // ARCHIVER_DATA_DIR: no stack file of a local `npm start` leaks in.
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ARCHIVER_DATA_DIR: dir, ...connectionEnv(profile), ...env };
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    ARCHIVER_DATA_DIR: stack.dir,
+    ...connectionEnv(profile),
+    ...env,
+  };
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
@@ -85,22 +70,19 @@ async function archiver(args: string[], env: Record<string, string> = {}, profil
 function connectionEnv(profile: boolean): Record<string, string> {
   return profile
     ? { TEMPORAL_CONFIG_FILE: configFile, TEMPORAL_PROFILE: 'rolling' }
-    : { TEMPORAL_ADDRESS: temporal.address };
+    : { TEMPORAL_ADDRESS: stack.temporal.address };
 }
 
-/** A worker of `buildId`; the v2 workers find the cluster through the TOML profile. */
-function spawnWorker(buildId: string): WorkerProcess {
-  const worker = spawnWorkerProcess({
+/** A worker of `buildId`, once it polls; the v2 workers find the cluster through the TOML profile. */
+function spawnWorker(buildId: string): Promise<WorkerProcess> {
+  return stack.addWorker({
+    ...(buildId === V2 ? { TEMPORAL_ADDRESS: undefined } : {}),
     ...connectionEnv(buildId === V2),
-    DATABASE_URL: databaseUrl,
-    DROPBOX_API_BASE: emulator.url,
     ARCHIVER_WORKFLOW_BUNDLE: bundles[buildId] as string,
     ARCHIVER_WORKER_VERSIONING: 'true',
     ARCHIVER_BUILD_ID: buildId,
     ARCHIVER_SHUTDOWN_GRACE: '10s',
   });
-  workers.push(worker);
-  return worker;
 }
 
 /** Waits until `condition` holds, checking every 500 ms; fails naming `what` after `ms`. */
@@ -112,13 +94,7 @@ async function until(what: string, ms: number, condition: () => Promise<boolean>
   }
 }
 
-async function archivedCount(): Promise<number> {
-  const [row] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM archive_items WHERE state = 'archived' AND customer_id = ANY($1)",
-    [CUSTOMERS],
-  );
-  return row?.n ?? 0;
-}
+const archivedCount = () => stack.archived(CUSTOMERS);
 
 interface HistoryScan {
   /** Each failed workflow task as `<customer> <cause>: <message>`. */
@@ -130,6 +106,7 @@ interface HistoryScan {
 /** Reads every run of the customer's workflow: its failed workflow tasks and which builds completed its tasks. */
 async function scanHistories(id: string): Promise<HistoryScan> {
   const scan: HistoryScan = { failedTasks: [], tasksOn: new Map() };
+  const { client } = stack;
   for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` })) {
     const history = await client.workflow.getHandle(workflowIdFor(id), run.runId).fetchHistory();
     for (const e of history.events ?? []) {
@@ -146,50 +123,25 @@ async function scanHistories(id: string): Promise<HistoryScan> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'archiver-rolling-'));
-  const log = (line: string) => console.log(`[rolling-deploy test] ${line}`);
-  const binaries = await resolveTemporalServer({ log });
-  postgres = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres') });
-  temporal = await startTemporalCluster({
-    binaries,
-    postgres: { host: '127.0.0.1', port: postgres.port, user: 'postgres', password: EMBEDDED_POSTGRES_PASSWORD },
-    dataDir: join(dir, 'temporal'),
-    log,
-  });
   // Workers and the CLI read TEMPORAL_ADDRESS from the environment first: none may leak in here.
   for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_CONFIG_FILE', 'TEMPORAL_PROFILE'])
     delete process.env[name];
-  configFile = join(dir, 'temporal.toml');
+  stack = await startClusterStack({ customers: CUSTOMERS, rate: RATE, workers: 0 });
+  configFile = join(stack.dir, 'temporal.toml');
   writeFileSync(
     configFile,
-    `[profile.default]\naddress = "127.0.0.1:1"\n\n[profile.rolling]\naddress = "${temporal.address}"\nnamespace = "default"\n`,
+    `[profile.default]\naddress = "127.0.0.1:1"\n\n[profile.rolling]\naddress = "${stack.temporal.address}"\nnamespace = "default"\n`,
   );
-  client = await connectClient({ address: temporal.address, namespace: 'default' });
-  await ensureSearchAttributes(client);
-  databaseUrl = await postgres.createDatabase('archiver');
-  await migrate(databaseUrl);
-  pool = createPool(databaseUrl, 4);
-  db = dbFromPool(pool);
-  emulator = await startDropboxEmulator({
-    accounts: CUSTOMERS.map((id) => ({ token: tokenOf(id), accountId: id })),
-    uploadsPerSecond: RATE,
-  });
-  media = await startMediaServer();
   // Build v2 is build v1's bundle with its one harmless change, so the two differ only there.
-  bundles[V1] = await writeWorkflowBundle(join(dir, 'bundle-v1.js'), { quiet: true });
+  bundles[V1] = await writeWorkflowBundle(join(stack.dir, 'bundle-v1.js'), { quiet: true });
   const v1Code = readFileSync(bundles[V1], 'utf8');
   expect(v1Code.split(V1_WORDING)).toHaveLength(2);
-  bundles[V2] = join(dir, 'bundle-v2.js');
+  bundles[V2] = join(stack.dir, 'bundle-v2.js');
   writeFileSync(bundles[V2], v1Code.replace(V1_WORDING, V2_WORDING));
 }, 30 * 60_000);
 
 afterAll(async () => {
-  for (const w of workers) w.child.kill('SIGKILL');
-  await client?.connection.close();
-  await pool?.end();
-  await Promise.allSettled([emulator?.stop(), media?.stop()]);
-  await temporal?.stop();
-  await postgres?.stop();
+  await stack?.stop();
 });
 
 describe('a rolling deploy with Worker Versioning', () => {
@@ -197,8 +149,8 @@ describe('a rolling deploy with Worker Versioning', () => {
     'moves every customer to the new build mid-drain, losing and duplicating nothing, without a nondeterminism error',
     async () => {
       const started = Date.now();
-      const old = [spawnWorker(V1), spawnWorker(V1)];
-      await Promise.all(old.map((w) => w.started));
+      const { client, db, emulator, media } = stack;
+      const old = [await spawnWorker(V1), await spawnWorker(V1)];
       await waitForVersion(client, 'archiver', V1);
       // Versioned workers take no work until their version is current.
       const first = await archiver(['deploy', 'set-current', V1]);
@@ -210,8 +162,7 @@ describe('a rolling deploy with Worker Versioning', () => {
       const total = CUSTOMERS.length * ITEMS;
       await until('a quarter of the items to be archived', 90_000, async () => (await archivedCount()) >= total / 4);
 
-      const fresh = [spawnWorker(V2), spawnWorker(V2)];
-      await Promise.all(fresh.map((w) => w.started));
+      await Promise.all([spawnWorker(V2), spawnWorker(V2)]);
       await waitForVersion(client, 'archiver', V2);
       const deploy = await archiver(['deploy', 'set-current', V2]);
       expect(deploy, deploy.stderr).toMatchObject({ code: 0 });

@@ -35,8 +35,11 @@ export interface ClusterStack {
   db: Db;
   /** Every worker spawned, in order, including those since killed. */
   workers: WorkerProcess[];
-  /** Spawns one more worker process (environment over the stack's own) and waits until it polls. */
-  addWorker(env?: Record<string, string>): Promise<WorkerProcess>;
+  /**
+   * Spawns one more worker process (environment over the stack's own; an undefined value leaves
+   * that variable out) and waits until it polls.
+   */
+  addWorker(env?: Record<string, string | undefined>): Promise<WorkerProcess>;
   /** Inserts `items` pending items for each customer and starts each customer's workflow. */
   seedAndStart(customers: string[], items: number): Promise<void>;
   /** Archived items of the customers, now. */
@@ -96,15 +99,18 @@ export async function startClusterStack(options: {
       for (const w of workers) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));
     });
-    const addWorker = async (env: Record<string, string> = {}) => {
-      const worker = spawnWorkerProcess({
+    const addWorker = async (env: Record<string, string | undefined> = {}) => {
+      const merged: Record<string, string | undefined> = {
         TEMPORAL_ADDRESS: temporal.address,
         DATABASE_URL: databaseUrl,
         DROPBOX_API_BASE: emulator.url,
         ARCHIVER_WORKFLOW_BUNDLE: bundle,
         ...(await options.workerEnv?.(workers.length)),
         ...env,
-      });
+      };
+      const worker = spawnWorkerProcess(
+        Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => e[1] !== undefined)),
+      );
       workers.push(worker);
       await withTimeout(worker.started, 90_000, 'a worker did not start polling');
       return worker;

@@ -56,6 +56,16 @@ export class WebUiView {
         'When the oldest item not yet archived or failed was inserted (Unix seconds); 0 if none',
       )
       .set((customer.oldestWaitingSince ?? 0) / 1000, tags);
+    // When this worker last reported the customer: a customer's workflow moves between workers,
+    // and the one it left keeps exporting its last values; the alert rules use the latest reporter.
+    metricMeter
+      .createGauge(
+        'archiver_state_reported_timestamp_seconds',
+        'float',
+        's',
+        'When this worker last reported the gauges of the customer (Unix seconds)',
+      )
+      .set(Date.now() / 1000, tags);
     if (this.shownState === state && this.shownBacklog === customer.backlog) return;
     upsertSearchAttributes([
       { key: searchAttributes.customerId, value: customer.customerId },

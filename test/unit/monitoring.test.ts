@@ -14,8 +14,11 @@ const EXPORTED = [
   'archiver_rate',
   'archiver_state',
   'archiver_oldest_waiting_timestamp_seconds',
+  'archiver_state_reported_timestamp_seconds',
   'up',
 ];
+/** Exported for the alert rules' bookkeeping (which worker reported a customer last), not worth a chart. */
+const NOT_CHARTED = ['archiver_state_reported_timestamp_seconds'];
 
 function promtool(...args: string[]): string {
   const found = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
@@ -25,7 +28,12 @@ function promtool(...args: string[]): string {
 
 /** Metric names an expression reads (identifiers followed by a selector or range, not functions or labels). */
 function metricsIn(expr: string): string[] {
-  const withoutStrings = expr.replace(/"[^"]*"/g, '""').replace(/\{[^}]*\}/g, '{}');
+  const withoutStrings = expr
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\{[^}]*\}/g, '{}')
+    // Recording rules' own series (level:metric), and the label lists of on (…) and group_left (…).
+    .replace(/[a-z_]+:[a-z_]+/g, '')
+    .replace(/\b(on|group_left|by)\s*\([^)]*\)/g, '');
   const names = [...withoutStrings.matchAll(/([a-z_][a-z0-9_]*)\s*(?=\{|\[|\)|\s*==|\s*>|$)/g)].map(
     (m) => m[1] as string,
   );
@@ -39,20 +47,21 @@ function metricsIn(expr: string): string[] {
     'state',
     'reason',
     'instance',
+    'and',
   ]);
   return names.filter((n) => !functionsAndKeywords.has(n));
 }
 
 describe('monitoring shipped in deploy/', () => {
   it('has alert rules that promtool accepts, and whose unit tests pass', () => {
-    expect(promtool('check', 'rules', 'archiver-alerts.yml')).toMatch(/SUCCESS: 4 rules found/);
+    expect(promtool('check', 'rules', 'archiver-alerts.yml')).toMatch(/SUCCESS: 5 rules found/);
     expect(promtool('test', 'rules', 'archiver-alerts.test.yml')).toMatch(/SUCCESS/);
   });
 
   it('alerts only on metrics the worker exports', () => {
     const rules = readFileSync(`${DEPLOY}prometheus/archiver-alerts.yml`, 'utf8');
     const exprs = [...rules.matchAll(/expr: (\|\n(?:\s{10}.*\n)+|.*)/g)].map((m) => m[1] as string);
-    expect(exprs).toHaveLength(4);
+    expect(exprs).toHaveLength(5);
     for (const expr of exprs) for (const name of metricsIn(expr)) expect(EXPORTED, expr).toContain(name);
   });
 
@@ -70,6 +79,6 @@ describe('monitoring shipped in deploy/', () => {
     }
     for (const name of charted) expect(EXPORTED).toContain(name);
     // Every per-customer metric has a panel.
-    for (const name of EXPORTED) expect([...charted], name).toContain(name);
+    for (const name of EXPORTED.filter((n) => !NOT_CHARTED.includes(n))) expect([...charted], name).toContain(name);
   });
 });

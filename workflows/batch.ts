@@ -448,13 +448,7 @@ async function inSlices(
           target();
           const type = recordFailure(`slice of ${ids.length} items`, err, into);
           into.unfinished += ITEM_FAILURES.includes(type as FailureType) ? ids.length - 1 : ids.length;
-          for (const slot of slots)
-            pacer.done(slot, {
-              accepted: false,
-              clean: false,
-              rateLimited: type === FailureType.RateLimited ? 1 : 0,
-              writeContention: type === FailureType.WriteContention ? 1 : 0,
-            });
+          for (const slot of slots) pacer.done(slot, failedUpload(type));
         })
         .finally(() => {
           inFlight.delete(running);
@@ -538,12 +532,7 @@ async function inParallel(
         .catch((err: unknown) => {
           const type = recordFailure(`item ${itemId}`, err, target());
           if (!ITEM_FAILURES.includes(type as FailureType)) into.unfinished += 1;
-          pacer.done(slot, {
-            accepted: false,
-            clean: false,
-            rateLimited: type === FailureType.RateLimited ? 1 : 0,
-            writeContention: type === FailureType.WriteContention ? 1 : 0,
-          });
+          pacer.done(slot, failedUpload(type));
         })
         .finally(() => {
           inFlight.delete(running);
@@ -563,6 +552,16 @@ async function inParallel(
     for (const [upload, { itemId }] of inFlight) stragglers.pool.adopt([itemId], stragglers.leaseToken, upload);
   }
   result.unfinished += queue.length;
+}
+
+/** What the pacer learns from an upload whose activity failed with a failure of `type`. */
+function failedUpload(type: string | undefined) {
+  return {
+    accepted: false,
+    clean: false,
+    rateLimited: type === FailureType.RateLimited ? 1 : 0,
+    writeContention: type === FailureType.WriteContention ? 1 : 0,
+  };
 }
 
 /** Folds how an item's upload ended into the batch result. */

@@ -13,6 +13,11 @@ const HEARTBEAT_INTERVAL_MS = 2_000;
 const MAX_START_WAIT_MS = 60_000;
 /** At most this many of a slice's uploads are exempt from its concurrency as stragglers. */
 const MAX_EXEMPT_STRAGGLERS = 8;
+/**
+ * After a 429, a retry re-sends its in-flight items this many times further apart than planned:
+ * as many as a customer's slices in flight at once (MAX_SLICES_IN_FLIGHT in workflows/batch.ts).
+ */
+const RESEND_SPACING_AFTER_429 = 2;
 /** Write contention is retried inside the slice this many times for an item, then by Temporal. */
 const WRITE_CONTENTION_TRIES = 10;
 
@@ -73,9 +78,12 @@ export async function runSlice(
   todo = todo.filter((i) => !unstarted.includes(i.itemId));
   const first = todo[0];
   if (activityInfo().attempt > 1 && first) {
-    // Their start times have passed: keep their spacing from now.
-    const shift = Math.max(0, Date.now() - first.startAt);
-    todo = todo.map((i) => ({ ...i, startAt: i.startAt + shift }));
+    // Their start times have passed: keep their spacing from now. After a 429, wider: the
+    // customer's other slice retries when the same Retry-After ends, and the two re-sending
+    // at their old pace at once, with the new slices beside them, would be the next 429.
+    const widen = progress.rateLimitedAt !== undefined ? RESEND_SPACING_AFTER_429 : 1;
+    const now = Date.now();
+    todo = todo.map((i) => ({ ...i, startAt: now + widen * Math.max(0, i.startAt - first.startAt) }));
   }
   let rateLimitedAt = progress.rateLimitedAt;
   const beat = () =>
@@ -126,12 +134,20 @@ export async function runSlice(
   };
 
   try {
+    // A slice that starts late (a busy worker, a slow task dispatch) or waits for a free upload
+    // keeps its items' spacing rather than sending the overdue ones at once: a burst at the edge
+    // of the token bucket is a 429.
+    let previous: { planned: number; actual: number } | undefined;
     for (const item of todo) {
       while (stop === undefined && countedAgainstConcurrency() >= Math.max(1, request.concurrency)) await nextChange();
       if (stop !== undefined) break;
-      const waitMs = Math.min(MAX_START_WAIT_MS, item.startAt - Date.now());
+      const startAt = previous
+        ? Math.max(item.startAt, previous.actual + (item.startAt - previous.planned))
+        : item.startAt;
+      const waitMs = Math.min(MAX_START_WAIT_MS, startAt - Date.now());
       if (waitMs > 0) await sleep(waitMs); // throws if the activity is cancelled
       if (stop !== undefined) break;
+      previous = { planned: item.startAt, actual: Date.now() };
       start(item);
     }
     await Promise.all([...inFlight.values()].map((e) => e.ended));

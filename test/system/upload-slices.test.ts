@@ -113,6 +113,18 @@ describe('uploadItems', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
   });
 
+  it('keeps the spacing of a slice that starts late, rather than sending its overdue items at once', async () => {
+    const { customer, token } = customerWithAccount();
+    const request = await slice(customer, token, 5, { spacingMs: 200 });
+    // A busy worker picks the task up after every start time has passed.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const { outcome } = await attempt(activities.uploadItems, request);
+    const starts = (outcome?.items ?? []).map((i) => i.endedAt - i.durationMs).sort((a, b) => a - b);
+    expect(starts).toHaveLength(5);
+    for (let i = 1; i < starts.length; i++)
+      expect((starts[i] as number) - (starts[i - 1] as number)).toBeGreaterThanOrEqual(180);
+  });
+
   it('fails the slice on a 429 with Retry-After as nextRetryDelay; the retry re-sends only what was in flight', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 6, { spacingMs: 20, concurrency: 1 });

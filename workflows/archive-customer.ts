@@ -28,6 +28,8 @@ export const PACE_PAST_BAD_SOURCES = 'pace-past-bad-sources';
 export const WARM_START = 'warm-start';
 /** Patch: each upload activity carries a slice of the batch's items, not one (see BatchRun.slices). */
 export const UPLOAD_SLICES = 'upload-slices';
+/** Patch: items a 429 handed back are planned after the other slice's start times (see BatchRun.replanPastOtherSlices). */
+export const REPLAN_PAST_OTHER_SLICES = 'replan-past-other-slices';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
 /**
@@ -196,6 +198,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       pacer,
       stragglers: detach ? stragglers : undefined,
       slices: wf.patched(UPLOAD_SLICES),
+      replanPastOtherSlices: wf.patched(REPLAN_PAST_OTHER_SLICES),
       stopped: () => customer.pausedAs !== undefined,
       onProgress: (done, sofar) => {
         customer.progress(sofar);

@@ -63,6 +63,11 @@ export interface BatchRun {
    * (see inSlices) instead of one item, which costs Temporal a fraction of the history events.
    */
   slices?: boolean | undefined;
+  /**
+   * From the `replan-past-other-slices` patch on: items a 429 handed back are planned after the
+   * start times the customer's other slice in flight still holds, not from now beside them.
+   */
+  replanPastOtherSlices?: boolean | undefined;
 }
 
 /** A slice holds the uploads the pacer starts in about this long… */
@@ -276,12 +281,13 @@ async function runSlicedBatch(run: BatchRun, result: BatchResult, stopped: () =>
     priority: { fairnessKey: run.customerId },
     summary: `${what} ${items.length} items (${items[0]?.itemId} to ${items[items.length - 1]?.itemId})`,
   });
+  const pacer = run.replanPastOtherSlices ? run.pacer : replanningFromNow(run.pacer);
   const slices = (
     itemIds: string[],
     work: SliceWork,
     record: (item: SliceItemResult, into: BatchResult) => void,
     stragglers?: { pool: Stragglers; leaseToken: string },
-  ) => inSlices(itemIds, run.pacer, stopped, result, (done) => run.onProgress(done, result), work, record, stragglers);
+  ) => inSlices(itemIds, pacer, stopped, result, (done) => run.onProgress(done, result), work, record, stragglers);
 
   if (run.mode === 'single') {
     await slices(
@@ -436,7 +442,12 @@ async function inSlices(
           if (into !== result) into.unfinished += returned.length;
           else if (returned.length > 0) {
             queue.unshift(...returned);
-            pacer.replan();
+            // Not before the start times the other slice in flight still holds: two slices
+            // handing items back after the same 429 would otherwise both restart from now.
+            let inUseUntil: number | undefined;
+            for (const [other, slice] of inFlight)
+              if (other !== running) inUseUntil = Math.max(inUseUntil ?? -Infinity, slice.lastStartAt);
+            pacer.replan(inUseUntil);
           }
           if (outcome.pause) {
             const state = outcome.pause.type === FailureType.AuthRevoked ? 'needs-reauth' : 'storage-full';
@@ -552,6 +563,18 @@ async function inParallel(
     for (const [upload, { itemId }] of inFlight) stragglers.pool.adopt([itemId], stragglers.leaseToken, upload);
   }
   result.unfinished += queue.length;
+}
+
+/** `pacer` as runs from before the `replan-past-other-slices` patch use it: a replan starts from now. */
+function replanningFromNow(pacer: UploadPacer): UploadPacer {
+  return {
+    plan: () => pacer.plan(),
+    width: () => pacer.width(),
+    slot: () => pacer.slot(),
+    replan: () => pacer.replan(),
+    done: (slot, outcome) => pacer.done(slot, outcome),
+    typicalUploadMs: () => pacer.typicalUploadMs(),
+  };
 }
 
 /** What the pacer learns from an upload whose activity failed with a failure of `type`. */

@@ -11,6 +11,8 @@ export interface BatchWorkflowInput {
   detach?: boolean;
   /** Upload activities carry several items each, as from the upload-slices patch on. */
   slices?: boolean;
+  /** Items a 429 handed back are planned after the other slice's start times, as from the replan-past-other-slices patch on. */
+  replanPastOtherSlices?: boolean;
 }
 
 export interface BatchWorkflowResult extends BatchResult {
@@ -29,6 +31,7 @@ export async function runOneBatch({
   caps = {},
   detach = false,
   slices = false,
+  replanPastOtherSlices = false,
 }: BatchWorkflowInput): Promise<BatchWorkflowResult> {
   const started = Date.now();
   const late = emptyResult();
@@ -53,6 +56,7 @@ export async function runOneBatch({
     onProgress: (done) => progress.push(done),
     stragglers: detach ? stragglers : undefined,
     slices,
+    replanPastOtherSlices,
   });
   const returnedAfterMs = Date.now() - started;
   await stragglers.settled();

@@ -28,10 +28,13 @@ const behaviour = new Map<string, Behaviour>();
 const started: string[] = [];
 /** The items of each slice activity, in the order they were scheduled. */
 let slices: string[][] = [];
+/** The start times of each slice's items, as `slices`. */
+let sliceStarts: number[][] = [];
 
 /** A slice stub: each item as `answer` says; a revoked token pauses, leaving the rest unfinished. */
 async function slice(request: SliceRequest, stage: boolean): Promise<SliceOutcome> {
   slices.push(request.items.map((i) => i.itemId));
+  sliceStarts.push(request.items.map((i) => i.startAt));
   if (request.items.some((i) => behaviour.get(i.itemId) === 'slow')) await new Promise((r) => setTimeout(r, SLOW_MS));
   const items: SliceItemResult[] = [];
   for (const [n, { itemId }] of request.items.entries()) {
@@ -153,6 +156,7 @@ function run(input: BatchWorkflowInput, script: Behaviour[] = []): Promise<Batch
   started.length = 0;
   commits = [];
   slices = [];
+  sliceStarts = [];
   handedBack.clear();
   script.forEach((b, i) => behaviour.set(input.itemIds[i] as string, b));
   return temporal.client.workflow.execute<typeof runOneBatch>('runOneBatch', {
@@ -290,6 +294,21 @@ describe('runBatch with upload slices (upload-slices)', () => {
     expect(result).toMatchObject({ archived: 5, unfinished: 0 });
     expect(result.progress.at(-1)).toBe(5);
   });
+
+  // Two slices are in flight; the first hands 3 items back after a 429 while the second still
+  // holds start times ahead. Planned from now, the items a 429 handed back would start beside the
+  // second slice's, at twice the rate: the burst that meets the next 429.
+  for (const pastOthers of [true, false])
+    it(`plans items a 429 handed back ${pastOthers ? 'after' : 'beside (before the patch)'} the start times the other slice holds`, async () => {
+      const script: Behaviour[] = ['archive', 'archive', 'hand-back'];
+      const input = { itemIds: ids(10), mode: 'single' as const, slices: true, caps: { maxRatePerSecond: 5 } };
+      await run({ ...input, replanPastOtherSlices: pastOthers }, script);
+      expect(slices.slice(0, 3)).toEqual([ids(5), ids(10).slice(5), ['3', '4', '5']]);
+      const otherLast = Math.max(...(sliceStarts[1] ?? []));
+      const replannedFirst = Math.min(...(sliceStarts[2] ?? []));
+      if (pastOthers) expect(replannedFirst).toBeGreaterThan(otherLast);
+      else expect(replannedFirst).toBeLessThan(otherLast);
+    });
 
   it('pauses as needs-reauth when a slice meets a revoked token, and starts no further slice', async () => {
     const result = await run({ itemIds: ids(12), mode: 'single', slices: true, caps: { maxRatePerSecond: 5 } }, [

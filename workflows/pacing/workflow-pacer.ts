@@ -26,8 +26,11 @@ export interface UploadPacer {
   width(): number;
   /** Reserves the next start time. */
   slot(): UploadSlot;
-  /** Forgets the start times handed out but not used (a 429 handed their items back): the next slot is now. */
-  replan(): void;
+  /**
+   * Forgets the start times handed out but not used (a 429 handed their items back): the next
+   * slot is now, or one gap after `inUseUntil`, the last start time still to be used elsewhere.
+   */
+  replan(inUseUntil?: number): void;
   /** Reports the outcome of the upload that got `slot`. */
   done(slot: UploadSlot, outcome: UploadOutcome): void;
   /** How long an upload that goes through at once usually takes, in ms. */
@@ -165,8 +168,10 @@ export class WorkflowPacer implements UploadPacer {
     return { startAt, cut: this.state.cuts };
   }
 
-  replan(): void {
-    this.nextStartAt = Date.now();
+  replan(inUseUntil?: number): void {
+    const now = Date.now();
+    this.nextStartAt =
+      inUseUntil === undefined || inUseUntil < now ? now : inUseUntil + 1000 / this.plan().ratePerSecond;
   }
 
   done(slot: UploadSlot, outcome: UploadOutcome): void {

@@ -18,9 +18,9 @@ async function starts(ids: string[], from: number, attempt = 1, heartbeat?: Slic
   const began: number[] = [];
   const env = new MockActivityEnvironment({ attempt, heartbeatDetails: heartbeat });
   await env.run(() =>
-    runSlice(request, () => {
+    runSlice(request, (itemId) => {
       began.push(Date.now());
-      return Promise.resolve({ status: 'archived', bytes: 1, rateLimited: 0, writeContention: 0, attempts: 1 });
+      return Promise.resolve({ itemId, status: 'archived', bytes: 1, rateLimited: 0, writeContention: 0, attempts: 1 });
     }),
   );
   return began;

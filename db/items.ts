@@ -68,7 +68,9 @@ export async function queueState(db: Db, customerId: string): Promise<QueueState
   }>(
     `SELECT count(*) FILTER (WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())) AS ready,
             count(*) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) AS waiting,
-            greatest(0, extract(epoch FROM min(next_attempt_at) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) - now()) * 1000)::float8 AS next_retry_ms,
+            -- No greatest(0, …) here: the filter keeps it positive, and greatest() turns NULL
+            -- (nothing waits) into 0, which woke an idle customer every second.
+            (extract(epoch FROM min(next_attempt_at) FILTER (WHERE state = 'pending' AND next_attempt_at > now()) - now()) * 1000)::float8 AS next_retry_ms,
             min(created_at) AS oldest,
             coalesce((SELECT greatest(0, extract(epoch FROM throttled_until - now()) * 1000)::float8
                         FROM customers WHERE id = $1), 0) AS throttled_ms

@@ -80,7 +80,7 @@ describe('a source that can never work fails its item at once', () => {
   for (const [name, url, message] of cases) {
     it(`${name}: failed, with the reason on the row, and no Dropbox upload`, async () => {
       const uploads = emulator.stats().uploads;
-      const { id, outcome } = await uploadOnce(await url());
+      const { customer, id, outcome } = await uploadOnce(await url());
       expect(outcome).toMatchObject({ status: 'failed', error: expect.stringMatching(message) });
       expect(await row(id)).toMatchObject({
         state: 'failed',
@@ -89,6 +89,9 @@ describe('a source that can never work fails its item at once', () => {
         lease_token: null,
       });
       expect(emulator.stats().uploads).toBe(uploads);
+      // A failed item waits for an operator, not for a retry time: the customer may sleep until new items.
+      const after = await run(activities.fetchBatch, customer, 10);
+      expect(after).toMatchObject({ items: [], backlog: 0, retryWaiting: 0, nextRetryInMs: undefined });
     });
   }
 });

@@ -30,6 +30,11 @@ export const WARM_START = 'warm-start';
 export const UPLOAD_SLICES = 'upload-slices';
 /** Patch: items a 429 handed back are planned after the other slice's start times (see BatchRun.replanPastOtherSlices). */
 export const REPLAN_PAST_OTHER_SLICES = 'replan-past-other-slices';
+/**
+ * Patch: a straggler that hands items back to pending wakes an idle customer. An idle customer
+ * once looked at its queue every second (a NULL retry time read as 0), which hid that nothing did.
+ */
+export const WAKE_ON_RETURNED_ITEMS = 'wake-on-returned-items';
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
 /**
@@ -72,6 +77,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const pastBadSources = wf.patched(PACE_PAST_BAD_SOURCES);
   const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits, pastBadSources);
   const warmStarts = wf.patched(WARM_START);
+  const wakeOnReturnedItems = wf.patched(WAKE_ON_RETURNED_ITEMS);
   const ui = new WebUiView(customer);
   let reconnecting = false;
   const stragglers = new Stragglers(
@@ -79,7 +85,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     (itemIds, leaseToken, outcome) => {
       customer.addLate(outcome, Date.now(), wf.patched(UPLOAD_SLICES));
       if (outcome.unfinished > 0)
-        return releaseBatch(customerId, leaseToken, { only: itemIds }).then((n) => (customer.backlog += n));
+        return releaseBatch(customerId, leaseToken, { only: itemIds }).then((n) => {
+          customer.backlog += n;
+          if (wakeOnReturnedItems && n > 0) customer.itemsSignalled = true;
+        });
     },
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );

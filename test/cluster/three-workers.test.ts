@@ -36,7 +36,7 @@ describe('a Temporal Server on Postgres with three workers', () => {
       await stack.untilArchived(CUSTOMERS, CUSTOMERS.length * ITEMS, 5 * 60_000);
       const seconds = (Date.now() - started) / 1000;
       // Every upload went to the emulator once per item, with few 429s: pacing holds on a real cluster.
-      // Issue 12 asks for under 1%; runs here measured 0.70% and 1.15% (printed below), so the test
+      // Issue 12 asks for under 1%; CI runs measured 0.70% to 1.45% (printed below), so the test
       // holds the line at the 429-share alert's 5%, which unpaced uploads at 3 × R would cross many times over.
       const { requests, refused } = uploadAnswers(stack.emulator, CUSTOMERS);
       expect(refused / requests).toBeLessThan(0.05);

@@ -8,7 +8,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Folders whose code may not hold SQL: every statement lives in db/. */
 const NO_SQL_FOLDERS = ['workflows', 'activities', 'workers', 'client', 'dev'];
 /** The product: what ships in the worker image and the CLI. */
-const PRODUCT_FOLDERS = ['workflows', 'activities', 'workers', 'client', 'db', 'temporal'];
+const PRODUCT_FOLDERS = ['workflows', 'activities', 'workers', 'client', 'db', 'temporal', 'secrets'];
 
 function tsFilesIn(folder: string): string[] {
   const dir = join(ROOT, folder);
@@ -99,8 +99,10 @@ const FORBIDDEN: Record<string, string[]> = {
   workers: ['dev', 'packages', 'client'],
   client: ['dev', 'packages', 'activities'],
   temporal: ['dev', 'packages', 'client', 'workers', 'activities', 'db'],
-  // Only pg and db/ itself.
+  // Only pg, db/ itself and secrets/ (tokens are sealed at rest).
   db: ['dev', 'packages', 'client', 'workers', 'activities', 'workflows', 'temporal'],
+  // Node's crypto and nothing of the product: both db/ and temporal/ build on it.
+  secrets: ['dev', 'packages', 'client', 'workers', 'activities', 'workflows', 'temporal', 'db'],
 };
 
 function importViolations(file: string, source = parse(file)): string[] {
@@ -159,5 +161,6 @@ describe('each folder imports only downward', () => {
     expect(check('activities/index.ts', "const m = await import('../dev/postgres.js');")).toHaveLength(1);
     expect(check('db/items.ts', "import { remotePathFor } from '../activities/paths.js';")).toHaveLength(1);
     expect(check('client/cli.ts', "import { upsertCustomer } from '../db/customers.js';")).toEqual([]);
+    expect(check('secrets/aead.ts', "import type { Db } from '../db/pool.js';")).toHaveLength(1);
   });
 });

@@ -15,6 +15,8 @@ import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../dev/search-attributes.js';
 import { startTemporalDevServer } from '../dev/temporal-server.js';
 import { installRuntime } from '../workers/runtime.js';
 import { WORKFLOWS_PATH } from '../workers/worker.js';
+import { archiverDataConverter, FAILURE_CONVERTER_PATH } from '../temporal/payload-codec.js';
+import { requireKeyring } from '../secrets/keyring.js';
 
 export interface BenchDatabase {
   url: string;
@@ -78,7 +80,10 @@ async function startTemporal(
   cleanups.push(() => server.stop());
   const connection = await NativeConnection.connect({ address: server.address });
   cleanups.push(() => connection.close());
-  const client = await connectClient({ address: server.address, namespace: 'default' });
+  const client = await connectClient(
+    { address: server.address, namespace: 'default' },
+    archiverDataConverter(requireKeyring()),
+  );
   cleanups.push(() => client.connection.close());
   await ensureSearchAttributes(client);
   return { address: server.address, fairness, pid: server.pid, connection, client };
@@ -111,6 +116,7 @@ export async function startStack(log: (m: string) => void): Promise<BenchStack> 
       }),
       bundleWorkflowCode({
         workflowsPath: WORKFLOWS_PATH,
+        failureConverterPath: FAILURE_CONVERTER_PATH,
         logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
       }),
     ]);

@@ -55,6 +55,8 @@ import {
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
+import { archiverDataConverter } from '../temporal/payload-codec.js';
+import { requireKeyring } from '../secrets/keyring.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
@@ -75,7 +77,7 @@ function cliConfig(): ArchiverConfig {
 
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
   const config = cliConfig();
-  const client = await connectClient(config.temporal);
+  const client = await connectClient(config.temporal, archiverDataConverter(requireKeyring()));
   try {
     return await fn(client, config);
   } finally {

@@ -22,6 +22,8 @@ import { spawnWorkerProcess } from './worker-process.js';
 import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres } from './postgres.js';
 import { resolveTemporalServer, startTemporalCluster } from './temporal-cluster.js';
 import { resolveTemporalUi, startTemporalUi } from './temporal-ui.js';
+import { archiverDataConverter } from '../temporal/payload-codec.js';
+import { requireKeyring } from '../secrets/keyring.js';
 
 const WORKER_UP_TIMEOUT_MS = 90_000;
 
@@ -90,7 +92,10 @@ async function main(): Promise<void> {
     cleanups.push(() => temporal.stop());
     const ui = await startTemporalUi({ binary: uiBinary, temporalAddress: temporal.address, dataDir: join(dir, 'ui') });
     cleanups.push(() => ui.stop());
-    const client = await connectClient({ address: temporal.address, namespace: 'default' });
+    const client = await connectClient(
+      { address: temporal.address, namespace: 'default' },
+      archiverDataConverter(requireKeyring()),
+    );
     cleanups.push(() => client.connection.close());
     // A real cluster registers custom search attributes through the operator service.
     await ensureSearchAttributes(client);

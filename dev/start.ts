@@ -30,6 +30,8 @@ import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
 import { seedDemo } from './demo-data.js';
 import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
+import { archiverDataConverter } from '../temporal/payload-codec.js';
+import { requireKeyring } from '../secrets/keyring.js';
 
 function positiveNumber(name: string, integer: boolean) {
   return (value: string): number => {
@@ -148,13 +150,15 @@ async function main(): Promise<number> {
 
     const connection = await connectWorker(temporal);
     cleanups.push(() => connection.close());
+    const dataConverter = archiverDataConverter(requireKeyring());
     const worker = await createArchiverWorker({
       connection,
       namespace,
       activities: { db, dropboxApiBase },
+      dataConverter,
       shutdownGraceMs: 10_000,
     });
-    const client = await connectClient(temporal);
+    const client = await connectClient(temporal, dataConverter);
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
     const notifier = new ItemsNotifier({ databaseUrl, databaseTimeouts: timeouts, client });

@@ -6,6 +6,7 @@
 
 import { accessSync, constants, statSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import {
   loadClientConfig,
   loadClientConfigProfile,
@@ -226,11 +227,12 @@ export async function checkNamespace(service: NamespaceLookup, target: TemporalT
 }
 
 /**
- * A client of the target's namespace, once the server has answered and the namespace exists;
+ * A client of the target's namespace, once the server has answered and the namespace exists,
+ * reading and writing payloads with `dataConverter` (archiverDataConverter: sealed payloads);
  * close it with `client.connection.close()`.
  * @throws TemporalUnreachable or TemporalRejected
  */
-export async function connectClient(target: TemporalTarget): Promise<Client> {
+export async function connectClient(target: TemporalTarget, dataConverter: DataConverter): Promise<Client> {
   let connection: Connection;
   try {
     connection = await Connection.connect({
@@ -246,5 +248,5 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
     await connection.close();
     throw err;
   }
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({ connection, namespace: target.namespace, dataConverter });
 }

@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../temporal/payload-codec.js';
 import { WORKFLOWS_PATH } from './worker.js';
 
 /** Where `npm run bundle` writes when given no file. */
@@ -15,6 +16,8 @@ export const DEFAULT_BUNDLE_FILE = 'dist/workflow-bundle.js';
 export async function writeWorkflowBundle(file: string, options: { quiet?: boolean } = {}): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    // Workflow failures' messages go into payloads, which the codec seals (temporal/payload-codec.ts).
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     // Quiet: webpack's report only for what went wrong.
     ...(options.quiet ? { logger: new DefaultLogger('WARN') } : {}),
   });

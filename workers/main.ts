@@ -3,7 +3,9 @@ import { Runtime } from '@temporalio/worker';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
+import { requireKeyring } from '../secrets/keyring.js';
 import { connectClient } from '../temporal/connection.js';
+import { archiverDataConverter } from '../temporal/payload-codec.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { loadConfig, requireDatabaseUrl } from './config.js';
 import { exitCodeFor, failureMessage, StartupCancelled, whenAvailable } from './startup.js';
@@ -16,6 +18,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
+  const dataConverter = archiverDataConverter(requireKeyring());
   const logger = Runtime.instance().logger;
   // Until the worker runs (then Temporal's runtime takes signals over), a signal ends the wait.
   const stopWaiting = new AbortController();
@@ -30,7 +33,7 @@ async function main(): Promise<void> {
   await whenAvailable(() => migrate(databaseUrl, config.databaseTimeouts), wait);
   const pool = createPool(databaseUrl, 20, logger, config.databaseTimeouts);
   const connection = await whenAvailable(() => connectWorker(config.temporal), wait);
-  const client = await whenAvailable(() => connectClient(config.temporal), wait);
+  const client = await whenAvailable(() => connectClient(config.temporal, dataConverter), wait);
   const notifier = new ItemsNotifier({
     databaseUrl,
     databaseTimeouts: config.databaseTimeouts,
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
         dropboxTimeouts: { requestMs: config.dropboxTimeoutMs },
         initialRatePerSecond: config.initialRatePerSecond,
       },
+      dataConverter,
       shutdownGraceMs: config.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxCachedWorkflows: config.maxCachedWorkflows,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { ActivityDeps } from '../activities/types.js';
@@ -20,6 +21,11 @@ export interface ArchiverWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   activities: ActivityDeps;
+  /**
+   * How payloads are sealed (archiverDataConverter); a `workflowBundle` must have been built with
+   * the same failure converter (workers/bundle.ts does).
+   */
+  dataConverter: DataConverter;
   /** @default TASK_QUEUE; tests use their own queue to share one server. */
   taskQueue?: string;
   /** A pre-built bundle saves the ~seconds of bundling per worker. @default bundle WORKFLOWS_PATH */
@@ -44,6 +50,7 @@ export async function createArchiverWorker(options: ArchiverWorkerOptions): Prom
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.activities),
+    dataConverter: options.dataConverter,
     shutdownGraceTime: options.shutdownGraceMs ?? 30_000,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 100,
     maxCachedWorkflows: options.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS,

@@ -5,6 +5,8 @@ import { workflowIdFor } from '../../workflows/names.js';
 import { createArchiverWorker } from '../../workers/worker.js';
 import { mapLimit } from './slots.js';
 import { WORKER_SLOTS, type DesignContext, type RunningDesign } from './types.js';
+import { archiverDataConverter } from '../../temporal/payload-codec.js';
+import { requireKeyring } from '../../secrets/keyring.js';
 
 export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> {
   const { stack } = ctx;
@@ -16,6 +18,7 @@ export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> 
     taskQueue,
     activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
     workflowBundle: stack.bundle,
+    dataConverter: archiverDataConverter(requireKeyring()),
     shutdownGraceMs: 2_000,
     maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,
   });

@@ -17,6 +17,8 @@ import { mapLimit, sleep } from '../designs/slots.js';
 import { percentile, round } from '../metrics.js';
 import { SCALE_NAMESPACE } from '../stack.js';
 import type { ResultRow, Scenario } from './types.js';
+import { archiverDataConverter } from '../../temporal/payload-codec.js';
+import { requireKeyring } from '../../secrets/keyring.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -184,7 +186,10 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
   const ids = Array.from({ length: customers }, (_, i) => `${tag}-${i}`);
   const database = await stack.newDatabase(tag.replace(/-/g, '_'));
   await createCustomers(database.db, stack.emulator, ids, null);
-  const client = await connectClient({ address: stack.temporal.address, namespace: SCALE_NAMESPACE });
+  const client = await connectClient(
+    { address: stack.temporal.address, namespace: SCALE_NAMESPACE },
+    archiverDataConverter(requireKeyring()),
+  );
   let worker: WorkerProcess | undefined;
   try {
     worker = await startWorkerProcess(

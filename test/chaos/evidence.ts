@@ -1,14 +1,17 @@
 import { connectClient } from '../../temporal/connection.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import type { PlannedCustomer } from './plan.js';
+import { archiverDataConverter } from '../../temporal/payload-codec.js';
+import { requireKeyring } from '../../secrets/keyring.js';
+import type { Payload } from '@temporalio/common';
+import { decodePayload } from '../support/stack.js';
 
-function decodeSummary(payload: { data?: Uint8Array | null } | null | undefined): string | undefined {
+async function decodeSummary(payload: Payload | null | undefined): Promise<string | undefined> {
   if (!payload?.data) return undefined;
-  const text = Buffer.from(payload.data).toString('utf8');
   try {
-    return String(JSON.parse(text));
+    return String(await decodePayload(payload));
   } catch {
-    return text;
+    return '(unreadable summary)';
   }
 }
 
@@ -23,7 +26,7 @@ function time(t: { seconds?: unknown } | null | undefined): string {
  * drain that did not finish.
  */
 export async function pendingActivities(address: string, customers: PlannedCustomer[]): Promise<string[]> {
-  const client = await connectClient({ address, namespace: 'default' });
+  const client = await connectClient({ address, namespace: 'default' }, archiverDataConverter(requireKeyring()));
   const lines: string[] = [];
   try {
     for (const customer of customers) {
@@ -35,7 +38,7 @@ export async function pendingActivities(address: string, customers: PlannedCusto
       const history = await handle.fetchHistory();
       for (const event of history.events ?? []) {
         const id = event.activityTaskScheduledEventAttributes?.activityId;
-        const summary = decodeSummary(event.userMetadata?.summary);
+        const summary = await decodeSummary(event.userMetadata?.summary);
         if (id && summary) summaries.set(id, summary);
       }
       for (const a of pending.slice(0, 10)) {

@@ -21,6 +21,8 @@ import { SeededRandom } from './rng.js';
 import { writeWorkflowBundle } from '../../workers/bundle.js';
 import { WorkerSupervisor, type WorkerExit } from './supervisor.js';
 import { failedChecks, verifyOutcome, type Verification } from './verify.js';
+import { archiverDataConverter } from '../../temporal/payload-codec.js';
+import { requireKeyring } from '../../secrets/keyring.js';
 
 /** Emulator fault shares for the whole chaos drain; see packages/dropbox-emulator (Faults). */
 export interface EmulatorFaults {
@@ -157,7 +159,10 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     log(`starting ${o.workers} workers`);
     workers.start();
     await workers.waitAllUp(WORKERS_UP_TIMEOUT_MS);
-    const client = await connectClient({ address: temporal.address, namespace: 'default' });
+    const client = await connectClient(
+      { address: temporal.address, namespace: 'default' },
+      archiverDataConverter(requireKeyring()),
+    );
     try {
       for (const c of o.plan.customers) await startCustomer(client, c.id, c.name);
     } finally {

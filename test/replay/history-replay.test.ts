@@ -12,7 +12,8 @@ import {
   WARM_START,
 } from '../../workflows/archive-customer.js';
 import { HISTORIES_DIR, retriedSlices } from '../support/harness.js';
-import { workflowBundle } from '../support/stack.js';
+import { testDataConverter, workflowBundle } from '../support/stack.js';
+import { ENCRYPTED_ENCODING } from '../../temporal/payload-codec.js';
 
 /**
  * Histories recorded from real runs (`npm run record-histories`), replayed against today's workflow
@@ -34,7 +35,10 @@ describe('replay of recorded histories', () => {
   it.each(files)('%s replays deterministically on the current workflow code', async (file) => {
     const history = load(file);
     expect(history.events?.length).toBeGreaterThan(10);
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: file }, history);
+    await Worker.runReplayHistory(
+      { workflowBundle: await workflowBundle(), dataConverter: testDataConverter(), replayName: file },
+      history,
+    );
   });
 
   // Patch markers carry the patch id in their payload, as JSON.
@@ -53,7 +57,7 @@ describe('replay of recorded histories', () => {
     expect(markers('stuck-sources.json')).toContain(`"id":"${PACE_PAST_BAD_SOURCES}"`);
     expect(markers('stuck-sources.json')).toContain(`"id":"${SHORT_HISTORIES}"`);
     // Recorded before them: replayed above on the code paths it took.
-    expect(markers('stuck-sources-before-bad-source-pacing.json')).not.toContain(PACE_PAST_BAD_SOURCES);
+    expect(markers('before-codec/stuck-sources-before-bad-source-pacing.json')).not.toContain(PACE_PAST_BAD_SOURCES);
   });
 
   it(`records the ${WARM_START} patch where a customer's new run starts at its learned limit`, () => {
@@ -77,6 +81,18 @@ describe('replay of recorded histories', () => {
     expect(retriedSlices(load('worker-crash-mid-slice.json')).map((s) => s.lastFailure)).toContain('timeout:HEARTBEAT');
   });
 
+  it('has histories recorded with the payload codec on, which replay only through it', async () => {
+    const sealed = files.filter((f) => !f.includes('/'));
+    expect(sealed.length).toBeGreaterThanOrEqual(10);
+    for (const file of sealed) {
+      const input = load(file).events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      expect(Buffer.from(input?.metadata?.encoding ?? []).toString(), file).toBe(ENCRYPTED_ENCODING);
+    }
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: 'no codec' }, load('drain.json')),
+    ).rejects.toThrow();
+  });
+
   it('detects history the current code would not produce (the check can fail)', async () => {
     const history = load(files[0] as string);
     // Pretend the recorded run scheduled a different first activity than today's code does.
@@ -87,7 +103,10 @@ describe('replay of recorded histories', () => {
     expect(scheduled.activityType.name).toBe('fetchBatch');
     scheduled.activityType.name = 'uploadItem';
     await expect(
-      Worker.runReplayHistory({ workflowBundle: await workflowBundle(), replayName: 'tampered' }, history),
+      Worker.runReplayHistory(
+        { workflowBundle: await workflowBundle(), dataConverter: testDataConverter(), replayName: 'tampered' },
+        history,
+      ),
     ).rejects.toBeInstanceOf(DeterminismViolationError);
   });
 });

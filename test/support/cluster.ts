@@ -21,6 +21,8 @@ import { writeWorkflowBundle } from '../../workers/bundle.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import { insertItems } from './items.js';
 import { spawnWorkerProcess, type WorkerProcess } from './worker-process.js';
+import { archiverDataConverter } from '../../temporal/payload-codec.js';
+import { requireKeyring } from '../../secrets/keyring.js';
 
 export const tokenOf = (id: string) => `cluster-token-${id}`;
 
@@ -77,7 +79,10 @@ export async function startClusterStack(options: {
       log,
     });
     cleanups.push(() => temporal.stop());
-    const client = await connectClient({ address: temporal.address, namespace: 'default' });
+    const client = await connectClient(
+      { address: temporal.address, namespace: 'default' },
+      archiverDataConverter(requireKeyring()),
+    );
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
     const databaseUrl = await postgres.createDatabase('archiver');

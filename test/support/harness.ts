@@ -10,7 +10,7 @@ import { archiveCustomer } from '../../workflows/archive-customer.js';
 import { statusQuery, type ArchiveCustomerInput, type CustomerStatus } from '../../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
 import { createArchiverWorker } from '../../workers/worker.js';
-import { eventually, workflowBundle, type TestTemporal } from './stack.js';
+import { eventually, testDataConverter, workflowBundle, type TestTemporal } from './stack.js';
 
 export const HISTORIES_DIR = new URL('../replay/histories/', import.meta.url);
 
@@ -25,6 +25,7 @@ export async function startTestWorker(
     taskQueue: temporal.taskQueue,
     activities,
     workflowBundle: await workflowBundle(),
+    dataConverter: testDataConverter(),
     shutdownGraceMs: 2_000,
   });
   const running = worker.run();

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { migrate } from '../../db/migrate.js';
+import { requireKeyring } from '../../secrets/keyring.js';
+import { archiverDataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH } from '../../temporal/payload-codec.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
 import type { ProcessTestNamespace } from './namespaces.js';
 
@@ -61,7 +64,7 @@ export async function connectTemporal(
     address,
     namespace,
     connection,
-    client: new Client({ connection: clientConnection, namespace }),
+    client: new Client({ connection: clientConnection, namespace, dataConverter: testDataConverter() }),
     taskQueue: uniqueName('archiver-test'),
     close: async () => {
       await clientConnection.close();
@@ -70,10 +73,21 @@ export async function connectTemporal(
   };
 }
 
+/** The data converter every Archiver client and worker uses, under the suite's keyring (ARCHIVER_SECRET_KEYS). */
+export function testDataConverter(): DataConverter {
+  return archiverDataConverter(requireKeyring());
+}
+
+/** A payload of a raw history, opened with the suite's keyring and converted back to its value. */
+export async function decodePayload<T>(payload: Payload): Promise<T> {
+  const [opened] = await new EncryptionCodec(requireKeyring()).decode([payload]);
+  return defaultPayloadConverter.fromPayload<T>(opened as Payload);
+}
+
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The real workflow bundle, built once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH });
   return bundle;
 }
 

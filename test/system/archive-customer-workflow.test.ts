@@ -12,7 +12,7 @@ import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
 import { DEFAULT_PACING_LIMITS } from '../../workflows/pacing/controller.js';
 import { recordHistory, startArchiving, status, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
-import { eventually, uniqueName } from '../support/stack.js';
+import { decodePayload, eventually, uniqueName } from '../support/stack.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
 
 const TOKEN = 'token-workflow';
@@ -268,7 +268,8 @@ describe('archiveCustomer workflow', () => {
       .fetchHistory();
     const carried = first.events?.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)
       ?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
-    const input = JSON.parse(Buffer.from(carried?.data ?? []).toString('utf8')) as ArchiveCustomerInput;
+    if (!carried) throw new Error('the first run did not continue as new with an input');
+    const input = await decodePayload<ArchiveCustomerInput>(carried);
     expect(input.controller?.ratePerSecond).toBeGreaterThan(DEFAULT_PACING_LIMITS.initialRatePerSecond);
     expect(input.totals?.archived).toBeGreaterThan(0);
     await recordHistory(stack.temporal.client, customer, 'continue-as-new');

@@ -13,7 +13,7 @@ import type {
 } from '../../activities/types.js';
 import { FailureType } from '../../workflows/failures.js';
 import type { BatchWorkflowInput, BatchWorkflowResult, runOneBatch } from '../support/batch-workflow.js';
-import { connectTemporal, type TestTemporal } from '../support/stack.js';
+import { connectTemporal, testDataConverter, type TestTemporal } from '../support/stack.js';
 
 /**
  * workflows/batch.ts on a real Temporal server with stubbed activities: how a batch's outcome is
@@ -142,6 +142,7 @@ beforeAll(async () => {
     taskQueue: temporal.taskQueue,
     activities,
     workflowsPath: fileURLToPath(new URL('../support/batch-workflow.ts', import.meta.url)),
+    dataConverter: testDataConverter(),
   });
   running = worker.run();
 });

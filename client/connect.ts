@@ -65,19 +65,25 @@ function authorizeUrl(sdkUrl: string, apiBase: string | undefined): string {
   return `${apiBase ? `${apiBase.replace(/\/+$/, '')}/oauth2/authorize` : DROPBOX_AUTHORIZE}?${query.toString()}`;
 }
 
-/** Dropbox's answer to the code exchange, as the person should read it: never with a token. */
+/** Dropbox's answer to the code exchange or the check, as the person should read it: never with a token. */
 function exchangeFailure(err: unknown, where: string): Error {
   if (err instanceof DropboxResponseError) {
-    const body = err.error as { error?: unknown; error_description?: unknown } | string;
-    const tag = typeof body === 'object' && body !== null ? String(body.error) : undefined;
-    const description = typeof body === 'object' && body !== null ? String(body.error_description) : String(body);
+    const body = err.error as { error?: unknown; error_description?: unknown; error_summary?: unknown } | string;
+    // OAuth answers carry error + error_description; API answers error_summary + a tagged error.
+    const tag = typeof body === 'object' && typeof body?.error === 'string' ? body.error : undefined;
+    const description =
+      typeof body !== 'object' || body === null
+        ? String(body)
+        : tag !== undefined
+          ? String(body.error_description)
+          : String(body.error_summary);
     if (tag === 'invalid_grant')
       return new CustomerRefused(
         `Dropbox refused the code (${description}): it is wrong, was already used, or has expired; run archiver connect again`,
       );
     if (tag === 'invalid_client' || tag === 'invalid request')
       return new OperatorError(`Dropbox refused Archiver's app (${tag}: ${description}); check DROPBOX_APP_KEY`);
-    return new Error(`Dropbox answered the code exchange with HTTP ${err.status}: ${description}`);
+    return new CustomerRefused(`${where} failed: Dropbox answered HTTP ${err.status}: ${description}`);
   }
   const e = err as Error;
   const cause = (e.cause as Error | undefined)?.message;

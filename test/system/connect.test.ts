@@ -253,6 +253,18 @@ describe('archiver connect', () => {
       "Dropbox refused the code (code doesn't exist or has expired): it is wrong, was already used, or has expired; run archiver connect again",
     );
 
+    // Dropbox fails the check of the new token: nothing is stored.
+    const accountId = emulator.addAccount({ accountId: `dbid:${id}` });
+    emulator.queueFaults(accountId, [{ route: 'users/get_current_account', fault: 500 }]);
+    const unchecked = archiver(['connect', id]);
+    unchecked.type(`${await shownCode(await allow(await unchecked.authorizeUrl(), accountId))}\n`);
+    const uncheckedDone = await unchecked.result;
+    expect(uncheckedDone.code).toBe(1);
+    expect(uncheckedDone.stderr).toContain(
+      'checking the new token with users/get_current_account failed: Dropbox answered HTTP 500',
+    );
+    expect(await storedRefreshToken(id)).toBeNull();
+
     const slow = await run(['connect', id, '--timeout', '2s']);
     expect(slow).toMatchObject({ code: 1, stderr: expect.stringContaining('no code was pasted within 2s') });
     const closed = await run(['connect', id], {}, '');

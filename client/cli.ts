@@ -51,7 +51,10 @@ import {
   MAX_CONCURRENCY_CAP,
   MAX_RATE_CAP,
   MIN_RATE_CAP,
+  listenPort,
+  waitTimeout,
 } from './options.js';
+import { connectCustomer } from './connect.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
 import { readStackFile } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
@@ -311,6 +314,47 @@ program
           );
         }
       }),
+    );
+  });
+
+program
+  .command('connect')
+  .argument('<id>', 'customer id', customerId)
+  .description(
+    "Connect a customer's Dropbox with OAuth 2 (PKCE, offline access): open the URL it prints in a browser signed in to that Dropbox, click Allow, and paste the code Dropbox shows (or, with --redirect-port, let the browser bring it back). The refresh token is checked with Dropbox and stored as reconnect stores it; a customer paused as needs-reauth resumes. Needs DROPBOX_APP_KEY and DROPBOX_APP_SECRET.",
+  )
+  .option(
+    '--redirect-port <port>',
+    "listen on 127.0.0.1:<port> for Dropbox's redirect instead of asking for the code (register http://127.0.0.1:<port>/oauth2/callback in the App Console)",
+    listenPort,
+  )
+  .option(
+    '--timeout <duration>',
+    'how long to wait for Allow (and the pasted code), e.g. 90s or 5m',
+    waitTimeout,
+    300_000,
+  )
+  .action(async (id: string, opts: { redirectPort?: number; timeout: number }) => {
+    const config = cliConfig();
+    const result = await withDb((db) =>
+      withClient((client) =>
+        connectCustomer(
+          {
+            db,
+            temporal: client,
+            app: config.dropboxApp,
+            apiBase: config.dropboxApiBase,
+            requestTimeoutMs: config.dropboxTimeoutMs,
+            input: process.stdin,
+            say: (line) => console.log(line),
+          },
+          id,
+          { redirectPort: opts.redirectPort, timeoutMs: opts.timeout },
+        ),
+      ),
+    );
+    console.log(
+      `${id}: connected to the Dropbox of ${result.displayName} <${result.email}> (account ${result.accountId}); ${result.state === undefined ? `stored; start archiving with: archiver start ${id}` : `stored; state ${result.state}`}`,
     );
   });
 

@@ -118,3 +118,19 @@ export function buildId(value: string): string {
     );
   return value;
 }
+
+/** A TCP port to listen on, 1-65535. */
+export function listenPort(value: string): number {
+  return checked(rangeSchema(WHOLE, 1, 65535), '--redirect-port', 'a port number from 1 to 65535', value);
+}
+
+const WAIT_UNITS_MS = { s: 1000, m: 60_000 } as const;
+
+/** How long to wait for a person: whole seconds or minutes, e.g. 90s or 5m, at most an hour. */
+export function waitTimeout(value: string): number {
+  const m = /^(\d+)(s|m)$/.exec(value);
+  const ms = m ? Number(m[1]) * WAIT_UNITS_MS[m[2] as keyof typeof WAIT_UNITS_MS] : NaN;
+  if (!(ms >= 1000 && ms <= 3_600_000))
+    throw new InvalidArgumentError('--timeout must be a duration from 1s to 60m, like 90s or 5m.');
+  return ms;
+}

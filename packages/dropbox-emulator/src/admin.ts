@@ -28,7 +28,8 @@ function str(input: Record<string, unknown>, name: string): string {
  *   GET  stats | POST stats/reset      request counts by route/status/account, tokens, bytes, commits
  *   GET  sessions[?account=ID|?id=SID] upload sessions with offsets and bytes received
  *   POST accounts {token?, accountId?, refreshToken?, appKey?, scopes?, name?, email?, config?}
- *   POST apps {key, secret}            register an OAuth app
+ *   POST apps {key, secret, name?}     register an OAuth app (name: shown on /oauth2/authorize)
+ *   POST sign-in {account}             the account /oauth2/authorize shows as signed in (null: none)
  *   POST codes {accountId, appKey?, scopes?, redirectUri?} → {code}
  *   POST rate {uploadsPerSecond}       global per-token rate (null = unlimited)
  *   GET  config[?account=ID] | POST config {account?, ...AccountConfig}
@@ -79,12 +80,23 @@ export async function handleAdmin(
         return sendJson(res, 200, { token: input['token'], accountId: id, refreshToken: input['refreshToken'] });
       }
       case 'POST /__admin/apps':
-        emulator.addApp({ key: input['key'] as string, secret: input['secret'] as string });
+        emulator.addApp({
+          key: input['key'] as string,
+          secret: input['secret'] as string,
+          ...(input['name'] === undefined ? {} : { name: input['name'] as string }),
+        });
         return sendJson(res, 200, { key: input['key'] });
       case 'POST /__admin/codes':
         return sendJson(res, 200, {
           code: emulator.mintAuthorizationCode({ ...input, accountId: str(input, 'accountId') }),
         });
+      case 'POST /__admin/sign-in': {
+        const account = input['account'];
+        if (account !== null && (typeof account !== 'string' || account === ''))
+          return fail(400, 'account must be a non-empty string or null');
+        emulator.signIn(account ?? undefined);
+        return sendJson(res, 200, { account });
+      }
       case 'POST /__admin/rate': {
         const rate = input['uploadsPerSecond'];
         if (rate !== null && typeof rate !== 'number')

@@ -1,10 +1,14 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuthorizationCodeInit } from './types.js';
 import { newOpaqueId } from './wire.js';
 
 /** Every scope the emulated routes check; a token without an explicit list has them all. */
 export const ALL_SCOPES = ['account_info.read', 'files.content.read', 'files.content.write', 'files.metadata.read'];
-const CODE_TTL_MS = 10 * 60 * 1000;
+export const DEFAULT_CODE_TTL_SECONDS = 10 * 60;
+/** RFC 7636 §4.1: 43-128 unreserved characters. */
+const CODE_VERIFIER_PATTERN = /^[A-Za-z0-9\-._~]{43,128}$/;
+/** RFC 7636 §4.2: base64url of a SHA-256 digest, without padding. */
+export const CODE_CHALLENGE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 /** What a refresh token may contain; anything else is "malformed", not merely unknown. */
 const REFRESH_TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]+=*$/;
 /** Registered ones must also survive the SDK's unencoded query string ("+" would turn into a space). */
@@ -32,6 +36,8 @@ interface CodeInfo {
   appKey: string;
   scopes: string[] | undefined;
   redirectUri: string | undefined;
+  codeChallenge: string | undefined;
+  offline: boolean;
   expiresAtMs: number;
 }
 
@@ -40,6 +46,17 @@ export interface TokenOutcome {
   body: Record<string, unknown>;
   /** The account the refresh token or code belongs to, when known (for per-account counts and faults). */
   accountId: string | undefined;
+}
+
+/** The S256 code challenge of a PKCE code verifier. */
+export function s256Challenge(verifier: string): string {
+  return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** A stable numeric user id ("uid" in token answers) for an account id. */
@@ -56,14 +73,31 @@ function checkKey(what: string, value: unknown): string {
 /** Apps, refresh tokens, access tokens and authorization codes, as /oauth2/token and the API see them. */
 export class TokenRegistry {
   private readonly apps = new Map<string, string>();
+  private readonly appNames = new Map<string, string>();
   readonly access = new Map<string, AccessTokenInfo>();
   private readonly refresh = new Map<string, RefreshInfo>();
   private readonly codes = new Map<string, CodeInfo>();
 
-  constructor(public ttlSeconds: number) {}
+  constructor(
+    public ttlSeconds: number,
+    private readonly codeTtlSeconds = DEFAULT_CODE_TTL_SECONDS,
+  ) {}
 
-  addApp(key: unknown, secret: unknown): void {
-    this.apps.set(checkKey('app key', key), checkKey('app secret', secret));
+  hasApp(key: string): boolean {
+    return this.apps.has(key);
+  }
+
+  addApp(key: unknown, secret: unknown, name?: unknown): void {
+    if (name !== undefined && (typeof name !== 'string' || name.trim() === ''))
+      throw new TypeError(`app name must be a non-empty string, got ${JSON.stringify(name)}`);
+    const app = checkKey('app key', key);
+    this.apps.set(app, checkKey('app secret', secret));
+    this.appNames.set(app, name ?? app);
+  }
+
+  /** The app's display name, for the authorize page; undefined for an unknown app. */
+  appName(key: string): string | undefined {
+    return this.appNames.get(key);
   }
 
   /** The named app, or the only one when none is named. */
@@ -92,12 +126,18 @@ export class TokenRegistry {
   mintCode(init: AuthorizationCodeInit, accountScopes: string[] | undefined): string {
     const code = init.code ?? newOpaqueId(32);
     if (!URL_SAFE.test(code)) throw new TypeError(`code must be URL-safe, got ${JSON.stringify(code)}`);
+    if (init.codeChallenge !== undefined && !CODE_CHALLENGE_PATTERN.test(init.codeChallenge))
+      throw new TypeError(
+        `codeChallenge must be 43 base64url characters (S256), got ${JSON.stringify(init.codeChallenge)}`,
+      );
     this.codes.set(code, {
       accountId: init.accountId,
       appKey: this.resolveApp(init.appKey),
       scopes: init.scopes ?? accountScopes,
       redirectUri: init.redirectUri,
-      expiresAtMs: Date.now() + CODE_TTL_MS,
+      codeChallenge: init.codeChallenge,
+      offline: init.tokenAccessType !== 'online',
+      expiresAtMs: Date.now() + this.codeTtlSeconds * 1000,
     });
     return code;
   }
@@ -171,10 +211,14 @@ export class TokenRegistry {
     const clientId =
       decoded !== undefined ? decoded.slice(0, Math.max(0, decoded.indexOf(':'))) : params.get('client_id');
     const clientSecret = decoded !== undefined ? decoded.slice(decoded.indexOf(':') + 1) : params.get('client_secret');
-    // Dropbox's own wording (seen on real refreshes without a secret, dropbox-sdk-rust#85).
-    if (!clientId || clientSecret === null || clientSecret === '')
+    const verifier = params.get('code_verifier');
+    const hasSecret = clientSecret !== null && clientSecret !== '';
+    // Dropbox's own wording (seen on real refreshes without a secret, dropbox-sdk-rust#85). A code
+    // exchange may prove the client with a PKCE code_verifier instead of the secret.
+    if (!clientId || (!hasSecret && (grant === 'refresh_token' || verifier === null)))
       return fail('invalid request', 'No auth function available for given request');
-    if (this.apps.get(clientId) !== clientSecret) return fail('invalid_client', 'Invalid client_id or client_secret');
+    if (!this.apps.has(clientId) || (hasSecret && this.apps.get(clientId) !== clientSecret))
+      return fail('invalid_client', 'Invalid client_id or client_secret');
 
     if (grant === 'refresh_token') {
       if (!REFRESH_TOKEN_PATTERN.test(refreshToken)) return fail('invalid_grant', 'refresh token is malformed');
@@ -196,11 +240,18 @@ export class TokenRegistry {
     const c = this.codes.get(code);
     if (!c || c.appKey !== clientId || c.expiresAtMs <= Date.now())
       return fail('invalid_grant', "code doesn't exist or has expired");
-    if (c.redirectUri !== undefined && params.get('redirect_uri') !== c.redirectUri)
-      return fail('invalid_grant', 'redirect_uri mismatch');
+    // One attempt per code, as RFC 6749 §4.1.2 asks: a failed exchange burns it too.
     this.codes.delete(code);
-    const newRefresh = newOpaqueId(48);
-    this.refresh.set(newRefresh, { accountId: c.accountId, appKey: c.appKey, scopes: c.scopes, revoked: false });
+    if ((c.redirectUri ?? null) !== params.get('redirect_uri')) return fail('invalid_grant', 'redirect_uri mismatch');
+    if (c.codeChallenge !== undefined || verifier !== null) {
+      if (c.codeChallenge === undefined) return fail('invalid_grant', 'code was not issued with a code_challenge');
+      if (verifier === null) return fail('invalid_grant', 'code_verifier is required for this code');
+      if (!CODE_VERIFIER_PATTERN.test(verifier) || !sameText(s256Challenge(verifier), c.codeChallenge))
+        return fail('invalid_grant', 'invalid code_verifier');
+    }
+    const newRefresh = c.offline ? newOpaqueId(48) : undefined;
+    if (newRefresh !== undefined)
+      this.refresh.set(newRefresh, { accountId: c.accountId, appKey: c.appKey, scopes: c.scopes, revoked: false });
     const access = this.mintAccess(c.accountId, c.scopes, newRefresh);
     return {
       status: 200,
@@ -208,7 +259,7 @@ export class TokenRegistry {
         access_token: access,
         token_type: 'bearer',
         expires_in: this.ttlSeconds,
-        refresh_token: newRefresh,
+        ...(newRefresh === undefined ? {} : { refresh_token: newRefresh }),
         scope: (c.scopes ?? ALL_SCOPES).join(' '),
         uid: uidOf(c.accountId),
         account_id: c.accountId,

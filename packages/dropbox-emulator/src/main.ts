@@ -178,7 +178,7 @@ async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('emulator')
     .description(
-      'Dropbox API emulator for local runs and tests: files/upload, upload sessions (start, append_v2, finish, start_batch, finish_batch[_v2][/check]), download, get_metadata, list_folder, users/get_current_account, /oauth2/token, and an admin API under /__admin/. Shares are probabilities 0..1 and apply to every account.',
+      'Dropbox API emulator for local runs and tests: files/upload, upload sessions (start, append_v2, finish, start_batch, finish_batch[_v2][/check]), download, get_metadata, list_folder, users/get_current_account, /oauth2/token, the /oauth2/authorize page (PKCE, redirect or copy-the-code), and an admin API under /__admin/. Shares are probabilities 0..1 and apply to every account.',
     )
     .option('--port <port>', 'port on 127.0.0.1 (0 = a free port)', '0')
     .option('--rate <uploadsPerSecond>', 'per-token rate limit on upload routes (default: unlimited)')
@@ -244,7 +244,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--seed <n>', 'seed for the fault PRNG (default: random)')
     .addHelpText(
       'after',
-      '\nAdmin API (JSON): GET /__admin/files, /__admin/stats, /__admin/sessions, /__admin/config; POST /__admin/accounts, /__admin/apps, /__admin/codes, /__admin/config, /__admin/faults, /__admin/tokens/expire, /__admin/tokens/revoke, /__admin/rate, /__admin/seed. See src/admin.ts.',
+      '\nAdmin API (JSON): GET /__admin/files, /__admin/stats, /__admin/sessions, /__admin/config; POST /__admin/accounts, /__admin/apps, /__admin/codes, /__admin/config, /__admin/faults, /__admin/tokens/expire, /__admin/tokens/revoke, /__admin/rate, /__admin/seed, /__admin/sign-in. See src/admin.ts.',
     )
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');

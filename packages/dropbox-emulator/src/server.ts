@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { handleAdmin } from './admin.js';
 import { BEARER_TOKEN_PATTERN, handleApi, handleToken, type ApiHost, type Counters } from './api.js';
-import { TokenRegistry } from './auth.js';
+import { DEFAULT_CODE_TTL_SECONDS, TokenRegistry } from './auth.js';
+import { handleAuthorize, type AuthorizeHost } from './authorize.js';
 import { AccountState, emptyAccountStats, type BatchJob, type EmulatorCore } from './context.js';
 import {
   BUILTIN_CONFIG,
@@ -66,12 +67,15 @@ class Emulator implements DropboxEmulator {
   private counters: Counters = { requests: new Map(), uploads: 0, rateLimited: 0, tokenRequests: 0 };
   private readonly core: EmulatorCore;
   private readonly host: ApiHost;
+  private readonly authorizeHost: AuthorizeHost;
+  private signedInAccount: string | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(options: EmulatorOptions) {
     this.limiter = new TokenBucketLimiter(options.uploadsPerSecond);
     this.tokens = new TokenRegistry(
       positive('accessTokenTtlSeconds', options.accessTokenTtlSeconds, DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
+      positive('authorizationCodeTtlSeconds', options.authorizationCodeTtlSeconds, DEFAULT_CODE_TTL_SECONDS),
     );
     this.rng = new Rng(options.seed ?? randomBytes(4).readUInt32BE(0));
     const keepContent = options.keepContent ?? true;
@@ -106,9 +110,16 @@ class Emulator implements DropboxEmulator {
       account: (id) => this.account(id),
       addAccount: (init) => this.addAccount(init),
     };
+    this.authorizeHost = {
+      tokens: this.tokens,
+      accounts: () => [...this.accounts.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      signedIn: () => this.signedInAccount,
+      mintAuthorizationCode: (init) => this.mintAuthorizationCode(init),
+    };
     for (const app of options.apps ?? []) this.addApp(app);
     for (const account of options.accounts ?? []) this.addAccount(account);
     for (const code of options.authorizationCodes ?? []) this.mintAuthorizationCode(code);
+    if (options.signedInAccount !== undefined) this.signIn(options.signedInAccount);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => res.destroy());
     });
@@ -167,7 +178,14 @@ class Emulator implements DropboxEmulator {
   }
 
   addApp(app: EmulatorAppInit): void {
-    this.tokens.addApp(app?.key, app?.secret);
+    this.tokens.addApp(app?.key, app?.secret, app?.name);
+  }
+
+  signIn(accountId: string | undefined): void {
+    if (accountId !== undefined && (typeof accountId !== 'string' || accountId === ''))
+      throw new TypeError(`accountId must be a non-empty string, got ${JSON.stringify(accountId)}`);
+    if (accountId !== undefined) this.account(accountId);
+    this.signedInAccount = accountId;
   }
 
   mintAuthorizationCode(init: AuthorizationCodeInit): string {
@@ -288,6 +306,7 @@ class Emulator implements DropboxEmulator {
       const url = requestUrl(req);
       if (url.pathname.startsWith('/__admin/')) return await handleAdmin(this, req, res, url);
       if (url.pathname === '/oauth2/token') return await handleToken(this.host, req, res, url);
+      if (url.pathname === '/oauth2/authorize') return await handleAuthorize(this.authorizeHost, req, res, url);
       if (url.pathname.startsWith('/2/')) return await handleApi(this.host, req, res, url);
       await readBody(req, { keep: false, hash: false, maxKeep: 0 });
       sendText(res, 404, `Unknown path: ${url.pathname}`);

@@ -95,6 +95,8 @@ export interface EmulatorAccountInit {
 export interface EmulatorAppInit {
   key: string;
   secret: string;
+  /** Shown on the /oauth2/authorize page; defaults to the key. */
+  name?: string;
 }
 
 export interface AuthorizationCodeInit {
@@ -107,6 +109,10 @@ export interface AuthorizationCodeInit {
   redirectUri?: string;
   /** The code itself (URL-safe); unset = a random one. */
   code?: string;
+  /** PKCE: base64url(SHA-256(code_verifier)); when set, the exchange must send the matching code_verifier. */
+  codeChallenge?: string;
+  /** 'online' = the exchange returns no refresh token; unset or 'offline' = it does. */
+  tokenAccessType?: 'offline' | 'online';
 }
 
 export interface EmulatorOptions {
@@ -121,6 +127,13 @@ export interface EmulatorOptions {
   apps?: EmulatorAppInit[];
   /** Authorization codes to accept from the start (each single-use, valid 10 minutes). */
   authorizationCodes?: AuthorizationCodeInit[];
+  /** How long an authorization code stays valid. Default 600. */
+  authorizationCodeTtlSeconds?: number;
+  /**
+   * The account the /oauth2/authorize page starts with as the signed-in one (the person can pick
+   * another from the page's list); unset = the page asks, preselecting the first account.
+   */
+  signedInAccount?: string;
   /** Defaults for every account's AccountConfig. */
   defaults?: AccountConfig;
   /** Lifetime of minted access tokens (expires_in). Default 14400. */
@@ -215,6 +228,8 @@ export interface DropboxEmulator {
   addApp(app: EmulatorAppInit): void;
   /** A single-use authorization code (valid 10 minutes) for grant_type=authorization_code. */
   mintAuthorizationCode(init: AuthorizationCodeInit): string;
+  /** The account /oauth2/authorize shows as signed in (preselected); undefined = none. */
+  signIn(accountId: string | undefined): void;
   /** Merges `patch` into the account's config; returns the effective config. */
   configureAccount(accountId: string, patch: AccountConfig): Required<AccountConfig>;
   /** Merges `patch` into the defaults every account inherits; returns them. */

@@ -11,6 +11,8 @@ import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../dev/search-attributes.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../dev/temporal-server.js';
 import { workflowIdFor } from '../../workflows/names.js';
+import { requireKeyring } from '../../secrets/keyring.js';
+import { startCodecServer, type CodecServer } from '../../temporal/codec-server.js';
 import { launchChromium, testOutputPath } from '../support/browser.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
@@ -45,6 +47,10 @@ let browser: Browser | undefined;
 /** Why Chromium did not start; each test fails with it (a failing beforeAll would report them as skipped). */
 let browserError: Error | undefined;
 let page: Page;
+/** The codec server the operator's browser is pointed at, and the endpoint the UI is given. */
+let codec: CodecServer;
+let codecEndpoint: string;
+const CODEC_TOKEN = 'web-ui-test-codec-token-1234';
 
 beforeAll(async () => {
   // First, so a machine without Chromium fails in seconds, saying how to install it.
@@ -62,6 +68,9 @@ beforeAll(async () => {
   ]);
   if (!server.uiUrl) throw new Error('the Temporal dev server was started without its Web UI');
   uiUrl = server.uiUrl;
+  codec = await startCodecServer({ keyring: requireKeyring(), token: CODEC_TOKEN, origins: [uiUrl] });
+  // The token as the path's first segment: a UI without sign-in sends no Authorization header.
+  codecEndpoint = `${codec.url}/${CODEC_TOKEN}`;
   temporal = await connectTemporal('default', server.address);
   ({ stop: stopWorker } = await startTestWorker(temporal, { db: database.db, dropboxApiBase: emulator.url }));
 
@@ -90,6 +99,12 @@ beforeAll(async () => {
     timezoneId: 'UTC',
     locale: 'en-US',
   });
+  // The UI's codec setting (its "Codec Server" panel keeps it in localStorage), as an operator sets it.
+  // It takes the browser's endpoint over the server's only with overrideRemoteCodecConfiguration.
+  await context.addInitScript((endpoint) => {
+    localStorage.setItem('endpoint', JSON.stringify(endpoint));
+    localStorage.setItem('overrideRemoteCodecConfiguration', 'true');
+  }, codecEndpoint);
   page = await context.newPage();
   page.setDefaultTimeout(UI_TIMEOUT_MS);
   page.setDefaultNavigationTimeout(UI_TIMEOUT_MS);
@@ -98,7 +113,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
   await stopWorker?.();
-  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop(), codec?.close()]);
   await server?.stop();
 });
 
@@ -238,5 +253,43 @@ describe('Temporal Web UI, as an operator uses it', () => {
     const screenshot = await testOutputPath('web-ui-needs-reauth-workflow.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`Web UI screenshot (${reauthId}, User Metadata): ${screenshot}`);
+  }, 120_000);
+});
+
+describe('Temporal Web UI and the codec server', () => {
+  it("shows a customer's input and details as ciphertext without the codec, and readable through it", async () => {
+    requireBrowser();
+    const reauthId = workflowIdFor(reauthCustomer.id);
+    const plain = await browser!.newContext({ viewport: { width: 1600, height: 1000 }, timezoneId: 'UTC' });
+    const bare = await plain.newPage();
+    bare.setDefaultTimeout(UI_TIMEOUT_MS);
+    try {
+      await bare.goto(`${uiUrl}/namespaces/default/workflows/${reauthId}`);
+      await bare.getByRole('heading', { level: 1, name: reauthId }).waitFor();
+      // The workflow's input, as the UI shows it without a codec: the sealed payload's bytes.
+      const main = bare.getByRole('main');
+      await expect.poll(() => main.innerText(), { timeout: UI_TIMEOUT_MS }).toMatch(/Input\s+"[A-Za-z0-9+/=]{60,}"/);
+      expect(await main.innerText()).not.toContain(`"customerId"`);
+      // Its summary and current details (the page above shows them through the codec) are not readable either.
+      await bare.getByRole('tab', { name: 'User Metadata' }).click();
+      await bare.getByRole('heading', { name: 'Current Details' }).waitFor();
+      const metadata = normalized(await main.innerText());
+      expect(metadata).not.toContain(reauthCustomer.name);
+      expect(metadata).not.toContain('invalid_access_token');
+      const without = await testOutputPath('web-ui-without-codec.png');
+      await bare.screenshot({ path: without, fullPage: true });
+      console.log(`Web UI screenshot without the codec: ${without}`);
+    } finally {
+      await plain.close();
+    }
+
+    await page.goto(`${uiUrl}/namespaces/default/workflows/${reauthId}`);
+    await page.getByRole('heading', { level: 1, name: reauthId }).waitFor();
+    await expect
+      .poll(() => page.getByRole('main').innerText(), { timeout: UI_TIMEOUT_MS })
+      .toContain(`"customerId": "${reauthCustomer.id}"`);
+    const withCodec = await testOutputPath('web-ui-with-codec.png');
+    await page.screenshot({ path: withCodec, fullPage: true });
+    console.log(`Web UI screenshot through the codec server: ${withCodec}`);
   }, 120_000);
 });

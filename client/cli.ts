@@ -17,7 +17,8 @@ import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import { loadConfig, loadSecretKeyring, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import type { Keyring } from '../secrets/keyring.js';
 import { EXIT_CONFIGURATION, exitCodeFor, failureMessage } from '../workers/startup.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
@@ -53,7 +54,7 @@ import {
   MIN_RATE_CAP,
 } from './options.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
-import { readStackFile } from './stack-file.js';
+import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
@@ -71,6 +72,14 @@ function cliConfig(): ArchiverConfig {
     delete stack.TEMPORAL_NAMESPACE;
   }
   return loadConfig({ ...stack, ...process.env });
+}
+
+/**
+ * The keyring, for commands that read or write Dropbox tokens: from the environment, else the
+ * development key that `npm start` records in its stack file.
+ */
+function cliKeyring(): Keyring {
+  return loadSecretKeyring(secretKeysEnv());
 }
 
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
@@ -159,6 +168,7 @@ customers
       id: string,
       opts: { name?: string; accessToken?: string; refreshToken?: string; folderRoot?: string; pathTemplate?: string },
     ) => {
+      const keyring = cliKeyring();
       const existing = await withDb(async (db) => {
         const found = await getCustomer(db, id);
         const name = opts.name ?? found?.name;
@@ -168,7 +178,7 @@ customers
           throw new OperatorError(
             `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
           );
-        await upsertCustomer(db, { id, ...opts, name });
+        await upsertCustomer(db, keyring, { id, ...opts, name });
         return found;
       });
       console.log(
@@ -286,6 +296,7 @@ program
   .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', token('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
+    const keyring = cliKeyring();
     await withDb((db) =>
       withClient(async (client) => {
         if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
@@ -294,7 +305,7 @@ program
           throw new OperatorError(
             `customer ${id} has no running archiver workflow to check the credentials with Dropbox; nothing was changed (start it with: archiver start ${id}, then reconnect)`,
           );
-        const candidateId = await storeCandidateCredentials(db, id, opts);
+        const candidateId = await storeCandidateCredentials(db, keyring, id, opts);
         if (candidateId === undefined) throw new OperatorError(`unknown customer "${id}"`);
         try {
           const result = await reconnectCustomer(client, id, candidateId);

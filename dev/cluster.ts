@@ -16,7 +16,9 @@ import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { writeWorkflowBundle } from '../workers/bundle.js';
+import { SECRET_KEYS_FILE_VARIABLE } from '../secrets/keyring.js';
 import { startMediaServer } from './media-server.js';
+import { useDevSecretKeys } from './secret-keys.js';
 import { freePort } from './ports.js';
 import { spawnWorkerProcess } from './worker-process.js';
 import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres } from './postgres.js';
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
+    // With no ARCHIVER_SECRET_KEYS, the workers (which inherit it) and the CLI share the development key in .data/.
+    const devKeys = useDevSecretKeys(log);
     const binaries = await resolveTemporalServer({ log });
     const uiBinary = await resolveTemporalUi({ log });
     rmSync(dir, { recursive: true, force: true });
@@ -121,11 +125,12 @@ async function main(): Promise<void> {
         DROPBOX_API_BASE: emulator.url,
         ARCHIVER_METRICS_ADDRESS: metricsAddress,
         ARCHIVER_WORKFLOW_BUNDLE: bundle,
+        ...(devKeys ? { [SECRET_KEYS_FILE_VARIABLE]: devKeys } : {}),
       };
       workers.push(await startWorker(i, env));
       log(`worker ${i} polling (metrics http://${metricsAddress}/metrics, log ${join(dir, `worker-${i}.log`)})`);
     }
-    const env = `TEMPORAL_ADDRESS=${temporal.address} DATABASE_URL=${databaseUrl} DROPBOX_API_BASE=${emulator.url}`;
+    const env = `TEMPORAL_ADDRESS=${temporal.address} DATABASE_URL=${databaseUrl} DROPBOX_API_BASE=${emulator.url}${devKeys ? ` ${SECRET_KEYS_FILE_VARIABLE}=${devKeys}` : ''}`;
     console.log(
       [
         '',

@@ -3,6 +3,7 @@ import { startCustomer } from '../../client/archiver-client.js';
 import { statusQuery } from '../../workflows/messages.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import { createArchiverWorker } from '../../workers/worker.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { mapLimit } from './slots.js';
 import { WORKER_SLOTS, type DesignContext, type RunningDesign } from './types.js';
 
@@ -14,7 +15,7 @@ export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> 
     connection,
     namespace: 'default',
     taskQueue,
-    activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
+    activities: { db: ctx.db, keyring: loadSecretKeyring(), dropboxApiBase: stack.emulator.url },
     workflowBundle: stack.bundle,
     shutdownGraceMs: 2_000,
     maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { startCustomer } from '../../client/archiver-client.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool } from '../../db/pool.js';
 import { connectClient } from '../../temporal/connection.js';
@@ -130,7 +131,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
     for (const c of o.plan.customers) {
-      await upsertCustomer(db, {
+      await upsertCustomer(db, loadSecretKeyring(), {
         id: c.id,
         name: c.name,
         accessToken: c.token,

@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { startCustomer } from '../../client/archiver-client.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { testKeyring } from './secret-keys.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
@@ -136,7 +137,7 @@ export async function startClusterStack(options: {
       addWorker,
       async seedAndStart(customers, items) {
         for (const id of customers) {
-          await upsertCustomer(db, { id, name: `Cluster ${id}`, accessToken: tokenOf(id) });
+          await upsertCustomer(db, testKeyring(), { id, name: `Cluster ${id}`, accessToken: tokenOf(id) });
           await insertItems(db, id, tokenOf(id), media.url, items, { bytes: 1_000 });
         }
         for (const id of customers) await startCustomer(client, id, `Cluster ${id}`);

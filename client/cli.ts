@@ -54,6 +54,7 @@ import {
   MIN_RATE_CAP,
 } from './options.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
+import { registerRotateSecrets } from './rotate-secrets.js';
 import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 
@@ -448,6 +449,8 @@ deploy
         `${v.buildId}\t${v.status}\t${v.createdAt?.toISOString() ?? '-'}\t${v.currentSince?.toISOString() ?? '-'}`,
       );
   });
+
+registerRotateSecrets(program, withDb, cliKeyring);
 
 pointAtHelp(program, 'archiver');
 

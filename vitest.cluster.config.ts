@@ -8,7 +8,7 @@ export default defineConfig({
     include: ['test/cluster/**/*.test.ts'],
     pool: 'forks',
     maxWorkers: 1,
-    setupFiles: ['test/support/quiet-runtime.ts'],
+    setupFiles: ['test/support/quiet-runtime.ts', 'test/support/secret-keys.ts'],
     testTimeout: 10 * 60_000,
     hookTimeout: 30 * 60_000,
   },

@@ -15,7 +15,7 @@ export default defineConfig({
           // Temporal's native runtime does not work in worker threads; each file gets its own process.
           pool: 'forks',
           globalSetup: ['test/support/global-setup.ts'],
-          setupFiles: ['test/support/quiet-runtime.ts'],
+          setupFiles: ['test/support/quiet-runtime.ts', 'test/support/secret-keys.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
         },

@@ -86,7 +86,8 @@ export function createActivities(deps: ActivityDeps) {
   const fetchSource = deps.fetchSource ?? fetch;
   const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
   const chunkSize = deps.chunkSize ?? 8 * MIB;
-  const tokens = new CustomerTokens({ db, app: deps.dropboxApp, apiBase: deps.dropboxApiBase });
+  const keyring = deps.keyring;
+  const tokens = new CustomerTokens({ db, keyring, app: deps.dropboxApp, apiBase: deps.dropboxApiBase });
   const dropboxTimeouts = { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts };
   const accounts = new DropboxAccounts(tokens, deps.dropboxApiBase, dropboxTimeouts);
 
@@ -133,7 +134,7 @@ export function createActivities(deps: ActivityDeps) {
     try {
       if (options.candidateId !== undefined)
         return await promoteIfAccepted(
-          { db, tokens, apiBase: deps.dropboxApiBase, timeouts: dropboxTimeouts },
+          { db, keyring, tokens, apiBase: deps.dropboxApiBase, timeouts: dropboxTimeouts },
           customerId,
           options.candidateId,
         );

@@ -1,6 +1,7 @@
 // The shapes activities take and return: what workflows, the worker and tests see of them.
 
 import type { Db } from '../db/pool.js';
+import type { Keyring } from '../secrets/keyring.js';
 import type { ItemDescriptor } from '../db/items.js';
 import type { ItemRetryPolicy } from '../db/items.js';
 import type { DropboxTimeouts } from './dropbox/client.js';
@@ -10,6 +11,8 @@ import type { StagedItem } from './session-commit.js';
 
 export interface ActivityDeps {
   db: Db;
+  /** Opens and seals customers' Dropbox tokens in Postgres (db/sealed-tokens.ts); workers/config.ts loads it. */
+  keyring: Keyring;
   /** Where the Dropbox API lives; unset means the real Dropbox. */
   dropboxApiBase?: string | undefined;
   /** The Dropbox app whose secret refreshes customers' tokens. */

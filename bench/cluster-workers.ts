@@ -7,6 +7,8 @@
 import { cpus } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { startClusterStack } from '../test/support/cluster.js';
+// The cluster stack of the tests seeds customers with the tests' keyring, and its workers inherit it.
+import '../test/support/secret-keys.js';
 
 const whole = (min: number, max: number) => (raw: string) => {
   const n = Number(raw);

@@ -12,6 +12,10 @@ import { steady } from './scenarios/steady.js';
 import { warmStart } from './scenarios/warm-start.js';
 import type { ResultRow, Scenario, ScenarioName } from './scenarios/types.js';
 import { startStack } from './stack.js';
+import { useEphemeralSecretKeys } from '../dev/secret-keys.js';
+
+// The bench's databases do not outlive it: its workers seal tokens with a key kept in memory.
+useEphemeralSecretKeys();
 
 const SCENARIOS: Record<ScenarioName, Scenario> = {
   steady,

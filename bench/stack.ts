@@ -1,4 +1,5 @@
 /** Boots the one embedded stack the benchmark runs on: Postgres, Temporal (headless), emulator, media server. */
+import { loadSecretKeyring } from '../workers/config.js';
 import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,6 @@ import { startTemporalDevServer } from '../dev/temporal-server.js';
 import { installRuntime } from '../workers/runtime.js';
 import { WORKFLOWS_PATH } from '../workers/worker.js';
 import { archiverDataConverter, FAILURE_CONVERTER_PATH } from '../temporal/payload-codec.js';
-import { requireKeyring } from '../secrets/keyring.js';
 
 export interface BenchDatabase {
   url: string;
@@ -82,7 +82,7 @@ async function startTemporal(
   cleanups.push(() => connection.close());
   const client = await connectClient(
     { address: server.address, namespace: 'default' },
-    archiverDataConverter(requireKeyring()),
+    archiverDataConverter(loadSecretKeyring()),
   );
   cleanups.push(() => client.connection.close());
   await ensureSearchAttributes(client);

@@ -17,7 +17,8 @@ import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { loadConfig, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import { loadConfig, loadSecretKeyring, requireDatabaseUrl, type ArchiverConfig } from '../workers/config.js';
+import type { Keyring } from '../secrets/keyring.js';
 import { EXIT_CONFIGURATION, exitCodeFor, failureMessage } from '../workers/startup.js';
 import { customerIdOf } from '../workflows/names.js';
 import type { CommitMode } from '../workflows/batch.js';
@@ -56,10 +57,10 @@ import {
 } from './options.js';
 import { connectCustomer } from './connect.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
-import { readStackFile } from './stack-file.js';
+import { registerRotateSecrets } from './rotate-secrets.js';
+import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
-import { requireKeyring } from '../secrets/keyring.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
 const EXIT_NEEDS_ATTENTION = 3;
@@ -78,9 +79,17 @@ function cliConfig(): ArchiverConfig {
   return loadConfig({ ...stack, ...process.env });
 }
 
+/**
+ * The keyring, for commands that read or write Dropbox tokens: from the environment, else the
+ * development key that `npm start` records in its stack file.
+ */
+function cliKeyring(): Keyring {
+  return loadSecretKeyring(secretKeysEnv());
+}
+
 async function withClient<T>(fn: (client: Client, config: ArchiverConfig) => Promise<T>): Promise<T> {
   const config = cliConfig();
-  const client = await connectClient(config.temporal, archiverDataConverter(requireKeyring()));
+  const client = await connectClient(config.temporal, archiverDataConverter(cliKeyring()));
   try {
     return await fn(client, config);
   } finally {
@@ -164,6 +173,7 @@ customers
       id: string,
       opts: { name?: string; accessToken?: string; refreshToken?: string; folderRoot?: string; pathTemplate?: string },
     ) => {
+      const keyring = cliKeyring();
       const existing = await withDb(async (db) => {
         const found = await getCustomer(db, id);
         const name = opts.name ?? found?.name;
@@ -173,7 +183,7 @@ customers
           throw new OperatorError(
             `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
           );
-        await upsertCustomer(db, { id, ...opts, name });
+        await upsertCustomer(db, keyring, { id, ...opts, name });
         return found;
       });
       console.log(
@@ -291,6 +301,7 @@ program
   .option('--access-token <token>', 'a Dropbox access token, for apps without refresh tokens', token('--access-token'))
   .action(async (id: string, opts: { refreshToken?: string; accessToken?: string }) => {
     if (!opts.refreshToken && !opts.accessToken) throw new OperatorError('give --refresh-token (or --access-token)');
+    const keyring = cliKeyring();
     await withDb((db) =>
       withClient(async (client) => {
         if (!(await getCustomer(db, id))) throw new OperatorError(`unknown customer "${id}"`);
@@ -299,7 +310,7 @@ program
           throw new OperatorError(
             `customer ${id} has no running archiver workflow to check the credentials with Dropbox; nothing was changed (start it with: archiver start ${id}, then reconnect)`,
           );
-        const candidateId = await storeCandidateCredentials(db, id, opts);
+        const candidateId = await storeCandidateCredentials(db, keyring, id, opts);
         if (candidateId === undefined) throw new OperatorError(`unknown customer "${id}"`);
         try {
           const result = await reconnectCustomer(client, id, candidateId);
@@ -341,6 +352,7 @@ program
         connectCustomer(
           {
             db,
+            keyring: cliKeyring(),
             temporal: client,
             app: config.dropboxApp,
             apiBase: config.dropboxApiBase,
@@ -483,6 +495,8 @@ deploy
         `${v.buildId}\t${v.status}\t${v.createdAt?.toISOString() ?? '-'}\t${v.currentSince?.toISOString() ?? '-'}`,
       );
   });
+
+registerRotateSecrets(program, withDb, cliKeyring);
 
 pointAtHelp(program, 'archiver');
 

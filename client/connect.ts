@@ -11,6 +11,7 @@ import {
   storeCredentials,
 } from '../db/customers.js';
 import type { Db } from '../db/pool.js';
+import type { Keyring } from '../secrets/keyring.js';
 import { CustomerRefused, isRunning, OperatorError, reconnectCustomer } from './archiver-client.js';
 import { readPastedCode, RedirectListener, type RedirectedCode } from './oauth-code.js';
 
@@ -22,6 +23,8 @@ const DROPBOX_AUTHORIZE = 'https://www.dropbox.com/oauth2/authorize';
 
 export interface ConnectDeps {
   db: Db;
+  /** Seals the refresh token before it is stored. */
+  keyring: Keyring;
   temporal: Client;
   /** Archiver's Dropbox app (DROPBOX_APP_KEY, DROPBOX_APP_SECRET). */
   app: { key: string; secret: string } | undefined;
@@ -103,11 +106,11 @@ async function storeRefreshToken(
   refreshToken: string,
 ): Promise<string | undefined> {
   if (!(await isRunning(deps.temporal, customerId))) {
-    if (!(await storeCredentials(deps.db, customerId, { refreshToken })))
+    if (!(await storeCredentials(deps.db, deps.keyring, customerId, { refreshToken })))
       throw new OperatorError(`unknown customer "${customerId}"`);
     return undefined;
   }
-  const candidateId = await storeCandidateCredentials(deps.db, customerId, { refreshToken });
+  const candidateId = await storeCandidateCredentials(deps.db, deps.keyring, customerId, { refreshToken });
   if (candidateId === undefined) throw new OperatorError(`unknown customer "${customerId}"`);
   try {
     return (await reconnectCustomer(deps.temporal, customerId, candidateId)).state;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SECRET_KEYS_FILE_VARIABLE, SECRET_KEYS_VARIABLE } from '../secrets/keyring.js';
 
 /** The project's root, where `.data/` and `.tools/` live. */
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -28,4 +29,14 @@ export function writeStackFile(values: Record<string, string>, path = STACK_FILE
   writeFileSync(path, `# Written by npm start: the embedded stack it is running.\n${lines.join('\n')}\n`, {
     mode: 0o600,
   });
+}
+
+/**
+ * Where to load the keyring from: this process's environment when it configures the keys, else
+ * the key file the stack of `npm start` records (its development key), if any.
+ */
+export function secretKeysEnv(stack: Record<string, string> = readStackFile()): NodeJS.ProcessEnv {
+  if (process.env[SECRET_KEYS_VARIABLE] || process.env[SECRET_KEYS_FILE_VARIABLE]) return process.env;
+  const file = stack[SECRET_KEYS_FILE_VARIABLE];
+  return file ? { [SECRET_KEYS_FILE_VARIABLE]: file } : process.env;
 }

@@ -1,7 +1,9 @@
 // The SQL of the customer registry, one function per statement.
 
+import type { Keyring } from '../secrets/keyring.js';
 import type { Db } from './pool.js';
 import { validateFolderRoot, validatePathTemplate } from './path-template.js';
+import { sealToken } from './sealed-tokens.js';
 
 export interface CustomerRecord {
   id: string;
@@ -22,8 +24,11 @@ export interface NewCustomer {
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Adds a customer, or updates it if it exists: only the fields given change (a new one gets the defaults). */
-export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<void> {
+/**
+ * Adds a customer, or updates it if it exists: only the fields given change (a new one gets the
+ * defaults). Tokens are sealed under `keyring`'s current key.
+ */
+export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCustomer): Promise<void> {
   if (!CUSTOMER_ID_PATTERN.test(customer.id)) {
     throw new Error(`customer id "${customer.id}" must be 1-64 letters, digits, '-' or '_'`);
   }
@@ -42,8 +47,8 @@ export async function upsertCustomer(db: Db, customer: NewCustomer): Promise<voi
     [
       customer.id,
       customer.name,
-      customer.accessToken ?? null,
-      customer.refreshToken ?? null,
+      sealToken(keyring, customer.id, 'dropbox_access_token', customer.accessToken),
+      sealToken(keyring, customer.id, 'dropbox_refresh_token', customer.refreshToken),
       customer.folderRoot ?? null,
       customer.pathTemplate ?? null,
     ],
@@ -82,11 +87,12 @@ export async function hasDropboxCredentials(db: Db, id: string): Promise<boolean
 
 /**
  * Replaces a customer's Dropbox credentials. A new refresh token drops the cached access token,
- * so the next upload mints one from it.
+ * so the next upload mints one from it. Both are sealed under `keyring`'s current key.
  * @returns false if the customer does not exist
  */
 export async function storeCredentials(
   db: Db,
+  keyring: Keyring,
   id: string,
   credentials: { refreshToken?: string | undefined; accessToken?: string | undefined },
 ): Promise<boolean> {
@@ -98,18 +104,24 @@ export async function storeCredentials(
             throttled_until = NULL
       WHERE id = $1
      RETURNING id`,
-    [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
+    [
+      id,
+      sealToken(keyring, id, 'dropbox_refresh_token', credentials.refreshToken),
+      sealToken(keyring, id, 'dropbox_access_token', credentials.accessToken),
+    ],
   );
   return rows.length === 1;
 }
 
 /**
  * Keeps credentials an operator gave beside the stored ones, for the customer's workflow to check
- * with Dropbox and only then promote (db/tokens.ts). Replaces any earlier candidate.
+ * with Dropbox and only then promote (db/tokens.ts). Replaces any earlier candidate. Sealed under
+ * `keyring`'s current key.
  * @returns the candidate's id, or undefined if the customer does not exist
  */
 export async function storeCandidateCredentials(
   db: Db,
+  keyring: Keyring,
   id: string,
   credentials: { refreshToken?: string | undefined; accessToken?: string | undefined },
 ): Promise<string | undefined> {
@@ -118,7 +130,11 @@ export async function storeCandidateCredentials(
         SET candidate_id = gen_random_uuid(), candidate_refresh_token = $2, candidate_access_token = $3
       WHERE id = $1
      RETURNING candidate_id`,
-    [id, credentials.refreshToken ?? null, credentials.accessToken ?? null],
+    [
+      id,
+      sealToken(keyring, id, 'candidate_refresh_token', credentials.refreshToken),
+      sealToken(keyring, id, 'candidate_access_token', credentials.accessToken),
+    ],
   );
   return row?.candidate_id;
 }

@@ -5,6 +5,7 @@
  * and the demo media server. It keeps nothing between runs: each run starts from empty databases
  * under .data/cluster/.
  */
+import { loadSecretKeyring } from '../workers/config.js';
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
@@ -16,14 +17,15 @@ import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { writeWorkflowBundle } from '../workers/bundle.js';
+import { SECRET_KEYS_FILE_VARIABLE } from '../secrets/keyring.js';
 import { startMediaServer } from './media-server.js';
+import { useDevSecretKeys } from './secret-keys.js';
 import { freePort } from './ports.js';
 import { spawnWorkerProcess } from './worker-process.js';
 import { EMBEDDED_POSTGRES_PASSWORD, startEmbeddedPostgres } from './postgres.js';
 import { resolveTemporalServer, startTemporalCluster } from './temporal-cluster.js';
 import { resolveTemporalUi, startTemporalUi } from './temporal-ui.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
-import { requireKeyring } from '../secrets/keyring.js';
 
 const WORKER_UP_TIMEOUT_MS = 90_000;
 
@@ -76,6 +78,8 @@ async function main(): Promise<void> {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
+    // With no ARCHIVER_SECRET_KEYS, the workers (which inherit it) and the CLI share the development key in .data/.
+    const devKeys = useDevSecretKeys(log);
     const binaries = await resolveTemporalServer({ log });
     const uiBinary = await resolveTemporalUi({ log });
     rmSync(dir, { recursive: true, force: true });
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
     cleanups.push(() => ui.stop());
     const client = await connectClient(
       { address: temporal.address, namespace: 'default' },
-      archiverDataConverter(requireKeyring()),
+      archiverDataConverter(loadSecretKeyring()),
     );
     cleanups.push(() => client.connection.close());
     // A real cluster registers custom search attributes through the operator service.
@@ -126,11 +130,12 @@ async function main(): Promise<void> {
         DROPBOX_API_BASE: emulator.url,
         ARCHIVER_METRICS_ADDRESS: metricsAddress,
         ARCHIVER_WORKFLOW_BUNDLE: bundle,
+        ...(devKeys ? { [SECRET_KEYS_FILE_VARIABLE]: devKeys } : {}),
       };
       workers.push(await startWorker(i, env));
       log(`worker ${i} polling (metrics http://${metricsAddress}/metrics, log ${join(dir, `worker-${i}.log`)})`);
     }
-    const env = `TEMPORAL_ADDRESS=${temporal.address} DATABASE_URL=${databaseUrl} DROPBOX_API_BASE=${emulator.url}`;
+    const env = `TEMPORAL_ADDRESS=${temporal.address} DATABASE_URL=${databaseUrl} DROPBOX_API_BASE=${emulator.url}${devKeys ? ` ${SECRET_KEYS_FILE_VARIABLE}=${devKeys}` : ''}`;
     console.log(
       [
         '',

@@ -2,6 +2,7 @@
 
 import type { Db } from '../db/pool.js';
 import { upsertCustomer } from '../db/customers.js';
+import type { Keyring } from '../secrets/keyring.js';
 import { insertPendingItems, type ItemKind, type NewItem } from '../db/items.js';
 import { syntheticUrl } from './media-server.js';
 
@@ -54,14 +55,14 @@ export interface SeededCustomer {
 }
 
 /** Inserts demo customers and their pending items. */
-export async function seedDemo(db: Db, options: SeedOptions): Promise<SeededCustomer[]> {
+export async function seedDemo(db: Db, keyring: Keyring, options: SeedOptions): Promise<SeededCustomer[]> {
   const prefix = options.prefix ?? 'demo';
   const tokenFor = options.tokenFor ?? ((id: string) => `emu-${id}`);
   const seeded: SeededCustomer[] = [];
   for (let c = 1; c <= options.customers; c++) {
     const id = `${prefix}-${c}`;
     const name = `Demo Customer ${c}`;
-    await upsertCustomer(db, { id, name, accessToken: tokenFor(id) });
+    await upsertCustomer(db, keyring, { id, name, accessToken: tokenFor(id) });
     seeded.push({ id, name });
     for (let start = 0; start < options.itemsPerCustomer; start += ROWS_PER_INSERT) {
       const count = Math.min(ROWS_PER_INSERT, options.itemsPerCustomer - start);

@@ -4,10 +4,10 @@
  * start` is running. A development script: the product never seeds.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { readStackFile } from '../client/stack-file.js';
+import { readStackFile, secretKeysEnv } from '../client/stack-file.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, dbFromPool } from '../db/pool.js';
-import { ConfigError, loadConfig, requireDatabaseUrl } from '../workers/config.js';
+import { ConfigError, loadConfig, loadSecretKeyring, requireDatabaseUrl } from '../workers/config.js';
 import { seedDemo } from './demo-data.js';
 
 function positiveInt(name: string) {
@@ -40,10 +40,11 @@ async function main(): Promise<void> {
     .opts<{ customers: number; items: number; mediaBase: string; prefix: string }>();
 
   const url = requireDatabaseUrl(loadConfig({ ...stack, ...process.env }));
+  const keyring = loadSecretKeyring(secretKeysEnv(stack));
   await migrate(url);
   const pool = createPool(url, 2);
   try {
-    const seeded = await seedDemo(dbFromPool(pool), {
+    const seeded = await seedDemo(dbFromPool(pool), keyring, {
       customers: options.customers,
       itemsPerCustomer: options.items,
       mediaBase: options.mediaBase,

@@ -9,12 +9,14 @@ import { Runtime } from '@temporalio/worker';
 import { Command, InvalidArgumentError } from 'commander';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { listCustomers } from '../db/customers.js';
+import { sealPlaintextTokens } from '../db/sealed-tokens.js';
 import { itemCounts, totalRateLimited } from '../db/item-counts.js';
 import { startCustomer } from '../client/archiver-client.js';
 import { ItemsNotifier } from '../workers/notifier.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient, type TemporalTarget } from '../temporal/connection.js';
-import { loadDevStackConfig } from '../workers/config.js';
+import { loadDevStackConfig, loadSecretKeyring } from '../workers/config.js';
+import { SECRET_KEYS_FILE_VARIABLE } from '../secrets/keyring.js';
 import { exitCodeFor, failureMessage } from '../workers/startup.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 import { workflowIdFor } from '../workflows/names.js';
@@ -28,10 +30,10 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { ProgressDisplay } from './progress.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './search-attributes.js';
 import { seedDemo } from './demo-data.js';
+import { useDevSecretKeys } from './secret-keys.js';
 import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
-import { requireKeyring } from '../secrets/keyring.js';
 
 function positiveNumber(name: string, integer: boolean) {
   return (value: string): number => {
@@ -77,6 +79,9 @@ async function main(): Promise<number> {
   const config = loadDevStackConfig();
   const timeouts = config.databaseTimeouts;
   mkdirSync(DATA_DIR, { recursive: true });
+  // The embedded default of ARCHIVER_SECRET_KEYS: a development key under .data/.
+  useDevSecretKeys(log);
+  const keyring = loadSecretKeyring();
   // The terminal shows progress; the worker's JSON logs go to a file.
   const workerLog = join(DATA_DIR, 'worker.log');
   const metricsAddress = config.metricsAddress;
@@ -133,16 +138,26 @@ async function main(): Promise<number> {
       TEMPORAL_NAMESPACE: namespace,
       DROPBOX_API_BASE: dropboxApiBase ?? '',
       MEDIA_BASE: media.url,
+      // The CLI and `npm run seed` in another terminal seal and open tokens with the same keys; never the keys themselves.
+      ...(process.env[SECRET_KEYS_FILE_VARIABLE]
+        ? { [SECRET_KEYS_FILE_VARIABLE]: process.env[SECRET_KEYS_FILE_VARIABLE] }
+        : {}),
     });
 
     // Pool trouble goes to the worker's log, not over the progress display.
     const pool = createPool(databaseUrl, 20, Runtime.instance().logger, timeouts);
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
+    const sealed = await sealPlaintextTokens(db, keyring);
+    if (sealed > 0) log(`sealed the plaintext Dropbox tokens of ${sealed} customers from an earlier run`);
     let customers = await listCustomers(db, { activeOnly: true });
     if (customers.length === 0) {
       log(`seeding ${options.customers} demo customers × ${options.items} items…`);
-      await seedDemo(db, { customers: options.customers, itemsPerCustomer: options.items, mediaBase: media.url });
+      await seedDemo(db, keyring, {
+        customers: options.customers,
+        itemsPerCustomer: options.items,
+        mediaBase: media.url,
+      });
       customers = await listCustomers(db, { activeOnly: true });
     } else {
       log(`resuming ${customers.length} customers from .data/ (delete .data/ to start over)`);
@@ -150,11 +165,11 @@ async function main(): Promise<number> {
 
     const connection = await connectWorker(temporal);
     cleanups.push(() => connection.close());
-    const dataConverter = archiverDataConverter(requireKeyring());
+    const dataConverter = archiverDataConverter(keyring);
     const worker = await createArchiverWorker({
       connection,
       namespace,
-      activities: { db, dropboxApiBase },
+      activities: { db, keyring, dropboxApiBase },
       dataConverter,
       shutdownGraceMs: 10_000,
     });

@@ -100,17 +100,3 @@ export function generateKeyEntry(id: string): string {
 export function derivedKey(key: SecretKey, purpose: KeyPurpose): Buffer {
   return Buffer.from(hkdfSync('sha256', key.material, Buffer.alloc(0), `archiver ${purpose} v1`, KEY_BYTES));
 }
-
-/**
- * The configured keyring.
- * @throws SecretKeysInvalid naming ARCHIVER_SECRET_KEYS when no keyring is configured, or as loadKeyring
- */
-export function requireKeyring(env: NodeJS.ProcessEnv = process.env): Keyring {
-  const keyring = loadKeyring(env);
-  if (!keyring)
-    throw new SecretKeysInvalid(
-      `${SECRET_KEYS_VARIABLE} is not set: it holds the keys that seal Dropbox tokens and Temporal payloads ` +
-        `("<id>:<base64 of 32 bytes>", e.g. from \`openssl rand -base64 32\`), or set ${SECRET_KEYS_FILE_VARIABLE} to a file of them`,
-    );
-  return keyring;
-}

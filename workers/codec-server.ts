@@ -2,9 +2,9 @@
  * `npm run codec-server`: opens Archiver's sealed Temporal payloads for the Web UI and the
  * `temporal` CLI, for whoever holds its bearer token. Configured from the environment.
  */
+import { loadSecretKeyring } from './config.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { requireKeyring } from '../secrets/keyring.js';
 import { startCodecServer } from '../temporal/codec-server.js';
 
 const USAGE = `usage: npm run codec-server
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const address = parsed.data.ARCHIVER_CODEC_ADDRESS;
   const colon = address.lastIndexOf(':');
   const server = await startCodecServer({
-    keyring: requireKeyring(),
+    keyring: loadSecretKeyring(),
     token: tokenFrom(parsed.data),
     origins: parsed.data.ARCHIVER_CODEC_ORIGINS,
     host: address.slice(0, colon),

@@ -1,6 +1,13 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PostgresTimeouts } from '../db/pool.js';
+import {
+  loadKeyring,
+  SECRET_KEYS_FILE_VARIABLE,
+  SECRET_KEYS_VARIABLE,
+  SecretKeysInvalid,
+  type Keyring,
+} from '../secrets/keyring.js';
 import { loadTemporalProfile, TemporalProfileError, type TemporalTarget } from '../temporal/connection.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
 import {
@@ -283,4 +290,25 @@ export function requireDatabaseUrl(config: ArchiverConfig): string {
     );
   }
   return config.databaseUrl;
+}
+
+/**
+ * The keyring that seals customers' Dropbox tokens in Postgres (and that anything else the worker
+ * encrypts derives its key from), from ARCHIVER_SECRET_KEYS or ARCHIVER_SECRET_KEYS_FILE. The
+ * worker and every command that reads or writes tokens load it here, once, at start-up.
+ * @throws ConfigError naming the variable when neither is set, or the keys are malformed (never echoing a key)
+ */
+export function loadSecretKeyring(env: NodeJS.ProcessEnv = process.env): Keyring {
+  let keyring: Keyring | undefined;
+  try {
+    keyring = loadKeyring(env);
+  } catch (err) {
+    if (err instanceof SecretKeysInvalid) throw invalid(err.message);
+    throw err;
+  }
+  if (!keyring)
+    throw new ConfigError(
+      `${SECRET_KEYS_VARIABLE} is not set: it holds the keys that encrypt Dropbox tokens in Postgres and payloads in Temporal ("<id>:<base64 of 32 bytes>", first is current; generate a key with \`openssl rand -base64 32\`), or set ${SECRET_KEYS_FILE_VARIABLE} to a file holding them. \`npm start\` makes a development key by itself.`,
+    );
+  return keyring;
 }

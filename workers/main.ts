@@ -3,11 +3,11 @@ import { Runtime } from '@temporalio/worker';
 import { createPool, dbFromPool } from '../db/pool.js';
 import { ItemsNotifier } from './notifier.js';
 import { migrate } from '../db/migrate.js';
-import { requireKeyring } from '../secrets/keyring.js';
+import { sealPlaintextTokens } from '../db/sealed-tokens.js';
 import { connectClient } from '../temporal/connection.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
-import { loadConfig, requireDatabaseUrl } from './config.js';
+import { loadConfig, loadSecretKeyring, requireDatabaseUrl } from './config.js';
 import { exitCodeFor, failureMessage, StartupCancelled, whenAvailable } from './startup.js';
 import { installRuntime } from './runtime.js';
 import { connectWorker, createArchiverWorker } from './worker.js';
@@ -16,9 +16,11 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // No keyring, no worker: it could neither open nor seal a customer's Dropbox tokens.
+  const keyring = loadSecretKeyring();
   installRuntime({ logLevel: config.logLevel, metricsAddress: config.metricsAddress });
   const databaseUrl = requireDatabaseUrl(config);
-  const dataConverter = archiverDataConverter(requireKeyring());
+  const dataConverter = archiverDataConverter(keyring);
   const logger = Runtime.instance().logger;
   // Until the worker runs (then Temporal's runtime takes signals over), a signal ends the wait.
   const stopWaiting = new AbortController();
@@ -32,6 +34,10 @@ async function main(): Promise<void> {
   };
   await whenAvailable(() => migrate(databaseUrl, config.databaseTimeouts), wait);
   const pool = createPool(databaseUrl, 20, logger, config.databaseTimeouts);
+  const db = dbFromPool(pool);
+  // Tokens written before they were sealed at rest (migration 007) are sealed now; SQL cannot.
+  const sealed = await sealPlaintextTokens(db, keyring);
+  logger.info('sealed plaintext Dropbox tokens at rest', { customers: sealed, keyId: keyring.current.id });
   const connection = await whenAvailable(() => connectWorker(config.temporal), wait);
   const client = await whenAvailable(() => connectClient(config.temporal, dataConverter), wait);
   const notifier = new ItemsNotifier({
@@ -54,7 +60,8 @@ async function main(): Promise<void> {
       connection,
       namespace: config.temporal.namespace,
       activities: {
-        db: dbFromPool(pool),
+        db,
+        keyring,
         dropboxApiBase: config.dropboxApiBase,
         dropboxApp: config.dropboxApp,
         itemRetry: config.itemRetry,

@@ -2,14 +2,16 @@ import type { Db } from '../../db/pool.js';
 import { clearCandidateCredentials } from '../../db/customers.js';
 import { PostgresError } from '../../db/errors.js';
 import { loadCandidate, promoteCandidate } from '../../db/tokens.js';
+import type { Keyring } from '../../secrets/keyring.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../../workflows/failures.js';
 import type { ClassifiedFailure } from '../failure.js';
 import { createDropboxClient, type DropboxTimeouts } from './client.js';
 import { classifyDropboxError, DropboxFailure } from './errors.js';
-import type { CustomerTokens } from './tokens.js';
+import { readingTokens, type CustomerTokens } from './tokens.js';
 
 export interface CandidateCheckDeps {
   db: Db;
+  keyring: Keyring;
   tokens: CustomerTokens;
   apiBase: string | undefined;
   timeouts: DropboxTimeouts;
@@ -30,7 +32,7 @@ export async function promoteIfAccepted(
   candidateId: string,
 ): Promise<{ accountId: string }> {
   try {
-    const candidate = await loadCandidate(deps.db, customerId, candidateId);
+    const candidate = await readingTokens(loadCandidate(deps.db, deps.keyring, customerId, candidateId));
     if (!candidate) throw revoked('the credentials to check are gone (another reconnect replaced them)');
     const accountOf = async (accessToken: string): Promise<string> =>
       (
@@ -49,7 +51,7 @@ export async function promoteIfAccepted(
       if ((await accountOf(candidate.accessToken)) !== accountId)
         throw revoked('the access token and the refresh token belong to different Dropbox accounts');
     }
-    if (!(await promoteCandidate(deps.db, customerId, candidateId, access)))
+    if (!(await promoteCandidate(deps.db, deps.keyring, customerId, candidateId, candidate.refreshToken, access)))
       throw revoked('the credentials to check are gone (another reconnect replaced them)');
     return { accountId };
   } catch (err) {

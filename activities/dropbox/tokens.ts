@@ -1,6 +1,8 @@
 import { FailureType } from '../../workflows/failures.js';
 import type { Db } from '../../db/pool.js';
+import { TokenUnreadable } from '../../db/sealed-tokens.js';
 import { loadTokens, lockTokens, storeAccessToken, type StoredTokens } from '../../db/tokens.js';
+import type { Keyring } from '../../secrets/keyring.js';
 import { DropboxFailure } from './errors.js';
 
 /** The Dropbox app Archiver is registered as; its secret refreshes customers' tokens. */
@@ -11,6 +13,7 @@ export interface DropboxApp {
 
 export interface CustomerTokensDeps {
   db: Db;
+  keyring: Keyring;
   app?: DropboxApp | undefined;
   /** Where Dropbox lives; unset means the real Dropbox. */
   apiBase?: string | undefined;
@@ -25,6 +28,23 @@ function usable(tokens: StoredTokens, now = Date.now()): tokens is StoredTokens 
   return (
     tokens.accessToken !== null && (tokens.expiresAt === null || tokens.expiresAt.getTime() - now > EXPIRY_MARGIN_MS)
   );
+}
+
+/**
+ * A stored token the keyring cannot open is as unusable as a revoked one: the customer pauses as
+ * needs-reauth with the reason (which names the key id, never a token), until an operator adds
+ * the key to ARCHIVER_SECRET_KEYS and resumes it, or reconnects it.
+ */
+export async function readingTokens<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    if (!(err instanceof TokenUnreadable)) throw err;
+    throw new DropboxFailure(
+      { type: FailureType.AuthRevoked, message: `${err.message}; add that key or reconnect the customer` },
+      { cause: err },
+    );
+  }
 }
 
 /**
@@ -43,7 +63,7 @@ export class CustomerTokens {
 
   /** A token that is valid now, refreshing it first if it is missing or about to expire. */
   async accessToken(customerId: string): Promise<string> {
-    const tokens = await loadTokens(this.deps.db, customerId);
+    const tokens = await readingTokens(loadTokens(this.deps.db, this.deps.keyring, customerId));
     if (!tokens)
       throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
     if (usable(tokens)) return tokens.accessToken;
@@ -66,7 +86,7 @@ export class CustomerTokens {
 
   private refreshLocked(customerId: string, rejected: string | null): Promise<string> {
     return this.deps.db.transaction(async (tx) => {
-      const tokens = await lockTokens(tx, customerId);
+      const tokens = await readingTokens(lockTokens(tx, this.deps.keyring, customerId));
       if (!tokens)
         throw new DropboxFailure({ type: FailureType.AuthRevoked, message: `customer ${customerId} does not exist` });
       // Another worker refreshed while we waited for the lock.
@@ -78,7 +98,7 @@ export class CustomerTokens {
         });
       }
       const { accessToken, expiresInS } = await this.mint(tokens.refreshToken);
-      await storeAccessToken(tx, customerId, accessToken, expiresInS);
+      await storeAccessToken(tx, this.deps.keyring, customerId, accessToken, expiresInS);
       return accessToken;
     });
   }

@@ -4,6 +4,7 @@ import { msToNumber } from '@temporalio/common/lib/time.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities/index.js';
 import type { LeasedBatch } from '../../activities/types.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { NON_RETRYABLE_FAILURES } from '../../workflows/failures.js';
 import type { DesignContext } from './types.js';
 
@@ -18,7 +19,7 @@ export interface BaselineActivities {
 }
 
 export function baselineActivities(ctx: DesignContext): BaselineActivities {
-  const acts = createActivities({ db: ctx.db, dropboxApiBase: ctx.stack.emulator.url });
+  const acts = createActivities({ db: ctx.db, keyring: loadSecretKeyring(), dropboxApiBase: ctx.stack.emulator.url });
   const env = new MockActivityEnvironment({ attempt: 1 }, { logger: silent });
   return {
     fetchBatch: (customerId, limit) => env.run(acts.fetchBatch, customerId, limit),

@@ -3,10 +3,10 @@ import { startCustomer } from '../../client/archiver-client.js';
 import { statusQuery } from '../../workflows/messages.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import { createArchiverWorker } from '../../workers/worker.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { mapLimit } from './slots.js';
 import { WORKER_SLOTS, type DesignContext, type RunningDesign } from './types.js';
 import { archiverDataConverter } from '../../temporal/payload-codec.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 
 export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> {
   const { stack } = ctx;
@@ -16,9 +16,9 @@ export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> 
     connection,
     namespace: 'default',
     taskQueue,
-    activities: { db: ctx.db, dropboxApiBase: stack.emulator.url },
+    activities: { db: ctx.db, keyring: loadSecretKeyring(), dropboxApiBase: stack.emulator.url },
     workflowBundle: stack.bundle,
-    dataConverter: archiverDataConverter(requireKeyring()),
+    dataConverter: archiverDataConverter(loadSecretKeyring()),
     shutdownGraceMs: 2_000,
     maxConcurrentActivityTaskExecutions: ctx.slots ?? WORKER_SLOTS,
   });

@@ -4,6 +4,7 @@
  * from /proc without the emulator, Postgres or the benchmark's clients. It polls the production
  * task queue in a namespace of its own and wakes customers with its own notifier (LISTEN/NOTIFY).
  */
+import { loadSecretKeyring } from '../../workers/config.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,6 @@ import { percentile, round } from '../metrics.js';
 import { SCALE_NAMESPACE } from '../stack.js';
 import type { ResultRow, Scenario } from './types.js';
 import { archiverDataConverter } from '../../temporal/payload-codec.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -188,7 +188,7 @@ export const scale: Scenario = async (stack, { quick, designs, log }) => {
   await createCustomers(database.db, stack.emulator, ids, null);
   const client = await connectClient(
     { address: stack.temporal.address, namespace: SCALE_NAMESPACE },
-    archiverDataConverter(requireKeyring()),
+    archiverDataConverter(loadSecretKeyring()),
   );
   let worker: WorkerProcess | undefined;
   try {

@@ -1,8 +1,8 @@
 import { connectClient } from '../../temporal/connection.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import type { PlannedCustomer } from './plan.js';
 import { archiverDataConverter } from '../../temporal/payload-codec.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 import type { Payload } from '@temporalio/common';
 import { decodePayload } from '../support/stack.js';
 
@@ -26,7 +26,7 @@ function time(t: { seconds?: unknown } | null | undefined): string {
  * drain that did not finish.
  */
 export async function pendingActivities(address: string, customers: PlannedCustomer[]): Promise<string[]> {
-  const client = await connectClient({ address, namespace: 'default' }, archiverDataConverter(requireKeyring()));
+  const client = await connectClient({ address, namespace: 'default' }, archiverDataConverter(loadSecretKeyring()));
   const lines: string[] = [];
   try {
     for (const customer of customers) {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { startCustomer } from '../../client/archiver-client.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { loadSecretKeyring } from '../../workers/config.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool } from '../../db/pool.js';
 import { connectClient } from '../../temporal/connection.js';
@@ -22,7 +23,6 @@ import { writeWorkflowBundle } from '../../workers/bundle.js';
 import { WorkerSupervisor, type WorkerExit } from './supervisor.js';
 import { failedChecks, verifyOutcome, type Verification } from './verify.js';
 import { archiverDataConverter } from '../../temporal/payload-codec.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 
 /** Emulator fault shares for the whole chaos drain; see packages/dropbox-emulator (Faults). */
 export interface EmulatorFaults {
@@ -132,7 +132,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     cleanups.push(() => pool.end());
     const db = dbFromPool(pool);
     for (const c of o.plan.customers) {
-      await upsertCustomer(db, {
+      await upsertCustomer(db, loadSecretKeyring(), {
         id: c.id,
         name: c.name,
         accessToken: c.token,
@@ -161,7 +161,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     await workers.waitAllUp(WORKERS_UP_TIMEOUT_MS);
     const client = await connectClient(
       { address: temporal.address, namespace: 'default' },
-      archiverDataConverter(requireKeyring()),
+      archiverDataConverter(loadSecretKeyring()),
     );
     try {
       for (const c of o.plan.customers) await startCustomer(client, c.id, c.name);

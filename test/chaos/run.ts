@@ -4,6 +4,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_EMULATOR_FAULTS, DEFAULT_OPTIONS, runChaos, type ChaosOptions } from './chaos.js';
 import type { EmulatorFaults } from './phase.js';
 import { SOURCE_FAULT_NAMES, type SourceFaultName } from './plan.js';
+import { useEphemeralSecretKeys } from '../../dev/secret-keys.js';
+
+// Each phase's database is thrown away: its workers seal tokens with a key kept in memory.
+useEphemeralSecretKeys();
 
 /** Emulator faults by name, each the share field(s) it turns on. */
 const EMULATOR_FAULTS: Record<string, (keyof EmulatorFaults)[]> = {

@@ -1,9 +1,8 @@
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator, type EmulatorOptions } from 'dropbox-emulator';
-import type { ActivityDeps } from '../../activities/types.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
-import { startTestWorker } from './harness.js';
+import { startTestWorker, type TestActivityDeps } from './harness.js';
 import type { ProcessTestNamespace } from './namespaces.js';
 import { connectTemporal, freshDatabase, type TestDatabase, type TestTemporal } from './stack.js';
 
@@ -25,7 +24,7 @@ export interface ArchiverStackOptions {
    * stack's database and emulator; false for none (the file runs worker processes itself).
    * @default {}
    */
-  worker?: Partial<ActivityDeps> | false;
+  worker?: Partial<TestActivityDeps> | false;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { startCustomer } from '../../client/archiver-client.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { testKeyring } from './secret-keys.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
@@ -22,7 +23,6 @@ import { workflowIdFor } from '../../workflows/names.js';
 import { insertItems } from './items.js';
 import { spawnWorkerProcess, type WorkerProcess } from './worker-process.js';
 import { archiverDataConverter } from '../../temporal/payload-codec.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 
 export const tokenOf = (id: string) => `cluster-token-${id}`;
 
@@ -81,7 +81,7 @@ export async function startClusterStack(options: {
     cleanups.push(() => temporal.stop());
     const client = await connectClient(
       { address: temporal.address, namespace: 'default' },
-      archiverDataConverter(requireKeyring()),
+      archiverDataConverter(testKeyring()),
     );
     cleanups.push(() => client.connection.close());
     await ensureSearchAttributes(client);
@@ -141,7 +141,7 @@ export async function startClusterStack(options: {
       addWorker,
       async seedAndStart(customers, items) {
         for (const id of customers) {
-          await upsertCustomer(db, { id, name: `Cluster ${id}`, accessToken: tokenOf(id) });
+          await upsertCustomer(db, testKeyring(), { id, name: `Cluster ${id}`, accessToken: tokenOf(id) });
           await insertItems(db, id, tokenOf(id), media.url, items, { bytes: 1_000 });
         }
         for (const id of customers) await startCustomer(client, id, `Cluster ${id}`);

@@ -6,6 +6,7 @@ import { temporal as proto } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities/types.js';
+import { testKeyring } from './secret-keys.js';
 import { archiveCustomer } from '../../workflows/archive-customer.js';
 import { statusQuery, type ArchiveCustomerInput, type CustomerStatus } from '../../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
@@ -14,16 +15,19 @@ import { eventually, testDataConverter, workflowBundle, type TestTemporal } from
 
 export const HISTORIES_DIR = new URL('../replay/histories/', import.meta.url);
 
+/** Activity dependencies for a test worker: the keyring defaults to the tests' own. */
+export type TestActivityDeps = Omit<ActivityDeps, 'keyring'> & Partial<Pick<ActivityDeps, 'keyring'>>;
+
 /** An in-process worker on the test file's own task queue, with the real workflow bundle. */
 export async function startTestWorker(
   temporal: TestTemporal,
-  activities: ActivityDeps,
+  activities: TestActivityDeps,
 ): Promise<{ worker: Worker; stop: () => Promise<void> }> {
   const worker = await createArchiverWorker({
     connection: temporal.connection,
     namespace: temporal.namespace,
     taskQueue: temporal.taskQueue,
-    activities,
+    activities: { keyring: testKeyring(), ...activities },
     workflowBundle: await workflowBundle(),
     dataConverter: testDataConverter(),
     shutdownGraceMs: 2_000,

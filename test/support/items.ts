@@ -1,5 +1,6 @@
 import type { Db } from '../../db/pool.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { testKeyring } from './secret-keys.js';
 import type { ItemKind } from '../../db/items.js';
 import { syntheticContent, syntheticUrl } from '../../dev/media-server.js';
 
@@ -19,7 +20,7 @@ export async function insertItems(
   count: number,
   spec: TestItemSpec = {},
 ): Promise<string[]> {
-  await upsertCustomer(db, { id: customerId, name: `Customer ${customerId}`, accessToken: token });
+  await upsertCustomer(db, testKeyring(), { id: customerId, name: `Customer ${customerId}`, accessToken: token });
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const kind = spec.kind ?? 'voicemail';

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { testKeyring } from './secret-keys.js';
 import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -6,7 +7,6 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, dbFromPool, type Db } from '../../db/pool.js';
 import { migrate } from '../../db/migrate.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 import { archiverDataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH } from '../../temporal/payload-codec.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
 import type { ProcessTestNamespace } from './namespaces.js';
@@ -75,12 +75,12 @@ export async function connectTemporal(
 
 /** The data converter every Archiver client and worker uses, under the suite's keyring (ARCHIVER_SECRET_KEYS). */
 export function testDataConverter(): DataConverter {
-  return archiverDataConverter(requireKeyring());
+  return archiverDataConverter(testKeyring());
 }
 
 /** A payload of a raw history, opened with the suite's keyring and converted back to its value. */
 export async function decodePayload<T>(payload: Payload): Promise<T> {
-  const [opened] = await new EncryptionCodec(requireKeyring()).decode([payload]);
+  const [opened] = await new EncryptionCodec(testKeyring()).decode([payload]);
   return defaultPayloadConverter.fromPayload<T>(opened as Payload);
 }
 

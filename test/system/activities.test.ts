@@ -6,6 +6,7 @@ import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { failureOf, runActivity } from '../support/activity-env.js';
 import { expectedContent, insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+import { testKeyring } from '../support/secret-keys.js';
 
 let database: TestDatabase;
 let emulator: DropboxEmulator;
@@ -19,7 +20,12 @@ beforeAll(async () => {
     startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'acct' }] }),
     startMediaServer(),
   ]);
-  activities = createActivities({ db: database.db, dropboxApiBase: emulator.url, leaseTtlMs: 60_000 });
+  activities = createActivities({
+    db: database.db,
+    keyring: testKeyring(),
+    dropboxApiBase: emulator.url,
+    leaseTtlMs: 60_000,
+  });
 });
 afterAll(async () => {
   await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);

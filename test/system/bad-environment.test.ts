@@ -212,6 +212,11 @@ describe('the worker with a bad environment', () => {
       env: () => ({ DATABASE_URL: databaseUrl({ password: PASSWORD }) }),
       named: [/Postgres at \S+ \(DATABASE_URL\) rejected the user or password/],
     },
+    {
+      name: 'ARCHIVER_SECRET_KEYS with a key of 16 bytes',
+      env: () => ({ ARCHIVER_SECRET_KEYS: `k1:${Buffer.alloc(16, 7).toString('base64')}` }),
+      named: [/ARCHIVER_SECRET_KEYS, entry 1 \(key id k1\): the key must be 32 bytes/],
+    },
   ];
 
   it.each(cases)('$name: exits 2 at once, naming it', async ({ env, named }) => {

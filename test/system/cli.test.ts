@@ -6,7 +6,9 @@ import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { itemsAvailableSignal } from '../../workflows/messages.js';
 import { TASK_QUEUE, workflowIdFor } from '../../workflows/names.js';
+import { loadTokens } from '../../db/tokens.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
+import { testKeyring } from '../support/secret-keys.js';
 import { insertItems } from '../support/items.js';
 import { connectTemporal, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
 
@@ -319,11 +321,14 @@ describe('archiver CLI', () => {
     const moved = await archiver(['reconnect', id, '--refresh-token', refreshToken]);
     expect(moved).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: credentials work`) });
     expect(await credentials()).toMatchObject({
-      dropbox_refresh_token: refreshToken,
-      dropbox_access_token: expect.not.stringMatching(token),
+      dropbox_refresh_token: expect.stringMatching(/^v1:test-1:/),
       dropbox_token_expires_at: expect.any(Date),
       candidate_id: null,
+      candidate_refresh_token: null,
     });
+    // Sealed again for the stored columns, so they open there.
+    const stored = await loadTokens(database.db, testKeyring(), id);
+    expect(stored).toMatchObject({ refreshToken, accessToken: expect.stringMatching(/^sl\./) });
   });
 
   it('refuses to reconnect a customer whose workflow is not running, changing nothing', async () => {
@@ -336,11 +341,12 @@ describe('archiver CLI', () => {
       code: 2,
       stderr: expect.stringContaining(`customer ${id} has no running archiver workflow to check the credentials`),
     });
-    const [row] = await database.db.query<{ dropbox_access_token: string; candidate_id: string | null }>(
-      `SELECT dropbox_access_token, candidate_id FROM customers WHERE id = $1`,
+    const [row] = await database.db.query<{ candidate_id: string | null }>(
+      `SELECT candidate_id FROM customers WHERE id = $1`,
       [id],
     );
-    expect(row).toEqual({ dropbox_access_token: token, candidate_id: null });
+    expect(row).toEqual({ candidate_id: null });
+    expect(await loadTokens(database.db, testKeyring(), id)).toMatchObject({ accessToken: token });
   });
 
   it('pause and resume say what happened; a resume the credentials refuse exits 1 with the reason', async () => {

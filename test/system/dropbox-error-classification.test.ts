@@ -4,6 +4,7 @@ import { classifyDropboxError, DEFAULT_RETRY_AFTER_MS } from '../../activities/d
 import { toApplicationFailure } from '../../activities/failure.js';
 import { CustomerTokens } from '../../activities/dropbox/tokens.js';
 import { upsertCustomer } from '../../db/customers.js';
+import { testKeyring } from '../support/secret-keys.js';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
 
@@ -169,8 +170,8 @@ describe('classifyDropboxError against the emulator', () => {
     const customer = uniqueName('grant');
     const refreshToken = uniqueName('rt');
     const accountId = emulator.addAccount({ refreshToken, appKey: APP.key });
-    await upsertCustomer(database.db, { id: customer, name: customer, refreshToken });
-    const tokens = new CustomerTokens({ db: database.db, app: APP, apiBase: emulator.url });
+    await upsertCustomer(database.db, testKeyring(), { id: customer, name: customer, refreshToken });
+    const tokens = new CustomerTokens({ db: database.db, keyring: testKeyring(), app: APP, apiBase: emulator.url });
     const token = await tokens.accessToken(customer);
     expect(token).toMatch(/^sl\./);
     emulator.revokeTokens(accountId);

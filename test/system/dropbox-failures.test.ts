@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { storeCredentials } from '../../db/customers.js';
+import { testKeyring } from '../support/secret-keys.js';
 import { createDropboxClient } from '../../activities/dropbox/client.js';
 import { reconnectCustomer } from '../../client/archiver-client.js';
 import { resumeSignal } from '../../workflows/messages.js';
@@ -67,13 +68,13 @@ describe('Dropbox failures, end to end', () => {
     expect((await status(stack.temporal.client, revoked.id)).state).toBe('needs-reauth');
 
     // Reconnecting with credentials Dropbox still refuses fails and keeps the customer paused.
-    await storeCredentials(stack.database.db, revoked.id, { refreshToken: 'still-revoked' });
+    await storeCredentials(stack.database.db, testKeyring(), revoked.id, { refreshToken: 'still-revoked' });
     await expect(reconnectCustomer(stack.temporal.client, revoked.id)).rejects.toThrow();
     expect((await status(stack.temporal.client, revoked.id)).state).toBe('needs-reauth');
 
     const fresh = uniqueName('rt-new');
     stack.emulator.addAccount({ accountId: revoked.accountId, refreshToken: fresh, appKey: APP.key });
-    await storeCredentials(stack.database.db, revoked.id, { refreshToken: fresh });
+    await storeCredentials(stack.database.db, testKeyring(), revoked.id, { refreshToken: fresh });
     const result = await reconnectCustomer(stack.temporal.client, revoked.id);
     expect(result).toEqual({ accountId: expect.any(String) as string, state: 'running' });
     await statusWhen(stack.temporal.client, revoked.id, (s) => s.totals.archived === 200 && s.state === 'idle');

@@ -11,6 +11,7 @@ import { freePort } from '../../dev/ports.js';
 import { failureOf, runActivity } from '../support/activity-env.js';
 import { insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+import { testKeyring } from '../support/secret-keys.js';
 
 let database: TestDatabase;
 let emulator: DropboxEmulator;
@@ -29,6 +30,7 @@ beforeAll(async () => {
   ]);
   activities = createActivities({
     db: database.db,
+    keyring: testKeyring(),
     dropboxApiBase: emulator.url,
     itemRetry,
     sourceTimeouts,
@@ -238,7 +240,13 @@ describe('Dropbox failures of one item', () => {
           : database.db.query(text, values),
       transaction: (work) => database.db.transaction(work),
     };
-    const acts = createActivities({ db: failing, dropboxApiBase: emulator.url, itemRetry, sourceTimeouts });
+    const acts = createActivities({
+      db: failing,
+      keyring: testKeyring(),
+      dropboxApiBase: emulator.url,
+      itemRetry,
+      sourceTimeouts,
+    });
     const { request } = await leasedItem();
     const failure = await failureOf(run(acts.uploadItem, request));
     expect(failure.type).toBe('DatabaseUnavailable');

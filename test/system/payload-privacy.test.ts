@@ -2,12 +2,11 @@
 // customer: a full drain's histories as the server stores them, every payload, memo, failure
 // message and heartbeat, hold no token, customer name, phone number, URL or Dropbox path. Read
 // through the codec, the same histories show the customer's name, so the search can find it.
+import { testKeyring } from '../support/secret-keys.js';
 import { expect, it } from 'vitest';
-import type { Payload } from '@temporalio/common';
 import { startCustomer } from '../../client/archiver-client.js';
 import { faultyUrl, syntheticUrl } from '../../dev/media-server.js';
 import { upsertCustomer } from '../../db/customers.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 import { EncryptionCodec } from '../../temporal/payload-codec.js';
 import { workflowIdFor } from '../../workflows/names.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
@@ -36,7 +35,7 @@ async function opened(value: unknown, codec: EncryptionCodec): Promise<unknown> 
   if (Array.isArray(value)) return Promise.all(value.map((v) => opened(v, codec)));
   const record = value as Record<string, unknown>;
   if (record.metadata && typeof record.metadata === 'object' && 'data' in record)
-    return (await codec.decode([record as Payload]))[0];
+    return (await codec.decode([record]))[0];
   return Object.fromEntries(
     await Promise.all(Object.entries(record).map(async ([k, v]) => [k, await opened(v, codec)] as const)),
   );
@@ -46,7 +45,7 @@ it('keeps tokens, names, phone numbers, URLs and paths out of what Temporal stor
   const id = uniqueName('privacy');
   const { db } = stack.database;
   stack.emulator.addAccount({ token: TOKEN, accountId: id });
-  await upsertCustomer(db, { id, name: NAME, accessToken: TOKEN });
+  await upsertCustomer(db, testKeyring(), { id, name: NAME, accessToken: TOKEN });
   const media = stack.media.url;
   const urls: string[] = [];
   const insert = async (name: string, url: string) => {
@@ -101,7 +100,7 @@ it('keeps tokens, names, phone numbers, URLs and paths out of what Temporal stor
   expect(raw).toContain('binary/encrypted');
 
   // Through the codec, the same records read: the customer's name (memo, input, summary) is there.
-  const decoded = texts(await opened([history, description], new EncryptionCodec(requireKeyring()))).join('\n');
+  const decoded = texts(await opened([history, description], new EncryptionCodec(testKeyring()))).join('\n');
   expect(decoded).toContain(NAME);
   expect(decoded).not.toContain(TOKEN);
 }, 180_000);

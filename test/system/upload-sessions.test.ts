@@ -9,6 +9,7 @@ import { startMediaServer, syntheticContent, type MediaServer } from '../../dev/
 import { remotePathFor } from '../../activities/paths.js';
 import { expectedContent, insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+import { testKeyring } from '../support/secret-keys.js';
 
 /** Upload sessions and batch commits, activity by activity, on Postgres and the emulator. */
 const MIB = 1024 * 1024;
@@ -22,6 +23,7 @@ beforeAll(async () => {
   // Small limits so a 10 MiB item exercises the large-file path: 3 appends of 4 MiB.
   activities = createActivities({
     db: database.db,
+    keyring: testKeyring(),
     dropboxApiBase: emulator.url,
     singleUploadLimit: 2 * MIB,
     chunkSize: 4 * MIB,

@@ -11,6 +11,7 @@ import type { SliceOutcome, SliceRequest } from '../../activities/types.js';
 import { faultyUrl, startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { insertItems } from '../support/items.js';
 import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+import { testKeyring } from '../support/secret-keys.js';
 
 let database: TestDatabase;
 let emulator: DropboxEmulator;
@@ -21,6 +22,7 @@ beforeAll(async () => {
   [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({}), startMediaServer()]);
   activities = createActivities({
     db: database.db,
+    keyring: testKeyring(),
     dropboxApiBase: emulator.url,
     leaseTtlMs: 60_000,
     // Short, so that deferring a source that keeps failing is quick to show.

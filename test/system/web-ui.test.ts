@@ -3,6 +3,7 @@
  * server is headless), real workflows for three customers, and headless Chromium (Debian's
  * package, driven by playwright-core) filtering them by `ArchiverState` as the README says.
  */
+import { testKeyring } from '../support/secret-keys.js';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startCustomer } from '../../client/archiver-client.js';
@@ -11,7 +12,6 @@ import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../dev/search-attributes.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../dev/temporal-server.js';
 import { workflowIdFor } from '../../workflows/names.js';
-import { requireKeyring } from '../../secrets/keyring.js';
 import { startCodecServer, type CodecServer } from '../../temporal/codec-server.js';
 import { launchChromium, testOutputPath } from '../support/browser.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
@@ -68,7 +68,7 @@ beforeAll(async () => {
   ]);
   if (!server.uiUrl) throw new Error('the Temporal dev server was started without its Web UI');
   uiUrl = server.uiUrl;
-  codec = await startCodecServer({ keyring: requireKeyring(), token: CODEC_TOKEN, origins: [uiUrl] });
+  codec = await startCodecServer({ keyring: testKeyring(), token: CODEC_TOKEN, origins: [uiUrl] });
   // The token as the path's first segment: a UI without sign-in sends no Authorization header.
   codecEndpoint = `${codec.url}/${CODEC_TOKEN}`;
   temporal = await connectTemporal('default', server.address);

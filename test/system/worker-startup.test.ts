@@ -96,3 +96,35 @@ it('names a Postgres that accepts TCP and never answers, within the connect time
   expect(worker.child.exitCode).toBeNull();
   expect(worker.output()).not.toMatch(/^\s+at /m);
 });
+
+it('refuses to start without a keyring, exiting 2 and naming ARCHIVER_SECRET_KEYS', async () => {
+  const worker = spawnWorker({ ARCHIVER_SECRET_KEYS: '' });
+  expect(await worker.exited).toBe(2);
+  expect(worker.output()).toMatch(/archiver worker: ARCHIVER_SECRET_KEYS is not set/);
+  expect(worker.output()).not.toContain('worker started');
+});
+
+it('seals legacy plaintext tokens at start-up, logging how many and never a token, then archives with them', async () => {
+  const id = uniqueName('legacy');
+  const token = `token-${id}`;
+  stack.emulator.addAccount({ token, accountId: id });
+  // As an Archiver from before tokens were sealed wrote it.
+  await stack.database.db.query(`INSERT INTO customers (id, name, dropbox_access_token) VALUES ($1, $1, $2)`, [
+    id,
+    token,
+  ]);
+  const worker = spawnWorker({ ARCHIVER_LOG_LEVEL: 'INFO' });
+  await worker.started;
+  const [row] = await stack.database.db.query<{ row: string; access: string }>(
+    `SELECT c::text AS row, dropbox_access_token AS access FROM customers c WHERE id = $1`,
+    [id],
+  );
+  expect(row?.row).not.toContain(token);
+  expect(row?.access).toMatch(/^v1:test-1:/);
+  expect(worker.output()).toMatch(/sealed plaintext Dropbox tokens at rest.*"customers":[1-9]/);
+  expect(worker.output()).not.toContain(token);
+  await insertItems(stack.database.db, id, undefined, stack.media.url, 3, { kind: 'voicemail', bytes: 1_000 });
+  await startArchiving({ ...stack.temporal, taskQueue: TASK_QUEUE }, id);
+  const status = await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 3, 60_000);
+  expect(status.totals.archived).toBe(3);
+}, 120_000);

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Args } from './args.js';
 import type { AccessTokenInfo, TokenRegistry } from './auth.js';
 import { bump, ContentResult, type AccountState, type EmulatorCore, type RouteSpec } from './context.js';
-import { drawFault, faultApplies, tooManyRequests, type FaultDecision } from './faults.js';
+import { dataTransportExceeded, drawFault, faultApplies, tooManyRequests, type FaultDecision } from './faults.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
 import { buffersBody, ROUTES } from './routes.js';
 import {
@@ -228,6 +228,8 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
     outcome = await injectFault(decision, owner, req, res);
     if (outcome !== undefined) return;
     loseResponse = decision.kind === 'none' && decision.loseResponse;
+    // Every upload route counts as a data transport call; over the quota none of them work.
+    if (spec.limited && cfg.dataTransportExceeded) throw dataTransportExceeded();
     if (spec.limited) {
       const taken = host.limiter.take(token, cfg.uploadsPerSecond, cfg.burst);
       if (!taken.ok) throw tooManyRequests(cfg, host.core.rng, taken.retryAfterSeconds);

@@ -28,6 +28,11 @@ export interface AccountConfig {
   commitLatencyMs?: number;
   /** Bytes the account may hold; null = unlimited. Over it: 409 path/insufficient_space. */
   quotaBytes?: number | null;
+  /**
+   * The team has used up its monthly Data Transport quota: every upload route (files/upload,
+   * upload_session/*, finish_batch*) answers 403 invalid_account_type/feature. Default false.
+   */
+  dataTransportExceeded?: boolean;
   /** Added before every API answer. Default 0. */
   latencyMs?: number;
   /** Share of API requests answered with a 5xx from `serverErrorStatuses`. */

@@ -87,6 +87,12 @@ export function classifyDropboxError(err: unknown): ClassifiedFailure {
     if (tags[0] === 'expired_access_token') return { type: FailureType.AuthExpired, message: described };
     return { type: FailureType.AuthRevoked, message: described };
   }
+  // The Data Transport limit: the team's monthly upload calls are used up, so every upload fails until it resets.
+  if (status === 403 && tags[0] === 'invalid_account_type' && tags[1] === 'feature')
+    return {
+      type: FailureType.QuotaExceeded,
+      message: `${described}: the team's monthly Data Transport quota is used up`,
+    };
   if (status >= 500) return { type: FailureType.Transient, message: described };
   if (status === 409) {
     if (tags.includes('insufficient_space')) return { type: FailureType.StorageFull, message: described };

@@ -24,6 +24,7 @@ import {
   Sleeper,
   toStoredFile,
 } from './options.js';
+import { checkTeam } from './path-root.js';
 import { DiskStore, MemoryContentStore } from './persist.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { SessionStore } from './sessions.js';
@@ -160,6 +161,7 @@ class Emulator implements DropboxEmulator {
     state.scopes = granted;
     if (init.name !== undefined) state.name = init.name;
     if (init.email !== undefined) state.email = init.email;
+    if (init.team !== undefined) state.team = checkTeam(init.team);
     if (config) state.config = mergeConfig(state.config, config);
     if (init.token !== undefined) this.tokens.addStatic(init.token, accountId, granted);
     this.store.space(accountId);

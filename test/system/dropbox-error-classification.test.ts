@@ -154,6 +154,23 @@ describe('classifyDropboxError against the emulator', () => {
     for (const call of others) expect(await failureOf(call())).toMatchObject({ type: 'QuotaExceeded' });
   });
 
+  it('422 invalid_root or no_permission (a stale Dropbox-API-Path-Root) → Transient, never an item failure', async () => {
+    const { token } = newAccount();
+    const withRoot = (root: unknown) =>
+      createDropboxClient({ accessToken: token, apiBase: emulator.url, pathRoot: JSON.stringify(root) }).filesUpload({
+        path: `/c/${uniqueName('f')}.bin`,
+        contents: Buffer.from('x'),
+      });
+    expect(await failureOf(withRoot({ '.tag': 'root', root: '123' }))).toMatchObject({
+      type: 'Transient',
+      message: expect.stringContaining('422 invalid_root'),
+    });
+    expect(await failureOf(withRoot({ '.tag': 'namespace_id', namespace_id: '123' }))).toMatchObject({
+      type: 'Transient',
+      message: expect.stringContaining('422 no_permission'),
+    });
+  });
+
   it('409 conflict, malformed_path, disallowed_name → ItemRejected', async () => {
     const { token } = newAccount();
     await upload(token, '/c/taken.bin', Buffer.from('one'));

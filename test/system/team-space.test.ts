@@ -72,4 +72,25 @@ describe('a customer archiving into a Dropbox team space', () => {
       );
     }
   });
+
+  it('learns the root again when Dropbox refuses the one it learned (422 invalid_root), failing no item', async () => {
+    const moved = await customer(10, true);
+    const handle = await startArchiving(stack.temporal, moved.id);
+    await statusWhen(stack.temporal.client, moved.id, (s) => s.totals.archived === 10 && s.state === 'idle');
+    // The member moves to another team's space; Archiver's access token stays the same.
+    const newSpace = String(nextRoot++);
+    stack.emulator.addAccount({ accountId: moved.accountId, team: { rootNamespaceId: newSpace } });
+    await insertItems(stack.database.db, moved.id, undefined, stack.media.url, 5);
+    await handle.signal('itemsAvailable');
+    const done = await statusWhen(
+      stack.temporal.client,
+      moved.id,
+      (s) => s.totals.archived === 15 && s.state === 'idle',
+    );
+    expect(done.totals.failed).toBe(0);
+    expect(requests(moved.accountId, '/2/files/upload 422')).toBeGreaterThanOrEqual(1);
+    expect(requests(moved.accountId, '/2/users/get_current_account 200')).toBe(2);
+    expect(stack.emulator.files(moved.teamSpace)).toHaveLength(10);
+    expect(stack.emulator.files(`ns:${newSpace}`)).toHaveLength(5);
+  });
 });

@@ -148,9 +148,12 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
           customer.pauseUntil(quotaPauseMs === undefined ? quotaResetAfter(Date.now()) : Date.now() + quotaPauseMs);
         ui.show(customer.pausedAs, customer.pauseReason ?? 'paused');
         const waitMs = (customer.pausedUntil ?? 0) - Date.now();
-        const resumed = waitMs > 0 ? await wf.condition(ended, waitMs) : false;
+        const replaced = () => customer.pausedAs !== 'quota-exceeded';
+        const woken = waitMs > 0 ? await wf.condition(() => ended() || replaced(), waitMs) : false;
         if (customer.stopping) break;
-        if (!resumed && customer.pausedAs === 'quota-exceeded') {
+        // An operator's pause replaced this one: wait for that instead, showing it.
+        if (replaced() && !customer.resumeRequested) continue;
+        if (!woken) {
           wf.log.info('Data Transport quota reset; customer resumes', { customerId });
           customer.resume();
           continue;

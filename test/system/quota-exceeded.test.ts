@@ -2,6 +2,7 @@ import type { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { resumeCustomer } from '../../client/archiver-client.js';
 import { formatStatusTable } from '../../client/status-table.js';
+import { pauseSignal } from '../../workflows/messages.js';
 import { searchAttributes, workflowIdFor } from '../../workflows/names.js';
 import { recordHistory, startArchiving, status, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
@@ -133,5 +134,26 @@ describe('the Data Transport quota', () => {
     expect(pauseTimer).toBeDefined();
     expect(fired).toContain(pauseTimer?.id);
     expect(await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [customer])).toBe(10);
+  });
+
+  it("an operator's pause during quota-exceeded outlasts the quota's timer", async () => {
+    const customer = await customerWith(5);
+    stack.emulator.configureAccount(customer.accountId, { dataTransportExceeded: true });
+    const handle = await startArchiving(stack.temporal, customer.id, { testOnlyQuotaPauseMs: 2_000 });
+    await statusWhen(stack.temporal.client, customer.id, (s) => s.state === 'quota-exceeded');
+    stack.emulator.configureAccount(customer.accountId, { dataTransportExceeded: false });
+    await handle.signal(pauseSignal, 'maintenance');
+    await statusWhen(
+      stack.temporal.client,
+      customer.id,
+      (s) => s.state === 'paused' && s.pauseReason === 'maintenance',
+    );
+    // Past the quota's 2 s, the operator's pause still holds.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const held = await status(stack.temporal.client, customer.id);
+    expect(held).toMatchObject({ state: 'paused', pauseReason: 'maintenance', totals: { archived: 0 } });
+    expect(held.pausedUntil).toBeUndefined();
+    expect(await resumeCustomer(stack.temporal.client, customer.id)).toMatchObject({ outcome: 'resumed' });
+    await statusWhen(stack.temporal.client, customer.id, (s) => s.totals.archived === 5 && s.state === 'idle');
   });
 });

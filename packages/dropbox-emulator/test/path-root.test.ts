@@ -1,7 +1,7 @@
 import { Dropbox } from 'dropbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
-import { fetchRewritingTo, rawCall } from './support/calls.js';
+import { adminCall, fetchRewritingTo, rawCall } from './support/calls.js';
 
 describe('team spaces and Dropbox-API-Path-Root', () => {
   let emu: DropboxEmulator;
@@ -99,6 +99,17 @@ describe('team spaces and Dropbox-API-Path-Root', () => {
     expect(garbled.status).toBe(400);
     expect(garbled.text).toContain('Dropbox-API-Path-Root');
     expect(emu.files('dbid:user').map((f) => f.pathDisplay)).toEqual(['/y.txt']);
+  });
+
+  it('makes a team member over the admin API too', async () => {
+    const added = await adminCall(emu.url, 'accounts', {
+      token: 'sl.admin-team',
+      team: { rootNamespaceId: TEAM_ROOT },
+    });
+    expect(added.status).toBe(200);
+    expect((await account('sl.admin-team')).root_info).toMatchObject({ '.tag': 'team', root_namespace_id: TEAM_ROOT });
+    const bad = await adminCall(emu.url, 'accounts', { token: 'sl.admin-bad', team: { rootNamespaceId: 7 } });
+    expect(bad).toMatchObject({ status: 400, json: { error: expect.stringContaining('team.rootNamespaceId') } });
   });
 
   it('rejects a team without a numeric root namespace id', () => {

@@ -149,8 +149,25 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
         ui.show(customer.pausedAs, customer.pauseReason ?? 'paused');
         const waitMs = (customer.pausedUntil ?? 0) - Date.now();
         const replaced = () => customer.pausedAs !== 'quota-exceeded';
-        const woken = waitMs > 0 ? await wf.condition(() => ended() || replaced(), waitMs) : false;
+        // Weeks of itemsAvailable signals would outgrow the history: continue as new meanwhile,
+        // carrying the pause and its end.
+        const historyFull = () => {
+          const info = wf.workflowInfo();
+          return (
+            info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS)
+          );
+        };
+        const woken = waitMs > 0 ? await wf.condition(() => ended() || replaced() || historyFull(), waitMs) : false;
         if (customer.stopping) break;
+        if (woken && !ended() && !replaced()) {
+          await stragglers.settled();
+          await wf.condition(wf.allHandlersFinished);
+          return wf.continueAsNew<typeof archiveCustomer>({
+            ...input,
+            ...customer.carryOver(),
+            controller: pacer.state,
+          });
+        }
         // An operator's pause replaced this one: wait for that instead, showing it.
         if (replaced() && !customer.resumeRequested) continue;
         if (!woken) {

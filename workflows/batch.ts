@@ -48,7 +48,6 @@ export interface BatchRun {
   mode: CommitMode;
   /** True once the customer is paused: start nothing new. */
   stopped: () => boolean;
-
   /** Gives each upload its start time and learns from its outcome. */
   pacer: UploadPacer;
   /** Called as items finish, with how many of the batch are done and what they added up to so far. */

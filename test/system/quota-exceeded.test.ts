@@ -156,4 +156,27 @@ describe('the Data Transport quota', () => {
     expect(await resumeCustomer(stack.temporal.client, customer.id)).toMatchObject({ outcome: 'resumed' });
     await statusWhen(stack.temporal.client, customer.id, (s) => s.totals.archived === 5 && s.state === 'idle');
   });
+
+  it('continues as new while it waits, keeping the pause and when it ends', async () => {
+    const customer = await customerWith(3);
+    stack.emulator.configureAccount(customer.accountId, { dataTransportExceeded: true });
+    const handle = await startArchiving(stack.temporal, customer.id, { maxHistoryEvents: 60 });
+    const paused = await statusWhen(stack.temporal.client, customer.id, (s) => s.state === 'quota-exceeded');
+    const firstRun = (await handle.describe()).runId;
+    // New items keep being signalled while the quota is used up.
+    for (let n = 0; n < 30 && (await handle.describe()).runId === firstRun; n++) await handle.signal('itemsAvailable');
+    const next = await eventually(async () => {
+      const d = await stack.temporal.client.workflow.getHandle(workflowIdFor(customer.id)).describe();
+      return d.runId !== firstRun && d.status.name === 'RUNNING' ? d : undefined;
+    });
+    expect(next.runId).not.toBe(firstRun);
+    const carried = await statusWhen(stack.temporal.client, customer.id, (s) => s.state === 'quota-exceeded');
+    expect(carried.pausedUntil).toBe(paused.pausedUntil);
+    expect(carried.pauseReason).toBe(paused.pauseReason);
+    const { started } = await pauseTimers(customer.id);
+    const timer = started.at(-1);
+    expect(Math.abs((timer?.at ?? 0) + (timer?.durationMs ?? 0) - Date.parse(paused.pausedUntil ?? ''))).toBeLessThan(
+      5_000,
+    );
+  });
 });

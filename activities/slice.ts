@@ -50,13 +50,13 @@ function previousProgress(): SliceProgress {
   };
 }
 
-const PAUSES: string[] = [FailureType.AuthRevoked, FailureType.StorageFull];
+const PAUSES: string[] = [FailureType.AuthRevoked, FailureType.StorageFull, FailureType.QuotaExceeded];
 
 /**
  * Runs `uploadOne` over the slice's items. An item's own end (archived, failed, deferred…) is its
  * result. Transient failures and write contention are retried here, after the wait the failure
  * names; anything else an item throws stops new starts, lets the items in flight end, and then
- * either pauses the customer (a revoked token, a full Dropbox: returned as `pause`) or fails the
+ * either pauses the customer (a revoked token, a full Dropbox, a used-up Data Transport quota: returned as `pause`) or fails the
  * activity, for Temporal's retry policy (a 429's Retry-After becomes its nextRetryDelay). The
  * retry skips the items the heartbeat says are done, and keeps the others' spacing from now;
  * after a 429 it re-sends only the items that were in flight, and returns the ones never started

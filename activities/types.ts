@@ -143,7 +143,7 @@ export interface SliceItemResult extends Throttles {
 }
 
 /** The failures that pause the customer rather than fail or retry a slice. */
-export type PauseFailure = 'AuthRevoked' | 'StorageFull';
+export type PauseFailure = 'AuthRevoked' | 'StorageFull' | 'QuotaExceeded';
 
 export interface SliceOutcome {
   /** The items that ended, in the order of the request. */
@@ -154,6 +154,6 @@ export interface SliceOutcome {
   unstarted?: string[] | undefined;
   /** When a 429 last failed an earlier attempt of this slice, epoch ms: the pacer cuts as of then. */
   rateLimitedAt?: number | undefined;
-  /** Set when an item met a revoked token or a full Dropbox: the customer pauses. */
+  /** Set when an item met a revoked token, a full Dropbox or a used-up Data Transport quota: the customer pauses. */
   pause?: { type: PauseFailure; message: string } | undefined;
 }

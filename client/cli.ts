@@ -277,7 +277,9 @@ program
 program
   .command('resume')
   .argument('<id>', 'customer id', customerId)
-  .description('Resume a paused customer (also after fixing storage-full or needs-reauth).')
+  .description(
+    'Resume a paused customer (also after fixing storage-full or needs-reauth, or to end quota-exceeded before the month does).',
+  )
   .action(async (id: string) => {
     const result = await withClient((client) => resumeCustomer(client, id));
     if (result.outcome === 'refused')

@@ -1,10 +1,21 @@
 import type { CustomerStatus } from '../workflows/messages.js';
 import type { ArchiverState } from '../workflows/names.js';
 
-/** States an operator must act on; `archiver status` exits non-zero when any customer is in one. */
-export const NEEDS_ATTENTION: ReadonlySet<ArchiverState> = new Set(['needs-reauth', 'storage-full']);
+/**
+ * States an operator must act on, or at least know of (quota-exceeded resumes by itself when the
+ * month ends, and archives nothing until then); `archiver status` exits non-zero when any customer is in one.
+ */
+export const NEEDS_ATTENTION: ReadonlySet<ArchiverState> = new Set(['needs-reauth', 'storage-full', 'quota-exceeded']);
 
-const ORDER: ArchiverState[] = ['needs-reauth', 'storage-full', 'paused', 'cooling-down', 'running', 'idle'];
+const ORDER: ArchiverState[] = [
+  'needs-reauth',
+  'storage-full',
+  'quota-exceeded',
+  'paused',
+  'cooling-down',
+  'running',
+  'idle',
+];
 
 /** Customers needing attention first, then the busiest. */
 export function sortForOperators(statuses: CustomerStatus[]): CustomerStatus[] {

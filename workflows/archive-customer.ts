@@ -1,7 +1,7 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { runBatch, STRAGGLER_FLOOR_BEFORE_PATCH_MS, STRAGGLER_FLOOR_MS, Stragglers } from './batch.js';
-import { CustomerState } from './customer-state.js';
+import { CustomerState, quotaResetAfter } from './customer-state.js';
 import { NON_RETRYABLE_FAILURES } from './failures.js';
 import * as messages from './messages.js';
 import { WorkflowPacer } from './pacing/workflow-pacer.js';
@@ -35,6 +35,7 @@ export const REPLAN_PAST_OTHER_SLICES = 'replan-past-other-slices';
  * once looked at its queue every second (a NULL retry time read as 0), which hid that nothing did.
  */
 export const WAKE_ON_RETURNED_ITEMS = 'wake-on-returned-items';
+// Patch QUOTA_EXCEEDED_PAUSE (quota-exceeded-pause) lives in batch.ts, where the failure arrives.
 /** Patch: uploads far slower than usual no longer hold back W or their batch (see BatchRun.stragglers). */
 export const DETACH_STRAGGLERS = 'detach-stragglers';
 /**
@@ -139,8 +140,45 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     if (customer.pausedAs) {
       pacer.idle();
       wf.log.info('customer paused', { customerId, state: customer.pausedAs, reason: customer.pauseReason });
-      ui.show(customer.pausedAs, customer.pauseReason ?? 'paused');
-      await wf.condition(() => !customer.pausedAs || customer.resumeRequested || customer.stopping);
+      const ended = () => !customer.pausedAs || customer.resumeRequested || customer.stopping;
+      if (customer.pausedAs === 'quota-exceeded') {
+        // A durable timer, not a poll: the quota resets on the first of the month.
+        const quotaPauseMs = input.testOnlyQuotaPauseMs;
+        if (customer.pausedUntil === undefined)
+          customer.pauseUntil(quotaPauseMs === undefined ? quotaResetAfter(Date.now()) : Date.now() + quotaPauseMs);
+        ui.show(customer.pausedAs, customer.pauseReason ?? 'paused');
+        const waitMs = (customer.pausedUntil ?? 0) - Date.now();
+        const replaced = () => customer.pausedAs !== 'quota-exceeded';
+        // Weeks of itemsAvailable signals would outgrow the history: continue as new meanwhile,
+        // carrying the pause and its end.
+        const historyFull = () => {
+          const info = wf.workflowInfo();
+          return (
+            info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS)
+          );
+        };
+        const woken = waitMs > 0 ? await wf.condition(() => ended() || replaced() || historyFull(), waitMs) : false;
+        if (customer.stopping) break;
+        if (woken && !ended() && !replaced()) {
+          await stragglers.settled();
+          await wf.condition(wf.allHandlersFinished);
+          return wf.continueAsNew<typeof archiveCustomer>({
+            ...input,
+            ...customer.carryOver(),
+            controller: pacer.state,
+          });
+        }
+        // An operator's pause replaced this one: wait for that instead, showing it.
+        if (replaced() && !customer.resumeRequested) continue;
+        if (!woken) {
+          wf.log.info('Data Transport quota reset; customer resumes', { customerId });
+          customer.resume();
+          continue;
+        }
+      } else {
+        ui.show(customer.pausedAs, customer.pauseReason ?? 'paused');
+        await wf.condition(ended);
+      }
       if (customer.stopping) break;
       if (customer.pausedAs === 'needs-reauth' && wf.patched(VERIFY_CREDENTIALS_ON_RESUME)) {
         const refused = await credentialsRefused(customerId);

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  patched,
   proxyActivities,
   sleep,
   type ActivityOptions,
@@ -197,8 +198,33 @@ export interface BatchResult extends BatchOutcome {
   /** Items neither archived nor failed; their leases must be released. */
   unfinished: number;
   lastError: string | undefined;
-  /** Set when the customer must pause: its token is revoked or its Dropbox is full. */
-  pauseAs: { state: 'needs-reauth' | 'storage-full'; reason: string } | undefined;
+  /** Set when the customer must pause: its token is revoked, its Dropbox is full or its Data Transport quota used up. */
+  pauseAs: { state: PauseState; reason: string } | undefined;
+}
+
+/** The states a failed upload pauses its customer in. */
+export type PauseState = 'needs-reauth' | 'storage-full' | 'quota-exceeded';
+
+/**
+ * Patch: a used-up Data Transport quota (QuotaExceeded) pauses the customer as quota-exceeded,
+ * until the quota resets. Before it, a slice's QuotaExceeded pause read as storage-full and a
+ * thrown one paused nothing. Asked only when such a failure arrives, so running customers take
+ * the new path at their first one.
+ */
+export const QUOTA_EXCEEDED_PAUSE = 'quota-exceeded-pause';
+
+/** The state a pausing failure puts the customer in. */
+function pauseStateFor(type: string | undefined): PauseState | undefined {
+  switch (type) {
+    case FailureType.AuthRevoked:
+      return 'needs-reauth';
+    case FailureType.StorageFull:
+      return 'storage-full';
+    case FailureType.QuotaExceeded:
+      return patched(QUOTA_EXCEEDED_PAUSE) ? 'quota-exceeded' : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /** Runs one leased batch in the chosen mode. */
@@ -450,7 +476,8 @@ async function inSlices(
             pacer.replan(inUseUntil);
           }
           if (outcome.pause) {
-            const state = outcome.pause.type === FailureType.AuthRevoked ? 'needs-reauth' : 'storage-full';
+            // Before the quota-exceeded-pause patch every pause but AuthRevoked was storage-full.
+            const state = pauseStateFor(outcome.pause.type) ?? 'storage-full';
             into.lastError = outcome.pause.message;
             into.pauseAs = { state, reason: outcome.pause.message };
           }
@@ -624,11 +651,12 @@ function recordFailure(what: string, err: unknown, result: BatchResult): string 
       result.failed += 1;
       break;
     case FailureType.AuthRevoked:
-      result.pauseAs = { state: 'needs-reauth', reason: result.lastError };
-      break;
     case FailureType.StorageFull:
-      result.pauseAs = { state: 'storage-full', reason: result.lastError };
+    case FailureType.QuotaExceeded: {
+      const state = pauseStateFor(type);
+      if (state) result.pauseAs = { state, reason: result.lastError };
       break;
+    }
     case FailureType.RateLimited:
       result.rateLimited += 1;
       break;

@@ -8,7 +8,7 @@ export type PausedState = NonNullable<ArchiveCustomerInput['pausedState']>;
 /** What a customer's workflow carries across continue-as-new, besides its input and the pacer. */
 export type CarriedState = Pick<
   ArchiveCustomerInput,
-  'totals' | 'pausedState' | 'pauseReason' | 'operatorLimits' | 'lastError'
+  'totals' | 'pausedState' | 'pauseReason' | 'pausedUntilMs' | 'operatorLimits' | 'lastError'
 >;
 
 const EMPTY_TOTALS: Totals = { archived: 0, failed: 0, rateLimited: 0, batches: 0 };
@@ -17,6 +17,15 @@ const NOTHING_YET: BatchOutcome = { archived: 0, failed: 0, deferred: 0, rateLim
 /** The UTC day of an epoch-ms time, as YYYY-MM-DD. */
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+/**
+ * When a Data Transport quota used up at `now` resets: Dropbox resets it monthly, so at midnight
+ * UTC on the first of the next month. `now` is workflow time, so a replay computes the same.
+ */
+export function quotaResetAfter(now: number): number {
+  const date = new Date(now);
+  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1);
+}
 
 /**
  * One customer's pipeline state, apart from pacing: totals, pause, last error, operator caps and
@@ -28,6 +37,8 @@ export class CustomerState {
   state: ArchiverState;
   pausedAs: PausedState | undefined;
   pauseReason: string | undefined;
+  /** When a quota-exceeded pause ends by itself, epoch ms; set by the workflow once it knows. */
+  pausedUntil: number | undefined;
   /** An operator asked to resume; the workflow decides whether it may. */
   resumeRequested = false;
   /** Why the customer is stopping (its storage was disconnected); the workflow ends after the batch in flight. */
@@ -57,6 +68,7 @@ export class CustomerState {
     this.totals = { ...EMPTY_TOTALS, ...carried.totals };
     this.pausedAs = carried.pausedState;
     this.pauseReason = carried.pauseReason;
+    this.pausedUntil = carried.pausedUntilMs;
     this.state = carried.pausedState ?? 'running';
     this.lastError = carried.lastError;
     this.operatorLimits = { ...carried.operatorLimits };
@@ -65,7 +77,15 @@ export class CustomerState {
   pause(as: PausedState, reason: string): void {
     this.pausedAs = as;
     this.pauseReason = reason;
+    this.pausedUntil = undefined;
     this.resumeRequested = false;
+  }
+
+  /** The pause ends by itself at `until` (epoch ms), unless an operator resumes it first; the reason says when. */
+  pauseUntil(until: number): void {
+    this.pausedUntil = until;
+    // The time first: the status table shows only the start of a long reason.
+    this.pauseReason = `resumes by itself at ${new Date(until).toISOString()}; ${this.pauseReason ?? 'paused'}`;
   }
 
   /** An operator's pause; a customer already paused keeps its pause (needs-reauth stays needs-reauth). */
@@ -94,6 +114,7 @@ export class CustomerState {
   resume(): void {
     this.pausedAs = undefined;
     this.pauseReason = undefined;
+    this.pausedUntil = undefined;
     this.lastError = undefined;
     this.resumeRequested = false;
   }
@@ -185,6 +206,7 @@ export class CustomerState {
       totals: this.liveTotals(now),
       lastError: this.lastError,
       pauseReason: this.pauseReason,
+      pausedUntil: this.pausedUntil === undefined ? undefined : new Date(this.pausedUntil).toISOString(),
       coolingDownUntil: this.coolingDownUntil === undefined ? undefined : new Date(this.coolingDownUntil).toISOString(),
       operatorLimits: this.operatorLimits,
     };
@@ -196,6 +218,7 @@ export class CustomerState {
       totals: { ...this.totals },
       pausedState: this.pausedAs,
       pauseReason: this.pauseReason,
+      ...(this.pausedUntil === undefined ? {} : { pausedUntilMs: this.pausedUntil }),
       operatorLimits: this.operatorLimits,
       lastError: this.lastError,
     };

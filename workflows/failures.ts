@@ -16,6 +16,12 @@ export const FailureType = {
   AuthRevoked: 'AuthRevoked',
   /** 409 insufficient_space: the customer's Dropbox is full. */
   StorageFull: 'StorageFull',
+  /**
+   * 403 invalid_account_type/feature on an upload: the Dropbox team has used up its monthly Data
+   * Transport quota. The customer pauses as quota-exceeded until the quota resets (the first of
+   * the next month, UTC).
+   */
+  QuotaExceeded: 'QuotaExceeded',
   /** Dropbox refuses the item itself (conflicting content, bad name): nothing to retry. */
   ItemRejected: 'ItemRejected',
   /**
@@ -36,6 +42,7 @@ export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 export const NON_RETRYABLE_FAILURES: FailureType[] = [
   FailureType.AuthRevoked,
   FailureType.StorageFull,
+  FailureType.QuotaExceeded,
   FailureType.ItemRejected,
   FailureType.SourceGone,
 ];

@@ -7,7 +7,7 @@ import type { OperatorLimits, PacingLimits, PacingState } from './pacing/control
 export const itemsAvailableSignal = defineSignal('itemsAvailable');
 /** Stop starting uploads until resumed; in-flight uploads finish. */
 export const pauseSignal = defineSignal<[reason: string]>('pause');
-/** Undo a pause (also clears needs-reauth and storage-full once the operator has fixed them). */
+/** Undo a pause (also clears needs-reauth and storage-full once the operator has fixed them, and ends quota-exceeded early). */
 export const resumeSignal = defineSignal('resume');
 /**
  * Pauses like the pause signal, and answers what happened: a customer already paused (as
@@ -119,6 +119,8 @@ export interface CustomerStatus {
   totals: Totals;
   lastError: string | undefined;
   pauseReason: string | undefined;
+  /** When a quota-exceeded pause ends by itself, as an ISO time. */
+  pausedUntil?: string | undefined;
   /** When a cool-down ends, as an ISO time. */
   coolingDownUntil: string | undefined;
   /** Caps set by an operator (archiver set-limits). */
@@ -135,13 +137,20 @@ export interface ArchiveCustomerInput {
   totals?: Totals;
   pauseReason?: string;
   /** Carried so a pause survives continue-as-new. */
-  pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full'>;
+  pausedState?: Extract<ArchiverState, 'paused' | 'needs-reauth' | 'storage-full' | 'quota-exceeded'>;
+  /** When a quota-exceeded pause ends by itself, epoch ms; carried so the next run keeps the same end. */
+  pausedUntilMs?: number;
   /** Caps set by an operator; carried across continue-as-new. */
   operatorLimits?: OperatorLimits;
   /** The most recent error, carried so status still shows it after continue-as-new. */
   lastError?: string | undefined;
   /** How items reach Dropbox. @default 'single' */
   commitMode?: CommitMode;
+  /**
+   * Tests only, never set in production: a quota-exceeded pause lasts this long instead of until
+   * the first of the next month (UTC), so a test can watch it end by itself.
+   */
+  testOnlyQuotaPauseMs?: number;
   /** How long an idle customer sleeps before checking for items it was not signalled about. @default 15 minutes */
   safetyPollMs?: number;
   /** History length at which a run continues as new (when no straggler runs). @default 1,000 events */

@@ -23,5 +23,13 @@ export const searchAttributes = {
 } as const;
 
 /** What a customer's pipeline is doing, as shown in `status` and the `ArchiverState` attribute. */
-export const ARCHIVER_STATES = ['running', 'idle', 'cooling-down', 'paused', 'needs-reauth', 'storage-full'] as const;
+export const ARCHIVER_STATES = [
+  'running',
+  'idle',
+  'cooling-down',
+  'paused',
+  'needs-reauth',
+  'storage-full',
+  'quota-exceeded',
+] as const;
 export type ArchiverState = (typeof ARCHIVER_STATES)[number];

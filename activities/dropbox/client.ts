@@ -46,9 +46,27 @@ export interface DropboxClientOptions {
   /** Where Dropbox lives; unset means the real Dropbox. */
   apiBase?: string | undefined;
   timeouts?: DropboxTimeouts | undefined;
+  /**
+   * The `Dropbox-API-Path-Root` header, a JSON string such as `{".tag":"root","root":"<id>"}`:
+   * paths then resolve in that namespace (a team space) instead of the user's home. Unset: home.
+   */
+  pathRoot?: string | undefined;
 }
 
 /** A Dropbox SDK client for one customer's token; every request it sends has a deadline. */
-export function createDropboxClient({ accessToken, apiBase, timeouts }: DropboxClientOptions): Dropbox {
-  return new Dropbox({ accessToken, fetch: dropboxFetch(apiBase, timeouts) });
+export function createDropboxClient({ accessToken, apiBase, timeouts, pathRoot }: DropboxClientOptions): Dropbox {
+  return new Dropbox({ accessToken, fetch: dropboxFetch(apiBase, timeouts), ...(pathRoot ? { pathRoot } : {}) });
+}
+
+/**
+ * The path root a token's requests need, from `users/get_current_account`'s `root_info`: for a
+ * member of a team with a team space (root namespace apart from the home namespace), the team
+ * space's root, so the customer's archive lands in the team space; for a user, or a team member
+ * whose root is its home, none. An App-folder app never needs one: its paths are inside the app's
+ * folder, in the user's home.
+ */
+export async function pathRootOf(dropbox: Dropbox): Promise<string | undefined> {
+  const { root_info: root } = (await dropbox.usersGetCurrentAccount()).result;
+  if (root.root_namespace_id === root.home_namespace_id) return undefined;
+  return JSON.stringify({ '.tag': 'root', root: root.root_namespace_id });
 }

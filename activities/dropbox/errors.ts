@@ -61,6 +61,14 @@ function retryAfterMs(err: DropboxResponseError<unknown>): number {
 }
 
 /**
+ * Dropbox refused the request's `Dropbox-API-Path-Root` (422 invalid_root or no_permission): the
+ * account's root changed since it was learned (it joined or left a team space, or was reconnected).
+ */
+export function isPathRootRefusal(err: unknown): boolean {
+  return err instanceof DropboxResponseError && err.status === 422;
+}
+
+/**
  * Maps any failure of a Dropbox call (SDK response error, network error, timeout) onto the
  * taxonomy of DESIGN.md. Decides on `.tag`s, never on `error_summary`, whose dots vary.
  */
@@ -87,7 +95,15 @@ export function classifyDropboxError(err: unknown): ClassifiedFailure {
     if (tags[0] === 'expired_access_token') return { type: FailureType.AuthExpired, message: described };
     return { type: FailureType.AuthRevoked, message: described };
   }
+  // The Data Transport limit: the team's monthly upload calls are used up, so every upload fails until it resets.
+  if (status === 403 && tags[0] === 'invalid_account_type' && tags[1] === 'feature')
+    return {
+      type: FailureType.QuotaExceeded,
+      message: `${described}: the team's monthly Data Transport quota is used up`,
+    };
   if (status >= 500) return { type: FailureType.Transient, message: described };
+  // A stale path root: the adapter learns the root again and retries; should that fail too, back off.
+  if (status === 422) return { type: FailureType.Transient, message: described };
   if (status === 409) {
     if (tags.includes('insufficient_space')) return { type: FailureType.StorageFull, message: described };
     if (tags.includes('content_hash_mismatch')) return { type: FailureType.Transient, message: described };

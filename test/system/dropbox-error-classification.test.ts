@@ -134,6 +134,44 @@ describe('classifyDropboxError against the emulator', () => {
     expect(await failureOf(upload(token))).toMatchObject({ type: 'StorageFull' });
   });
 
+  it('403 invalid_account_type/feature (the Data Transport quota) → QuotaExceeded, not retried, on every upload route', async () => {
+    const { token, accountId } = newAccount();
+    const dbx = createDropboxClient({ accessToken: token, apiBase: emulator.url });
+    const session = (await dbx.filesUploadSessionStart({ contents: Buffer.from('abc'), close: true })).result;
+    emulator.configureAccount(accountId, { dataTransportExceeded: true });
+    const failure = await failureOf(upload(token));
+    expect(failure).toMatchObject({
+      type: 'QuotaExceeded',
+      message: expect.stringContaining('403 invalid_account_type/feature'),
+    });
+    expect(toApplicationFailure(failure)).toMatchObject({ type: 'QuotaExceeded', nonRetryable: true });
+    const cursor = { session_id: session.session_id, offset: 3 };
+    const others = [
+      () => dbx.filesUploadSessionStart({ contents: Buffer.from('x') }),
+      () => dbx.filesUploadSessionFinish({ cursor, commit: { path: `/c/${uniqueName('f')}.bin` } }),
+      () =>
+        dbx.filesUploadSessionFinishBatchV2({ entries: [{ cursor, commit: { path: `/c/${uniqueName('f')}.bin` } }] }),
+    ];
+    for (const call of others) expect(await failureOf(call())).toMatchObject({ type: 'QuotaExceeded' });
+  });
+
+  it('422 invalid_root or no_permission (a stale Dropbox-API-Path-Root) → Transient, never an item failure', async () => {
+    const { token } = newAccount();
+    const withRoot = (root: unknown) =>
+      createDropboxClient({ accessToken: token, apiBase: emulator.url, pathRoot: JSON.stringify(root) }).filesUpload({
+        path: `/c/${uniqueName('f')}.bin`,
+        contents: Buffer.from('x'),
+      });
+    expect(await failureOf(withRoot({ '.tag': 'root', root: '123' }))).toMatchObject({
+      type: 'Transient',
+      message: expect.stringContaining('422 invalid_root'),
+    });
+    expect(await failureOf(withRoot({ '.tag': 'namespace_id', namespace_id: '123' }))).toMatchObject({
+      type: 'Transient',
+      message: expect.stringContaining('422 no_permission'),
+    });
+  });
+
   it('409 conflict, malformed_path, disallowed_name → ItemRejected', async () => {
     const { token } = newAccount();
     await upload(token, '/c/taken.bin', Buffer.from('one'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BatchResult } from '../../workflows/batch.js';
-import { CustomerState } from '../../workflows/customer-state.js';
+import { CustomerState, quotaResetAfter } from '../../workflows/customer-state.js';
 import { initialPacing, plan } from '../../workflows/pacing/controller.js';
 
 const batch = (o: Partial<BatchResult> = {}): BatchResult => ({
@@ -118,6 +118,37 @@ describe('CustomerState', () => {
       operatorLimits: { maxBatchSize: 50 },
       totals: { archived: 9, failed: 2, archivedToday: 9, batches: 1 },
     });
+  });
+
+  it('a quota-exceeded pause says when it ends, keeps that end across continue-as-new, and a resume clears it', () => {
+    const c = new CustomerState('acme');
+    c.addBatch(
+      batch({ pauseAs: { state: 'quota-exceeded', reason: 'Dropbox answered 403' } }),
+      1,
+      at('2026-12-31T23:59:00Z'),
+    );
+    c.pauseUntil(quotaResetAfter(at('2026-12-31T23:59:00Z')));
+    const next = new CustomerState('acme', structuredClone(c.carryOver()));
+    expect(next.pausedUntil).toBe(at('2027-01-01T00:00:00Z'));
+    expect(next.status(at('2027-01-01T00:00:01Z'), pacing)).toMatchObject({
+      state: 'quota-exceeded',
+      pausedUntil: '2027-01-01T00:00:00.000Z',
+      pauseReason: 'resumes by itself at 2027-01-01T00:00:00.000Z; Dropbox answered 403',
+    });
+    next.resume();
+    expect(next.status(at('2027-01-01T00:00:02Z'), pacing)).toMatchObject({
+      pausedUntil: undefined,
+      pauseReason: undefined,
+    });
+    expect(next.carryOver()).not.toHaveProperty('pausedUntilMs');
+  });
+
+  it('the Data Transport quota resets at midnight UTC on the first of the next month', () => {
+    expect(new Date(quotaResetAfter(at('2026-12-04T18:00:00Z'))).toISOString()).toBe('2027-01-01T00:00:00.000Z');
+    expect(new Date(quotaResetAfter(at('2027-01-31T23:59:59.999Z'))).toISOString()).toBe('2027-02-01T00:00:00.000Z');
+    expect(new Date(quotaResetAfter(at('2027-02-01T00:00:00Z'))).toISOString()).toBe('2027-03-01T00:00:00.000Z');
+    // Local time zones do not matter: 23:30 on Jan 31 in New York is already February in UTC.
+    expect(new Date(quotaResetAfter(at('2027-01-31T23:30:00-05:00'))).toISOString()).toBe('2027-03-01T00:00:00.000Z');
   });
 
   it('status reports the pacer plan rounded, and the cool-down end as an ISO time', () => {

@@ -27,7 +27,7 @@ function str(input: Record<string, unknown>, name: string): string {
  *   GET  files/content?account=&path=  a file's bytes (404 when absent or not kept)
  *   GET  stats | POST stats/reset      request counts by route/status/account, tokens, bytes, commits
  *   GET  sessions[?account=ID|?id=SID] upload sessions with offsets and bytes received
- *   POST accounts {token?, accountId?, refreshToken?, appKey?, scopes?, name?, email?, config?}
+ *   POST accounts {token?, accountId?, refreshToken?, appKey?, scopes?, name?, email?, config?, team?}
  *   POST apps {key, secret, name?}     register an OAuth app (name: shown on /oauth2/authorize)
  *   POST sign-in {account}             the account /oauth2/authorize shows as signed in (null: none)
  *   POST codes {accountId, appKey?, scopes?, redirectUri?} → {code}

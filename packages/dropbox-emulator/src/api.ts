@@ -2,8 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Args } from './args.js';
 import type { AccessTokenInfo, TokenRegistry } from './auth.js';
 import { bump, ContentResult, type AccountState, type EmulatorCore, type RouteSpec } from './context.js';
-import { drawFault, faultApplies, tooManyRequests, type FaultDecision } from './faults.js';
+import { dataTransportExceeded, drawFault, faultApplies, tooManyRequests, type FaultDecision } from './faults.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
+import { resolvePathRoot } from './path-root.js';
 import { buffersBody, ROUTES } from './routes.js';
 import {
   ApiFailure,
@@ -228,12 +229,25 @@ export async function handleApi(host: ApiHost, req: IncomingMessage, res: Server
     outcome = await injectFault(decision, owner, req, res);
     if (outcome !== undefined) return;
     loseResponse = decision.kind === 'none' && decision.loseResponse;
+    // Every upload route counts as a data transport call; over the quota none of them work.
+    if (spec.limited && cfg.dataTransportExceeded) throw dataTransportExceeded();
     if (spec.limited) {
       const taken = host.limiter.take(token, cfg.uploadsPerSecond, cfg.burst);
       if (!taken.ok) throw tooManyRequests(cfg, host.core.rng, taken.retryAfterSeconds);
     }
     const args = parseArgs(route, spec, req, url, body);
-    const result = await spec.handler({ route, accountId, account: owner, token, args, body, core: host.core });
+    const pathRoot = req.headers['dropbox-api-path-root'];
+    const spaceId = resolvePathRoot(route, owner, Array.isArray(pathRoot) ? pathRoot[0] : pathRoot);
+    const result = await spec.handler({
+      route,
+      accountId,
+      spaceId,
+      account: owner,
+      token,
+      args,
+      body,
+      core: host.core,
+    });
     if (loseResponse) return;
     if (result instanceof ContentResult)
       sendContent(req, res, result.bytes, { 'Dropbox-API-Result': headerSafeJson(result.result) });

@@ -96,7 +96,7 @@ async function completeBatch(ctx: CallContext, batch: Batch): Promise<Tagged[]> 
         ctx.account.stats.writeContention++;
         return failure(tag('too_many_write_operations'));
       }
-      const result = commitSession(ctx.core, ctx.accountId, p, (batch.entries[i] as Entry).commit);
+      const result = commitSession(ctx.core, ctx.accountId, ctx.spaceId, p, (batch.entries[i] as Entry).commit);
       return result.ok ? { '.tag': 'success', ...fileMetadata(result.file) } : failure(result.error);
     });
   } finally {

@@ -2,7 +2,7 @@ import type { Args } from './args.js';
 import { tooManyWriteOperations, type EffectiveConfig, type Rng } from './faults.js';
 import type { SessionStore } from './sessions.js';
 import type { EmulatorStore } from './store.js';
-import type { AccountConfig, AccountStats, QueuedFault } from './types.js';
+import type { AccountConfig, AccountStats, EmulatorTeamInit, QueuedFault } from './types.js';
 import { routeError, type ReadBody, type Tagged } from './wire.js';
 
 /** Everything the emulator knows about one account besides its files and tokens. */
@@ -14,6 +14,8 @@ export class AccountState {
   email: string | undefined;
   /** Granted scopes; undefined = all. */
   scopes: string[] | undefined;
+  /** Set for a member of a team with a team space (see EmulatorAccountInit.team). */
+  team: EmulatorTeamInit | undefined;
   /** Commits currently holding (or refused at) the account's write lock. */
   commitsInFlight = 0;
 
@@ -64,6 +66,8 @@ export interface EmulatorCore {
 export interface CallContext {
   route: string;
   accountId: string;
+  /** The namespace the request's paths resolve in (its Dropbox-API-Path-Root): the account id for its home. */
+  spaceId: string;
   account: AccountState;
   token: string;
   args: Args;

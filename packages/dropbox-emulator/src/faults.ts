@@ -1,5 +1,5 @@
 import type { AccountConfig, QueuedFault, ServerErrorStatus, WriteContentionMode } from './types.js';
-import { ApiFailure, rateLimited } from './wire.js';
+import { accessError, ApiFailure, rateLimited } from './wire.js';
 
 /** mulberry32: tiny, fast and seedable, so a test that fixes the seed sees the same faults every run. */
 export class Rng {
@@ -42,6 +42,7 @@ export const BUILTIN_CONFIG: EffectiveConfig = {
   batchContentionShare: 1,
   commitLatencyMs: 0,
   quotaBytes: null,
+  dataTransportExceeded: false,
   latencyMs: 0,
   serverErrorShare: 0,
   serverErrorStatuses: [500, 503, 504],
@@ -92,6 +93,8 @@ export function validateConfig(patch: unknown): AccountConfig {
     if (p[k] !== undefined && p[k] !== null && !(num(p[k]) && p[k] > 0)) bad(k, 'a positive number or null');
   // A bucket smaller than one request would refuse everything forever.
   if (typeof p['burst'] === 'number' && p['burst'] < 1) bad('burst', 'at least 1 or null');
+  if (p['dataTransportExceeded'] !== undefined && typeof p['dataTransportExceeded'] !== 'boolean')
+    bad('dataTransportExceeded', 'true or false');
   if (p['writeContention'] !== undefined && !MODES.includes(p['writeContention'] as WriteContentionMode))
     bad('writeContention', '"none", "429" or "409"');
   const statuses = p['serverErrorStatuses'];
@@ -164,6 +167,14 @@ export function serverError(status: ServerErrorStatus, retryAfter: number | null
     'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
     headers,
   );
+}
+
+/**
+ * What Dropbox answers an upload once the team is over its monthly Data Transport quota: an
+ * AccessError, whose member `invalid_account_type` is a union and so nests under its own name.
+ */
+export function dataTransportExceeded(): ApiFailure {
+  return accessError({ '.tag': 'invalid_account_type', invalid_account_type: { '.tag': 'feature' } });
 }
 
 /** A too_many_requests 429 whose shape (text or JSON, Retry-After or not) follows the account's shares. */

@@ -31,6 +31,7 @@ interface RawOptions {
   seed?: string;
   burst?: string;
   quota?: string;
+  dataTransportExceeded?: boolean;
   writeContention?: string;
   batchContentionShare?: string;
   commitLatency?: string;
@@ -106,6 +107,7 @@ function parseDefaults(raw: RawOptions): AccountConfig {
   const config: AccountConfig = {
     burst: num('--burst', raw.burst, (n) => n >= 1, 'at least 1'),
     quotaBytes: nonNegative('--quota', raw.quota),
+    dataTransportExceeded: raw.dataTransportExceeded,
     writeContention: contention as WriteContentionMode | undefined,
     batchContentionShare: share('--batch-contention-share', raw.batchContentionShare),
     commitLatencyMs: nonNegative('--commit-latency', raw.commitLatency),
@@ -219,6 +221,10 @@ async function main(argv: string[]): Promise<void> {
       'only hash uploads, keep no bytes (files/download answers 400); for multi-gigabyte demo runs',
     )
     .option('--quota <bytes>', 'per-account quota; beyond it 409 path/insufficient_space')
+    .option(
+      '--data-transport-exceeded',
+      "the team's monthly Data Transport quota is used up: upload routes answer 403 invalid_account_type/feature",
+    )
     .option(
       '--write-contention <mode>',
       'overlapping commits per account: none (allowed), 429 (too_many_write_operations + Retry-After: 1) or 409 (route error / failed batch entries)',

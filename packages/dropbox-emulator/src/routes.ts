@@ -10,6 +10,7 @@ import {
   type RouteSpec,
 } from './context.js';
 import { continueListing, decodeCursor, startListing } from './listing.js';
+import { rootInfo } from './path-root.js';
 import { appendV2, finish, start, startBatch } from './session-routes.js';
 import { fileMetadata, splitPath, taggedMetadata, type EntryNode } from './store.js';
 import { badInput, newOpaqueId, routeError } from './wire.js';
@@ -17,7 +18,7 @@ import { badInput, newOpaqueId, routeError } from './wire.js';
 const DEFAULT_LIST_LIMIT = 500;
 
 async function upload(ctx: CallContext): Promise<unknown> {
-  const { args, body, core, accountId } = ctx;
+  const { args, body, core, accountId, spaceId } = ctx;
   const commit = parseCommitInfo(args);
   const expectedHash = args.contentHash();
   if (body.size > core.maxRequestBytes) throw routeError({ '.tag': 'payload_too_large' });
@@ -35,7 +36,7 @@ async function upload(ctx: CallContext): Promise<unknown> {
     refuseIfContended(ctx, lease, cfg, '409', contended);
     await core.sleep(cfg.commitLatencyMs);
     const content = core.keepContent ? body.bytes : undefined;
-    const result = core.store.write(accountId, {
+    const result = core.store.write(spaceId, {
       ...commit,
       size: body.size,
       contentHash,
@@ -52,14 +53,14 @@ async function upload(ctx: CallContext): Promise<unknown> {
 
 /** get_metadata and download: a path or id that must name an existing entry. */
 function lookupEntry(ctx: CallContext, pattern: string): EntryNode {
-  const { args, core, accountId } = ctx;
+  const { args, core, spaceId } = ctx;
   const raw = args.string('path');
   if (raw === '' || raw === '/') throw args.fail('path: The root folder is unsupported.');
   const path = raw.startsWith('id:') ? raw : slashPath(args, 'path', raw, pattern);
   if (!path.startsWith('id:') && !splitPath(path)) {
     throw routeError({ '.tag': 'path', path: { '.tag': 'malformed_path', malformed_path: null } });
   }
-  const node = core.store.lookup(accountId, path.toLowerCase());
+  const node = core.store.lookup(spaceId, path.toLowerCase());
   if (!node) throw routeError({ '.tag': 'path', path: { '.tag': 'not_found' } });
   return node;
 }
@@ -82,7 +83,7 @@ function download(ctx: CallContext): unknown {
   return new ContentResult(fileMetadata(node), bytes);
 }
 
-function listFolder({ args, core, accountId }: CallContext): unknown {
+function listFolder({ args, core, spaceId }: CallContext): unknown {
   const raw = args.string('path');
   if (raw === '/') throw args.fail('path: Specify the root folder as an empty string rather than as "/".');
   const path = raw === '' || raw.startsWith('id:') ? raw : slashPath(args, 'path', raw, LIST_PATH_PATTERN);
@@ -91,16 +92,16 @@ function listFolder({ args, core, accountId }: CallContext): unknown {
   if (path.startsWith('/') && !splitPath(path)) {
     throw routeError({ '.tag': 'path', path: { '.tag': 'malformed_path', malformed_path: null } });
   }
-  const node = core.store.lookup(accountId, path.toLowerCase());
+  const node = core.store.lookup(spaceId, path.toLowerCase());
   if (node === undefined) throw routeError({ '.tag': 'path', path: { '.tag': 'not_found' } });
   if (node?.kind === 'file') throw routeError({ '.tag': 'path', path: { '.tag': 'not_folder' } });
-  return startListing(core.store.space(accountId), accountId, node?.pathLower ?? '', recursive, limit);
+  return startListing(core.store.space(spaceId), spaceId, node?.pathLower ?? '', recursive, limit);
 }
 
-function listFolderContinue({ args, core, accountId }: CallContext): unknown {
+function listFolderContinue({ args, core, spaceId }: CallContext): unknown {
   const state = decodeCursor(args.string('cursor'));
-  if (!state || state.a !== accountId) throw args.fail('cursor: Invalid cursor');
-  return continueListing(core.store.space(accountId), state);
+  if (!state || state.a !== spaceId) throw args.fail('cursor: Invalid cursor');
+  return continueListing(core.store.space(spaceId), state);
 }
 
 /** Stable per account, so repeated calls (and restarts) describe the same user. */
@@ -110,7 +111,6 @@ export function accountJson(account: AccountState): Record<string, unknown> {
   const display = account.name ?? `Emulated User ${short}`;
   const [given = display, ...rest] = display.split(' ');
   const surname = rest.join(' ');
-  const namespaceId = String(digest.readUInt32BE(0) % 4_000_000_000);
   return {
     account_id: account.id,
     name: {
@@ -128,7 +128,7 @@ export function accountJson(account: AccountState): Record<string, unknown> {
     referral_link: `https://www.dropbox.com/referrals/AA${digest.toString('base64url').slice(0, 30)}`,
     is_paired: false,
     account_type: { '.tag': 'basic' },
-    root_info: { '.tag': 'user', root_namespace_id: namespaceId, home_namespace_id: namespaceId },
+    root_info: rootInfo(account),
   };
 }
 

@@ -25,6 +25,7 @@ import {
   Sleeper,
   toStoredFile,
 } from './options.js';
+import { checkTeam } from './path-root.js';
 import { DiskStore, MemoryContentStore } from './persist.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { SessionStore } from './sessions.js';
@@ -164,6 +165,7 @@ class Emulator implements DropboxEmulator {
     const accountId = init.accountId ?? deriveAccountId(seed as string);
     const config = init.config === undefined ? undefined : validateConfig(init.config);
     const scopes = checkScopes(init.scopes);
+    const team = init.team === undefined ? undefined : checkTeam(init.team);
     const account = this.accounts.get(accountId);
     const granted = scopes ?? account?.scopes;
     if (init.refreshToken !== undefined) this.tokens.addRefresh(init.refreshToken, accountId, init.appKey, granted);
@@ -171,6 +173,7 @@ class Emulator implements DropboxEmulator {
     state.scopes = granted;
     if (init.name !== undefined) state.name = init.name;
     if (init.email !== undefined) state.email = init.email;
+    if (team !== undefined) state.team = team;
     if (config) state.config = mergeConfig(state.config, config);
     if (init.token !== undefined) this.tokens.addStatic(init.token, accountId, granted);
     this.store.space(accountId);

@@ -75,13 +75,14 @@ export function appendV2(ctx: CallContext): unknown {
 export function commitSession(
   core: EmulatorCore,
   accountId: string,
+  spaceId: string,
   session: UploadSession,
   commit: CommitInfo,
 ): { ok: true; file: FileNode } | { ok: false; error: Tagged } {
   const data = session.payload();
   if ('.tag' in data) return { ok: false, error: data };
   const quotaBytes = core.config(accountId).quotaBytes;
-  const result = core.store.write(accountId, {
+  const result = core.store.write(spaceId, {
     ...commit,
     size: data.size,
     contentHash: data.contentHash,
@@ -124,7 +125,7 @@ export async function finish(ctx: CallContext): Promise<unknown> {
     session.committing = true;
     try {
       await core.sleep(cfg.commitLatencyMs);
-      const result = commitSession(core, accountId, session, commit);
+      const result = commitSession(core, accountId, ctx.spaceId, session, commit);
       if (!result.ok) throw routeError(result.error);
       return fileMetadata(result.file);
     } finally {

@@ -28,6 +28,11 @@ export interface AccountConfig {
   commitLatencyMs?: number;
   /** Bytes the account may hold; null = unlimited. Over it: 409 path/insufficient_space. */
   quotaBytes?: number | null;
+  /**
+   * The team has used up its monthly Data Transport quota: every upload route (files/upload,
+   * upload_session/*, finish_batch*) answers 403 invalid_account_type/feature. Default false.
+   */
+  dataTransportExceeded?: boolean;
   /** Added before every API answer. Default 0. */
   latencyMs?: number;
   /** Share of API requests answered with a 5xx from `serverErrorStatuses`. */
@@ -90,6 +95,20 @@ export interface EmulatorAccountInit {
   email?: string;
   /** Per-account behaviour; merged over any earlier configuration of the same account. */
   config?: AccountConfig;
+  /**
+   * A member of a team with a team space: `root_info` is a TeamRootInfo whose root namespace (the
+   * team space) differs from the member's home namespace, and requests with
+   * `Dropbox-API-Path-Root: {".tag": "root", "root": rootNamespaceId}` read and write the team
+   * space. Its files are listed under the account id `ns:<rootNamespaceId>`. Unset: a plain user.
+   */
+  team?: EmulatorTeamInit;
+}
+
+export interface EmulatorTeamInit {
+  /** The team space's namespace id, shared by every member of the team. */
+  rootNamespaceId: string;
+  /** Where the member's home folder sits in the team space. @default "/<name or account id>" */
+  homePath?: string;
 }
 
 export interface EmulatorAppInit {

@@ -52,6 +52,11 @@ export function routeError(error: Tagged): ApiFailure {
   return new ApiFailure(409, { error_summary: summarise(error), error });
 }
 
+/** 403: the token may not use this route or feature (auth.stone's AccessError). */
+export function accessError(error: Tagged): ApiFailure {
+  return new ApiFailure(403, { error_summary: summarise(error), error });
+}
+
 export function authError(tag: string, extra: Record<string, unknown> = {}): ApiFailure {
   return new ApiFailure(401, { error_summary: `${tag}/`, error: { '.tag': tag, ...extra } });
 }

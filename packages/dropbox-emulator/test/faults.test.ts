@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from '../src/index.js';
-import { createDropboxClient, rawCall, sdkFailure, tokenCall, type RawAnswer } from './support/calls.js';
+import { adminCall, createDropboxClient, rawCall, sdkFailure, tokenCall, type RawAnswer } from './support/calls.js';
 
 const SUMMARY = (tag: string): RegExp => new RegExp(`^${tag.replace(/\//g, '\\/')}\\/\\.{0,3}$`);
 
@@ -203,6 +203,51 @@ describe('fault injection', () => {
       (await dbx.filesUploadSessionFinish({ cursor: { session_id: id, offset: 3 }, commit: { path: '/q3' } })).result
         .size,
     ).toBe(3);
+  });
+
+  it('dataTransportExceeded answers every upload route 403 invalid_account_type/feature, and nothing else', async () => {
+    const a = account();
+    const dbx = createDropboxClient({ accessToken: a.token, apiBase: emu.url });
+    const open = (await dbx.filesUploadSessionStart({ contents: Buffer.from('abc'), close: true })).result.session_id;
+    const config = await adminCall(emu.url, 'config', { account: a.id, dataTransportExceeded: true });
+    expect(config.json).toMatchObject({ dataTransportExceeded: true });
+    const quota = {
+      error_summary: expect.stringMatching(SUMMARY('invalid_account_type/feature')),
+      error: { '.tag': 'invalid_account_type', invalid_account_type: { '.tag': 'feature' } },
+    };
+    const over = await upload(a.token, '/t1');
+    expect({ status: over.status, type: over.headers.get('content-type'), json: over.json }).toEqual({
+      status: 403,
+      type: 'application/json',
+      json: quota,
+    });
+    const cursor = { session_id: open, offset: 3 };
+    const answers = [
+      await rawCall(emu.url, 'files/upload_session/start', { token: a.token, arg: {}, body: 'x' }),
+      await rawCall(emu.url, 'files/upload_session/append_v2', { token: a.token, arg: { cursor }, body: 'x' }),
+      await rawCall(emu.url, 'files/upload_session/finish', {
+        token: a.token,
+        arg: { cursor, commit: { path: '/t2' } },
+      }),
+      await rawCall(emu.url, 'files/upload_session/start_batch', { token: a.token, body: { num_sessions: 1 } }),
+      await rawCall(emu.url, 'files/upload_session/finish_batch_v2', {
+        token: a.token,
+        body: { entries: [{ cursor, commit: { path: '/t3' } }] },
+      }),
+    ];
+    expect(answers.map((r): [number, unknown] => [r.status, r.json])).toEqual(answers.map(() => [403, quota]));
+    // The SDK surfaces it as a DropboxResponseError like any other route error.
+    const e = await sdkFailure(dbx.filesUpload({ path: '/t4', contents: Buffer.from('y') }));
+    expect(e.status).toBe(403);
+    expect(e.error.error).toEqual(quota.error);
+    // Reading is not data transport.
+    expect((await rawCall(emu.url, 'users/get_current_account', { token: a.token })).status).toBe(200);
+    expect(emu.files(a.id)).toEqual([]);
+    emu.configureAccount(a.id, { dataTransportExceeded: false });
+    expect((await upload(a.token, '/t1')).status).toBe(200);
+    expect(() => emu.configureAccount(a.id, { dataTransportExceeded: 'yes' as never })).toThrow(
+      /dataTransportExceeded must be true or false/,
+    );
   });
 
   it('rejects invalid configs and faults', () => {

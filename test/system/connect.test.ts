@@ -3,6 +3,8 @@
  * real Temporal dev server, a worker and the Dropbox emulator's authorize page, in both modes
  * (the code pasted on stdin, and the redirect to --redirect-port), and once in headless Chromium.
  */
+import { loadTokens } from '../../db/tokens.js';
+import { testKeyring } from '../support/secret-keys.js';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -141,12 +143,9 @@ async function shownCode(res: Response): Promise<string> {
   return m[1] as string;
 }
 
+/** The refresh token stored for the customer, opened (it is sealed at rest). */
 async function storedRefreshToken(id: string): Promise<string | null | undefined> {
-  const [row] = await database.db.query<{ dropbox_refresh_token: string | null }>(
-    `SELECT dropbox_refresh_token FROM customers WHERE id = $1`,
-    [id],
-  );
-  return row?.dropbox_refresh_token;
+  return (await loadTokens(database.db, testKeyring(), id))?.refreshToken;
 }
 
 /** A customer whose stored token Dropbox refuses, paused as needs-reauth with `items` waiting. */

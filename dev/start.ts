@@ -3,6 +3,7 @@
  * dev server with its Web UI, the Dropbox emulator, the demo media server and a worker. Anything
  * configured in the environment (DATABASE_URL, TEMPORAL_ADDRESS, DROPBOX_API_BASE) is used instead.
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime } from '@temporalio/worker';
@@ -34,6 +35,7 @@ import { useDevSecretKeys } from './secret-keys.js';
 import { DATA_DIR, writeStackFile } from '../client/stack-file.js';
 import { startTemporalDevServer } from './temporal-server.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
+import { startCodecServer } from '../temporal/codec-server.js';
 
 function positiveNumber(name: string, integer: boolean) {
   return (value: string): number => {
@@ -103,14 +105,27 @@ async function main(): Promise<number> {
 
     let temporal: TemporalTarget = config.temporal;
     let uiUrl: string | undefined;
+    let codecUrl: string | undefined;
     // A Temporal address, or a profile of Temporal's client config asked for by name, points elsewhere.
     const { TEMPORAL_ADDRESS, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE } = process.env;
     if (!TEMPORAL_ADDRESS && !TEMPORAL_PROFILE && !TEMPORAL_CONFIG_FILE) {
       log('starting the Temporal dev server (.data/temporal.db); the first run installs the temporal CLI…');
+      const uiPort = await portOr(8233);
+      // The Web UI shows payloads through the codec server; the token in its endpoint's path is
+      // new at every start, and only this UI's origins may call it.
+      const codecToken = randomBytes(24).toString('hex');
+      const codec = await startCodecServer({
+        keyring,
+        token: codecToken,
+        origins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+      });
+      cleanups.push(() => codec.close());
+      codecUrl = codec.url;
       const server = await startTemporalDevServer({
         dbFilename: join(DATA_DIR, 'temporal.db'),
         port: await portOr(7233),
-        uiPort: await portOr(8233),
+        uiPort,
+        uiCodecEndpoint: `${codec.url}/${codecToken}`,
         searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES,
         logFile: join(DATA_DIR, 'temporal.log'),
       });
@@ -186,6 +201,7 @@ async function main(): Promise<number> {
       `${customers.length} customers archiving into ${emulator ? `the Dropbox emulator at ${dropboxApiBase}` : dropboxApiBase}`,
     );
     if (uiUrl) log(`Temporal Web UI: ${uiUrl}/namespaces/${namespace}/workflows`);
+    if (codecUrl) log(`codec server (the Web UI decrypts payloads through it): ${codecUrl}`);
     log(`worker logs: ${workerLog}`);
     if (metricsAddress) log(`metrics: http://${metricsAddress}/metrics`);
     log('operate it from another terminal with: npm run archiver -- status   (Ctrl-C stops)');

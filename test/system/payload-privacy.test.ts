@@ -66,6 +66,19 @@ it('keeps tokens, names, phone numbers, URLs and paths out of what Temporal stor
     [1, 2].map(() => ({ route: 'files/upload', fault: 'too_many_requests' as const })),
   );
 
+  // While it drains, what the server holds of activities in flight: their heartbeat details.
+  const { workflowService } = stack.temporal.client;
+  const execution = { workflowId: workflowIdFor(id) };
+  const namespace = stack.temporal.namespace;
+  const inFlight: unknown[] = [];
+  let draining = true;
+  const watching = (async () => {
+    while (draining) {
+      const seen = await workflowService.describeWorkflowExecution({ namespace, execution }).catch(() => undefined);
+      if (seen?.pendingActivities?.some((a) => a.heartbeatDetails?.payloads?.length)) inFlight.push(seen);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
   await startCustomer(stack.temporal.client, id, NAME, { taskQueue: stack.temporal.taskQueue });
   await statusWhen(
     stack.temporal.client,
@@ -79,13 +92,14 @@ it('keeps tokens, names, phone numbers, URLs and paths out of what Temporal stor
   );
   expect(path?.remote_path).toContain(FROM.slice(1));
 
+  draining = false;
+  await watching;
+  // A slice retried after a 429 waited with its heartbeat on the server.
+  expect(inFlight.length).toBeGreaterThan(0);
   // As the server stores them: the raw history and the description, never decoded.
-  const { workflowService } = stack.temporal.client;
-  const execution = { workflowId: workflowIdFor(id) };
-  const namespace = stack.temporal.namespace;
   const history = await workflowService.getWorkflowExecutionHistory({ namespace, execution });
   const description = await workflowService.describeWorkflowExecution({ namespace, execution });
-  const raw = texts([history, description]).join('\n');
+  const raw = texts([history, description, inFlight]).join('\n');
   expect(raw).toContain(workflowIdFor(id)); // the search reads the records at all
   const needles = {
     token: TOKEN,
@@ -100,7 +114,7 @@ it('keeps tokens, names, phone numbers, URLs and paths out of what Temporal stor
   expect(raw).toContain('binary/encrypted');
 
   // Through the codec, the same records read: the customer's name (memo, input, summary) is there.
-  const decoded = texts(await opened([history, description], new EncryptionCodec(testKeyring()))).join('\n');
+  const decoded = texts(await opened([history, description, inFlight], new EncryptionCodec(testKeyring()))).join('\n');
   expect(decoded).toContain(NAME);
   expect(decoded).not.toContain(TOKEN);
 }, 180_000);

@@ -36,10 +36,31 @@ const condition = (name: string, dependency: string) =>
 describe('docker-compose.yml', () => {
   it('runs Postgres, schema and namespace setup, Temporal on Postgres, the Web UI, Prometheus and workers', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['postgres', 'prometheus', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
+      [
+        'codec-server',
+        'postgres',
+        'prometheus',
+        'temporal',
+        'temporal-schema',
+        'temporal-setup',
+        'temporal-ui',
+        'worker',
+      ].sort(),
     );
     expect(service('temporal').environment?.DB).toBe('postgres12');
     expect(service('worker').build).toBe('.');
+  });
+
+  it('points the Web UI at the codec server, which allows only that UI and needs the keys and a token', () => {
+    const codec = service('codec-server');
+    expect(codec.build).toBe('.');
+    expect(codec.environment?.ARCHIVER_CODEC_ORIGINS).toBe('http://127.0.0.1:8080,http://localhost:8080');
+    expect(codec.environment?.ARCHIVER_SECRET_KEYS).toMatch(/^\$\{ARCHIVER_SECRET_KEYS:\?/);
+    expect(codec.environment?.ARCHIVER_CODEC_TOKEN).toMatch(/^\$\{ARCHIVER_CODEC_TOKEN:\?/);
+    expect(codec.ports).toEqual(['127.0.0.1:8888:8888']);
+    expect(service('temporal-ui').environment?.TEMPORAL_CODEC_ENDPOINT).toMatch(
+      /^http:\/\/127\.0\.0\.1:8888\/\$\{ARCHIVER_CODEC_TOKEN:\?/,
+    );
   });
 
   it('pins the Temporal Server, admin tools and Web UI that npm run cluster and the cluster tests run', () => {

@@ -16,6 +16,9 @@ const MAX_EXEMPT_STRAGGLERS = 8;
 /**
  * After a 429, a retry re-sends its in-flight items this many times further apart than planned:
  * as many as a customer's slices in flight at once (MAX_SLICES_IN_FLIGHT in workflows/batch.ts).
+ * And no faster than Dropbox accepted this slice's uploads before the 429: the plan may have run
+ * far ahead of the limit (the first 429 of a customer comes out of slow start), and every slice
+ * of the customer retries when the same Retry-After ends.
  */
 const RESEND_SPACING_AFTER_429 = 2;
 /** Write contention is retried inside the slice this many times for an item, then by Temporal. */
@@ -27,6 +30,8 @@ export interface SliceProgress {
   sessions: Record<string, SessionProgress>;
   /** When a 429 (or the customer's hold-back after one) stopped an attempt, epoch ms. */
   rateLimitedAt?: number | undefined;
+  /** Uploads per second Dropbox accepted in that attempt until the 429; undefined if none. */
+  acceptedPerSecond?: number | undefined;
   /** Items an attempt started: after a 429 the retry re-sends only these, if not done. */
   started?: string[] | undefined;
 }
@@ -46,6 +51,7 @@ function previousProgress(): SliceProgress {
     done: Array.isArray(details?.done) ? details.done : [],
     sessions: details?.sessions && typeof details.sessions === 'object' ? details.sessions : {},
     rateLimitedAt: typeof details?.rateLimitedAt === 'number' ? details.rateLimitedAt : undefined,
+    acceptedPerSecond: typeof details?.acceptedPerSecond === 'number' ? details.acceptedPerSecond : undefined,
     started: Array.isArray(details?.started) ? details.started : undefined,
   };
 }
@@ -82,12 +88,29 @@ export async function runSlice(
     // customer's other slice retries when the same Retry-After ends, and the two re-sending
     // at their old pace at once, with the new slices beside them, would be the next 429.
     const widen = progress.rateLimitedAt !== undefined ? RESEND_SPACING_AFTER_429 : 1;
-    const now = Date.now();
-    todo = todo.map((i) => ({ ...i, startAt: now + widen * Math.max(0, i.startAt - first.startAt) }));
+    const accepted = progress.rateLimitedAt !== undefined ? progress.acceptedPerSecond : undefined;
+    const minGapMs = accepted !== undefined && accepted > 0 ? 1000 / accepted : 0;
+    let at = Date.now();
+    let planned = first.startAt;
+    todo = todo.map((i, n) => {
+      if (n > 0) at += Math.max(widen * Math.max(0, i.startAt - planned), minGapMs);
+      planned = i.startAt;
+      return { ...i, startAt: at };
+    });
   }
   let rateLimitedAt = progress.rateLimitedAt;
+  let acceptedPerSecond = progress.acceptedPerSecond;
+  // What Dropbox accepted in this attempt, from its first start: the pace a retry after a 429 keeps to.
+  let firstStartedAt: number | undefined;
+  let accepted = 0;
   const beat = () =>
-    heartbeat({ done: [...done.values()], sessions, rateLimitedAt, started: [...started] } satisfies SliceProgress);
+    heartbeat({
+      done: [...done.values()],
+      sessions,
+      rateLimitedAt,
+      acceptedPerSecond,
+      started: [...started],
+    } satisfies SliceProgress);
   const ticker = setInterval(beat, HEARTBEAT_INTERVAL_MS);
 
   let stop: Error | undefined;
@@ -116,18 +139,23 @@ export async function runSlice(
   };
   const start = (item: SliceItem) => {
     const startedAt = Date.now();
+    firstStartedAt ??= startedAt;
     started.add(item.itemId);
     const ended = uploadWithRetries(item.itemId, sessions, beat, uploadOne).then(
       (result) => {
         const endedAt = Date.now();
+        if (result.status === 'archived' || result.status === 'staged') accepted += 1;
         done.set(item.itemId, { ...result, durationMs: endedAt - startedAt, endedAt });
         delete sessions[item.itemId];
         beat();
       },
       (err: unknown) => {
         stop ??= err instanceof Error ? err : new Error(String(err));
-        if (stop === err && err instanceof TypedFailure && err.type === FailureType.RateLimited)
+        if (stop === err && err instanceof TypedFailure && err.type === FailureType.RateLimited) {
           rateLimitedAt = Date.now();
+          const seconds = (rateLimitedAt - (firstStartedAt ?? rateLimitedAt)) / 1000;
+          acceptedPerSecond = accepted > 0 && seconds > 0 ? accepted / seconds : undefined;
+        }
       },
     );
     inFlight.set(item.itemId, { startedAt, ended: ended.finally(() => inFlight.delete(item.itemId)) });

@@ -161,6 +161,33 @@ describe('uploadItems', () => {
     expect(emulator.files(accountId)).toHaveLength(3);
   });
 
+  it('after a 429, re-sends what was in flight no faster than Dropbox accepted this slice before it', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    // Planned all at once and 8 at a time, as a slice of a pace far above the limit is.
+    const request = await slice(customer, token, 8, { spacingMs: 0, concurrency: 8 });
+    emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
+    const first = await attempt(activities.uploadItems, request);
+    expect(first.failure?.type).toBe('RateLimited');
+    const accepted = first.heartbeat?.acceptedPerSecond ?? 0;
+    expect(accepted).toBeGreaterThan(0);
+    const refused = (first.heartbeat?.started ?? []).filter(
+      (id) => !first.heartbeat?.done.some((d) => d.itemId === id),
+    );
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    emulator.configureAccount(accountId, { uploadsPerSecond: null });
+    await database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
+    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
+    expect(retry.failure).toBeUndefined();
+    const resent = (retry.outcome?.items ?? [])
+      .filter((i) => refused.includes(i.itemId))
+      .map((i) => i.endedAt - i.durationMs)
+      .sort((a, b) => a - b);
+    expect(resent).toHaveLength(refused.length);
+    // Planned 0 ms apart; re-sent at most at the accepted rate (a little timer slack allowed).
+    for (let n = 1; n < resent.length; n++)
+      expect(resent[n]! - resent[n - 1]!).toBeGreaterThanOrEqual(0.9 * (1000 / accepted) - 2);
+  });
+
   it('ends an item whose source is gone as failed, without failing the slice', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 4, {

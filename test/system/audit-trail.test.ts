@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { createActivities } from '../../activities/index.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
-import { appendAuditEvent, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
+import { appendAuditEvent, auditEvents, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
 import { deferItem } from '../../db/items.js';
 import { dbFromConnection } from '../../db/pool.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
@@ -329,6 +329,13 @@ describe('archiver audit export', () => {
     expect(none).toMatchObject({ code: 0, stdout: '' });
   });
 
+  it('reads a long trail page by page, in order, without skipping or repeating a row', async () => {
+    const customer = await chainOf(7);
+    const seen: number[] = [];
+    for await (const row of auditEvents(database.db, customer, {}, 3)) seen.push(row.seq);
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
   it('says what a bad date or an unknown customer is', async () => {
     const badDate = await archiver(['audit', 'export', 'x', '--since', 'yesterday']);
     expect(badDate.code).toBe(2);
@@ -369,6 +376,23 @@ describe('operator actions', () => {
     expect((await archiver(['customers', 'list'])).code).toBe(0);
     expect((await archiver(['customers', 'add', uniqueName('noname')])).code).toBe(2);
     expect(await trail(customer)).toHaveLength(1);
+  });
+
+  it("records a command on no one customer in the '*' chain", async () => {
+    const rotated = await archiver(['rotate-secrets'], { ARCHIVER_OPERATOR: 'erin' });
+    expect(rotated.code).toBe(0);
+    expect(await trail('*')).toEqual([
+      expect.objectContaining({
+        kind: 'operator.action',
+        command: 'rotate-secrets',
+        actor: 'erin',
+        details: { args: {} },
+      }),
+    ]);
+    expect(await archiver(['audit', 'verify', '*'])).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('intact, 1 rows'),
+    });
   });
 
   it('takes the operator from the OS user without ARCHIVER_OPERATOR', async () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { createActivities } from '../../activities/index.js';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
-import { appendAuditEvent, auditEvents, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
+import { appendAuditEvent, auditEvents, auditHash, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
 import { deferItem } from '../../db/items.js';
 import { dbFromConnection } from '../../db/pool.js';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
@@ -273,11 +273,20 @@ describe('archiver audit verify', () => {
     expect(last.stderr).toMatch(/broken at row 3: .*last rows were deleted/);
   });
 
-  it('names a changed row whose hash was recomputed by the row after it', async () => {
+  it('names the row after a changed row whose hash was recomputed to match', async () => {
     const customer = await chainOf(3);
     const [row] = await auditEventsAfter(database.db, customer, 1, 1);
-    await tamper(`UPDATE audit_events SET hash = repeat('a', 64) WHERE id = $1`, [row!.id]);
-    expect(await verifyAuditChain(database.db, customer)).toMatchObject({ intact: false, seq: 2 });
+    const forged = { ...row!, actor: 'mallory' };
+    await tamper('UPDATE audit_events SET actor = $2, hash = $3 WHERE id = $1', [
+      row!.id,
+      forged.actor,
+      auditHash(forged),
+    ]);
+    expect(await verifyAuditChain(database.db, customer)).toMatchObject({
+      intact: false,
+      seq: 3,
+      problem: expect.stringContaining('does not match row 2'),
+    });
   });
 
   it('refuses an unknown customer', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { activityInfo, log } from '@temporalio/activity';
 import { FailureType } from '../workflows/failures.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
@@ -34,6 +35,7 @@ import {
   recordTransientFailure,
   recordWriteContention,
   releaseLease,
+  type ItemActor,
   type ItemRetryPolicy,
 } from '../db/items.js';
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
@@ -90,6 +92,16 @@ export function createActivities(deps: ActivityDeps) {
   const tokens = new CustomerTokens({ db, keyring, app: deps.dropboxApp, apiBase: deps.dropboxApiBase });
   const dropboxTimeouts = { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts };
   const accounts = new DropboxAccounts(tokens, deps.dropboxApiBase, dropboxTimeouts);
+  const workerIdentity = deps.workerIdentity ?? `${process.pid}@${hostname()}`;
+
+  /** The worker and the activity attempt that change an item's state, for its audit row. */
+  function actor(): ItemActor {
+    const info = activityInfo();
+    return {
+      actor: workerIdentity,
+      details: { workflowId: info.workflowExecution?.workflowId ?? null, activityAttempt: info.attempt },
+    };
+  }
 
   /** Leases the customer's next items; returns descriptors only, never content. */
   async function fetchBatch(customerId: string, limit: number, pacing?: PacingReport): Promise<LeasedBatch> {
@@ -293,7 +305,7 @@ export function createActivities(deps: ActivityDeps) {
     staged: StagedItem[],
   ): Promise<SessionCommitOutcome> {
     try {
-      const outcome = await commitStagedSessions({ db, accounts, leaseToken, customerId, staged });
+      const outcome = await commitStagedSessions({ db, accounts, leaseToken, customerId, staged, by: actor() });
       const sizes = new Map(staged.map((s) => [s.itemId, s.size]));
       for (const itemId of outcome.archived) countArchived(customerId, sizes.get(itemId) ?? 0);
       for (let i = 0; i < outcome.retry.length; i++) countThrottled(customerId, 'too_many_write_operations');
@@ -349,7 +361,7 @@ export function createActivities(deps: ActivityDeps) {
         message: `Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`,
       });
     }
-    await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size });
+    await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size }, actor());
     countArchived(subject.customerId, size);
     log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }
@@ -375,7 +387,7 @@ export function createActivities(deps: ActivityDeps) {
     switch (failure.type) {
       case FailureType.SourceGone:
       case FailureType.ItemRejected:
-        await markFailed(db, subject.id, leaseToken, failure.message);
+        await markFailed(db, subject.id, leaseToken, failure.message, actor());
         return { status: 'failed', error: failure.message };
       case FailureType.SourceUnavailable:
         return defer(subject, leaseToken, failure.message);
@@ -406,7 +418,7 @@ export function createActivities(deps: ActivityDeps) {
     leaseToken: string,
     error: string,
   ): Promise<{ status: 'deferred' | 'failed'; error: string }> {
-    const deferred = await deferItem(db, subject.id, leaseToken, error, itemRetry);
+    const deferred = await deferItem(db, subject.id, leaseToken, error, itemRetry, actor());
     if (deferred?.state === 'failed')
       return { status: 'failed', error: `gave up after ${deferred.failedAttempts} failed attempts: ${error}` };
     log.info('item deferred', {

@@ -2,7 +2,7 @@ import type { files } from 'dropbox';
 import type { Db } from '../db/pool.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
-import { markArchived, markFailed } from '../db/items.js';
+import { markArchived, markFailed, type ItemActor } from '../db/items.js';
 import { loadUploadSubjects } from '../db/upload-subjects.js';
 import { remotePathFor } from './paths.js';
 import { MAX_BATCH_ENTRIES } from '../workflows/dropbox-limits.js';
@@ -36,6 +36,8 @@ export interface SessionCommitInput {
   customerId: string;
   leaseToken: string;
   staged: StagedItem[];
+  /** Who commits, for the audit rows of the items archived or failed. */
+  by: ItemActor;
 }
 
 type EntryFailure = files.UploadSessionFinishError & { '.tag': string };
@@ -63,6 +65,7 @@ export async function commitStagedSessions({
   customerId,
   leaseToken,
   staged,
+  by,
 }: SessionCommitInput): Promise<SessionCommitOutcome> {
   if (staged.length > MAX_BATCH_ENTRIES)
     throw new Error(`finish_batch_v2 takes at most ${MAX_BATCH_ENTRIES} entries, got ${staged.length}`);
@@ -125,7 +128,7 @@ export async function commitStagedSessions({
       tags.includes('disallowed_name') ||
       tags.includes('no_write_permission')
     ) {
-      await markFailed(db, item.itemId, leaseToken, `Dropbox refused ${tags.join('/')} when committing the item`);
+      await markFailed(db, item.itemId, leaseToken, `Dropbox refused ${tags.join('/')} when committing the item`, by);
       outcome.rejected.push(item.itemId);
     } else {
       outcome.retry.push(item);
@@ -147,16 +150,23 @@ export async function commitStagedSessions({
         item.itemId,
         leaseToken,
         `content hash mismatch at ${path}: Dropbox has ${String(remoteHash)}, staged ${item.contentHash}`,
+        by,
       );
       outcome.rejected.push(item.itemId);
       return;
     }
-    const marked = await markArchived(db, item.itemId, leaseToken, {
-      path,
-      rev,
-      contentHash: item.contentHash,
-      size: item.size,
-    });
+    const marked = await markArchived(
+      db,
+      item.itemId,
+      leaseToken,
+      {
+        path,
+        rev,
+        contentHash: item.contentHash,
+        size: item.size,
+      },
+      by,
+    );
     (marked ? outcome.archived : outcome.skipped).push(item.itemId);
   }
 }

@@ -31,6 +31,8 @@ export interface ActivityDeps {
   singleUploadLimit?: number;
   /** Bytes per upload-session append. @default 8 MiB */
   chunkSize?: number;
+  /** Who archived an item, in its audit row. @default pid@host, Temporal's default worker identity */
+  workerIdentity?: string | undefined;
   /** Uploads/s a customer with no learned limit starts at. @default DEFAULT_PACING_LIMITS.initialRatePerSecond */
   initialRatePerSecond?: number;
 }

@@ -57,6 +57,7 @@ import {
 } from './options.js';
 import { connectCustomer } from './connect.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
+import { registerAuditTrail } from './audit.js';
 import { registerRotateSecrets } from './rotate-secrets.js';
 import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
@@ -499,6 +500,7 @@ deploy
   });
 
 registerRotateSecrets(program, withDb, cliKeyring);
+registerAuditTrail(program, withDb);
 
 pointAtHelp(program, 'archiver');
 

@@ -1,5 +1,6 @@
 // The SQL of archive items: leasing, marking and re-queueing them, one function per statement.
 
+import { appendAuditEvent } from './audit.js';
 import type { Db } from './pool.js';
 
 export type ItemKind = 'call_recording' | 'voicemail' | 'fax' | 'sms';
@@ -88,8 +89,17 @@ export async function queueState(db: Db, customerId: string): Promise<QueueState
   };
 }
 
+/** Who changes an item's state, for its audit row. */
+export interface ItemActor {
+  /** The worker's identity, pid@host as Temporal names workers. */
+  actor: string;
+  /** More to record, e.g. the activity attempt; never a secret. */
+  details?: Record<string, unknown> | undefined;
+}
+
 /**
- * Marks an item archived, fenced by its lease: only the current lease holder may complete it.
+ * Marks an item archived, fenced by its lease: only the current lease holder may complete it. The
+ * archival's audit row is written in the same transaction, so no archival goes unrecorded.
  * @returns false when the lease was lost (the row belongs to someone else now)
  */
 export async function markArchived(
@@ -97,30 +107,76 @@ export async function markArchived(
   itemId: string,
   leaseToken: string,
   remote: { path: string; rev: string; contentHash: string; size: number },
+  by: ItemActor,
 ): Promise<boolean> {
-  const rows = await db.query(
-    `UPDATE archive_items
-        SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
-            archived_at = now(), attempts = attempts + 1, last_error = NULL, last_error_at = NULL, next_attempt_at = NULL,
-            lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND lease_token = $2
-     RETURNING id`,
-    [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size],
-  );
-  return rows.length === 1;
+  return db.transaction(async (tx) => {
+    const [row] = await tx.query<{ customer_id: string; attempts: number }>(
+      `UPDATE archive_items
+          SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
+              archived_at = now(), attempts = attempts + 1, last_error = NULL, last_error_at = NULL, next_attempt_at = NULL,
+              lease_token = NULL, lease_expires_at = NULL
+        WHERE id = $1 AND lease_token = $2
+       RETURNING customer_id, attempts`,
+      [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size],
+    );
+    if (!row) return false;
+    await appendAuditEvent(tx, {
+      customerId: row.customer_id,
+      kind: 'item.archived',
+      actor: by.actor,
+      itemId,
+      remotePath: remote.path,
+      contentHash: remote.contentHash,
+      remoteRev: remote.rev,
+      attempt: row.attempts,
+      details: { sizeBytes: remote.size, ...by.details },
+    });
+    return true;
+  });
 }
 
-/** Marks an item failed so an operator can see and re-drive it; fenced by its lease. */
-export async function markFailed(db: Db, itemId: string, leaseToken: string, error: string): Promise<boolean> {
-  const rows = await db.query(
-    `UPDATE archive_items
-        SET state = 'failed', last_error = $3, last_error_at = now(), attempts = attempts + 1, next_attempt_at = NULL,
-            lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND lease_token = $2
-     RETURNING id`,
-    [itemId, leaseToken, error],
-  );
-  return rows.length === 1;
+/**
+ * Marks an item failed so an operator can see and re-drive it; fenced by its lease. Its audit row,
+ * with the reason, is written in the same transaction.
+ */
+export async function markFailed(
+  db: Db,
+  itemId: string,
+  leaseToken: string,
+  error: string,
+  by: ItemActor,
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.query<{ customer_id: string; attempts: number }>(
+      `UPDATE archive_items
+          SET state = 'failed', last_error = $3, last_error_at = now(), attempts = attempts + 1, next_attempt_at = NULL,
+              lease_token = NULL, lease_expires_at = NULL
+        WHERE id = $1 AND lease_token = $2
+       RETURNING customer_id, attempts`,
+      [itemId, leaseToken, error],
+    );
+    if (!row) return false;
+    await auditFailure(tx, itemId, row, error, by);
+    return true;
+  });
+}
+
+/** The audit row of an item that became failed. */
+function auditFailure(
+  tx: Db,
+  itemId: string,
+  row: { customer_id: string; attempts: number },
+  reason: string,
+  by: ItemActor,
+): Promise<unknown> {
+  return appendAuditEvent(tx, {
+    customerId: row.customer_id,
+    kind: 'item.failed',
+    actor: by.actor,
+    itemId,
+    attempt: row.attempts,
+    details: { reason, ...by.details },
+  });
 }
 
 /**
@@ -197,7 +253,8 @@ export interface ItemRetryPolicy {
 /**
  * Gives a failing item's slot back: records the failed attempt and returns the item to pending
  * with a retry time (exponential backoff with 10% jitter), or marks it failed once it has failed
- * `maxAttempts` times or for `maxAgeMs`. Fenced by the lease.
+ * `maxAttempts` times or for `maxAgeMs`. Fenced by the lease. An item given up gets its audit row
+ * in the same transaction.
  * @returns the item's state now, or undefined if the lease was lost
  */
 export async function deferItem(
@@ -206,9 +263,18 @@ export async function deferItem(
   leaseToken: string,
   error: string,
   policy: ItemRetryPolicy,
+  by: ItemActor,
 ): Promise<{ state: 'pending' | 'failed'; failedAttempts: number; nextAttemptAt: Date | null } | undefined> {
-  const [row] = await db.query<{ state: 'pending' | 'failed'; failed_attempts: number; next_attempt_at: Date | null }>(
-    `WITH item AS (
+  return db.transaction(async (tx) => {
+    const [row] = await tx.query<{
+      state: 'pending' | 'failed';
+      failed_attempts: number;
+      next_attempt_at: Date | null;
+      customer_id: string;
+      attempts: number;
+      last_error: string;
+    }>(
+      `WITH item AS (
        SELECT id, failed_attempts + 1 AS n, coalesce(first_failed_at, now()) AS since
          FROM archive_items WHERE id = $1 AND lease_token = $2 FOR UPDATE),
      decided AS (
@@ -224,12 +290,13 @@ export async function deferItem(
             last_error_at = now(), lease_token = NULL, lease_expires_at = NULL
        FROM decided d
       WHERE a.id = d.id
-     RETURNING a.state, a.failed_attempts, a.next_attempt_at`,
-    [itemId, leaseToken, error, policy.initialDelayMs, policy.maxDelayMs, policy.maxAttempts, policy.maxAgeMs],
-  );
-  return row
-    ? { state: row.state, failedAttempts: row.failed_attempts, nextAttemptAt: row.next_attempt_at }
-    : undefined;
+     RETURNING a.state, a.failed_attempts, a.next_attempt_at, a.customer_id, a.attempts, a.last_error`,
+      [itemId, leaseToken, error, policy.initialDelayMs, policy.maxDelayMs, policy.maxAttempts, policy.maxAgeMs],
+    );
+    if (!row) return undefined;
+    if (row.state === 'failed') await auditFailure(tx, itemId, row, row.last_error, by);
+    return { state: row.state, failedAttempts: row.failed_attempts, nextAttemptAt: row.next_attempt_at };
+  });
 }
 
 /**

@@ -86,6 +86,7 @@ describe('archiver CLI', () => {
       'set-limits',
       'retry-failed',
       'stop',
+      'audit',
     ])
       expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
@@ -228,6 +229,20 @@ describe('archiver CLI', () => {
     expect(ok).toMatchObject({ code: 0, stdout: expect.stringContaining('credentials work') });
     expect(ok.stdout).not.toContain(token);
     await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    // The trail holds the operator's actions that succeeded, the archivals, and no token.
+    const trail = await archiver(['audit', 'export', id, '--format', 'jsonl'], { ARCHIVER_OPERATOR: 'dana' });
+    const rows = trail.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { kind: string; command: string | null });
+    expect(rows.filter((r) => r.kind === 'operator.action').map((r) => r.command)).toEqual([
+      'customers add',
+      'start',
+      'reconnect',
+    ]);
+    expect(rows.filter((r) => r.kind === 'item.archived')).toHaveLength(4);
+    for (const secret of ['lapsed-token', 'still-not-valid', token]) expect(trail.stdout).not.toContain(secret);
+    expect((await archiver(['audit', 'verify', id])).code).toBe(0);
     expect((await archiver(['reconnect', 'nobody', '--refresh-token', 'x'])).stderr).toContain(
       'unknown customer "nobody"',
     );

@@ -53,6 +53,9 @@ interface SessionResume {
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
+
+/** Items that occurred within a day are live: leased before any backfill (see leaseItems). */
+export const DEFAULT_LIVE_WINDOW_MS = 24 * 3600_000;
 const MIB = 1024 * 1024;
 
 /**
@@ -85,6 +88,7 @@ export function createActivities(deps: ActivityDeps) {
   const itemRetry: ItemRetryPolicy = { ...DEFAULT_ITEM_RETRY, ...deps.itemRetry };
   const sourceTimeouts = { ...DEFAULT_SOURCE_TIMEOUTS, ...deps.sourceTimeouts };
   const leaseTtlMs = deps.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  const liveWindowMs = deps.liveWindowMs ?? DEFAULT_LIVE_WINDOW_MS;
   const fetchSource = deps.fetchSource ?? fetch;
   const singleUploadLimit = deps.singleUploadLimit ?? 150 * MIB;
   const chunkSize = deps.chunkSize ?? 8 * MIB;
@@ -109,7 +113,7 @@ export function createActivities(deps: ActivityDeps) {
     const estimate = pacing?.limitEstimatePerSecond;
     if (estimate !== undefined && Number.isFinite(estimate) && estimate > 0)
       await saveLimitEstimate(db, customerId, estimate);
-    const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs);
+    const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs, liveWindowMs);
     const queue = await queueState(db, customerId);
     return {
       warmStart: {

@@ -19,6 +19,11 @@ export interface ActivityDeps {
   dropboxApp?: DropboxApp | undefined;
   /** How long a lease lasts before another fetch may reclaim the item. @default 15 minutes */
   leaseTtlMs?: number;
+  /**
+   * Items that occurred within this long before the lease are live, and are leased before older
+   * ones (a backfill). @default DEFAULT_LIVE_WINDOW_MS, 24 hours
+   */
+  liveWindowMs?: number | undefined;
   /** Fetches item media from `source_url`. @default global fetch */
   fetchSource?: typeof fetch;
   /** How long an item's source may take to answer, and to send each chunk. @default DEFAULT_SOURCE_TIMEOUTS */

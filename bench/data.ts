@@ -35,12 +35,21 @@ export async function createCustomers(
   }
 }
 
-/** Inserts `count` pending items for the customer; created_at is the insert time. */
-export async function insertItems(db: Db, mediaBase: string, customerId: string, count: number): Promise<void> {
+/**
+ * Inserts `count` pending items for the customer; created_at is the insert time. They occurred
+ * now, or `occurredAgoMs` before (history to backfill); `first` numbers the first one's media.
+ */
+export async function insertItems(
+  db: Db,
+  mediaBase: string,
+  customerId: string,
+  count: number,
+  { occurredAgoMs = 0, first = 0 }: { occurredAgoMs?: number; first?: number } = {},
+): Promise<void> {
   for (let start = 0; start < count; start += ROWS_PER_INSERT) {
     const n = Math.min(ROWS_PER_INSERT, count - start);
     const rows = Array.from({ length: n }, (_, i) => {
-      const media = `${customerId}-${start + i}`;
+      const media = `${customerId}-${first + start + i}`;
       return {
         kind: 'call_recording',
         metadata: { extension: '100', media, bytes: ITEM_BYTES },
@@ -50,9 +59,9 @@ export async function insertItems(db: Db, mediaBase: string, customerId: string,
     });
     await db.query(
       `INSERT INTO archive_items (customer_id, kind, occurred_at, metadata, source_url, size_bytes)
-       SELECT $1, r.kind, now(), r.metadata, r.source_url, r.size_bytes
+       SELECT $1, r.kind, now() - $3 * interval '1 millisecond', r.metadata, r.source_url, r.size_bytes
          FROM jsonb_to_recordset($2::jsonb) AS r(kind text, metadata jsonb, source_url text, size_bytes bigint)`,
-      [customerId, JSON.stringify(rows)],
+      [customerId, JSON.stringify(rows), occurredAgoMs],
     );
   }
 }
@@ -74,6 +83,36 @@ export async function latencies(db: Db, ids: string[]): Promise<number[]> {
     [ids],
   );
   return rows.map((r) => Number(r.s));
+}
+
+/**
+ * Insert → archived latencies in seconds, ascending, of the customer's archived items that
+ * occurred at most `withinMs` ago (its live ones).
+ */
+export async function liveLatencies(db: Db, customerId: string, withinMs: number): Promise<number[]> {
+  const rows = await db.query<{ s: number }>(
+    `SELECT extract(epoch FROM archived_at - created_at)::float8 AS s FROM archive_items
+      WHERE customer_id = $1 AND state = 'archived' AND occurred_at >= now() - $2 * interval '1 millisecond' ORDER BY 1`,
+    [customerId, withinMs],
+  );
+  return rows.map((r) => Number(r.s));
+}
+
+/** Items of the customer that occurred before `agoMs` ago and were archived between two times (epoch ms). */
+export async function backfillArchivedBetween(
+  db: Db,
+  customerId: string,
+  agoMs: number,
+  fromMs: number,
+  toMs: number,
+): Promise<number> {
+  const [row] = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM archive_items
+      WHERE customer_id = $1 AND state = 'archived' AND occurred_at < now() - $2 * interval '1 millisecond'
+        AND archived_at >= to_timestamp($3 / 1000.0) AND archived_at < to_timestamp($4 / 1000.0)`,
+    [customerId, agoMs, fromMs, toMs],
+  );
+  return Number(row?.n ?? 0);
 }
 
 /** Epoch ms of each archival of these customers, ascending. */

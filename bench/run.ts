@@ -1,4 +1,4 @@
-/** `npm run bench [-- --scenario steady,limit-change,huge-and-small,ceiling,scale,warm-start] [--design archiver,cron,fixed] [--quick]` */
+/** `npm run bench [-- --scenario steady,limit-change,huge-and-small,ceiling,scale,warm-start,live-backfill] [--design archiver,cron,fixed] [--quick] [--backfill-items N]` */
 import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { ALL_DESIGNS } from './designs/index.js';
@@ -7,6 +7,7 @@ import { tableLines, writeResults } from './report.js';
 import { ceiling } from './scenarios/ceiling.js';
 import { hugeAndSmall } from './scenarios/huge-and-small.js';
 import { limitChange } from './scenarios/limit-change.js';
+import { DEFAULT_BACKFILL_ITEMS, liveBackfill } from './scenarios/live-backfill.js';
 import { scale } from './scenarios/scale.js';
 import { steady } from './scenarios/steady.js';
 import { warmStart } from './scenarios/warm-start.js';
@@ -24,6 +25,7 @@ const SCENARIOS: Record<ScenarioName, Scenario> = {
   ceiling,
   scale,
   'warm-start': warmStart,
+  'live-backfill': liveBackfill,
 };
 const list = (v: string) =>
   v
@@ -35,8 +37,16 @@ const opts = new Command('npm run bench --')
   .option('--scenario <list>', `comma-separated: ${Object.keys(SCENARIOS).join(',')}`, list, Object.keys(SCENARIOS))
   .option('--design <list>', `comma-separated: ${ALL_DESIGNS.join(',')}`, list, ALL_DESIGNS)
   .option('--quick', 'smaller sizes, for a smoke run')
+  .option(
+    '--backfill-items <n>',
+    `live-backfill: items to backfill (default ${DEFAULT_BACKFILL_ITEMS.full}, --quick ${DEFAULT_BACKFILL_ITEMS.quick})`,
+    (v) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error('--backfill-items must be a positive whole number');
+      return Number(v);
+    },
+  )
   .parse()
-  .opts<{ scenario: string[]; design: string[]; quick?: boolean }>();
+  .opts<{ scenario: string[]; design: string[]; quick?: boolean; backfillItems?: number }>();
 
 for (const s of opts.scenario) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}`);
 for (const d of opts.design) if (!ALL_DESIGNS.includes(d as DesignName)) throw new Error(`unknown design ${d}`);
@@ -51,7 +61,12 @@ async function main(): Promise<number> {
     for (const name of opts.scenario as ScenarioName[]) {
       try {
         rows.push(
-          ...(await SCENARIOS[name](stack, { quick: !!opts.quick, designs: opts.design as DesignName[], log })),
+          ...(await SCENARIOS[name](stack, {
+            quick: !!opts.quick,
+            designs: opts.design as DesignName[],
+            log,
+            backfillItems: opts.backfillItems,
+          })),
         );
       } catch (err) {
         failed = true;

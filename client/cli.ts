@@ -12,7 +12,7 @@ import {
   clearCandidateCredentials,
   upsertCustomer,
 } from '../db/customers.js';
-import { requeueFailed, type ItemKind } from '../db/items.js';
+import { requeueFailed, skipBeforeBackfill, type ItemKind } from '../db/items.js';
 import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
@@ -47,6 +47,7 @@ import {
   buildId,
   reason,
   since,
+  backfillSince,
   token,
   MAX_BATCH_CAP,
   MAX_CONCURRENCY_CAP,
@@ -169,12 +170,25 @@ customers
     `layout below the root; placeholders {root} {extension} {date} {kind} {time} {from} {to} {id} {ext} (default "${DEFAULT_PATH_TEMPLATE}")`,
     pathTemplate,
   )
+  .option(
+    '--backfill-since <time>',
+    'archive only items that occurred since then (a date, UTC, or an ISO 8601 time); older ones are skipped (default: all history)',
+    backfillSince,
+  )
   .action(
     async (
       id: string,
-      opts: { name?: string; accessToken?: string; refreshToken?: string; folderRoot?: string; pathTemplate?: string },
+      opts: {
+        name?: string;
+        accessToken?: string;
+        refreshToken?: string;
+        folderRoot?: string;
+        pathTemplate?: string;
+        backfillSince?: Date;
+      },
     ) => {
       const keyring = cliKeyring();
+      let skipped: { skipped: number; requeued: number } | undefined;
       const existing = await withDb(async (db) => {
         const found = await getCustomer(db, id);
         const name = opts.name ?? found?.name;
@@ -184,12 +198,19 @@ customers
           throw new OperatorError(
             `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
           );
-        await upsertCustomer(db, keyring, { id, ...opts, name });
+        await db.transaction(async (tx) => {
+          await upsertCustomer(tx, keyring, { id, ...opts, name });
+          if (opts.backfillSince) skipped = await skipBeforeBackfill(tx, id);
+        });
         return found;
       });
       console.log(
         existing ? `customer ${id} updated` : `customer ${id} added; start archiving with: archiver start ${id}`,
       );
+      if (skipped && opts.backfillSince)
+        console.log(
+          `archiving items since ${opts.backfillSince.toISOString()}: ${skipped.skipped} older items skipped, ${skipped.requeued} skipped items re-queued`,
+        );
     },
   );
 customers

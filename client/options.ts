@@ -99,15 +99,19 @@ const SINCE = z.union([
   z.iso.datetime({ offset: true, precision: -1 }),
 ]);
 
+const SINCE_ALLOWED =
+  'a date like 2026-11-01 (UTC) or a time like 2026-11-01T12:00:00Z or 2026-11-01T12:00+01:00 (ISO 8601, with Z or an offset)';
+
 export function since(value: string): Date {
-  return new Date(
-    checked(
-      SINCE,
-      '--since',
-      'a date like 2026-11-01 (UTC) or a time like 2026-11-01T12:00:00Z or 2026-11-01T12:00+01:00 (ISO 8601, with Z or an offset)',
-      value,
-    ),
-  );
+  return new Date(checked(SINCE, '--since', SINCE_ALLOWED, value));
+}
+
+/** Like --since, and not in the future: a cut-off after now would skip the live items too. */
+export function backfillSince(value: string): Date {
+  const time = new Date(checked(SINCE, '--backfill-since', SINCE_ALLOWED, value));
+  if (time.getTime() > Date.now())
+    throw new InvalidArgumentError(`--backfill-since must not be in the future (got ${time.toISOString()}).`);
+  return time;
 }
 
 /** A Worker Deployment build id, as ARCHIVER_BUILD_ID allows. */

@@ -20,6 +20,8 @@ export interface NewCustomer {
   folderRoot?: string | undefined;
   /** See db/path-template.ts; unset keeps the customer's current layout (default for new ones). */
   pathTemplate?: string | undefined;
+  /** How far back to archive: items that occurred before it are skipped. Unset keeps the current one (none for new ones). */
+  backfillSince?: Date | undefined;
 }
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -35,15 +37,16 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
   if (customer.folderRoot !== undefined) validateFolderRoot(customer.folderRoot);
   if (customer.pathTemplate !== undefined) validatePathTemplate(customer.pathTemplate);
   await db.query(
-    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template)
-     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6)
+    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template, backfill_since)
+     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6, $7)
      ON CONFLICT (id) DO UPDATE SET
        name = excluded.name,
        status = 'active',
        dropbox_access_token = coalesce(excluded.dropbox_access_token, customers.dropbox_access_token),
        dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
        folder_root = coalesce($5, customers.folder_root),
-       path_template = coalesce($6, customers.path_template)`,
+       path_template = coalesce($6, customers.path_template),
+       backfill_since = coalesce($7, customers.backfill_since)`,
     [
       customer.id,
       customer.name,
@@ -51,6 +54,7 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
       sealToken(keyring, customer.id, 'dropbox_refresh_token', customer.refreshToken),
       customer.folderRoot ?? null,
       customer.pathTemplate ?? null,
+      customer.backfillSince ?? null,
     ],
   );
 }

@@ -2,7 +2,8 @@
 
 import type { Db } from './pool.js';
 
-export type ItemCounts = Record<'pending' | 'leased' | 'archived' | 'failed', number>;
+/** `skipped`: occurred before the customer's backfill_since, so never archived. */
+export type ItemCounts = Record<'pending' | 'leased' | 'archived' | 'failed' | 'skipped', number>;
 
 /** Per-customer item counts by state, for progress displays. */
 export async function itemCounts(db: Db): Promise<Map<string, ItemCounts>> {
@@ -11,7 +12,7 @@ export async function itemCounts(db: Db): Promise<Map<string, ItemCounts>> {
   );
   const counts = new Map<string, ItemCounts>();
   for (const r of rows) {
-    const entry = counts.get(r.customer_id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
+    const entry = counts.get(r.customer_id) ?? { pending: 0, leased: 0, archived: 0, failed: 0, skipped: 0 };
     entry[r.state as keyof typeof entry] = Number(r.n);
     counts.set(r.customer_id, entry);
   }

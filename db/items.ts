@@ -14,7 +14,11 @@ export interface ItemDescriptor {
 
 /**
  * Leases up to `limit` claimable items in one statement: pending ones whose retry time (if any)
- * has come, and leased ones whose lease expired.
+ * has come, and leased ones whose lease expired. Live items, those that occurred within
+ * `liveWindowMs`, come first, then the backfill; each part oldest first by when it occurred (then
+ * id). So a long backfill never delays new calls: it gets only what the live ones leave of the
+ * batch, and so of the customer's pace. (Items that occurred before the customer's
+ * backfill_since are `skipped`, never pending: see migration 009 and skipBeforeBackfill.)
  */
 export async function leaseItems(
   db: Db,
@@ -22,26 +26,43 @@ export async function leaseItems(
   limit: number,
   leaseToken: string,
   leaseTtlMs: number,
+  liveWindowMs: number,
 ): Promise<ItemDescriptor[]> {
-  const rows = await db.query<{ id: string; kind: ItemKind; size_bytes: string | null }>(
-    `WITH claimable AS (
+  // Both parts read archive_items_claimable_by_occurred in its own order, bounded by the window,
+  // so neither sorts the backlog nor reads other customers' or archived rows (ordering the backfill
+  // by id let the planner walk the primary key through every archived row; test/system/live-before-backfill.test.ts).
+  const rows = await db.query<{ id: string; kind: ItemKind; size_bytes: string | null; live: boolean }>(
+    `WITH live AS (
        SELECT id FROM archive_items
         WHERE customer_id = $1
+          AND occurred_at >= now() - $5 * interval '1 millisecond'
           AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
                OR (state = 'leased' AND lease_expires_at < now()))
-        ORDER BY id
+        ORDER BY occurred_at, id
         LIMIT $2
-        FOR UPDATE SKIP LOCKED)
-     UPDATE archive_items a
+        FOR UPDATE SKIP LOCKED),
+     backfill AS (
+       SELECT id FROM archive_items
+        WHERE customer_id = $1
+          AND occurred_at < now() - $5 * interval '1 millisecond'
+          AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+               OR (state = 'leased' AND lease_expires_at < now()))
+        ORDER BY occurred_at, id
+        LIMIT $2 - (SELECT count(*) FROM live)
+        FOR UPDATE SKIP LOCKED),
+     claimable AS (SELECT id FROM live UNION ALL SELECT id FROM backfill)
+     -- = ANY(ARRAY(…)), not a join: the planner cannot tell how many rows the backfill part
+     -- takes (its limit is computed), and a join let it hash the whole table.
+     UPDATE archive_items
         SET state = 'leased', lease_token = $3, lease_expires_at = now() + $4 * interval '1 millisecond'
-       FROM claimable c
-      WHERE a.id = c.id
-     RETURNING a.id, a.kind, a.size_bytes`,
-    [customerId, limit, leaseToken, leaseTtlMs],
+      WHERE id = ANY(ARRAY(SELECT id FROM claimable))
+     RETURNING id, kind, size_bytes, occurred_at >= now() - $5 * interval '1 millisecond' AS live`,
+    [customerId, limit, leaseToken, leaseTtlMs, liveWindowMs],
   );
+  // The batch is uploaded in this order: live items first, so they do not wait behind the backfill.
   return rows
-    .map((r) => ({ id: String(r.id), kind: r.kind, sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes) }))
-    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+    .sort((a, b) => Number(b.live) - Number(a.live) || Number(BigInt(a.id) - BigInt(b.id)))
+    .map((r) => ({ id: String(r.id), kind: r.kind, sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes) }));
 }
 
 /** Where a customer's queue stands, as fetchBatch reports it to the workflow. */
@@ -341,6 +362,31 @@ export async function requeueFailed(
     [customerId, filter.kind ?? null, filter.since ?? null],
   );
   return rows.length;
+}
+
+/**
+ * Applies the customer's backfill_since to the items it already has: pending ones (and ones whose
+ * lease expired) that occurred before it become skipped, and skipped ones since it (the cut-off
+ * moved earlier) pending again. Items in flight are left to finish. New items are skipped as they are inserted (migration 009).
+ * @returns how many items were skipped and re-queued
+ */
+export async function skipBeforeBackfill(db: Db, customerId: string): Promise<{ skipped: number; requeued: number }> {
+  const rows = await db.query<{ state: 'skipped' | 'pending' }>(
+    `UPDATE archive_items i
+        SET state = CASE WHEN i.state = 'skipped' THEN 'pending' ELSE 'skipped' END,
+            lease_token = NULL, lease_expires_at = NULL
+       FROM customers c
+      WHERE c.id = $1 AND i.customer_id = $1
+        AND (((i.state = 'pending' OR (i.state = 'leased' AND i.lease_expires_at < now()))
+              AND i.occurred_at < c.backfill_since)
+             OR (i.state = 'skipped' AND (c.backfill_since IS NULL OR i.occurred_at >= c.backfill_since)))
+     RETURNING i.state`,
+    [customerId],
+  );
+  return {
+    skipped: rows.filter((r) => r.state === 'skipped').length,
+    requeued: rows.filter((r) => r.state === 'pending').length,
+  };
 }
 
 /** A new item to archive, as whatever syncs the telephony system (or the demo seed) writes it. */

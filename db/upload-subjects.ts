@@ -12,7 +12,7 @@ export interface UploadSubject {
   metadata: Record<string, unknown>;
   sourceUrl: string | null;
   body: string | null;
-  state: 'pending' | 'leased' | 'archived' | 'failed';
+  state: 'pending' | 'leased' | 'archived' | 'failed' | 'skipped';
   leaseToken: string | null;
   rateLimitedCount: number;
   writeContentionCount: number;

@@ -212,7 +212,7 @@ async function main(): Promise<number> {
       while (worker.getState() === 'RUNNING') {
         const counts = await itemCounts(db);
         const rows = customers.map((c) => {
-          const n = counts.get(c.id) ?? { pending: 0, leased: 0, archived: 0, failed: 0 };
+          const n = counts.get(c.id) ?? { pending: 0, leased: 0, archived: 0, failed: 0, skipped: 0 };
           return {
             customerId: c.id,
             archived: n.archived,

@@ -102,6 +102,7 @@ const EnvSchema = z.object({
   ARCHIVER_ITEM_MAX_AGE: duration('3d'),
   ARCHIVER_ITEM_RETRY_DELAY: duration('30s'),
   ARCHIVER_SOURCE_TIMEOUT: duration('10s'),
+  ARCHIVER_LIVE_WINDOW: duration('24h'),
   ARCHIVER_DROPBOX_TIMEOUT: duration('30s'),
   ARCHIVER_INITIAL_RATE: z.coerce
     .number({ error: INITIAL_RATE_MESSAGE })
@@ -157,6 +158,8 @@ export interface ArchiverConfig {
   metricsAddress: string | undefined;
   /** How an item that keeps failing waits, and when it becomes failed. */
   itemRetry: { initialDelayMs: number; maxAttempts: number; maxAgeMs: number };
+  /** Items that occurred within this long are live: leased before a backfill's older ones. */
+  liveWindowMs: number;
   /** How long an item's source may take to answer, and to send each chunk of its body. */
   sourceTimeoutMs: number;
   /** How long one Dropbox request may take (plus 2 s per MiB it sends). */
@@ -270,6 +273,7 @@ function configFrom(e: z.output<typeof EnvSchema>, env: NodeJS.ProcessEnv): Arch
       maxAttempts: e.ARCHIVER_ITEM_MAX_ATTEMPTS,
       maxAgeMs: e.ARCHIVER_ITEM_MAX_AGE,
     },
+    liveWindowMs: e.ARCHIVER_LIVE_WINDOW,
     sourceTimeoutMs: e.ARCHIVER_SOURCE_TIMEOUT,
     dropboxTimeoutMs: e.ARCHIVER_DROPBOX_TIMEOUT,
     initialRatePerSecond: e.ARCHIVER_INITIAL_RATE,

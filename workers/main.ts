@@ -65,6 +65,7 @@ async function main(): Promise<void> {
         dropboxApiBase: config.dropboxApiBase,
         dropboxApp: config.dropboxApp,
         itemRetry: config.itemRetry,
+        liveWindowMs: config.liveWindowMs,
         sourceTimeouts: { answerMs: config.sourceTimeoutMs, idleMs: config.sourceTimeoutMs },
         dropboxTimeouts: { requestMs: config.dropboxTimeoutMs },
         initialRatePerSecond: config.initialRatePerSecond,

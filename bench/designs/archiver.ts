@@ -16,7 +16,12 @@ export async function startArchiver(ctx: DesignContext): Promise<RunningDesign> 
     connection,
     namespace: 'default',
     taskQueue,
-    activities: { db: ctx.db, keyring: loadSecretKeyring(), dropboxApiBase: stack.emulator.url },
+    activities: {
+      db: ctx.db,
+      keyring: loadSecretKeyring(),
+      dropboxApiBase: stack.emulator.url,
+      liveWindowMs: ctx.liveWindowMs,
+    },
     workflowBundle: stack.bundle,
     dataConverter: archiverDataConverter(loadSecretKeyring()),
     shutdownGraceMs: 2_000,

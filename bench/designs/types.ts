@@ -14,6 +14,8 @@ export interface DesignContext {
   slots?: number;
   /** The Temporal server the archiver runs on. @default stack.temporal (fairness on) */
   temporal?: BenchTemporal;
+  /** The archiver's live window (ARCHIVER_LIVE_WINDOW); 0 leases oldest first. @default 24 h */
+  liveWindowMs?: number;
 }
 
 /** What the controller reports (the archiver's status query); baselines have none. */

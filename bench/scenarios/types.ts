@@ -2,12 +2,15 @@ import type { DesignName } from '../designs/types.js';
 import type { Sample } from '../sampler.js';
 import type { BenchStack } from '../stack.js';
 
-export type ScenarioName = 'steady' | 'limit-change' | 'huge-and-small' | 'ceiling' | 'scale' | 'warm-start';
+export type ScenarioName =
+  'steady' | 'limit-change' | 'huge-and-small' | 'ceiling' | 'scale' | 'warm-start' | 'live-backfill';
 
 export interface ScenarioOptions {
   quick: boolean;
   designs: DesignName[];
   log: (message: string) => void;
+  /** live-backfill: the backfill's size (--backfill-items). */
+  backfillItems?: number | undefined;
 }
 
 /** One object per scenario and design (and mode) in the results file. */

@@ -437,6 +437,51 @@ describe('archiver CLI', () => {
     expect((await archiver(['customers', 'add', id, '--access-token', 'first-token'])).code).toBe(0);
   });
 
+  it('customers add --backfill-since skips the items before it, now and as they arrive, and a moved cut-off brings them back', async () => {
+    const id = uniqueName('backfill');
+    const states = async () =>
+      Object.fromEntries(
+        (
+          await database.db.query<{ state: string; n: number }>(
+            `SELECT state, count(*)::int AS n FROM archive_items WHERE customer_id = $1 GROUP BY state`,
+            [id],
+          )
+        ).map((r) => [r.state, r.n]),
+      );
+    const insertAt = (occurredAt: string) =>
+      database.db.query(
+        `INSERT INTO archive_items (customer_id, kind, occurred_at, body) VALUES ($1, 'sms', $2, 'text')`,
+        [id, occurredAt],
+      );
+    expect((await archiver(['customers', 'add', id, '--name', 'Backfill Co'])).code).toBe(0);
+    await insertAt('2026-01-15T00:00:00Z');
+    await insertAt('2026-03-15T00:00:00Z');
+    await insertAt('2026-06-15T00:00:00Z');
+
+    const cut = await archiver(['customers', 'add', id, '--backfill-since', '2026-05-01']);
+    expect(cut).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(
+        'archiving items since 2026-05-01T00:00:00.000Z: 2 older items skipped, 0 skipped items re-queued',
+      ),
+    });
+    const [row] = await database.db.query<{ backfill_since: Date; name: string }>(
+      'SELECT name, backfill_since FROM customers WHERE id = $1',
+      [id],
+    );
+    expect(row).toEqual({ name: 'Backfill Co', backfill_since: new Date('2026-05-01T00:00:00Z') });
+    // Old history the sync writes later is skipped as it arrives.
+    await insertAt('2026-02-01T00:00:00Z');
+    expect(await states()).toEqual({ pending: 1, skipped: 3 });
+
+    // Other changes keep the cut-off; an earlier one brings back what it now covers.
+    expect((await archiver(['customers', 'add', id, '--name', 'Backfill Co 2'])).code).toBe(0);
+    expect(await states()).toEqual({ pending: 1, skipped: 3 });
+    const moved = await archiver(['customers', 'add', id, '--backfill-since', '2026-03-01T00:00:00+01:00']);
+    expect(moved.stdout).toContain('0 older items skipped, 1 skipped items re-queued');
+    expect(await states()).toEqual({ pending: 2, skipped: 2 });
+  });
+
   describe('refuses bad input, naming it, and changes nothing', () => {
     /** A customer archiving happily, with one failed item: every case below must leave it exactly so. */
     const healthy = uniqueName('healthy');
@@ -518,6 +563,26 @@ describe('archiver CLI', () => {
         '--since without a time zone',
         (id) => ['retry-failed', id, '--since', '2026-11-01 12:00'],
         'with Z or an offset',
+      ],
+      [
+        'a --backfill-since that is no date',
+        (id) => ['customers', 'add', id, '--backfill-since', 'last week'],
+        '--backfill-since must be a date like 2026-11-01',
+      ],
+      [
+        'an impossible --backfill-since',
+        (id) => ['customers', 'add', id, '--backfill-since', '2026-02-30'],
+        '--backfill-since must be a date like 2026-11-01',
+      ],
+      [
+        'a --backfill-since without a time zone',
+        (id) => ['customers', 'add', id, '--backfill-since', '2026-11-01 12:00'],
+        'with Z or an offset',
+      ],
+      [
+        'a --backfill-since in the future',
+        (id) => ['customers', 'add', id, '--backfill-since', '2999-01-01'],
+        '--backfill-since must not be in the future',
       ],
       ['an empty --name', (id) => ['customers', 'add', id, '--name', ''], '--name must be 1-200 characters, not blank'],
       [

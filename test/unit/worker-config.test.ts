@@ -47,6 +47,7 @@ describe('configuration', () => {
       ARCHIVER_ITEM_MAX_AGE: '7d',
       ARCHIVER_ITEM_RETRY_DELAY: '1m',
       ARCHIVER_SOURCE_TIMEOUT: '10s',
+      ARCHIVER_LIVE_WINDOW: '6h',
       ARCHIVER_DROPBOX_TIMEOUT: '2m',
       DATABASE_CONNECT_TIMEOUT: '5s',
       DATABASE_STATEMENT_TIMEOUT: '1m',
@@ -75,6 +76,7 @@ describe('configuration', () => {
       logLevel: 'WARN',
       metricsAddress: '0.0.0.0:9100',
       itemRetry: { initialDelayMs: 60_000, maxAttempts: 50, maxAgeMs: 7 * 86_400_000 },
+      liveWindowMs: 6 * 3_600_000,
       sourceTimeoutMs: 10_000,
       dropboxTimeoutMs: 120_000,
       initialRatePerSecond: 25,
@@ -90,6 +92,7 @@ describe('configuration', () => {
       ['ARCHIVER_ITEM_MAX_ATTEMPTS', 'Infinity'],
       ['ARCHIVER_ITEM_MAX_AGE', '3 days'],
       ['ARCHIVER_SOURCE_TIMEOUT', '-1s'],
+      ['ARCHIVER_LIVE_WINDOW', '1 day'],
     ] as const) {
       expect(() => loadConfig({ [name]: value }), `${name}=${value}`).toThrow(new RegExp(name));
     }

@@ -22,6 +22,8 @@ const TOKEN = 'token-verify';
 const ACCOUNT = 'dbid:verify';
 const RESUME_TOKEN = 'token-verify-resume';
 const RESUME_ACCOUNT = 'dbid:verify-resume';
+const SESSIONS_TOKEN = 'token-verify-sessions';
+const SESSIONS_ACCOUNT = 'dbid:verify-sessions';
 const PAGE_SIZE = 500;
 
 const stack = useArchiverStack({
@@ -29,6 +31,7 @@ const stack = useArchiverStack({
     accounts: [
       { token: TOKEN, accountId: ACCOUNT },
       { token: RESUME_TOKEN, accountId: RESUME_ACCOUNT },
+      { token: SESSIONS_TOKEN, accountId: SESSIONS_ACCOUNT },
     ],
   },
   worker: { verifyPageSize: PAGE_SIZE },
@@ -166,6 +169,27 @@ describe('verification against the customer Dropbox', () => {
       requeued: 0,
       unknown: 3,
     });
+  });
+
+  it('overwrites altered files in sessions mode too, where finish_batch_v2 commits the re-queued items', async () => {
+    const customer = uniqueName('verify_sessions');
+    const db = stack.database.db;
+    await insertItems(db, customer, SESSIONS_TOKEN, stack.media.url, 6, { bytes: 300 });
+    await startArchiving(stack.temporal, customer, { commitMode: 'sessions' });
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 6 && s.state === 'idle');
+    const original = stack.emulator.files(SESSIONS_ACCOUNT);
+    const altered = original.slice(0, 2);
+    for (const file of altered) stack.emulator.putFile(SESSIONS_ACCOUNT, file.pathLower, 'edited');
+
+    expect(await runVerification(customer)).toMatchObject({ present: 4, changed: 2, requeued: 2, unknown: 0 });
+    const drained = await statusWhen(
+      stack.temporal.client,
+      customer,
+      (s) => s.totals.archived + s.totals.failed >= 8 && s.state === 'idle',
+      30_000,
+    );
+    expect(drained.totals.failed).toBe(0);
+    for (const file of altered) expect(hashAt(SESSIONS_ACCOUNT, file.pathLower)).toBe(file.contentHash);
   });
 
   it('resumes a listing that failed mid-way from the cursor in its heartbeat, without listing from the start again', async () => {

@@ -19,6 +19,11 @@ import { archiveFolderFor } from './paths.js';
 export const DEFAULT_VERIFY_PAGE_SIZE = 2000;
 /** Unknown paths kept for the operator; the rest are only counted. */
 const UNKNOWN_SAMPLE = 20;
+/**
+ * A run that listed no page for this long is taken as abandoned (its workflow was terminated), and
+ * no longer keeps a new run of its customer from starting.
+ */
+const ABANDONED_AFTER_MS = 15 * 60_000;
 /** Well inside the verify activity's heartbeat timeout, so a slow page query does not lose it. */
 const HEARTBEAT_INTERVAL_MS = 2_000;
 
@@ -46,14 +51,19 @@ export interface VerificationDeps {
 export function createVerificationActivities({ db, accounts, pageSize = DEFAULT_VERIFY_PAGE_SIZE }: VerificationDeps) {
   /**
    * Opens a verification run of the customer, whose start bounds the items it expects.
-   * @throws ApplicationFailure BadInput for an unknown customer
+   * @throws ApplicationFailure BadInput for an unknown customer, or one whose verification is running already
    */
   async function startVerification(customerId: string): Promise<{ runId: string }> {
     if (!(await getCustomer(db, customerId)))
       throw new TypedFailure({ type: FailureType.BadInput, message: `customerId: unknown customer ${customerId}` });
-    const run = await startVerificationRun(db, customerId);
-    log.info('verification started', { customerId, runId: run.id });
-    return { runId: run.id };
+    const opened = await startVerificationRun(db, customerId, ABANDONED_AFTER_MS);
+    if ('running' in opened)
+      throw new TypedFailure({
+        type: FailureType.BadInput,
+        message: `customerId: a verification of ${customerId} is running already (run ${opened.running.id}, started ${opened.running.startedAt.toISOString()}, ${opened.running.listed} files listed)`,
+      });
+    log.info('verification started', { customerId, runId: opened.started.id });
+    return { runId: opened.started.id };
   }
 
   /**

@@ -292,8 +292,10 @@ program
           shown = run.listed;
           console.error(`${id}: listed ${run.listed} files so far`);
         }).catch((err: unknown) => {
-          const cause = (err as { cause?: Error }).cause;
-          throw new CustomerRefused(`verification of ${id} failed: ${cause?.message ?? (err as Error).message}`);
+          // The workflow's failure wraps the activity's, which says why.
+          let cause = err as Error;
+          while (cause.cause instanceof Error) cause = cause.cause;
+          throw new CustomerRefused(`verification of ${id} failed: ${cause.message}`);
         });
         if (opts.json) {
           console.log(JSON.stringify(summary, null, 2));

@@ -71,14 +71,33 @@ const toRun = (r: RunRow): VerificationRun => ({
   oldestDiscrepancyAt: r.oldest_discrepancy_at,
 });
 
-/** Opens a verification run of the customer; its start time bounds which archived items it expects. */
-export async function startVerificationRun(db: Db, customerId: string): Promise<VerificationRun> {
-  const [row] = await db.query<RunRow>(
-    `INSERT INTO verification_runs (customer_id) VALUES ($1) RETURNING ${RUN_COLUMNS}`,
-    [customerId],
-  );
-  if (!row) throw new Error(`no verification run was created for ${customerId}`);
-  return toRun(row);
+/**
+ * Opens a verification run of the customer, unless another one is still going (unfinished, and it
+ * listed a page within `abandonedAfterMs`): two runs at once would each take the other's marks for
+ * missing files. Its start time bounds which archived items it expects.
+ */
+export async function startVerificationRun(
+  db: Db,
+  customerId: string,
+  abandonedAfterMs: number,
+): Promise<{ started: VerificationRun } | { running: VerificationRun }> {
+  return db.transaction(async (tx) => {
+    // Serializes starts of one customer's runs, so two cannot both see none running.
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtext('verification_runs:' || $1))`, [customerId]);
+    const [running] = await tx.query<RunRow>(
+      `SELECT ${RUN_COLUMNS} FROM verification_runs
+        WHERE customer_id = $1 AND finished_at IS NULL AND progressed_at > now() - $2 * interval '1 millisecond'
+        ORDER BY id DESC LIMIT 1`,
+      [customerId, abandonedAfterMs],
+    );
+    if (running) return { running: toRun(running) };
+    const [row] = await tx.query<RunRow>(
+      `INSERT INTO verification_runs (customer_id) VALUES ($1) RETURNING ${RUN_COLUMNS}`,
+      [customerId],
+    );
+    if (!row) throw new Error(`no verification run was created for ${customerId}`);
+    return { started: toRun(row) };
+  });
 }
 
 export async function verificationRun(db: Db, runId: string): Promise<VerificationRun | undefined> {
@@ -126,7 +145,7 @@ export async function matchListedPage(
         WHERE a.customer_id = $1 AND a.remote_path IS NOT NULL AND lower(a.remote_path) = page.path_lower
        RETURNING page.path_lower),
      progress AS (
-       UPDATE verification_runs SET listed = $4 WHERE id = $2)
+       UPDATE verification_runs SET listed = $4, progressed_at = now() WHERE id = $2)
      SELECT page.path_lower FROM page
       WHERE NOT EXISTS (SELECT 1 FROM matched m WHERE m.path_lower = page.path_lower)`,
     [customerId, runId, page, listedSoFar],

@@ -7,6 +7,8 @@ CREATE TABLE verification_runs (
   id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   customer_id            text NOT NULL REFERENCES customers (id),
   started_at             timestamptz NOT NULL DEFAULT now(),
+  -- When the run last listed a page; a run unfinished and silent for long was abandoned.
+  progressed_at          timestamptz NOT NULL DEFAULT now(),
   finished_at            timestamptz,
   -- Files listed so far (progress while running).
   listed                 bigint NOT NULL DEFAULT 0,

@@ -24,6 +24,8 @@ const RESUME_TOKEN = 'token-verify-resume';
 const RESUME_ACCOUNT = 'dbid:verify-resume';
 const SESSIONS_TOKEN = 'token-verify-sessions';
 const SESSIONS_ACCOUNT = 'dbid:verify-sessions';
+const ONCE_TOKEN = 'token-verify-once';
+const ONCE_ACCOUNT = 'dbid:verify-once';
 const PAGE_SIZE = 500;
 
 const stack = useArchiverStack({
@@ -32,6 +34,7 @@ const stack = useArchiverStack({
       { token: TOKEN, accountId: ACCOUNT },
       { token: RESUME_TOKEN, accountId: RESUME_ACCOUNT },
       { token: SESSIONS_TOKEN, accountId: SESSIONS_ACCOUNT },
+      { token: ONCE_TOKEN, accountId: ONCE_ACCOUNT },
     ],
   },
   worker: { verifyPageSize: PAGE_SIZE },
@@ -190,6 +193,21 @@ describe('verification against the customer Dropbox', () => {
     );
     expect(drained.totals.failed).toBe(0);
     for (const file of altered) expect(hashAt(SESSIONS_ACCOUNT, file.pathLower)).toBe(file.contentHash);
+  });
+
+  it('refuses to start while another verification of the customer is going, but not after one was abandoned', async () => {
+    const customer = uniqueName('verify_once');
+    const db = stack.database.db;
+    await seedArchived(db, customer, ONCE_TOKEN, ONCE_ACCOUNT, 3);
+    const [going] = await db.query<{ id: string }>(
+      `INSERT INTO verification_runs (customer_id) VALUES ($1) RETURNING id`,
+      [customer],
+    );
+    await expect(runVerification(customer)).rejects.toMatchObject({
+      cause: { cause: { message: expect.stringContaining(`is running already (run ${going?.id}`) } },
+    });
+    await db.query(`UPDATE verification_runs SET progressed_at = now() - interval '1 hour' WHERE id = $1`, [going?.id]);
+    expect(await runVerification(customer)).toMatchObject({ expected: 3, present: 3 });
   });
 
   it('resumes a listing that failed mid-way from the cursor in its heartbeat, without listing from the start again', async () => {

@@ -41,10 +41,11 @@ import {
 import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js';
 import { atActivityBoundary, databaseUnavailable, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
-import { remotePathFor } from './paths.js';
+import { remotePathFor, writeModeFor } from './paths.js';
 import { uploadToSession } from './sessions.js';
 import { DEFAULT_SOURCE_TIMEOUTS, openItemContent, readAll } from './source.js';
 import { DEFAULT_DROPBOX_TIMEOUTS } from './dropbox/client.js';
+import { createVerificationActivities } from './verify.js';
 
 /** Where an upload session of an earlier attempt stands, and where to report progress. */
 interface SessionResume {
@@ -227,7 +228,7 @@ export function createActivities(deps: ActivityDeps) {
             d.filesUpload({
               path,
               contents: bytes,
-              mode: { '.tag': 'add' },
+              mode: writeModeFor(subject),
               autorename: false,
               mute: true,
               // Dropbox checks the bytes it received against this, catching corruption in transit.
@@ -252,7 +253,7 @@ export function createActivities(deps: ActivityDeps) {
               cursor: { session_id: session.sessionId, offset: session.size },
               commit: {
                 path,
-                mode: { '.tag': 'add' },
+                mode: writeModeFor(subject),
                 autorename: false,
                 mute: true,
                 client_modified: dropboxTime(subject.occurredAt),
@@ -444,6 +445,7 @@ export function createActivities(deps: ActivityDeps) {
     uploadItems,
     stageItems,
     commitSessions,
+    ...createVerificationActivities({ db, accounts, pageSize: deps.verifyPageSize }),
   });
 }
 

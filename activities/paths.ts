@@ -101,6 +101,15 @@ export function remotePathFor(item: PathSubject): string {
   return '/' + parts.join('/');
 }
 
+/** The Dropbox folder every item of a customer with this folder root lands under ("" for the Dropbox's root), as remotePathFor writes it. */
+export function archiveFolderFor(folderRoot: string): string {
+  const parts = folderRoot
+    .split('/')
+    .filter((p) => p !== '')
+    .map(sanitizeComponent);
+  return parts.length === 0 ? '' : '/' + parts.join('/');
+}
+
 /** The file name, trimmed before the id when too long, so it stays unique per item. */
 function fileName(component: string, values: Record<Placeholder, string>): string {
   let at = component.indexOf('{id}');
@@ -110,4 +119,13 @@ function fileName(component: string, values: Record<Placeholder, string>): strin
   const head = headText === '' ? '' : sanitizeComponent(headText);
   const tail = sanitizeComponent(fill(component.slice(at), values));
   return head.slice(0, MAX_COMPONENT_LENGTH - tail.length) + tail;
+}
+
+/**
+ * How an item's upload writes its path: `add`, which never replaces another file (a different file
+ * there is a conflict, so the item fails visibly), except for an item a verification re-queued
+ * because its file was altered or missing, which overwrites what is at its own path.
+ */
+export function writeModeFor(item: { requeueReason: string | null }): { '.tag': 'add' } | { '.tag': 'overwrite' } {
+  return item.requeueReason === null ? { '.tag': 'add' } : { '.tag': 'overwrite' };
 }

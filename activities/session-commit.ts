@@ -4,7 +4,7 @@ import type { DropboxAccounts } from './dropbox/account.js';
 import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
 import { markArchived, markFailed, type ItemActor } from '../db/items.js';
 import { loadUploadSubjects } from '../db/upload-subjects.js';
-import { remotePathFor } from './paths.js';
+import { remotePathFor, writeModeFor } from './paths.js';
 import { MAX_BATCH_ENTRIES } from '../workflows/dropbox-limits.js';
 import type { UploadedSession } from './sessions.js';
 
@@ -78,7 +78,7 @@ export async function commitStagedSessions({
     storageFull: false,
     retryAfterMs: 0,
   };
-  const entries: { item: StagedItem; path: string }[] = [];
+  const entries: { item: StagedItem; path: string; mode: ReturnType<typeof writeModeFor> }[] = [];
   const subjects = await loadUploadSubjects(
     db,
     customerId,
@@ -88,15 +88,15 @@ export async function commitStagedSessions({
     const subject = subjects.get(item.itemId);
     if (!subject || subject.state === 'archived' || subject.leaseToken !== leaseToken)
       outcome.skipped.push(item.itemId);
-    else entries.push({ item, path: remotePathFor(subject) });
+    else entries.push({ item, path: remotePathFor(subject), mode: writeModeFor(subject) });
   }
   if (entries.length === 0) return outcome;
 
   const result = await accounts.call(customerId, (d) =>
     d.filesUploadSessionFinishBatchV2({
-      entries: entries.map(({ item, path }) => ({
+      entries: entries.map(({ item, path, mode }) => ({
         cursor: { session_id: item.sessionId, offset: item.size },
-        commit: { path, mode: { '.tag': 'add' }, autorename: false, mute: true },
+        commit: { path, mode, autorename: false, mute: true },
       })),
     }),
   );

@@ -40,6 +40,8 @@ export interface ActivityDeps {
   workerIdentity?: string | undefined;
   /** Uploads/s a customer with no learned limit starts at. @default DEFAULT_PACING_LIMITS.initialRatePerSecond */
   initialRatePerSecond?: number;
+  /** Files per list_folder page when verifying a customer's archive. @default DEFAULT_VERIFY_PAGE_SIZE (2,000) */
+  verifyPageSize?: number | undefined;
 }
 
 /** What the workflow tells fetchBatch about its pace. */

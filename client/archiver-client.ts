@@ -16,6 +16,7 @@ import {
 } from '../workflows/messages.js';
 import type { OperatorLimits } from '../workflows/pacing/controller.js';
 import { searchAttributes, TASK_QUEUE, workflowIdFor } from '../workflows/names.js';
+import { ensureVerifySchedule } from './verification.js';
 
 /** Thrown for an operator mistake (unknown customer, workflow not running); the CLI prints only the message. */
 export class OperatorError extends Error {
@@ -36,13 +37,14 @@ export interface StartResult {
 /** Continue-as-new keeps it. */
 const WORKFLOW_TASK_TIMEOUT = '5s';
 
-/** Starts a customer's workflow, or finds the one already running. */
+/** Starts a customer's workflow, or finds the one already running, and schedules the verification of its archive. */
 export async function startCustomer(
   client: Client,
   customerId: string,
   name: string,
   options: { commitMode?: CommitMode; taskQueue?: string } = {},
 ): Promise<StartResult> {
+  await ensureVerifySchedule(client, customerId, { taskQueue: options.taskQueue });
   if (await isRunning(client, customerId)) return { customerId, started: false };
   // USE_EXISTING keeps a concurrent start of the same customer from failing.
   await client.workflow.start(archiveCustomer, {

@@ -13,6 +13,12 @@ import {
   upsertCustomer,
 } from '../db/customers.js';
 import { requeueFailed, skipBeforeBackfill, type ItemKind } from '../db/items.js';
+import {
+  lastFinishedVerifications,
+  latestVerificationRun,
+  verificationRun,
+  type VerificationRun,
+} from '../db/verification.js';
 import { DEFAULT_PATH_TEMPLATE } from '../db/path-template.js';
 import { migrate } from '../db/migrate.js';
 import { connectClient } from '../temporal/connection.js';
@@ -62,6 +68,7 @@ import { registerAuditTrail } from './audit.js';
 import { registerRotateSecrets } from './rotate-secrets.js';
 import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
+import { verifyNow, withProgress } from './verification.js';
 import { archiverDataConverter } from '../temporal/payload-codec.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 a customer needs attention. */
@@ -261,7 +268,7 @@ program
   .description('Show customers: state, backlog, totals, pace, errors. Exits 3 if any needs attention.')
   .option('--json', 'print JSON')
   .action(async (id: string | undefined, opts: { json?: boolean }) => {
-    const statuses = await withClient(async (client) => {
+    const running = await withClient(async (client) => {
       if (id) return [await customerStatus(client, id)];
       const found: CustomerStatus[] = [];
       for await (const wf of client.workflow.list({
@@ -272,14 +279,66 @@ program
       }
       return found;
     });
+    // The last verification of each customer, kept in Postgres.
+    const verifications = cliConfig().databaseUrl
+      ? await withDb((db) => lastFinishedVerifications(db))
+      : new Map<string, VerificationRun>();
+    const statuses = running.map((s) => ({ ...s, lastVerification: verifications.get(s.customerId) }));
     console.log(
       opts.json
         ? JSON.stringify(statuses, null, 2)
         : statuses.length
-          ? formatStatusTable(statuses)
+          ? formatStatusTable(statuses, Date.now(), verifications)
           : 'no customers are running',
     );
     if (statuses.some((s) => NEEDS_ATTENTION.has(s.state))) process.exitCode = EXIT_NEEDS_ATTENTION;
+  });
+
+program
+  .command('verify')
+  .argument('<id>', 'customer id', customerId)
+  .description(
+    "Verify a customer's archive against its Dropbox now, and wait for it, showing progress: list its folder, put archived items whose file is missing or altered back in the queue (archived again at the customer's pace, overwriting an altered file), and count files Archiver never wrote (left alone). `archiver start` schedules the same daily (schedule archiver-verify-<id>).",
+  )
+  .option('--json', 'print the counts as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    await withDb((db) =>
+      withClient(async (client) => {
+        if (!(await getCustomer(db, id)))
+          throw new OperatorError(`unknown customer "${id}" (add it with: archiver customers add ${id} --name …)`);
+        const before = await latestVerificationRun(db, id);
+        let shown = -1;
+        const summary = await withProgress(verifyNow(client, id), async () => {
+          const run = await latestVerificationRun(db, id);
+          if (run === undefined || run.id === before?.id || run.listed === shown) return;
+          shown = run.listed;
+          console.error(`${id}: listed ${run.listed} files so far`);
+        }).catch((err: unknown) => {
+          // The workflow's failure wraps the activity's, which says why.
+          let cause = err as Error;
+          while (cause.cause instanceof Error) cause = cause.cause;
+          throw new CustomerRefused(`verification of ${id} failed: ${cause.message}`);
+        });
+        if (opts.json) {
+          console.log(JSON.stringify(summary, null, 2));
+          return;
+        }
+        console.log(
+          `${id}: listed ${summary.listed} files in ${summary.pages} pages: ${summary.expected} expected, ${summary.present} present, ${summary.missing} missing, ${summary.changed} changed, ${summary.requeued} re-queued, ${summary.unknown} unknown`,
+        );
+        if (summary.requeued > 0)
+          console.log(
+            (await isRunning(client, id))
+              ? `re-queued items are archived again at the customer's pace (see: archiver status ${id})`
+              : `re-queued items wait until the customer runs (archiver start ${id})`,
+          );
+        const run = await verificationRun(db, summary.runId);
+        if (run && run.unknown > 0)
+          console.log(
+            `files Archiver never wrote, left alone: ${run.unknownSample.join(', ')}${run.unknown > run.unknownSample.length ? ', …' : ''}`,
+          );
+      }),
+    );
   });
 
 program

@@ -37,11 +37,25 @@ export function formatAge(iso: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 86_400)}d`;
 }
 
+/** What a customer's last finished verification found (db/verification.ts). */
+export interface LastVerification {
+  finishedAt: Date | null;
+  missing: number;
+  changed: number;
+  unknown: number;
+}
+
 /**
  * A plain-text table of customer statuses, one row each. RETRYING counts items waiting for their
- * retry time after failing; LAG is the age of the oldest item not yet archived or failed.
+ * retry time after failing; LAG is the age of the oldest item not yet archived or failed;
+ * VERIFIED is the age of the last verification against the customer's Dropbox, and DRIFT what it
+ * found missing or changed (re-queued), with files Archiver never wrote as "+N unknown".
  */
-export function formatStatusTable(statuses: CustomerStatus[], now = Date.now()): string {
+export function formatStatusTable(
+  statuses: CustomerStatus[],
+  now = Date.now(),
+  verifications: ReadonlyMap<string, LastVerification> = new Map(),
+): string {
   const header = [
     'CUSTOMER',
     'STATE',
@@ -58,6 +72,8 @@ export function formatStatusTable(statuses: CustomerStatus[], now = Date.now()):
     'PACE/s',
     'LIMIT≈/s',
     'CAPS',
+    'VERIFIED',
+    'DRIFT',
     'PAUSE REASON / LAST ERROR',
   ];
   const rows = sortForOperators(statuses).map((s) => [
@@ -76,6 +92,8 @@ export function formatStatusTable(statuses: CustomerStatus[], now = Date.now()):
     s.pacedRatePerSecond?.toFixed(1) ?? '-',
     s.limitEstimatePerSecond?.toFixed(1) ?? '-',
     formatCaps(s),
+    formatAge(verifications.get(s.customerId)?.finishedAt?.toISOString(), now),
+    formatDrift(verifications.get(s.customerId)),
     truncate(s.pauseReason ?? s.lastError ?? '', 90),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -96,6 +114,12 @@ function formatCaps({ operatorLimits: caps }: CustomerStatus): string {
     caps.maxBatchSize ? `N≤${caps.maxBatchSize}` : undefined,
   ].filter((p) => p !== undefined);
   return parts.length ? parts.join(',') : '-';
+}
+
+function formatDrift(run: LastVerification | undefined): string {
+  if (run === undefined) return '-';
+  const drift = String(run.missing + run.changed);
+  return run.unknown > 0 ? `${drift} (+${run.unknown} unknown)` : drift;
 }
 
 function truncate(text: string, max: number): string {

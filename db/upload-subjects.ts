@@ -21,6 +21,8 @@ export interface UploadSubject {
   folderRoot: string;
   pathTemplate: string | null;
   throttledUntil: Date | null;
+  /** Why a verification put this archived item back (its file was missing or altered); its upload overwrites the path. */
+  requeueReason: string | null;
 }
 
 type SubjectRow = {
@@ -39,6 +41,7 @@ type SubjectRow = {
   folder_root: string;
   path_template: string | null;
   throttled_until: Date | null;
+  requeue_reason: string | null;
 };
 
 const toSubject = (r: SubjectRow): UploadSubject => ({
@@ -57,6 +60,7 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   folderRoot: r.folder_root,
   pathTemplate: r.path_template,
   throttledUntil: r.throttled_until,
+  requeueReason: r.requeue_reason,
 });
 
 export async function loadUploadSubject(
@@ -66,7 +70,8 @@ export async function loadUploadSubject(
 ): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
+            i.requeue_reason
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
     [itemId, customerId],
@@ -82,7 +87,8 @@ export async function loadUploadSubjects(
 ): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
+            i.requeue_reason
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,
     [itemIds, customerId],

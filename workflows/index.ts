@@ -1,2 +1,3 @@
 /** The workflow bundle's entry: every workflow the Archiver worker hosts. */
 export { archiveCustomer } from './archive-customer.js';
+export { verifyArchive } from './verify-archive.js';

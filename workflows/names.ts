@@ -15,6 +15,18 @@ export function customerIdOf(workflowId: string): string | undefined {
   return workflowId.startsWith(WORKFLOW_ID_PREFIX) ? workflowId.slice(WORKFLOW_ID_PREFIX.length) : undefined;
 }
 
+const VERIFY_ID_PREFIX = 'archiver-verify-';
+
+/** The id of a customer's verification workflow started on demand (`archiver verify`), and of its daily schedule. */
+export function verifyWorkflowIdFor(customerId: string): string {
+  return VERIFY_ID_PREFIX + customerId;
+}
+
+/** The id of the Temporal Schedule that verifies a customer's archive; its runs' ids start with it too. */
+export function verifyScheduleIdFor(customerId: string): string {
+  return VERIFY_ID_PREFIX + customerId;
+}
+
 /** Search attributes the Web UI filters on; they must be registered with the server before use. */
 export const searchAttributes = {
   customerId: defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD),

@@ -112,3 +112,9 @@ export function classifyDropboxError(err: unknown): ClassifiedFailure {
   // 400 and other 4xx: the request itself is wrong; retrying sends the same request.
   return { type: FailureType.ItemRejected, message: described };
 }
+
+/** The route error's tags of a failed Dropbox call, unwrapping the adapter's DropboxFailure; [] for other failures. */
+export function routeErrorTags(err: unknown): string[] {
+  const response = err instanceof DropboxFailure ? err.cause : err;
+  return response instanceof DropboxResponseError ? tagPath(routeError(response.error)) : [];
+}

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
 import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { itemsAvailableSignal } from '../../workflows/messages.js';
-import { TASK_QUEUE, workflowIdFor } from '../../workflows/names.js';
+import { TASK_QUEUE, verifyScheduleIdFor, workflowIdFor } from '../../workflows/names.js';
 import { loadTokens } from '../../db/tokens.js';
 import { startTestWorker, statusWhen } from '../support/harness.js';
 import { testKeyring } from '../support/secret-keys.js';
@@ -87,6 +87,7 @@ describe('archiver CLI', () => {
       'retry-failed',
       'stop',
       'audit',
+      'verify',
     ])
       expect(help.stdout).toContain(command);
     const start = await archiver(['start', '--help']);
@@ -246,6 +247,44 @@ describe('archiver CLI', () => {
     expect((await archiver(['reconnect', 'nobody', '--refresh-token', 'x'])).stderr).toContain(
       'unknown customer "nobody"',
     );
+  });
+
+  it('schedules a daily verification on start, verifies on demand, and shows the drift in status', async () => {
+    const id = uniqueName('verify');
+    const token = `secret-${id}`;
+    emulator.addAccount({ token, accountId: id });
+    await archiver(['customers', 'add', id, '--name', 'Verify Co', '--access-token', token]);
+    await insertItems(database.db, id, token, media.url, 4);
+    expect((await archiver(['start', id])).code).toBe(0);
+    const schedule = await temporal.client.schedule.getHandle(verifyScheduleIdFor(id)).describe();
+    expect(schedule.spec.intervals).toMatchObject([{ every: 86_400_000 }]);
+    expect(schedule.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: 'verifyArchive',
+      taskQueue: TASK_QUEUE,
+    });
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+
+    const [gone] = emulator.files(id);
+    expect(emulator.removeFile(id, gone?.pathLower as string)).toBe(true);
+    emulator.putFile(id, '/Archiver/readme.txt', 'the customer wrote this');
+    const verified = await archiver(['verify', id]);
+    expect(verified).toMatchObject({ code: 0 });
+    expect(verified.stdout).toContain(
+      `${id}: listed 4 files in 1 pages: 4 expected, 3 present, 1 missing, 0 changed, 1 re-queued, 1 unknown`,
+    );
+    expect(verified.stdout).toContain('files Archiver never wrote, left alone: /archiver/readme.txt');
+    const table = await archiver(['status', id]);
+    expect(table.stdout).toMatch(/VERIFIED\s+DRIFT/);
+    expect(table.stdout).toMatch(/\s1 \(\+1 unknown\)/);
+    await statusWhen(temporal.client, id, (s) => s.totals.archived === 5 && s.state === 'idle');
+    expect(emulator.files(id).some((f) => f.pathLower === gone?.pathLower)).toBe(true);
+
+    const again = await archiver(['verify', id, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ expected: 4, present: 4, missing: 0, requeued: 0, unknown: 1 });
+    expect((await archiver(['verify', '--help'])).stdout).toContain('daily');
+    const unknown = await archiver(['verify', 'nobody-here']);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown customer "nobody-here"') });
   });
 
   it('names the problem and exits 2 for unknown customers, bad arguments and bad configuration', async () => {

@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { freePort } from '../../dev/ports.js';
-import { TASK_QUEUE } from '../../workflows/names.js';
+import { verifyArchive } from '../../workflows/index.js';
+import { TASK_QUEUE, verifyWorkflowIdFor } from '../../workflows/names.js';
 import { startArchiving, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
 import { eventually, uniqueName } from '../support/stack.js';
@@ -81,4 +82,25 @@ it("serves the SDK's metrics and per-customer counters and gauges on the worker'
   expect(exposition).toMatch(
     /^temporal_workflow_completed|^temporal_activity_execution_latency|^temporal_worker_task_slots_available/m,
   );
+
+  // A verification that finds a file deleted behind Archiver's back reports the drift, and when it ran.
+  const [archived] = stack.emulator.files(customer);
+  stack.emulator.removeFile(customer, archived?.pathLower as string);
+  const verified = await stack.temporal.client.workflow.execute(verifyArchive, {
+    taskQueue: TASK_QUEUE,
+    workflowId: verifyWorkflowIdFor(customer),
+    args: [{ customerId: customer }],
+  });
+  expect(verified).toMatchObject({ missing: 1, requeued: 1 });
+  const afterVerify = await eventually(
+    async () => {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      return sample(text, 'archiver_archive_drift', label) === 1 ? text : undefined;
+    },
+    20_000,
+    'archiver_archive_drift to reach 1',
+  );
+  const verifiedAt = sample(afterVerify, 'archiver_verified_timestamp_seconds', label) as number;
+  expect(verifiedAt).toBeGreaterThanOrEqual(testStarted / 1000);
+  expect(verifiedAt).toBeLessThanOrEqual(Date.now() / 1000);
 }, 120_000);

@@ -15,10 +15,12 @@ const EXPORTED = [
   'archiver_state',
   'archiver_oldest_waiting_timestamp_seconds',
   'archiver_state_reported_timestamp_seconds',
+  'archiver_archive_drift',
+  'archiver_verified_timestamp_seconds',
   'up',
 ];
 /** Exported for the alert rules' bookkeeping (which worker reported a customer last), not worth a chart. */
-const NOT_CHARTED = ['archiver_state_reported_timestamp_seconds'];
+const NOT_CHARTED = ['archiver_state_reported_timestamp_seconds', 'archiver_verified_timestamp_seconds'];
 
 function promtool(...args: string[]): string {
   const found = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
@@ -54,14 +56,14 @@ function metricsIn(expr: string): string[] {
 
 describe('monitoring shipped in deploy/', () => {
   it('has alert rules that promtool accepts, and whose unit tests pass', () => {
-    expect(promtool('check', 'rules', 'archiver-alerts.yml')).toMatch(/SUCCESS: 5 rules found/);
+    expect(promtool('check', 'rules', 'archiver-alerts.yml')).toMatch(/SUCCESS: 6 rules found/);
     expect(promtool('test', 'rules', 'archiver-alerts.test.yml')).toMatch(/SUCCESS/);
   });
 
   it('alerts only on metrics the worker exports', () => {
     const rules = readFileSync(`${DEPLOY}prometheus/archiver-alerts.yml`, 'utf8');
     const exprs = [...rules.matchAll(/expr: (\|\n(?:\s{10}.*\n)+|.*)/g)].map((m) => m[1] as string);
-    expect(exprs).toHaveLength(5);
+    expect(exprs).toHaveLength(6);
     for (const expr of exprs) for (const name of metricsIn(expr)) expect(EXPORTED, expr).toContain(name);
   });
 

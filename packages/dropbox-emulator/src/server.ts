@@ -26,6 +26,7 @@ import {
   toStoredFile,
 } from './options.js';
 import { checkTeam } from './path-root.js';
+import { contentHash } from './content-hash.js';
 import { DiskStore, MemoryContentStore } from './persist.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { SessionStore } from './sessions.js';
@@ -254,6 +255,26 @@ class Emulator implements DropboxEmulator {
   fileContent(accountId: string, path: string): Buffer | undefined {
     const node = this.store.lookup(accountId, path.toLowerCase());
     return node?.kind === 'file' ? this.store.contentOf(node) : undefined;
+  }
+
+  putFile(accountId: string, path: string, content: Buffer | string): StoredFile {
+    const bytes = typeof content === 'string' ? Buffer.from(content) : content;
+    const result = this.store.write(accountId, {
+      path,
+      mode: { kind: 'overwrite' },
+      autorename: false,
+      strictConflict: false,
+      clientModified: undefined,
+      size: bytes.byteLength,
+      contentHash: contentHash(bytes),
+      content: bytes,
+    });
+    if (!result.ok) throw new TypeError(`cannot put a file at ${path}: ${JSON.stringify(result.reason)}`);
+    return toStoredFile(accountId, result.file);
+  }
+
+  removeFile(accountId: string, path: string): boolean {
+    return this.store.remove(accountId, path.toLowerCase());
   }
 
   sessions(accountId?: string): SessionInfo[] {

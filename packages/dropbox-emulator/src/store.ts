@@ -49,6 +49,11 @@ export class AccountSpace {
     this.nodes.set(node.pathLower, node);
     this.sorted = undefined;
   }
+
+  delete(pathLower: string): void {
+    this.nodes.delete(pathLower);
+    this.sorted = undefined;
+  }
 }
 
 export type WriteMode = { kind: 'add' } | { kind: 'overwrite' } | { kind: 'update'; rev: string };
@@ -228,6 +233,20 @@ export class EmulatorStore {
     this.filesWritten++;
     this.onChange(accountId, file);
     return { ok: true, file, written: true };
+  }
+
+  /**
+   * Removes a file, as if the account's owner deleted it outside the API; true if one was there.
+   * Not journaled: an emulator restarted from its store directory has the file again.
+   */
+  remove(accountId: string, pathLower: string): boolean {
+    const space = this.space(accountId);
+    const node = space.nodes.get(pathLower);
+    if (node?.kind !== 'file') return false;
+    space.delete(pathLower);
+    space.usedBytes -= node.size;
+    space.seq++;
+    return true;
   }
 
   /** The path's entry, the root folder as null, or undefined when nothing is there. */

@@ -268,6 +268,14 @@ export interface DropboxEmulator {
   session(sessionId: string): SessionInfo | undefined;
   /** Stored bytes of a file (path or id, any case); undefined when absent or not retained. */
   fileContent(accountId: string, path: string): Buffer | undefined;
+  /**
+   * Writes a file at `path` (overwriting what is there) as the account's owner would outside the
+   * API, e.g. to seed a large listing fast or to change a file behind a client's back.
+   * @throws TypeError when the path cannot hold a file (malformed, a folder, under a file)
+   */
+  putFile(accountId: string, path: string, content: Buffer | string): StoredFile;
+  /** Deletes a file as the account's owner would outside the API; false when none is there. Not journaled to a store directory. */
+  removeFile(accountId: string, path: string): boolean;
   /** Zeroes request counters and per-account stats (files and sessions stay). */
   resetStats(): void;
 }

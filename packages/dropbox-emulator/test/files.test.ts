@@ -445,3 +445,31 @@ describe('Dropbox emulator with acceptAnyToken', () => {
     }
   });
 });
+
+describe('files changed by the account owner', () => {
+  it('putFile and removeFile change files behind the API, and listings and downloads see it', async () => {
+    // An emulator of its own: a removed file would break the shared one's write counts.
+    const emu = await startDropboxEmulator({ accounts: [ALICE] });
+    const alice = createDropboxClient({ accessToken: ALICE.token, apiBase: emu.url });
+    try {
+      await alice.filesUpload({ path: '/owner/kept.txt', contents: Buffer.from('kept') });
+      await alice.filesUpload({ path: '/owner/gone.txt', contents: Buffer.from('gone') });
+      const put = emu.putFile(ALICE.accountId, '/owner/kept.txt', 'changed by the owner');
+      expect(put.contentHash).toBe(contentHash(Buffer.from('changed by the owner')));
+      expect(put.writes).toBe(2);
+      emu.putFile(ALICE.accountId, '/owner/new/placed.txt', Buffer.from('placed'));
+      expect(emu.removeFile(ALICE.accountId, '/Owner/Gone.txt')).toBe(true);
+      expect(emu.removeFile(ALICE.accountId, '/owner/gone.txt')).toBe(false);
+      const listed = (await alice.filesListFolder({ path: '/owner', recursive: true })).result.entries;
+      const files = listed.filter((e) => e['.tag'] === 'file');
+      expect(files.map((e) => e.path_lower).sort()).toEqual(['/owner/kept.txt', '/owner/new/placed.txt']);
+      const kept = files.find((e) => e.path_lower === '/owner/kept.txt') as { content_hash?: string };
+      expect(kept.content_hash).toBe(put.contentHash);
+      expect(emu.fileContent(ALICE.accountId, '/owner/kept.txt')?.toString()).toBe('changed by the owner');
+      expect((await failure(alice.filesGetMetadata({ path: '/owner/gone.txt' }))).status).toBe(409);
+      expect(() => emu.putFile(ALICE.accountId, '/owner/kept.txt/under', 'x')).toThrow(TypeError);
+    } finally {
+      await emu.stop();
+    }
+  });
+});

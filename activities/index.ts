@@ -445,7 +445,7 @@ export function createActivities(deps: ActivityDeps) {
     uploadItems,
     stageItems,
     commitSessions,
-    ...createVerificationActivities({ db, accounts, pageSize: deps.verifyPageSize }),
+    ...createVerificationActivities({ db, accounts, pageSize: deps.verifyPageSize, workerIdentity }),
   });
 }
 

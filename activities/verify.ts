@@ -45,10 +45,17 @@ export interface VerificationDeps {
   db: Db;
   accounts: DropboxAccounts;
   pageSize?: number | undefined;
+  /** Who re-queues items, on their audit rows: the worker's identity (pid@host). */
+  workerIdentity: string;
 }
 
 /** The verification activities, bound to Postgres and the customer's Dropbox. */
-export function createVerificationActivities({ db, accounts, pageSize = DEFAULT_VERIFY_PAGE_SIZE }: VerificationDeps) {
+export function createVerificationActivities({
+  db,
+  accounts,
+  pageSize = DEFAULT_VERIFY_PAGE_SIZE,
+  workerIdentity,
+}: VerificationDeps) {
   /**
    * Opens a verification run of the customer, whose start bounds the items it expects.
    * @throws ApplicationFailure BadInput for an unknown customer, or one whose verification is running already
@@ -108,10 +115,13 @@ export function createVerificationActivities({ db, accounts, pageSize = DEFAULT_
         };
         heartbeat(progress);
       }
-      const finished = await finishVerificationRun(db, customerId, runId, {
-        count: progress.unknown,
-        sample: progress.unknownSample,
-      });
+      const finished = await finishVerificationRun(
+        db,
+        customerId,
+        runId,
+        { count: progress.unknown, sample: progress.unknownSample },
+        workerIdentity,
+      );
       reportDrift(customerId, finished.missing + finished.changed, finished.finishedAt ?? new Date());
       const summary: VerificationSummary = {
         runId,

@@ -35,6 +35,8 @@ const AUDITED_COMMANDS = new Set([
   'stop',
   'deploy set-current',
   'rotate-secrets',
+  // It may re-queue items, each of which gets an audit row of its own.
+  'verify',
 ]);
 
 /** Option names whose values are never recorded: only that one was given. */

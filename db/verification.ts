@@ -1,6 +1,7 @@
 // The SQL of verification runs: reconciling a customer's archive_items with the files in its
 // Dropbox, one listed page at a time, so memory never grows with the folder.
 
+import { appendAuditEvent } from './audit.js';
 import type { Db } from './pool.js';
 
 /** One file of a listed page: its lower-cased path and the content hash Dropbox reports. */
@@ -164,6 +165,7 @@ export async function finishVerificationRun(
   customerId: string,
   runId: string,
   unknown: { count: number; sample: readonly string[] },
+  actor: string,
 ): Promise<VerificationRun> {
   return db.transaction(async (tx) => {
     const [run] = await tx.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM verification_runs WHERE id = $1 FOR UPDATE`, [
@@ -171,34 +173,56 @@ export async function finishVerificationRun(
     ]);
     if (!run) throw new Error(`verification run ${runId} does not exist`);
     if (run.finished_at !== null) return toRun(run);
-    const [counts] = await tx.query<{
-      present: string;
-      missing: string;
-      changed: string;
-      oldest: Date | null;
+    const requeued = await tx.query<{
+      id: string;
+      remote_path: string | null;
+      content_hash: string | null;
+      verified_hash: string | null;
+      requeue_reason: string;
+      was_changed: boolean;
+      archived_at: Date;
     }>(
-      `WITH requeued AS (
-         UPDATE archive_items
-            SET state = 'pending', requeued_at = now(), next_attempt_at = NULL, failed_attempts = 0,
-                first_failed_at = NULL, last_error = NULL, last_error_at = NULL,
-                requeue_reason = CASE WHEN verified_run = $2
-                  THEN 'changed in Dropbox: content hash ' || coalesce(verified_hash, 'none') || ', archived ' || content_hash
-                  ELSE 'missing from Dropbox' END
-          WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
-            AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash)
-         RETURNING (verified_run IS NOT DISTINCT FROM $2) AS was_changed, archived_at)
-       SELECT (SELECT count(*) FROM archive_items
-                WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
-                  AND verified_run = $2 AND verified_hash = content_hash) AS present,
-              count(*) FILTER (WHERE NOT was_changed) AS missing,
-              count(*) FILTER (WHERE was_changed) AS changed,
-              min(archived_at) AS oldest
-         FROM requeued`,
+      `UPDATE archive_items
+          SET state = 'pending', requeued_at = now(), next_attempt_at = NULL, failed_attempts = 0,
+              first_failed_at = NULL, last_error = NULL, last_error_at = NULL,
+              requeue_reason = CASE WHEN verified_run = $2
+                THEN 'changed in Dropbox: content hash ' || coalesce(verified_hash, 'none') || ', archived ' || content_hash
+                ELSE 'missing from Dropbox' END
+        WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
+          AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash)
+       RETURNING id, remote_path, content_hash, verified_hash, requeue_reason,
+                 (verified_run IS NOT DISTINCT FROM $2) AS was_changed, archived_at`,
       [customerId, runId, run.started_at],
     );
-    const present = Number(counts?.present ?? 0);
-    const missing = Number(counts?.missing ?? 0);
-    const changed = Number(counts?.changed ?? 0);
+    const [counted] = await tx.query<{ present: string }>(
+      `SELECT count(*) AS present FROM archive_items
+        WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
+          AND verified_run = $2 AND verified_hash = content_hash`,
+      [customerId, runId, run.started_at],
+    );
+    // Every re-archive is on the audit trail with its cause, in the transaction that re-queues it.
+    for (const item of requeued) {
+      await appendAuditEvent(tx, {
+        customerId,
+        kind: 'item.rearchive',
+        actor,
+        itemId: String(item.id),
+        remotePath: item.remote_path ?? undefined,
+        contentHash: item.content_hash ?? undefined,
+        details: {
+          cause: item.requeue_reason,
+          verificationRun: runId,
+          ...(item.was_changed ? { foundHash: item.verified_hash } : {}),
+        },
+      });
+    }
+    const present = Number(counted?.present ?? 0);
+    const changed = requeued.filter((r) => r.was_changed).length;
+    const missing = requeued.length - changed;
+    const oldest = requeued.reduce<Date | null>(
+      (min, r) => (min === null || r.archived_at < min ? r.archived_at : min),
+      null,
+    );
     const [finished] = await tx.query<RunRow>(
       `UPDATE verification_runs
           SET finished_at = now(), expected = $2, present = $3, missing = $4, changed = $5, requeued = $6,
@@ -214,7 +238,7 @@ export async function finishVerificationRun(
         missing + changed,
         unknown.count,
         unknown.sample,
-        counts?.oldest ?? null,
+        oldest,
       ],
     );
     if (!finished) throw new Error(`verification run ${runId} does not exist`);

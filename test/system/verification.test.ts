@@ -5,6 +5,7 @@
 // The 10,000 archived files are seeded through the emulator's in-process API (putFile) with their
 // rows marked archived with the matching content hashes, since uploading them through the pipeline
 // would take minutes on the shared machine; the 20 re-archived items go through the real pipeline.
+import { verifyAuditChain } from '../../db/audit.js';
 import { describe, expect, it } from 'vitest';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { remotePathFor } from '../../activities/paths.js';
@@ -160,6 +161,16 @@ describe('verification against the customer Dropbox', () => {
     expect(reasons.every((r) => r.state === 'archived')).toBe(true);
     expect(reasons.filter((r) => r.requeue_reason === 'missing from Dropbox')).toHaveLength(10);
     expect(reasons.filter((r) => r.requeue_reason.startsWith('changed in Dropbox'))).toHaveLength(10);
+    // Each re-archive is on the audit trail with its cause, and the chain still verifies.
+    const rearchives = await db.query<{ item_id: string; details: { cause: string; verificationRun: string } }>(
+      `SELECT item_id, details FROM audit_events WHERE customer_id = $1 AND kind = 'item.rearchive'`,
+      [customer],
+    );
+    expect(rearchives).toHaveLength(20);
+    expect(rearchives.every((r) => r.details.verificationRun === first.runId)).toBe(true);
+    expect(rearchives.filter((r) => r.details.cause === 'missing from Dropbox')).toHaveLength(10);
+    expect(rearchives.filter((r) => r.details.cause.startsWith('changed in Dropbox'))).toHaveLength(10);
+    expect(await verifyAuditChain(db, customer)).toMatchObject({ intact: true });
     // Files Archiver never wrote are where they were, unchanged.
     expect(unknown.map((p) => hashAt(ACCOUNT, p))).toEqual(unknownHashes);
 

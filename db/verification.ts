@@ -18,7 +18,7 @@ export interface VerificationCounts {
   missing: number;
   /** Found, but with another content hash. */
   changed: number;
-  /** Missing and changed items put back to pending. */
+  /** Missing and changed items put back to pending, and those whose metadata sidecar was missing. */
   requeued: number;
   /** Files in the folder no item accounts for; never touched. */
   unknown: number;
@@ -125,8 +125,9 @@ export async function lastFinishedVerifications(db: Db): Promise<Map<string, Ver
 
 /**
  * Marks the customer's items whose files a listed page holds as seen by the run, with the hash
- * listed, in one statement; records the run's progress.
- * @returns the page's paths no item of the customer accounts for
+ * listed, and those whose metadata sidecars it holds as having their sidecar seen, in one
+ * statement (one UPDATE, as one statement may change a row only once); records the run's progress.
+ * @returns the page's paths that are neither an item's file nor its sidecar
  */
 export async function matchListedPage(
   db: Db,
@@ -139,15 +140,28 @@ export async function matchListedPage(
   const rows = await db.query<{ path_lower: string }>(
     `WITH page AS (
        SELECT p.path_lower, p.content_hash FROM jsonb_to_recordset($3::jsonb) AS p(path_lower text, content_hash text)),
+     hits AS (
+       SELECT a.id, page.path_lower, page.content_hash, false AS is_sidecar
+         FROM page JOIN archive_items a
+           ON a.customer_id = $1 AND a.remote_path IS NOT NULL AND lower(a.remote_path) = page.path_lower
+       UNION ALL
+       SELECT a.id, page.path_lower, NULL, true
+         FROM page JOIN archive_items a
+           ON a.customer_id = $1 AND a.sidecar_path IS NOT NULL AND lower(a.sidecar_path) = page.path_lower),
      matched AS (
-       UPDATE archive_items a SET verified_run = $2, verified_hash = page.content_hash
-         FROM page
-        WHERE a.customer_id = $1 AND a.remote_path IS NOT NULL AND lower(a.remote_path) = page.path_lower
-       RETURNING page.path_lower),
+       UPDATE archive_items a
+          SET verified_run = CASE WHEN h.file THEN $2 ELSE a.verified_run END,
+              verified_hash = CASE WHEN h.file THEN h.content_hash ELSE a.verified_hash END,
+              sidecar_verified_run = CASE WHEN h.sidecar THEN $2 ELSE a.sidecar_verified_run END
+         FROM (SELECT id, bool_or(NOT is_sidecar) AS file, bool_or(is_sidecar) AS sidecar,
+                      max(content_hash) FILTER (WHERE NOT is_sidecar) AS content_hash
+                 FROM hits GROUP BY id) h
+        WHERE a.id = h.id
+       RETURNING a.id),
      progress AS (
        UPDATE verification_runs SET listed = $4, progressed_at = now() WHERE id = $2)
      SELECT page.path_lower FROM page
-      WHERE NOT EXISTS (SELECT 1 FROM matched m WHERE m.path_lower = page.path_lower)`,
+      WHERE NOT EXISTS (SELECT 1 FROM hits h WHERE h.path_lower = page.path_lower)`,
     [customerId, runId, page, listedSoFar],
   );
   return rows.map((r) => r.path_lower);
@@ -155,7 +169,8 @@ export async function matchListedPage(
 
 /**
  * Ends a run once its listing is complete: every item archived before the run started whose file
- * the run did not see, or saw with another content hash, goes back to pending with its reason;
+ * the run did not see, or saw with another content hash, or whose metadata sidecar it did not see,
+ * goes back to pending with its reason;
  * the counts are stored on the run. A run already finished keeps (and returns) its counts, so a
  * retried finish re-queues nothing twice.
  */
@@ -175,30 +190,38 @@ export async function finishVerificationRun(
       present: string;
       missing: string;
       changed: string;
+      requeued: string;
       oldest: Date | null;
     }>(
       `WITH requeued AS (
          UPDATE archive_items
             SET state = 'pending', requeued_at = now(), next_attempt_at = NULL, failed_attempts = 0,
                 first_failed_at = NULL, last_error = NULL, last_error_at = NULL,
-                requeue_reason = CASE WHEN verified_run = $2
+                requeue_reason = CASE
+                  WHEN verified_run IS DISTINCT FROM $2 THEN 'missing from Dropbox'
+                  WHEN verified_hash IS DISTINCT FROM content_hash
                   THEN 'changed in Dropbox: content hash ' || coalesce(verified_hash, 'none') || ', archived ' || content_hash
-                  ELSE 'missing from Dropbox' END
+                  ELSE 'sidecar missing' END
           WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
-            AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash)
-         RETURNING (verified_run IS NOT DISTINCT FROM $2) AS was_changed, archived_at)
+            AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash
+                 OR (sidecar_path IS NOT NULL AND sidecar_verified_run IS DISTINCT FROM $2))
+         RETURNING (verified_run IS DISTINCT FROM $2) AS was_missing,
+                   (verified_run = $2 AND verified_hash IS DISTINCT FROM content_hash) AS was_changed, archived_at)
        SELECT (SELECT count(*) FROM archive_items
                 WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
                   AND verified_run = $2 AND verified_hash = content_hash) AS present,
-              count(*) FILTER (WHERE NOT was_changed) AS missing,
+              count(*) FILTER (WHERE was_missing) AS missing,
               count(*) FILTER (WHERE was_changed) AS changed,
-              min(archived_at) AS oldest
+              count(*) AS requeued,
+              min(archived_at) FILTER (WHERE was_missing OR was_changed) AS oldest
          FROM requeued`,
       [customerId, runId, run.started_at],
     );
     const present = Number(counts?.present ?? 0);
     const missing = Number(counts?.missing ?? 0);
     const changed = Number(counts?.changed ?? 0);
+    // Also the items whose file is in place but whose metadata sidecar is not (reason `sidecar missing`).
+    const requeued = Number(counts?.requeued ?? 0);
     const [finished] = await tx.query<RunRow>(
       `UPDATE verification_runs
           SET finished_at = now(), expected = $2, present = $3, missing = $4, changed = $5, requeued = $6,
@@ -211,7 +234,7 @@ export async function finishVerificationRun(
         present,
         missing,
         changed,
-        missing + changed,
+        requeued,
         unknown.count,
         unknown.sample,
         counts?.oldest ?? null,

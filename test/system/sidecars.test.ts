@@ -152,6 +152,19 @@ function commit(customer: string, leaseToken: string, outcome: SliceOutcome | un
   >(activities.commitSessions, customer, leaseToken, staged);
 }
 
+async function verify(customer: string) {
+  type Start = typeof activities.startVerification;
+  type Reconcile = typeof activities.reconcileWithDropbox;
+  const { runId } = await new MockActivityEnvironment().run<Parameters<Start>, Awaited<ReturnType<Start>>, Start>(
+    activities.startVerification,
+    customer,
+  );
+  return new MockActivityEnvironment().run<Parameters<Reconcile>, Awaited<ReturnType<Reconcile>>, Reconcile>(
+    activities.reconcileWithDropbox,
+    { customerId: customer, runId },
+  );
+}
+
 describe('metadata sidecars', () => {
   it('are written next to each recording, voicemail and fax with its fields, and SMS gets none', async () => {
     const { customer, accountId, request } = await customerWithItems(true);
@@ -205,5 +218,35 @@ describe('metadata sidecars', () => {
     const committed = await commit(customer, request.leaseToken, outcome);
     expect(committed.archived).toHaveLength(KINDS.length);
     await expectSidecars(customer, accountId, started);
+  });
+
+  it('are not unknown to a verification, and a missing one re-queues its item', async () => {
+    const { customer, accountId, ids, request } = await customerWithItems(true);
+    await attempt(activities.uploadItems, request);
+    const clean = await verify(customer);
+    expect(clean).toMatchObject({ listed: KINDS.length + 3, expected: KINDS.length, present: KINDS.length });
+    expect(clean).toMatchObject({ missing: 0, changed: 0, requeued: 0, unknown: 0 });
+
+    const [fax] = (await rows(customer)).filter((i) => i.id === ids.fax);
+    emulator.removeFile(accountId, besideItem(fax?.remote_path as string));
+    const drift = await verify(customer);
+    expect(drift).toMatchObject({ present: KINDS.length, missing: 0, changed: 0, requeued: 1, unknown: 0 });
+    const [requeued] = await database.db.query<{ state: string; requeue_reason: string }>(
+      `SELECT state, requeue_reason FROM archive_items WHERE id = $1`,
+      [ids.fax],
+    );
+    expect(requeued).toEqual({ state: 'pending', requeue_reason: 'sidecar missing' });
+
+    // Its next upload puts the sidecar back, and the next verification finds nothing amiss.
+    const batch = await activities.fetchBatch(customer, 10);
+    expect(batch.items.map((i) => i.id)).toEqual([ids.fax]);
+    await attempt(activities.uploadItems, {
+      customerId: customer,
+      leaseToken: batch.leaseToken,
+      concurrency: 1,
+      items: [{ itemId: ids.fax as string, startAt: Date.now() }],
+    });
+    expect(sidecarAt(accountId, besideItem(fax?.remote_path as string))).toMatchObject({ itemId: ids.fax });
+    expect(await verify(customer)).toMatchObject({ present: KINDS.length, requeued: 0, unknown: 0 });
   });
 });

@@ -42,6 +42,7 @@ import { loadUploadSubject, type UploadSubject } from '../db/upload-subjects.js'
 import { atActivityBoundary, databaseUnavailable, TypedFailure, type ClassifiedFailure } from './failure.js';
 import { countArchived, countThrottled } from './metrics.js';
 import { remotePathFor, writeModeFor } from './paths.js';
+import { sidecarFor, sidecarOf, uploadSidecar } from './sidecar.js';
 import { uploadToSession } from './sessions.js';
 import { DEFAULT_SOURCE_TIMEOUTS, openItemContent, readAll } from './source.js';
 import { DEFAULT_DROPBOX_TIMEOUTS } from './dropbox/client.js';
@@ -366,7 +367,24 @@ export function createActivities(deps: ActivityDeps) {
         message: `Dropbox stored ${path} with content hash ${String(metadata.content_hash)}, expected ${contentHash}`,
       });
     }
-    await markArchived(db, subject.id, leaseToken, { path, rev: metadata.rev, contentHash, size }, actor());
+    // The item counts as archived only once its sidecar is in Dropbox too. A failed sidecar upload
+    // fails the item's attempt like its own upload would (a 429 fails the slice); the retry uploads
+    // the item again, which Dropbox answers as identical content, then the sidecar.
+    const sidecarPath = sidecarFor(subject);
+    if (sidecarPath !== undefined)
+      await uploadSidecar(
+        accounts,
+        subject.customerId,
+        sidecarPath,
+        sidecarOf(subject, { contentHash, size }, new Date()),
+      );
+    await markArchived(
+      db,
+      subject.id,
+      leaseToken,
+      { path, rev: metadata.rev, contentHash, size, sidecarPath: sidecarPath ?? null },
+      actor(),
+    );
     countArchived(subject.customerId, size);
     log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }

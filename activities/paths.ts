@@ -101,6 +101,27 @@ export function remotePathFor(item: PathSubject): string {
   return '/' + parts.join('/');
 }
 
+/** The kinds that get a metadata sidecar: everything but SMS, whose text is its own record. */
+const SIDECAR_KINDS: ReadonlySet<ItemKind> = new Set(['call_recording', 'voicemail', 'fax']);
+
+/**
+ * Where an item's metadata sidecar lives: its Dropbox path with the item's extension replaced by
+ * `.json` (or `.json` added, for a layout without one), so it sorts next to the item. A pure function
+ * of the item, as its path is; undefined for SMS, which has none.
+ */
+export function sidecarPathFor(item: PathSubject): string | undefined {
+  if (!SIDECAR_KINDS.has(item.kind)) return undefined;
+  const path = remotePathFor(item);
+  const slash = path.lastIndexOf('/');
+  const name = path.slice(slash + 1);
+  // Only the kind's own extension is replaced: a dot elsewhere in the name may belong to a party.
+  const ext = `.${FILE_EXTENSION[item.kind]}`;
+  const stem = name.endsWith(ext) ? name.slice(0, -ext.length) : name;
+  // Trimmed from the front, as the id is at the end of the name and keeps it unique.
+  const sidecar = `${stem.slice(Math.max(0, stem.length + '.json'.length - MAX_COMPONENT_LENGTH))}.json`;
+  return path.slice(0, slash + 1) + sidecar;
+}
+
 /** The Dropbox folder every item of a customer with this folder root lands under ("" for the Dropbox's root), as remotePathFor writes it. */
 export function archiveFolderFor(folderRoot: string): string {
   const parts = folderRoot

@@ -5,6 +5,7 @@ import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
 import { markArchived, markFailed, type ItemActor } from '../db/items.js';
 import { loadUploadSubjects } from '../db/upload-subjects.js';
 import { remotePathFor, writeModeFor } from './paths.js';
+import { sidecarFor, sidecarOf, uploadSidecar } from './sidecar.js';
 import { MAX_BATCH_ENTRIES } from '../workflows/dropbox-limits.js';
 import type { UploadedSession } from './sessions.js';
 
@@ -56,7 +57,9 @@ function tagsOf(failure: unknown): string[] {
 
 /**
  * Commits staged items with one finish_batch_v2 and settles each entry: archived (fenced by the
- * lease, after checking the content hash), to retry, to re-upload, or rejected. The workflow runs
+ * lease, after checking the content hash and writing its metadata sidecar), to retry, to re-upload,
+ * or rejected. Sidecars go one by one with files/upload: they are small, and staging them as
+ * entries of the same commit would halve the items a commit of 1,000 entries can take. The workflow runs
  * one commit at a time per customer, which is what Dropbox asks of batch commits.
  */
 export async function commitStagedSessions({
@@ -155,6 +158,18 @@ export async function commitStagedSessions({
       outcome.rejected.push(item.itemId);
       return;
     }
+    // As uploadOne does: the sidecar, by files/upload after the commit, before the item counts as
+    // archived. A failure here fails the commit; its retry finds the session used (lookup_failed),
+    // sees the file in place, and writes the sidecar again.
+    const subject = subjects.get(item.itemId);
+    const sidecarPath = subject && sidecarFor(subject);
+    if (subject && sidecarPath !== undefined)
+      await uploadSidecar(
+        accounts,
+        customerId,
+        sidecarPath,
+        sidecarOf(subject, { contentHash: item.contentHash, size: item.size }, new Date()),
+      );
     const marked = await markArchived(
       db,
       item.itemId,
@@ -164,6 +179,7 @@ export async function commitStagedSessions({
         rev,
         contentHash: item.contentHash,
         size: item.size,
+        sidecarPath: sidecarPath ?? null,
       },
       by,
     );

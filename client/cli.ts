@@ -182,6 +182,8 @@ customers
     'archive only items that occurred since then (a date, UTC, or an ISO 8601 time); older ones are skipped (default: all history)',
     backfillSince,
   )
+  .option('--sidecars', 'write a metadata .json next to each recording, voicemail and fax (the default)')
+  .option('--no-sidecars', 'write no metadata sidecars')
   .action(
     async (
       id: string,
@@ -192,6 +194,7 @@ customers
         folderRoot?: string;
         pathTemplate?: string;
         backfillSince?: Date;
+        sidecars?: boolean;
       },
     ) => {
       const keyring = cliKeyring();

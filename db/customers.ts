@@ -22,6 +22,8 @@ export interface NewCustomer {
   pathTemplate?: string | undefined;
   /** How far back to archive: items that occurred before it are skipped. Unset keeps the current one (none for new ones). */
   backfillSince?: Date | undefined;
+  /** Write a metadata sidecar next to each recording, voicemail and fax. Unset keeps the current setting (on for new ones). */
+  sidecars?: boolean | undefined;
 }
 
 export const CUSTOMER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -37,8 +39,8 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
   if (customer.folderRoot !== undefined) validateFolderRoot(customer.folderRoot);
   if (customer.pathTemplate !== undefined) validatePathTemplate(customer.pathTemplate);
   await db.query(
-    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template, backfill_since)
-     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6, $7)
+    `INSERT INTO customers (id, name, dropbox_access_token, dropbox_refresh_token, folder_root, path_template, backfill_since, sidecars)
+     VALUES ($1, $2, $3, $4, coalesce($5, '/Archiver'), $6, $7, coalesce($8, true))
      ON CONFLICT (id) DO UPDATE SET
        name = excluded.name,
        status = 'active',
@@ -46,7 +48,8 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
        dropbox_refresh_token = coalesce(excluded.dropbox_refresh_token, customers.dropbox_refresh_token),
        folder_root = coalesce($5, customers.folder_root),
        path_template = coalesce($6, customers.path_template),
-       backfill_since = coalesce($7, customers.backfill_since)`,
+       backfill_since = coalesce($7, customers.backfill_since),
+       sidecars = coalesce($8, customers.sidecars)`,
     [
       customer.id,
       customer.name,
@@ -55,6 +58,7 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
       customer.folderRoot ?? null,
       customer.pathTemplate ?? null,
       customer.backfillSince ?? null,
+      customer.sidecars ?? null,
     ],
   );
 }

@@ -127,18 +127,18 @@ export async function markArchived(
   db: Db,
   itemId: string,
   leaseToken: string,
-  remote: { path: string; rev: string; contentHash: string; size: number },
+  remote: { path: string; rev: string; contentHash: string; size: number; sidecarPath?: string | null },
   by: ItemActor,
 ): Promise<boolean> {
   return db.transaction(async (tx) => {
     const [row] = await tx.query<{ customer_id: string; attempts: number }>(
       `UPDATE archive_items
-          SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6,
+          SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6, sidecar_path = $7,
               archived_at = now(), attempts = attempts + 1, last_error = NULL, last_error_at = NULL, next_attempt_at = NULL,
               lease_token = NULL, lease_expires_at = NULL
         WHERE id = $1 AND lease_token = $2
        RETURNING customer_id, attempts`,
-      [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size],
+      [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size, remote.sidecarPath ?? null],
     );
     if (!row) return false;
     await appendAuditEvent(tx, {

@@ -23,6 +23,8 @@ export interface UploadSubject {
   throttledUntil: Date | null;
   /** Why a verification put this archived item back (its file was missing or altered); its upload overwrites the path. */
   requeueReason: string | null;
+  /** Whether the customer wants a metadata sidecar next to the item (see activities/sidecar.ts). */
+  sidecars: boolean;
 }
 
 type SubjectRow = {
@@ -42,6 +44,7 @@ type SubjectRow = {
   path_template: string | null;
   throttled_until: Date | null;
   requeue_reason: string | null;
+  sidecars: boolean;
 };
 
 const toSubject = (r: SubjectRow): UploadSubject => ({
@@ -61,6 +64,7 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   pathTemplate: r.path_template,
   throttledUntil: r.throttled_until,
   requeueReason: r.requeue_reason,
+  sidecars: r.sidecars,
 });
 
 export async function loadUploadSubject(
@@ -71,7 +75,7 @@ export async function loadUploadSubject(
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
             i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
-            i.requeue_reason
+            i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
     [itemId, customerId],
@@ -88,7 +92,7 @@ export async function loadUploadSubjects(
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
             i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
-            i.requeue_reason
+            i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,
     [itemIds, customerId],

@@ -19,7 +19,7 @@ export interface VerificationCounts {
   missing: number;
   /** Found, but with another content hash. */
   changed: number;
-  /** Missing and changed items put back to pending. */
+  /** Missing and changed items put back to pending, and those whose metadata sidecar was missing. */
   requeued: number;
   /** Files in the folder no item accounts for; never touched. */
   unknown: number;
@@ -126,8 +126,9 @@ export async function lastFinishedVerifications(db: Db): Promise<Map<string, Ver
 
 /**
  * Marks the customer's items whose files a listed page holds as seen by the run, with the hash
- * listed, in one statement; records the run's progress.
- * @returns the page's paths no item of the customer accounts for
+ * listed, and those whose metadata sidecars it holds as having their sidecar seen, in one
+ * statement (one UPDATE, as one statement may change a row only once); records the run's progress.
+ * @returns the page's paths that are neither an item's file nor its sidecar
  */
 export async function matchListedPage(
   db: Db,
@@ -140,15 +141,28 @@ export async function matchListedPage(
   const rows = await db.query<{ path_lower: string }>(
     `WITH page AS (
        SELECT p.path_lower, p.content_hash FROM jsonb_to_recordset($3::jsonb) AS p(path_lower text, content_hash text)),
+     hits AS (
+       SELECT a.id, page.path_lower, page.content_hash, false AS is_sidecar
+         FROM page JOIN archive_items a
+           ON a.customer_id = $1 AND a.remote_path IS NOT NULL AND lower(a.remote_path) = page.path_lower
+       UNION ALL
+       SELECT a.id, page.path_lower, NULL, true
+         FROM page JOIN archive_items a
+           ON a.customer_id = $1 AND a.sidecar_path IS NOT NULL AND lower(a.sidecar_path) = page.path_lower),
      matched AS (
-       UPDATE archive_items a SET verified_run = $2, verified_hash = page.content_hash
-         FROM page
-        WHERE a.customer_id = $1 AND a.remote_path IS NOT NULL AND lower(a.remote_path) = page.path_lower
-       RETURNING page.path_lower),
+       UPDATE archive_items a
+          SET verified_run = CASE WHEN h.file THEN $2 ELSE a.verified_run END,
+              verified_hash = CASE WHEN h.file THEN h.content_hash ELSE a.verified_hash END,
+              sidecar_verified_run = CASE WHEN h.sidecar THEN $2 ELSE a.sidecar_verified_run END
+         FROM (SELECT id, bool_or(NOT is_sidecar) AS file, bool_or(is_sidecar) AS sidecar,
+                      max(content_hash) FILTER (WHERE NOT is_sidecar) AS content_hash
+                 FROM hits GROUP BY id) h
+        WHERE a.id = h.id
+       RETURNING a.id),
      progress AS (
        UPDATE verification_runs SET listed = $4, progressed_at = now() WHERE id = $2)
      SELECT page.path_lower FROM page
-      WHERE NOT EXISTS (SELECT 1 FROM matched m WHERE m.path_lower = page.path_lower)`,
+      WHERE NOT EXISTS (SELECT 1 FROM hits h WHERE h.path_lower = page.path_lower)`,
     [customerId, runId, page, listedSoFar],
   );
   return rows.map((r) => r.path_lower);
@@ -156,7 +170,8 @@ export async function matchListedPage(
 
 /**
  * Ends a run once its listing is complete: every item archived before the run started whose file
- * the run did not see, or saw with another content hash, goes back to pending with its reason;
+ * the run did not see, or saw with another content hash, or whose metadata sidecar it did not see,
+ * goes back to pending with its reason;
  * the counts are stored on the run. A run already finished keeps (and returns) its counts, so a
  * retried finish re-queues nothing twice.
  */
@@ -173,25 +188,30 @@ export async function finishVerificationRun(
     ]);
     if (!run) throw new Error(`verification run ${runId} does not exist`);
     if (run.finished_at !== null) return toRun(run);
-    const requeued = await tx.query<{
+    const rows = await tx.query<{
       id: string;
       remote_path: string | null;
       content_hash: string | null;
       verified_hash: string | null;
       requeue_reason: string;
+      was_missing: boolean;
       was_changed: boolean;
       archived_at: Date;
     }>(
       `UPDATE archive_items
           SET state = 'pending', requeued_at = now(), next_attempt_at = NULL, failed_attempts = 0,
               first_failed_at = NULL, last_error = NULL, last_error_at = NULL,
-              requeue_reason = CASE WHEN verified_run = $2
+              requeue_reason = CASE
+                WHEN verified_run IS DISTINCT FROM $2 THEN 'missing from Dropbox'
+                WHEN verified_hash IS DISTINCT FROM content_hash
                 THEN 'changed in Dropbox: content hash ' || coalesce(verified_hash, 'none') || ', archived ' || content_hash
-                ELSE 'missing from Dropbox' END
+                ELSE 'sidecar missing' END
         WHERE customer_id = $1 AND state = 'archived' AND archived_at < $3
-          AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash)
+          AND (verified_run IS DISTINCT FROM $2 OR verified_hash IS DISTINCT FROM content_hash
+               OR (sidecar_path IS NOT NULL AND sidecar_verified_run IS DISTINCT FROM $2))
        RETURNING id, remote_path, content_hash, verified_hash, requeue_reason,
-                 (verified_run IS NOT DISTINCT FROM $2) AS was_changed, archived_at`,
+                 (verified_run IS DISTINCT FROM $2) AS was_missing,
+                 (verified_run = $2 AND verified_hash IS DISTINCT FROM content_hash) AS was_changed, archived_at`,
       [customerId, runId, run.started_at],
     );
     const [counted] = await tx.query<{ present: string }>(
@@ -201,7 +221,7 @@ export async function finishVerificationRun(
       [customerId, runId, run.started_at],
     );
     // Every re-archive is on the audit trail with its cause, in the transaction that re-queues it.
-    for (const item of requeued) {
+    for (const item of rows) {
       await appendAuditEvent(tx, {
         customerId,
         kind: 'item.rearchive',
@@ -217,29 +237,20 @@ export async function finishVerificationRun(
       });
     }
     const present = Number(counted?.present ?? 0);
-    const changed = requeued.filter((r) => r.was_changed).length;
-    const missing = requeued.length - changed;
-    const oldest = requeued.reduce<Date | null>(
-      (min, r) => (min === null || r.archived_at < min ? r.archived_at : min),
-      null,
-    );
+    const missing = rows.filter((r) => r.was_missing).length;
+    const changed = rows.filter((r) => r.was_changed).length;
+    // Also the items whose file is in place but whose metadata sidecar is not (reason `sidecar missing`).
+    const requeued = rows.length;
+    const oldest = rows
+      .filter((r) => r.was_missing || r.was_changed)
+      .reduce<Date | null>((min, r) => (min === null || r.archived_at < min ? r.archived_at : min), null);
     const [finished] = await tx.query<RunRow>(
       `UPDATE verification_runs
           SET finished_at = now(), expected = $2, present = $3, missing = $4, changed = $5, requeued = $6,
               unknown = $7, unknown_sample = $8, oldest_discrepancy_at = $9
         WHERE id = $1
        RETURNING ${RUN_COLUMNS}`,
-      [
-        runId,
-        present + missing + changed,
-        present,
-        missing,
-        changed,
-        missing + changed,
-        unknown.count,
-        unknown.sample,
-        oldest,
-      ],
+      [runId, present + missing + changed, present, missing, changed, requeued, unknown.count, unknown.sample, oldest],
     );
     if (!finished) throw new Error(`verification run ${runId} does not exist`);
     return toRun(finished);

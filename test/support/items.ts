@@ -9,6 +9,11 @@ export interface TestItemSpec {
   bytes?: number;
   /** Overrides the media URL, e.g. to point at a missing file. */
   sourceUrl?: string;
+  /**
+   * The customer's metadata sidecars. Off unless asked for: most tests count one file and one
+   * upload per item; test/system/sidecars.test.ts covers them.
+   */
+  sidecars?: boolean;
 }
 
 /** Inserts a customer (idempotent; an undefined token keeps its credentials) and `count` pending items with synthetic media; returns their ids. */
@@ -20,7 +25,12 @@ export async function insertItems(
   count: number,
   spec: TestItemSpec = {},
 ): Promise<string[]> {
-  await upsertCustomer(db, testKeyring(), { id: customerId, name: `Customer ${customerId}`, accessToken: token });
+  await upsertCustomer(db, testKeyring(), {
+    id: customerId,
+    name: `Customer ${customerId}`,
+    accessToken: token,
+    sidecars: spec.sidecars ?? false,
+  });
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const kind = spec.kind ?? 'voicemail';

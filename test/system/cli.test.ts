@@ -474,6 +474,18 @@ describe('archiver CLI', () => {
     expect(await row()).toEqual({ name: 'Renamed Co', folder_root: '/Moved', path_template: template });
     // A customer without credentials may still be given its first ones here.
     expect((await archiver(['customers', 'add', id, '--access-token', 'first-token'])).code).toBe(0);
+
+    // Metadata sidecars are on by default, and stay as last set when the flag is not given.
+    const sidecars = async () =>
+      (await database.db.query<{ sidecars: boolean }>(`SELECT sidecars FROM customers WHERE id = $1`, [id]))[0]
+        ?.sidecars;
+    expect(await sidecars()).toBe(true);
+    expect((await archiver(['customers', 'add', id, '--no-sidecars'])).code).toBe(0);
+    expect(await sidecars()).toBe(false);
+    expect((await archiver(['customers', 'add', id, '--name', 'Renamed Again'])).code).toBe(0);
+    expect(await sidecars()).toBe(false);
+    expect((await archiver(['customers', 'add', id, '--sidecars'])).code).toBe(0);
+    expect(await sidecars()).toBe(true);
   });
 
   it('customers add --backfill-since skips the items before it, now and as they arrive, and a moved cut-off brings them back', async () => {

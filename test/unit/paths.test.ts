@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { remotePathFor, sanitizeComponent } from '../../activities/paths.js';
+import { remotePathFor, sanitizeComponent, sidecarPathFor } from '../../activities/paths.js';
 import { DEFAULT_PATH_TEMPLATE, validateFolderRoot, validatePathTemplate } from '../../db/path-template.js';
 
 const item = {
@@ -48,6 +48,35 @@ describe('remote path', () => {
       metadata: { extension: 'a/b\\c', from: 'x\u0001y', to: '😀' },
     });
     expect(path).toBe('/Acme_ Calls_/a_b_c/2026-11-03/Call Recordings/140509_x_y___42.mp3');
+  });
+});
+
+describe('sidecar path', () => {
+  it("is the item's path with its extension replaced by .json", () => {
+    expect(sidecarPathFor(item)).toBe(
+      '/Archiver/101/2026-11-03/Call Recordings/140509_+15551234567_+15557654321_42.json',
+    );
+    expect(sidecarPathFor({ ...item, kind: 'fax' })).toMatch(/\/Fax\/[^/]+_42\.json$/);
+    expect(sidecarPathFor({ ...item, kind: 'voicemail' })).toMatch(/\/Voicemail\/[^/]+_42\.json$/);
+  });
+
+  it('is none for SMS', () => {
+    expect(sidecarPathFor({ ...item, kind: 'sms' })).toBeUndefined();
+  });
+
+  it('adds .json to a layout without an extension, and never cuts at a dot of a party', () => {
+    const dotted = { ...item, metadata: { ...item.metadata, from: 'a.b' } };
+    expect(sidecarPathFor({ ...dotted, pathTemplate: '{root}/{from}_{id}' })).toBe('/Archiver/a.b_42.json');
+    expect(sidecarPathFor({ ...dotted, pathTemplate: '{root}/{id}_{from}' })).toBe('/Archiver/42_a.b.json');
+  });
+
+  it('stays under 255 characters and keeps the id', () => {
+    const name =
+      sidecarPathFor({ ...item, metadata: { from: 'x'.repeat(400) } })
+        ?.split('/')
+        .at(-1) ?? '';
+    expect(name.length).toBeLessThanOrEqual(255);
+    expect(name.endsWith('_42.json')).toBe(true);
   });
 });
 

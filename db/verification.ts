@@ -236,9 +236,10 @@ export async function finishVerificationRun(
         },
       });
     }
-    const present = Number(counted?.present ?? 0);
     const missing = rows.filter((r) => r.was_missing).length;
     const changed = rows.filter((r) => r.was_changed).length;
+    // Counted after the re-queue: an item whose file is in place but whose sidecar is not is present too.
+    const present = Number(counted?.present ?? 0) + rows.length - missing - changed;
     // Also the items whose file is in place but whose metadata sidecar is not (reason `sidecar missing`).
     const requeued = rows.length;
     const oldest = rows

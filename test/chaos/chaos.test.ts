@@ -8,7 +8,14 @@ import { startMediaServer, syntheticContent, type MediaServer } from '../../dev/
 import { DEFAULT_OPTIONS, runChaos } from './chaos.js';
 import { emulatorAdmin } from './parts.js';
 import type { PlannedItem } from './plan.js';
-import { expectedPath, failedChecks, verifyOutcome, type InsertedItem, type ItemRow } from './verify.js';
+import {
+  expectedPath,
+  expectedSidecarPath,
+  failedChecks,
+  verifyOutcome,
+  type InsertedItem,
+  type ItemRow,
+} from './verify.js';
 
 describe('the chaos verifier', () => {
   const customer = { id: 'v-1', name: 'Verifier', token: 'verifier-token', accountId: 'dbid:verifier' };
@@ -49,17 +56,23 @@ describe('the chaos verifier', () => {
       body: null,
       sourceFault,
     });
-    const items = ['1', '2', '3', '4', '5', '6', '7', '8'].map((id) =>
+    const items = ['1', '2', '3', '4', '5', '6', '7', '8', '9'].map((id) =>
       item(id, id === '5' ? '404' : id === '6' ? 'ftp' : undefined),
     );
     const bytesOf = (i: InsertedItem) => syntheticContent(i.media, i.bytes);
-    const [ok, lost, wrong, twice, gone, , wronglyFailed, rewritten] = items as [InsertedItem, ...InsertedItem[]];
+    const [ok, lost, wrong, twice, gone, , wronglyFailed, rewritten, noSidecar] = items as [
+      InsertedItem,
+      ...InsertedItem[],
+    ];
     await upload(expectedPath(ok), bytesOf(ok));
     await upload(expectedPath(wrong!), Buffer.from('not the source'));
     await upload(expectedPath(twice!), bytesOf(twice!));
     await upload(expectedPath(twice!).replace('.mp3', ' (1).mp3'), bytesOf(twice!));
     await upload(expectedPath(rewritten!), Buffer.from('first'));
     await upload(expectedPath(rewritten!), bytesOf(rewritten!), 'overwrite');
+    // Each archived item has its metadata sidecar beside it, except 9.
+    for (const i of [ok, twice!, rewritten!]) await upload(expectedSidecarPath(i)!, Buffer.from('{}'), 'overwrite');
+    await upload(expectedPath(noSidecar!), bytesOf(noSidecar!));
     await upload('/Archiver/notes.txt', Buffer.from('nobody asked for this'));
     const row = (id: string, state: string): [string, ItemRow] => [
       id,
@@ -74,6 +87,7 @@ describe('the chaos verifier', () => {
       row('6', 'pending'),
       row(wronglyFailed!.id, 'failed'),
       row(rewritten!.id, 'archived'),
+      row(noSidecar!.id, 'archived'),
     ]);
 
     const v = await verifyOutcome({
@@ -86,7 +100,8 @@ describe('the chaos verifier', () => {
 
     expect(v.archived).toBe(3); // ok, twice, rewritten: present with the source's bytes
     expect(v.failed).toBe(1);
-    expect(v.lost.map((p) => p.itemId)).toEqual(['2', '7']);
+    expect(v.lost.map((p) => p.itemId)).toEqual(['2', '7', '9']);
+    expect(v.lost.at(-1)?.detail).toMatch(/no metadata sidecar at \/Archiver\/Voicemail\/9\.json/);
     expect(v.mismatched.map((p) => p.itemId)).toEqual(['3']);
     expect(v.duplicated.map((f) => f.path).sort()).toEqual([
       '/Archiver/Voicemail/4 (1).mp3',
@@ -98,7 +113,7 @@ describe('the chaos verifier', () => {
     expect(v.unsettled.map((p) => p.itemId)).toEqual(['6']);
     // Rows without the path and hash the product records disagree with what is in Dropbox.
     expect(v.bookkeeping.map((p) => p.itemId)).toEqual(['1', '4', '8']);
-    expect(failedChecks(v)).toContain('lost=2');
+    expect(failedChecks(v)).toContain('lost=3');
   });
 });
 

@@ -81,6 +81,11 @@ export function expectedPath(item: InsertedItem): string {
   return `${FOLDER_ROOT}/${KIND_FOLDER[item.kind]}/${item.id}.${EXTENSION[item.kind]}`;
 }
 
+/** Where the item's metadata sidecar must be (sidecars are on by default); SMS has none. */
+export function expectedSidecarPath(item: InsertedItem): string | undefined {
+  return item.kind === 'sms' ? undefined : `${FOLDER_ROOT}/${KIND_FOLDER[item.kind]}/${item.id}.json`;
+}
+
 const REQUEST_TIMEOUT_MS = 30_000;
 const ATTEMPTS = 5;
 
@@ -228,6 +233,15 @@ export async function verifyOutcome(input: VerifyInput): Promise<Verification> {
       }
       if ((writes.get(path.toLowerCase()) ?? 1) > 1) {
         v.duplicated.push({ customerId: customer.id, path, detail: `written ${writes.get(path.toLowerCase())} times` });
+      }
+      // Written with the item, before its row is marked archived; rewritten (overwrite) on a retry.
+      const sidecar = expectedSidecarPath(item);
+      if (sidecar !== undefined) {
+        const found = unclaimed.delete(sidecar.toLowerCase());
+        if (!found && row?.state === 'archived') {
+          v.lost.push(problem(`no metadata sidecar at ${sidecar}`));
+          continue;
+        }
       }
       v.archived += 1;
       if (row?.state === 'archived' && (row.remotePath !== path || row.contentHash !== source.hash)) {

@@ -94,6 +94,7 @@ export function createManifestActivities({ db, accounts, now = () => new Date() 
           text += `${csvField(relative)},${item.kind},${item.sizeBytes ?? ''},${item.contentHash}\n`;
         }
         items += page.items.length;
+        heartbeat();
         yield Buffer.from(text);
         after = page.next;
       } while (after);

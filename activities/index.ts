@@ -46,6 +46,7 @@ import { sidecarFor, sidecarOf, uploadSidecar } from './sidecar.js';
 import { uploadToSession } from './sessions.js';
 import { DEFAULT_SOURCE_TIMEOUTS, openItemContent, readAll } from './source.js';
 import { DEFAULT_DROPBOX_TIMEOUTS } from './dropbox/client.js';
+import { createManifestActivities } from './manifests.js';
 import { createVerificationActivities } from './verify.js';
 
 /** Where an upload session of an earlier attempt stands, and where to report progress. */
@@ -464,6 +465,7 @@ export function createActivities(deps: ActivityDeps) {
     stageItems,
     commitSessions,
     ...createVerificationActivities({ db, accounts, pageSize: deps.verifyPageSize, workerIdentity }),
+    ...createManifestActivities({ db, accounts }),
   });
 }
 

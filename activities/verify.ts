@@ -12,6 +12,7 @@ import type { VerificationSummary } from '../workflows/verify-archive.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { classifyDropboxError, routeErrorTags } from './dropbox/errors.js';
 import { TypedFailure } from './failure.js';
+import { isManifestPath } from './manifests.js';
 import { reportDrift } from './metrics.js';
 import { archiveFolderFor } from './paths.js';
 
@@ -103,7 +104,10 @@ export function createVerificationActivities({
           .filter((e): e is files.FileMetadataReference => e['.tag'] === 'file')
           .map((f) => ({ pathLower: f.path_lower ?? f.name.toLowerCase(), contentHash: f.content_hash ?? null }));
         const listed = progress.listed + listedFiles.length;
-        const unknown = await matchListedPage(db, customerId, runId, listedFiles, listed);
+        // Day manifests are Archiver's own files, not items: never unknown.
+        const unknown = (await matchListedPage(db, customerId, runId, listedFiles, listed)).filter(
+          (p) => !isManifestPath(customer.folderRoot, p),
+        );
         progress = {
           runId,
           cursor: page.cursor,

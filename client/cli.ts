@@ -65,6 +65,8 @@ import {
 import { connectCustomer } from './connect.js';
 import { deploymentStatus, setCurrentVersion } from './deployments.js';
 import { registerAuditTrail } from './audit.js';
+import { registerManifests } from './manifests.js';
+import { setDayManifests } from '../db/manifests.js';
 import { registerRotateSecrets } from './rotate-secrets.js';
 import { readStackFile, secretKeysEnv } from './stack-file.js';
 import { formatStatusTable, NEEDS_ATTENTION } from './status-table.js';
@@ -184,6 +186,8 @@ customers
   )
   .option('--sidecars', 'write a metadata .json next to each recording, voicemail and fax (the default)')
   .option('--no-sidecars', 'write no metadata sidecars')
+  .option('--manifests', 'write a manifest.csv per day of archived items (the default for a new customer)')
+  .option('--no-manifests', 'write no day manifests')
   .action(
     async (
       id: string,
@@ -195,6 +199,7 @@ customers
         pathTemplate?: string;
         backfillSince?: Date;
         sidecars?: boolean;
+        manifests?: boolean;
       },
     ) => {
       const keyring = cliKeyring();
@@ -209,7 +214,9 @@ customers
             `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
           );
         await db.transaction(async (tx) => {
-          await upsertCustomer(tx, keyring, { id, ...opts, name });
+          const { manifests, ...fields } = opts;
+          await upsertCustomer(tx, keyring, { id, ...fields, name });
+          if (manifests !== undefined) await setDayManifests(tx, id, manifests);
           if (opts.backfillSince) skipped = await skipBeforeBackfill(tx, id);
         });
         return found;
@@ -584,6 +591,7 @@ deploy
 
 registerRotateSecrets(program, withDb, cliKeyring);
 registerAuditTrail(program, withDb);
+registerManifests(program, withDb, withClient, customerId);
 
 pointAtHelp(program, 'archiver');
 

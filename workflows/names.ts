@@ -17,6 +17,11 @@ export function customerIdOf(workflowId: string): string | undefined {
 
 const VERIFY_ID_PREFIX = 'archiver-verify-';
 
+/** The id of the workflow `archiver manifests <id>` starts. */
+export function manifestsWorkflowIdFor(customerId: string): string {
+  return `archiver-manifests-${customerId}`;
+}
+
 /** The id of a customer's verification workflow started on demand (`archiver verify`), and of its daily schedule. */
 export function verifyWorkflowIdFor(customerId: string): string {
   return VERIFY_ID_PREFIX + customerId;

@@ -5,6 +5,7 @@ import type { Activities } from '../activities/index.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
 import { itemsAvailableSignal } from './messages.js';
 import { workflowIdFor } from './names.js';
+import { writeManifests } from './write-manifests.js';
 
 export interface VerifyArchiveInput {
   customerId: string;
@@ -26,7 +27,12 @@ export interface VerificationSummary {
   requeued: number;
   /** Files no item accounts for: reported, never touched. */
   unknown: number;
+  /** Day manifests written after the verification (absent in runs before manifests existed). */
+  manifestsWritten?: number;
 }
+
+/** Marks verification runs that write the customer's due day manifests once verified. */
+export const DAY_MANIFESTS_PATCH = 'day-manifests';
 
 const { startVerification } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -58,6 +64,10 @@ export async function verifyArchive(input: VerifyArchiveInput): Promise<Verifica
         error: String(err),
       });
     }
+  }
+  if (wf.patched(DAY_MANIFESTS_PATCH)) {
+    const { written } = await writeManifests(customerId);
+    return { ...summary, manifestsWritten: written.length };
   }
   return summary;
 }

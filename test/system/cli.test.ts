@@ -287,6 +287,30 @@ describe('archiver CLI', () => {
     expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown customer "nobody-here"') });
   });
 
+  it('customers add --no-manifests turns day manifests off, and archiver manifests writes the due ones and names them', async () => {
+    const id = uniqueName('manifests');
+    const token = `secret-${id}`;
+    emulator.addAccount({ token, accountId: id });
+    expect(
+      (await archiver(['customers', 'add', id, '--name', 'Ledger Co', '--access-token', token, '--no-manifests'])).code,
+    ).toBe(0);
+    const day = new Date(Date.now() - 3 * 86_400_000).toISOString().slice(0, 10);
+    await database.db.query(
+      `INSERT INTO archive_items (customer_id, kind, occurred_at, body, state, remote_path, content_hash, size_bytes, archived_at)
+       VALUES ($1, 'sms', $2, 'hello', 'archived', $3, 'seeded-hash', 5, now())`,
+      [id, `${day}T09:00:00Z`, `/Archiver/100/${day}/SMS/090000_${id}.txt`],
+    );
+    expect((await archiver(['manifests', id])).stdout).toContain(`${id}: day manifests are off`);
+    expect(emulator.files(id)).toEqual([]);
+
+    expect((await archiver(['customers', 'add', id, '--manifests'])).code).toBe(0);
+    const written = await archiver(['manifests', id]);
+    expect(written).toMatchObject({ code: 0 });
+    expect(written.stdout).toContain(`${id}: wrote /Archiver/manifests/${day}.csv (${day}, 1 items`);
+    expect(emulator.files(id).map((f) => f.pathDisplay)).toEqual([`/Archiver/manifests/${day}.csv`]);
+    expect((await archiver(['manifests', id])).stdout).toContain(`${id}: no day manifest is due`);
+  });
+
   it('names the problem and exits 2 for unknown customers, bad arguments and bad configuration', async () => {
     const unknown = await archiver(['start', 'nobody-here']);
     expect(unknown.code).toBe(2);

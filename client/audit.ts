@@ -148,10 +148,18 @@ async function requireChain(db: Db, id: string): Promise<void> {
 }
 
 /** Registers `archiver audit …` and the hook that records every operator action on the customer's chain. */
-export function registerAuditTrail(program: Command, withDb: WithDb): void {
+export function registerAuditTrail(program: Command, withDb: WithDb, databaseConfigured: () => boolean): void {
   program.hook('postAction', async (_program, action) => {
     const { command, customerId, args } = operatorAction(action);
     if (!AUDITED_COMMANDS.has(command)) return;
+    // A command that needs only Temporal (deploy, pause) has already done its work; without a
+    // database to record it in, say so rather than report the command as failed.
+    if (!databaseConfigured()) {
+      console.error(
+        `archiver: ${command} is done, but not recorded on the audit trail: DATABASE_URL is not set (set it so operator actions are recorded)`,
+      );
+      return;
+    }
     await withDb((db) =>
       recordAuditEvent(db, {
         customerId,

@@ -590,7 +590,7 @@ deploy
   });
 
 registerRotateSecrets(program, withDb, cliKeyring);
-registerAuditTrail(program, withDb);
+registerAuditTrail(program, withDb, () => Boolean(cliConfig().databaseUrl));
 registerManifests(program, withDb, withClient, customerId);
 
 pointAtHelp(program, 'archiver');

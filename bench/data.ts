@@ -24,8 +24,10 @@ export async function createCustomers(
   for (let start = 0; start < ids.length; start += ROWS_PER_INSERT) {
     const chunk = ids.slice(start, start + ROWS_PER_INSERT);
     await db.query(
-      `INSERT INTO customers (id, name, dropbox_access_token)
-       SELECT id, 'Bench ' || id, $2 || id FROM unnest($1::text[]) AS id
+      // No metadata sidecars or day manifests: the baselines write neither, so the figures compare
+      // like with like (a sidecar is one more upload per item on the same token).
+      `INSERT INTO customers (id, name, dropbox_access_token, sidecars, day_manifests)
+       SELECT id, 'Bench ' || id, $2 || id, false, false FROM unnest($1::text[]) AS id
        ON CONFLICT (id) DO NOTHING`,
       [chunk, tokenFor('')],
     );

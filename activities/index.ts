@@ -110,13 +110,21 @@ export function createActivities(deps: ActivityDeps) {
     };
   }
 
-  /** Leases the customer's next items; returns descriptors only, never content. */
-  async function fetchBatch(customerId: string, limit: number, pacing?: PacingReport): Promise<LeasedBatch> {
+  /**
+   * Leases the customer's next items (with `liveOnly`, live ones only: the workflow's live lane);
+   * returns descriptors only, never content.
+   */
+  async function fetchBatch(
+    customerId: string,
+    limit: number,
+    pacing?: PacingReport,
+    options: { liveOnly?: boolean } = {},
+  ): Promise<LeasedBatch> {
     const leaseToken = randomUUID();
     const estimate = pacing?.limitEstimatePerSecond;
     if (estimate !== undefined && Number.isFinite(estimate) && estimate > 0)
       await saveLimitEstimate(db, customerId, estimate);
-    const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs, liveWindowMs);
+    const items = await leaseItems(db, customerId, limit, leaseToken, leaseTtlMs, liveWindowMs, options.liveOnly);
     const queue = await queueState(db, customerId);
     return {
       warmStart: {

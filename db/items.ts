@@ -27,6 +27,8 @@ export async function leaseItems(
   leaseToken: string,
   leaseTtlMs: number,
   liveWindowMs: number,
+  /** Lease live items only, no backfill: the live lane's lease while a batch runs (see LiveLane). */
+  liveOnly = false,
 ): Promise<ItemDescriptor[]> {
   // Both parts read archive_items_claimable_by_occurred in its own order, bounded by the window,
   // so neither sorts the backlog nor reads other customers' or archived rows (ordering the backfill
@@ -48,7 +50,7 @@ export async function leaseItems(
           AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
                OR (state = 'leased' AND lease_expires_at < now()))
         ORDER BY occurred_at, id
-        LIMIT $2 - (SELECT count(*) FROM live)
+        LIMIT CASE WHEN $6 THEN 0 ELSE $2 - (SELECT count(*) FROM live) END
         FOR UPDATE SKIP LOCKED),
      claimable AS (SELECT id FROM live UNION ALL SELECT id FROM backfill)
      -- = ANY(ARRAY(…)), not a join: the planner cannot tell how many rows the backfill part
@@ -57,7 +59,7 @@ export async function leaseItems(
         SET state = 'leased', lease_token = $3, lease_expires_at = now() + $4 * interval '1 millisecond'
       WHERE id = ANY(ARRAY(SELECT id FROM claimable))
      RETURNING id, kind, size_bytes, occurred_at >= now() - $5 * interval '1 millisecond' AS live`,
-    [customerId, limit, leaseToken, leaseTtlMs, liveWindowMs],
+    [customerId, limit, leaseToken, leaseTtlMs, liveWindowMs, liveOnly],
   );
   // The batch is uploaded in this order: live items first, so they do not wait behind the backfill.
   return rows

@@ -1,8 +1,9 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { runBatch, STRAGGLER_FLOOR_BEFORE_PATCH_MS, STRAGGLER_FLOOR_MS, Stragglers } from './batch.js';
+import { MAX_SLICE_ITEMS, runBatch, STRAGGLER_FLOOR_BEFORE_PATCH_MS, STRAGGLER_FLOOR_MS, Stragglers } from './batch.js';
 import { CustomerState, quotaResetAfter } from './customer-state.js';
 import { NON_RETRYABLE_FAILURES } from './failures.js';
+import { LiveLane } from './live-lane.js';
 import * as messages from './messages.js';
 import { WorkflowPacer } from './pacing/workflow-pacer.js';
 import { WebUiView } from './web-ui.js';
@@ -44,6 +45,11 @@ export const DETACH_STRAGGLERS = 'detach-stragglers';
  */
 export const SHORT_HISTORIES = 'short-histories';
 /**
+ * Patch: live items signalled while a batch runs are leased and uploaded at once beside it (see
+ * LiveLane), instead of waiting for the batch to end.
+ */
+export const LIVE_LANE = 'live-lane';
+/**
  * A worker that takes over a customer whose worker died replays its history first, and the
  * customer uploads nothing meanwhile: about 1.4 ms per event on a loaded 2-core machine (a
  * 1,950-event history took 2.7 s in the chaos suite). Temporal suggests continuing as new only at
@@ -80,6 +86,9 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const warmStarts = wf.patched(WARM_START);
   const wakeOnReturnedItems = wf.patched(WAKE_ON_RETURNED_ITEMS);
   const ui = new WebUiView(customer);
+  const liveLaneOn = wf.patched(LIVE_LANE);
+  /** True while a batch uploads: only then does a signal kick the live lane. */
+  let batchRunning = false;
   let reconnecting = false;
   const stragglers = new Stragglers(
     () => pacer.typicalUploadMs(),
@@ -94,7 +103,40 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );
 
-  wf.setHandler(messages.itemsAvailableSignal, () => void (customer.itemsSignalled = true));
+  const lane = new LiveLane(async () => {
+    if (!batchRunning || customer.pausedAs || customer.stopping || customer.coolingDownUntil !== undefined) return;
+    const limit = Math.min(MAX_SLICE_ITEMS, Math.max(1, Math.ceil(pacer.plan().ratePerSecond)));
+    const leased = await fetchBatch(customerId, limit, undefined, { liveOnly: true });
+    if (leased.items.length === 0) return;
+    const outcome = await runBatch({
+      customerId,
+      leaseToken: leased.leaseToken,
+      itemIds: leased.items.map((i) => i.id),
+      // One files/upload per live item: a batch commit would make it wait for others.
+      mode: 'single',
+      pacer: pacer.liveLane(),
+      stragglers,
+      slices: true,
+      replanPastOtherSlices: true,
+      stopped: () => customer.pausedAs !== undefined || leased.coolDownMs > 0,
+      onProgress: () => undefined,
+    });
+    if (outcome.unfinished > 0) {
+      const except = stragglers.itemsOf(leased.leaseToken);
+      customer.backlog += await releaseBatch(customerId, leased.leaseToken, ...(except.length ? [{ except }] : []));
+    }
+    customer.addLate(outcome, Date.now(), true);
+  });
+  /** Before continuing as new or stopping: every upload in flight has ended and its lease is settled. */
+  const settled = async () => {
+    await lane.settled();
+    await stragglers.settled();
+  };
+
+  wf.setHandler(messages.itemsAvailableSignal, () => {
+    customer.itemsSignalled = true;
+    if (liveLaneOn && batchRunning) lane.kick();
+  });
   wf.setHandler(messages.pauseSignal, (reason) => customer.pause('paused', reason));
   wf.setHandler(messages.resumeSignal, () => void (customer.resumeRequested = true));
   wf.setHandler(messages.stopSignal, (reason) => customer.stop(reason));
@@ -160,7 +202,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
         const woken = waitMs > 0 ? await wf.condition(() => ended() || replaced() || historyFull(), waitMs) : false;
         if (customer.stopping) break;
         if (woken && !ended() && !replaced()) {
-          await stragglers.settled();
+          await settled();
           await wf.condition(wf.allHandlersFinished);
           return wf.continueAsNew<typeof archiveCustomer>({
             ...input,
@@ -191,7 +233,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       wf.log.info('customer resumed', { customerId });
     }
     if (timeToContinueAsNew(input, stragglers)) {
-      await stragglers.settled();
+      await settled();
       await wf.condition(wf.allHandlersFinished);
       return wf.continueAsNew<typeof archiveCustomer>({ ...input, ...customer.carryOver(), controller: pacer.state });
     }
@@ -237,6 +279,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     ui.showUploading(0, size, pacer.peek().plan);
     const mode = input.commitMode ?? 'single';
     const detach = mode === 'single' && wf.patched(DETACH_STRAGGLERS);
+    batchRunning = true;
     const outcome = await runBatch({
       customerId,
       leaseToken: batch.leaseToken,
@@ -251,7 +294,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
         customer.progress(sofar);
         ui.showUploading(done, size, pacer.peek().plan);
       },
-    });
+    }).finally(() => (batchRunning = false));
     // Items the batch did not finish (a pause, or retries exhausted) go back to pending.
     if (outcome.unfinished > 0) {
       const except = detach ? stragglers.itemsOf(batch.leaseToken) : [];
@@ -259,7 +302,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     }
     customer.addBatch(outcome, (Date.now() - started) / 1000, Date.now());
   }
-  await stragglers.settled();
+  await settled();
   wf.log.info('customer stopped', { customerId, reason: customer.stopReason });
   ui.show('idle', `stopped: ${customer.stopReason}`);
 }

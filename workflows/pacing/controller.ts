@@ -85,6 +85,11 @@ export interface PacingState {
   writeConcurrency: number;
   /** Smoothed time one upload takes, from its start to its result reaching the workflow, in ms. */
   uploadMs: number;
+  /**
+   * The live lane's uploads per second, a moving average as of epoch ms `at` (WorkflowPacer keeps
+   * it; the controller passes it on); undefined until a live upload.
+   */
+  live?: { perSecond: number; at: number } | undefined;
 }
 
 export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {

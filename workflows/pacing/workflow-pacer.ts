@@ -18,6 +18,20 @@ import {
   type UploadObservation,
 } from './controller.js';
 
+/**
+ * The live lane's rate is a moving average with this time constant: carried over with the
+ * controller's state, so a new run knows it from its first batch.
+ */
+const LIVE_RATE_DECAY_MS = 5_000;
+/** Live uploads per second below which there is no live stream to leave room for. */
+const MIN_LIVE_RATE = 0.1;
+/** At most this share of the pace is left to the live lane ahead of time. */
+const MAX_LIVE_SHARE = 0.5;
+/** While live items arrive, the customer's uploads in all stay below this share of its limit learned. */
+const LIVE_HEADROOM = 0.9;
+/** …except for a probe this long (busy ms) after the last cut, so that the limit is learned again. */
+const LIVE_PROBE_EVERY_MS = 60_000;
+
 /** Hands out upload start times at the customer's pace and learns from each upload's outcome. */
 export interface UploadPacer {
   /** The rate, W and N to use now. */
@@ -70,6 +84,8 @@ export class WorkflowPacer implements UploadPacer {
   /** Workflow time the controller last advanced to; undefined while idle, so idle time does not grow the rate. */
   private clockMs: number | undefined;
   private nextStartAt = 0;
+  /** The live lane's next start time (see liveLane). */
+  private nextLiveStartAt = 0;
   private readonly limits: PacingLimits;
   private readonly options: ControllerOptions;
   state: PacingState;
@@ -164,8 +180,63 @@ export class WorkflowPacer implements UploadPacer {
     const { ratePerSecond } = this.plan();
     // No catching up after a pause or a gap between batches: that would be a burst.
     const startAt = Math.max(this.nextStartAt, Date.now());
-    this.nextStartAt = startAt + 1000 / ratePerSecond;
+    this.nextStartAt = startAt + 1000 / this.batchRate(ratePerSecond);
     return { startAt, cut: this.state.cuts };
+  }
+
+  /**
+   * The batch's pace at the controller's `rate`: what the live lane leaves of it (see liveLane),
+   * and while live items arrive, no more in all than LIVE_HEADROOM of the limit learned. A probe
+   * past the limit ends in a 429, whose Retry-After holds every upload back, the live ones too:
+   * while live items wait, a backfill probes only once a minute.
+   */
+  private batchRate(rate: number): number {
+    const live = this.liveRate();
+    if (live === 0) return rate;
+    const { limitEstimatePerSecond: estimate, cuts, sinceCutMs } = this.state;
+    // Still probe now and then, or the limit would never be learned again: until two cuts have
+    // measured it (slow start's first one is rough), and once a minute after.
+    const probing = estimate === undefined || cuts < 2 || sinceCutMs >= LIVE_PROBE_EVERY_MS;
+    const total = probing ? rate : Math.min(rate, estimate * LIVE_HEADROOM);
+    return Math.max(total * (1 - MAX_LIVE_SHARE), total - live);
+  }
+
+  /** Live-lane uploads per second lately, decayed to now (see liveLane); 0 below MIN_LIVE_RATE. */
+  private liveRate(): number {
+    const live = this.state.live;
+    if (!live) return 0;
+    const rate = live.perSecond * Math.exp(-(Date.now() - live.at) / LIVE_RATE_DECAY_MS);
+    return rate < MIN_LIVE_RATE ? 0 : rate;
+  }
+
+  /**
+   * The pacer for live items that arrive while a batch runs (see LiveLane): their start times
+   * come first, from now, at the customer's rate among themselves. The batch's own start times
+   * leave room for the live lane's recent rate (up to MAX_LIVE_SHARE of the pace), and a live
+   * upload beyond that pushes the batch's next start one gap later. So live items start at once,
+   * without a burst on top of the batch's slices already planned, and the batch (a backfill)
+   * gets the pace they leave. Learns as the pacer does.
+   */
+  liveLane(): UploadPacer {
+    return {
+      plan: () => this.plan(),
+      width: () => this.width(),
+      slot: () => {
+        this.fresh = false;
+        const rate = this.plan().ratePerSecond;
+        const now = Date.now();
+        const startAt = Math.max(this.nextLiveStartAt, now);
+        this.nextLiveStartAt = startAt + 1000 / rate;
+        if (this.liveRate() >= rate * MAX_LIVE_SHARE) this.nextStartAt = Math.max(this.nextStartAt, now) + 1000 / rate;
+        const live = this.state.live;
+        const decayed = live ? live.perSecond * Math.exp(-(now - live.at) / LIVE_RATE_DECAY_MS) : 0;
+        this.state = { ...this.state, live: { perSecond: decayed + 1000 / LIVE_RATE_DECAY_MS, at: now } };
+        return { startAt, cut: this.state.cuts };
+      },
+      replan: () => void (this.nextLiveStartAt = Date.now()),
+      done: (slot, outcome) => this.done(slot, outcome),
+      typicalUploadMs: () => this.typicalUploadMs(),
+    };
   }
 
   replan(inUseUntil?: number): void {

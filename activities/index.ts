@@ -473,7 +473,7 @@ export function createActivities(deps: ActivityDeps) {
     stageItems,
     commitSessions,
     ...createVerificationActivities({ db, accounts, pageSize: deps.verifyPageSize, workerIdentity }),
-    ...createManifestActivities({ db, accounts }),
+    ...createManifestActivities({ db, accounts, now: deps.now }),
   });
 }
 

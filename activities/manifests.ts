@@ -1,7 +1,8 @@
-// Day manifests: a CSV per customer and UTC day in its Dropbox, at <folder root>/manifests/<day>.csv,
+// Day manifests: a CSV per customer and day in its Dropbox, at <folder root>/manifests/<day>.csv,
 // listing every item archived that day (path below the folder root, kind, size, content hash) and
-// then the count. Written once the day is over and none of its items is pending or leased, and
-// again whenever the day changes later. Built page by page from Postgres into an upload session,
+// then the count. A day is a calendar day in the customer's time zone (UTC by default), the one its
+// items' path template {date} names. Written once the day is over there and none of its items is
+// pending or leased, and again whenever the day changes later. Built page by page from Postgres into an upload session,
 // so a day of any size costs one page and one 4 MiB chunk of memory.
 
 import { heartbeat, log } from '@temporalio/activity';
@@ -16,6 +17,7 @@ import {
   type ManifestCursor,
 } from '../db/manifests.js';
 import type { Db } from '../db/pool.js';
+import { localDateTime } from '../db/time-zone.js';
 import { FailureType } from '../workflows/failures.js';
 import type { ManifestsResult, WrittenManifest } from '../workflows/write-manifests.js';
 import type { DropboxAccounts } from './dropbox/account.js';
@@ -51,7 +53,7 @@ export function csvField(value: string): string {
 export interface ManifestDeps {
   db: Db;
   accounts: DropboxAccounts;
-  /** The current time, whose UTC date is "today". @default the clock */
+  /** The current time, whose date in the customer's time zone is "today". @default the clock */
   now?: (() => Date) | undefined;
 }
 
@@ -67,17 +69,23 @@ export function createManifestActivities({ db, accounts, now = () => new Date() 
     if (!customer)
       throw new TypedFailure({ type: FailureType.BadInput, message: `customerId: unknown customer ${customerId}` });
     if (!(await dayManifestsEnabled(db, customerId))) return { enabled: false, written: [] };
-    const today = now().toISOString().slice(0, 10);
+    const { timeZone } = customer;
+    const today = localDateTime(now(), timeZone).date;
     const written: WrittenManifest[] = [];
-    for (const due of await dueManifests(db, customerId, today, DAYS_PER_CALL)) {
-      written.push(await writeDay(customerId, customer.folderRoot, due));
+    for (const due of await dueManifests(db, customerId, timeZone, today, DAYS_PER_CALL)) {
+      written.push(await writeDay(customerId, customer.folderRoot, timeZone, due));
       heartbeat({ written: written.length });
     }
     if (written.length > 0) log.info('day manifests written', { customerId, days: written.map((w) => w.day) });
     return { enabled: true, written };
   }
 
-  async function writeDay(customerId: string, folderRoot: string, due: DueManifest): Promise<WrittenManifest> {
+  async function writeDay(
+    customerId: string,
+    folderRoot: string,
+    timeZone: string,
+    due: DueManifest,
+  ): Promise<WrittenManifest> {
     const path = manifestPathFor(folderRoot, due.day);
     const folderPrefix = `${archiveFolderFor(folderRoot)}/`;
     let items = 0;
@@ -85,7 +93,7 @@ export function createManifestActivities({ db, accounts, now = () => new Date() 
       yield Buffer.from(`${MANIFEST_HEADER}\n`);
       let after: ManifestCursor | undefined;
       do {
-        const page = await manifestItemsPage(db, customerId, due.day, after, PAGE_SIZE);
+        const page = await manifestItemsPage(db, customerId, timeZone, due.day, after, PAGE_SIZE);
         let text = '';
         for (const item of page.items) {
           const relative = item.remotePath.startsWith(folderPrefix)

@@ -1,5 +1,6 @@
 import type { ItemKind } from '../db/items.js';
 import { DEFAULT_PATH_TEMPLATE, type Placeholder } from '../db/path-template.js';
+import { DEFAULT_TIME_ZONE, localDateTime } from '../db/time-zone.js';
 
 /** The folder each kind of item goes into, as operators know it from the old archiver. */
 const KIND_FOLDER: Record<ItemKind, string> = {
@@ -29,6 +30,8 @@ export interface PathSubject {
   folderRoot: string;
   /** The customer's layout; null for the default. */
   pathTemplate?: string | null;
+  /** The customer's IANA time zone, in which {date} and {time} are read. @default UTC */
+  timeZone?: string | undefined;
 }
 
 /**
@@ -66,17 +69,18 @@ function fill(component: string, values: Record<Placeholder, string>): string {
 /**
  * Where an item lives in its customer's Dropbox. A pure function of the item and its customer's
  * template, so a retried or duplicated upload lands on the same path and Dropbox treats it as
- * the same file. Times are UTC.
+ * the same file. {date} and {time} are when the item occurred in the customer's time zone (UTC by
+ * default), so a day folder holds the same items as the day's manifest (activities/manifests.ts).
  */
 export function remotePathFor(item: PathSubject): string {
   const template = item.pathTemplate ?? DEFAULT_PATH_TEMPLATE;
-  const iso = item.occurredAt.toISOString();
+  const local = localDateTime(item.occurredAt, item.timeZone ?? DEFAULT_TIME_ZONE);
   const values: Record<Placeholder, string> = {
     root: '',
     extension: metadataText(item.metadata, 'extension') || 'unassigned',
-    date: iso.slice(0, 10),
+    date: local.date,
     kind: KIND_FOLDER[item.kind],
-    time: iso.slice(11, 19).replaceAll(':', ''),
+    time: local.time,
     from: metadataText(item.metadata, 'from'),
     to: metadataText(item.metadata, 'to'),
     id: item.id,

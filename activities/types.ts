@@ -42,6 +42,8 @@ export interface ActivityDeps {
   initialRatePerSecond?: number;
   /** Files per list_folder page when verifying a customer's archive. @default DEFAULT_VERIFY_PAGE_SIZE (2,000) */
   verifyPageSize?: number | undefined;
+  /** The current time, whose date in a customer's time zone says which of its days are over (day manifests). @default the clock */
+  now?: (() => Date) | undefined;
 }
 
 /** What the workflow tells fetchBatch about its pace. */

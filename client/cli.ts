@@ -10,6 +10,7 @@ import {
   markDisconnected,
   storeCandidateCredentials,
   clearCandidateCredentials,
+  setTimeZone,
   upsertCustomer,
 } from '../db/customers.js';
 import { requeueFailed, skipBeforeBackfill, type ItemKind } from '../db/items.js';
@@ -54,6 +55,7 @@ import {
   reason,
   since,
   backfillSince,
+  timeZone,
   token,
   MAX_BATCH_CAP,
   MAX_CONCURRENCY_CAP,
@@ -188,6 +190,11 @@ customers
   .option('--no-sidecars', 'write no metadata sidecars')
   .option('--manifests', 'write a manifest.csv per day of archived items (the default for a new customer)')
   .option('--no-manifests', 'write no day manifests')
+  .option(
+    '--time-zone <name>',
+    "IANA time zone whose days group the items: the path template's {date} and {time}, and the day manifests (default for a new customer: UTC); refused once anything is archived",
+    timeZone,
+  )
   .action(
     async (
       id: string,
@@ -200,6 +207,7 @@ customers
         backfillSince?: Date;
         sidecars?: boolean;
         manifests?: boolean;
+        timeZone?: string;
       },
     ) => {
       const keyring = cliKeyring();
@@ -214,9 +222,14 @@ customers
             `customer ${id} already has Dropbox credentials; replace them with: archiver reconnect ${id} --refresh-token …, which checks them with Dropbox first`,
           );
         await db.transaction(async (tx) => {
-          const { manifests, ...fields } = opts;
+          const { manifests, timeZone: zone, ...fields } = opts;
           await upsertCustomer(tx, keyring, { id, ...fields, name });
           if (manifests !== undefined) await setDayManifests(tx, id, manifests);
+          // Another zone would move the day folders of what is archived; the transaction undoes the rest.
+          if (zone !== undefined && (await setTimeZone(tx, id, zone)) === 'refused')
+            throw new OperatorError(
+              `customer ${id} already has items archived under time zone ${found?.timeZone ?? 'UTC'}; changing it to ${zone} would move their day folders and manifests, so it is refused (nothing was changed)`,
+            );
           if (opts.backfillSince) skipped = await skipBeforeBackfill(tx, id);
         });
         return found;
@@ -237,7 +250,7 @@ customers
   .action(async (opts: { json?: boolean }) => {
     const all = await withDb((db) => listCustomers(db));
     if (opts.json) console.log(JSON.stringify(all, null, 2));
-    else for (const c of all) console.log(`${c.id}\t${c.status}\t${c.name}\t${c.folderRoot}`);
+    else for (const c of all) console.log(`${c.id}\t${c.status}\t${c.name}\t${c.folderRoot}\t${c.timeZone}`);
   });
 
 program

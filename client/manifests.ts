@@ -46,7 +46,7 @@ export function registerManifests(
     .command('manifests')
     .argument('<id>', 'customer id', customerId)
     .description(
-      "Write a customer's due day manifests now (<folder root>/manifests/<YYYY-MM-DD>.csv for each UTC day that is over, has nothing pending, and changed since its manifest was written), and print them. The daily verification does the same after it has verified.",
+      "Write a customer's due day manifests now (<folder root>/manifests/<YYYY-MM-DD>.csv for each day of its time zone that is over, has nothing pending, and changed since its manifest was written), and print them. The daily verification does the same after it has verified.",
     )
     .action(async (id: string) => {
       await withDb((db) =>

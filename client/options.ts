@@ -6,6 +6,7 @@ import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { CUSTOMER_ID_PATTERN } from '../db/customers.js';
 import { validateFolderRoot, validatePathTemplate } from '../db/path-template.js';
+import { canonicalTimeZone } from '../db/time-zone.js';
 import { DEFAULT_PACING_LIMITS } from '../workflows/pacing/controller.js';
 import { BUILD_ID_PATTERN } from '../workers/versioning.js';
 
@@ -88,6 +89,15 @@ function validatedBy(name: string, validate: (value: string) => void) {
 
 export const folderRoot = validatedBy('--folder-root', validateFolderRoot);
 export const pathTemplate = validatedBy('--path-template', validatePathTemplate);
+
+/** An IANA time zone name this system knows, as stored: `europe/berlin` gives `Europe/Berlin`. */
+export function timeZone(value: string): string {
+  try {
+    return canonicalTimeZone(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`--time-zone: ${(err as Error).message}.`);
+  }
+}
 
 /**
  * An ISO 8601 calendar date (midnight UTC) or a time with Z or an offset. Impossible dates such as

@@ -10,6 +10,8 @@ export interface CustomerRecord {
   name: string;
   status: 'active' | 'disconnected';
   folderRoot: string;
+  /** The IANA zone whose days group its items (see db/time-zone.ts). */
+  timeZone: string;
 }
 
 export interface NewCustomer {
@@ -63,25 +65,56 @@ export async function upsertCustomer(db: Db, keyring: Keyring, customer: NewCust
   );
 }
 
-type CustomerRow = { id: string; name: string; status: CustomerRecord['status']; folder_root: string };
+type CustomerRow = {
+  id: string;
+  name: string;
+  status: CustomerRecord['status'];
+  folder_root: string;
+  time_zone: string;
+};
 const toCustomer = (r: CustomerRow): CustomerRecord => ({
   id: r.id,
   name: r.name,
   status: r.status,
   folderRoot: r.folder_root,
+  timeZone: r.time_zone,
 });
 
 export async function listCustomers(db: Db, options: { activeOnly?: boolean } = {}): Promise<CustomerRecord[]> {
   const rows = await db.query<CustomerRow>(
-    `SELECT id, name, status, folder_root FROM customers WHERE ($1::boolean IS FALSE OR status = 'active') ORDER BY id`,
+    `SELECT id, name, status, folder_root, time_zone FROM customers WHERE ($1::boolean IS FALSE OR status = 'active') ORDER BY id`,
     [options.activeOnly ?? false],
   );
   return rows.map(toCustomer);
 }
 
 export async function getCustomer(db: Db, id: string): Promise<CustomerRecord | undefined> {
-  const [row] = await db.query<CustomerRow>(`SELECT id, name, status, folder_root FROM customers WHERE id = $1`, [id]);
+  const [row] = await db.query<CustomerRow>(
+    `SELECT id, name, status, folder_root, time_zone FROM customers WHERE id = $1`,
+    [id],
+  );
   return row ? toCustomer(row) : undefined;
+}
+
+/**
+ * Sets the customer's time zone (an IANA name Postgres knows; see db/time-zone.ts), unless that would
+ * move files already written: it is refused while any item of the customer has been written to a
+ * path (one grouped by the old zone's days) or is leased (its upload may be writing one now).
+ * @returns 'set' (also when the zone is already this one), 'refused', or 'unknown' for no such customer
+ */
+export async function setTimeZone(db: Db, id: string, timeZone: string): Promise<'set' | 'refused' | 'unknown'> {
+  const [row] = await db.query<{ set: boolean }>(
+    `WITH updated AS (
+       UPDATE customers c SET time_zone = $2
+        WHERE c.id = $1
+          AND (c.time_zone = $2 OR NOT EXISTS (
+                SELECT 1 FROM archive_items a
+                 WHERE a.customer_id = $1 AND (a.remote_path IS NOT NULL OR a.state = 'leased')))
+       RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM updated) AS set FROM customers WHERE id = $1`,
+    [id, timeZone],
+  );
+  return row === undefined ? 'unknown' : row.set ? 'set' : 'refused';
 }
 
 /** Whether the customer has any Dropbox credentials stored (false also for an unknown customer). */

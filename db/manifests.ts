@@ -1,12 +1,15 @@
 // The SQL of day manifests: which of a customer's days need their manifest written (the trigger of
-// migration 012 marks them), the day's archived items a page at a time, and what was written.
+// migration 012, in migration 013's version, marks them), the day's archived items a page at a
+// time, and what was written. A day is a calendar day in the customer's time zone
+// (customers.time_zone); its bounds are computed once per query as `day::timestamp AT TIME ZONE tz`,
+// so the items of a day are a range of occurred_at and the indexes on it still serve.
 
 import type { ItemKind } from './items.js';
 import type { Db } from './pool.js';
 
 /** A day whose manifest is due, and its change count when it was read. */
 export interface DueManifest {
-  /** `YYYY-MM-DD`, UTC. */
+  /** `YYYY-MM-DD`, in the customer's time zone. */
   day: string;
   changes: string;
 }
@@ -40,27 +43,34 @@ export async function dayManifestsEnabled(db: Db, customerId: string): Promise<b
 }
 
 /**
- * The customer's dirty days that are complete: before `today` (UTC) and with no item of the day
- * pending or leased. Oldest first.
+ * The customer's dirty days that are complete: before `today` (in `timeZone`, the customer's) and
+ * with no item of the day pending or leased. Oldest first.
  */
-export async function dueManifests(db: Db, customerId: string, today: string, limit: number): Promise<DueManifest[]> {
+export async function dueManifests(
+  db: Db,
+  customerId: string,
+  timeZone: string,
+  today: string,
+  limit: number,
+): Promise<DueManifest[]> {
   return db.query<DueManifest>(
     `SELECT m.day::text AS day, m.changes::text AS changes FROM manifests m
-      WHERE m.customer_id = $1 AND m.dirty AND m.day < $2::date
+      WHERE m.customer_id = $1 AND m.dirty AND m.day < $3::date
         AND NOT EXISTS (
           SELECT 1 FROM archive_items a
            WHERE a.customer_id = m.customer_id AND a.state IN ('pending', 'leased')
-             AND a.occurred_at >= m.day::timestamp AT TIME ZONE 'UTC'
-             AND a.occurred_at < (m.day + 1)::timestamp AT TIME ZONE 'UTC')
-      ORDER BY m.day LIMIT $3`,
-    [customerId, today, limit],
+             AND a.occurred_at >= m.day::timestamp AT TIME ZONE $2::text
+             AND a.occurred_at < (m.day + 1)::timestamp AT TIME ZONE $2::text)
+      ORDER BY m.day LIMIT $4`,
+    [customerId, timeZone, today, limit],
   );
 }
 
-/** The next page of the day's archived items, in the order they occurred, after `after`. */
+/** The next page of the day's (in `timeZone`) archived items, in the order they occurred, after `after`. */
 export async function manifestItemsPage(
   db: Db,
   customerId: string,
+  timeZone: string,
   day: string,
   after: ManifestCursor | undefined,
   limit: number,
@@ -75,11 +85,11 @@ export async function manifestItemsPage(
   }>(
     `SELECT id, kind, remote_path, size_bytes, content_hash, occurred_at::text AS occurred_at FROM archive_items
       WHERE customer_id = $1 AND state = 'archived'
-        AND occurred_at >= $2::date::timestamp AT TIME ZONE 'UTC'
-        AND occurred_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
-        AND (occurred_at, id) > (coalesce($3::timestamptz, '-infinity'), coalesce($4::bigint, 0))
-      ORDER BY occurred_at, id LIMIT $5`,
-    [customerId, day, after?.occurredAt ?? null, after?.id ?? null, limit],
+        AND occurred_at >= $3::date::timestamp AT TIME ZONE $2::text
+        AND occurred_at < ($3::date + 1)::timestamp AT TIME ZONE $2::text
+        AND (occurred_at, id) > (coalesce($4::timestamptz, '-infinity'), coalesce($5::bigint, 0))
+      ORDER BY occurred_at, id LIMIT $6`,
+    [customerId, timeZone, day, after?.occurredAt ?? null, after?.id ?? null, limit],
   );
   const last = rows.at(-1);
   return {

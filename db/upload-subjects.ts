@@ -20,6 +20,8 @@ export interface UploadSubject {
   failedAttempts: number;
   folderRoot: string;
   pathTemplate: string | null;
+  /** The customer's IANA time zone, whose days the path's {date} names. */
+  timeZone: string;
   throttledUntil: Date | null;
   /** Why a verification put this archived item back (its file was missing or altered); its upload overwrites the path. */
   requeueReason: string | null;
@@ -42,6 +44,7 @@ type SubjectRow = {
   failed_attempts: number;
   folder_root: string;
   path_template: string | null;
+  time_zone: string;
   throttled_until: Date | null;
   requeue_reason: string | null;
   sidecars: boolean;
@@ -62,6 +65,7 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   failedAttempts: r.failed_attempts,
   folderRoot: r.folder_root,
   pathTemplate: r.path_template,
+  timeZone: r.time_zone,
   throttledUntil: r.throttled_until,
   requeueReason: r.requeue_reason,
   sidecars: r.sidecars,
@@ -74,7 +78,7 @@ export async function loadUploadSubject(
 ): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until,
             i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
@@ -91,7 +95,7 @@ export async function loadUploadSubjects(
 ): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.throttled_until,
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until,
             i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,

@@ -6,7 +6,7 @@ import { FailureType, NON_RETRYABLE_FAILURES } from './failures.js';
 
 /** One day manifest written. */
 export interface WrittenManifest {
-  /** `YYYY-MM-DD`, UTC. */
+  /** `YYYY-MM-DD`, in the customer's time zone. */
   day: string;
   path: string;
   items: number;

@@ -523,6 +523,50 @@ describe('archiver CLI', () => {
     expect(await sidecars()).toBe(true);
   });
 
+  it('customers add --time-zone sets the zone of day folders and manifests, refuses an unknown one, and refuses a change once items are archived', async () => {
+    const id = uniqueName('zone');
+    const row = async () =>
+      (
+        await database.db.query<{ name: string; time_zone: string }>(
+          `SELECT name, time_zone FROM customers WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const unknown = await archiver(['customers', 'add', id, '--name', 'Zone Co', '--time-zone', 'Mars/Olympus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--time-zone');
+    expect(unknown.stderr).toContain('"Mars/Olympus" is not an IANA time zone name; give one like Europe/Berlin');
+    expect(await row()).toBeUndefined();
+
+    expect((await archiver(['customers', 'add', id, '--name', 'Zone Co'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Zone Co', time_zone: 'UTC' });
+    expect((await archiver(['customers', 'add', id, '--name', 'Renamed', '--time-zone', '+05:00'])).code).toBe(2);
+    expect(await row()).toEqual({ name: 'Zone Co', time_zone: 'UTC' });
+    expect((await archiver(['customers', 'add', id, '--time-zone', 'pacific/auckland'])).code).toBe(0);
+    expect(await row()).toEqual({ name: 'Zone Co', time_zone: 'Pacific/Auckland' });
+    expect((await archiver(['customers', 'list'])).stdout).toContain(
+      `${id}\tactive\tZone Co\t/Archiver\tPacific/Auckland`,
+    );
+
+    // Once an item is archived, another zone would move its day folder: refused, and the whole command changes nothing.
+    await database.db.query(
+      `INSERT INTO archive_items (customer_id, kind, occurred_at, body, state, remote_path, content_hash, size_bytes, archived_at)
+       VALUES ($1, 'sms', '2026-03-01T23:30:00Z', 'hello', 'archived', $2, 'seeded-hash', 5, now())`,
+      [id, `/Archiver/100/2026-03-02/SMS/123000_${id}.txt`],
+    );
+    const moved = await archiver(['customers', 'add', id, '--name', 'Renamed', '--time-zone', 'America/Los_Angeles']);
+    expect(moved.code).toBe(2);
+    expect(moved.stderr).toContain(
+      `customer ${id} already has items archived under time zone Pacific/Auckland; changing it to America/Los_Angeles would move`,
+    );
+    expect(await row()).toEqual({ name: 'Zone Co', time_zone: 'Pacific/Auckland' });
+    // Giving the zone it already has is not a change.
+    expect(
+      (await archiver(['customers', 'add', id, '--time-zone', 'Pacific/Auckland', '--name', 'Renamed'])).code,
+    ).toBe(0);
+    expect(await row()).toEqual({ name: 'Renamed', time_zone: 'Pacific/Auckland' });
+  });
+
   it('customers add --backfill-since skips the items before it, now and as they arrive, and a moved cut-off brings them back', async () => {
     const id = uniqueName('backfill');
     const states = async () =>

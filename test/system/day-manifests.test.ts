@@ -1,9 +1,11 @@
-// Day manifests: once a UTC day is over and none of its items waits, the customer's Dropbox gets
-// <folder root>/manifests/<day>.csv listing every item archived that day; a late item rewrites it,
-// a customer with manifests off gets none, and verification does not count them as unknown.
+// Day manifests: once a day is over (in the customer's time zone, UTC by default) and none of its
+// items waits, the customer's Dropbox gets <folder root>/manifests/<day>.csv listing every item
+// archived that day; a late item rewrites it, a customer with manifests off gets none, verification
+// does not count them as unknown, and a customer's zone decides both its day folders and manifests.
 import { describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { remotePathFor } from '../../activities/paths.js';
+import { setTimeZone } from '../../db/customers.js';
 import { setDayManifests } from '../../db/manifests.js';
 import { insertPendingItems, type ItemKind, type NewItem } from '../../db/items.js';
 import { syntheticUrl } from '../../dev/media-server.js';
@@ -19,7 +21,7 @@ import { useArchiverStack } from '../support/archiver-stack.js';
 
 const DAY_MS = 24 * 3600_000;
 /** Each test's customer has a Dropbox of its own, so one test's files never show in another's listing. */
-const ACCOUNTS = ['late', 'pending', 'off'] as const;
+const ACCOUNTS = ['late', 'pending', 'off', 'zone'] as const;
 type Account = (typeof ACCOUNTS)[number];
 const tokenOf = (account: Account) => `token-manifests-${account}`;
 const accountIdOf = (account: Account) => `dbid:manifests-${account}`;
@@ -79,8 +81,8 @@ async function markArchivedInPlace(customerId: string): Promise<void> {
   }
 }
 
-function manifestActivities() {
-  return createActivities({ db: stack.database.db, keyring: testKeyring(), dropboxApiBase: stack.emulator.url });
+function manifestActivities(now?: () => Date) {
+  return createActivities({ db: stack.database.db, keyring: testKeyring(), dropboxApiBase: stack.emulator.url, now });
 }
 
 function manifestFiles(account: Account): string[] {
@@ -101,12 +103,12 @@ async function download(account: Account, path: string): Promise<string> {
 }
 
 /** The manifest lines expected for the day, from the files the emulator holds at the items' paths. */
-async function expectedLines(account: Account, customerId: string, day: string): Promise<string[]> {
+async function expectedLines(account: Account, customerId: string, day: string, timeZone = 'UTC'): Promise<string[]> {
   const rows = await stack.database.db.query<{ remote_path: string; kind: string }>(
     `SELECT remote_path, kind FROM archive_items
-      WHERE customer_id = $1 AND state = 'archived' AND (occurred_at AT TIME ZONE 'UTC')::date = $2::date
+      WHERE customer_id = $1 AND state = 'archived' AND (occurred_at AT TIME ZONE $3)::date = $2::date
       ORDER BY occurred_at, id`,
-    [customerId, day],
+    [customerId, day, timeZone],
   );
   const files = stack.emulator.files(accountIdOf(account));
   return rows.map((r) => {
@@ -226,5 +228,74 @@ describe('day manifests', () => {
     await setDayManifests(stack.database.db, customer, true);
     const on = await runActivity(activities.writeManifests, customer);
     expect(on.written.map((w) => w.day)).toEqual([day.day]);
+  });
+
+  it("groups items by the customer's time zone: a day's folder and manifest hold what occurred on it there, written once it is over there", async () => {
+    const customer = uniqueName('manifests_zone');
+    // In Auckland (NZDT, UTC+13) 10:00Z is 23:00 on 2026-03-01, and 23:30Z is 12:30 on 2026-03-02.
+    const early = new Date('2026-03-01T10:00:00Z');
+    const late = new Date('2026-03-01T23:30:00Z');
+    await addItems('zone', customer, [{ at: early }, { at: late }]);
+    expect(await setTimeZone(stack.database.db, customer, 'Pacific/Auckland')).toBe('set');
+    await startArchiving(stack.temporal, customer);
+    await statusWhen(stack.temporal.client, customer, (s) => s.totals.archived === 2 && s.state === 'idle');
+
+    // The day folders are the local days, and so are the manifest days the trigger marked.
+    const paths = await stack.database.db.query<{ remote_path: string }>(
+      `SELECT remote_path FROM archive_items WHERE customer_id = $1 ORDER BY occurred_at`,
+      [customer],
+    );
+    expect(paths.map((p) => p.remote_path)).toEqual([
+      expect.stringMatching(/^\/Archiver\/100\/2026-03-01\/Voicemail\/230000_/),
+      expect.stringMatching(/^\/Archiver\/101\/2026-03-02\/Voicemail\/123000_/),
+    ]);
+    const days = await stack.database.db.query<{ day: string }>(
+      `SELECT day::text AS day FROM manifests WHERE customer_id = $1 ORDER BY day`,
+      [customer],
+    );
+    expect(days.map((d) => d.day)).toEqual(['2026-03-01', '2026-03-02']);
+
+    // 05:00Z: the UTC day of both items is over, but in Auckland it is 18:00 on 2026-03-02.
+    const morning = await runActivity(
+      manifestActivities(() => new Date('2026-03-02T05:00:00Z')).writeManifests,
+      customer,
+    );
+    expect(morning.written.map((w) => [w.day, w.items])).toEqual([['2026-03-01', 1]]);
+    expect(manifestFiles('zone')).toEqual(['/Archiver/manifests/2026-03-01.csv']);
+    const lastSecond = await runActivity(
+      manifestActivities(() => new Date('2026-03-02T10:59:59Z')).writeManifests,
+      customer,
+    );
+    expect(lastSecond.written).toEqual([]);
+
+    // 11:00Z is midnight in Auckland: 2026-03-02 is over there.
+    const midnight = await runActivity(
+      manifestActivities(() => new Date('2026-03-02T11:00:00Z')).writeManifests,
+      customer,
+    );
+    expect(midnight.written.map((w) => [w.day, w.items])).toEqual([['2026-03-02', 1]]);
+    for (const day of ['2026-03-01', '2026-03-02']) {
+      const lines = (await download('zone', `/Archiver/manifests/${day}.csv`)).trimEnd().split('\n');
+      expect(lines.slice(1, -1)).toEqual(await expectedLines('zone', customer, day, 'Pacific/Auckland'));
+      expect(lines.slice(1, -1)).toEqual([expect.stringContaining(`/${day}/Voicemail/`)]);
+    }
+
+    // Now that items are archived, another zone would move their folders: refused, and nothing changes.
+    expect(await setTimeZone(stack.database.db, customer, 'America/Los_Angeles')).toBe('refused');
+    expect(await setTimeZone(stack.database.db, customer, 'Pacific/Auckland')).toBe('set');
+    const [row] = await stack.database.db.query<{ time_zone: string }>(
+      `SELECT time_zone FROM customers WHERE id = $1`,
+      [customer],
+    );
+    expect(row?.time_zone).toBe('Pacific/Auckland');
+  });
+
+  it('refuses, in Postgres, a time zone Postgres does not know', async () => {
+    const customer = uniqueName('manifests_badzone');
+    await addItems('zone', customer, []);
+    await expect(setTimeZone(stack.database.db, customer, 'Mars/Olympus')).rejects.toThrow(
+      /time zone "Mars\/Olympus" of customer .* is not an IANA time zone this Postgres knows/,
+    );
+    expect(await setTimeZone(stack.database.db, 'nobody-here', 'Europe/Berlin')).toBe('unknown');
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { remotePathFor, sanitizeComponent, sidecarPathFor } from '../../activities/paths.js';
 import { DEFAULT_PATH_TEMPLATE, validateFolderRoot, validatePathTemplate } from '../../db/path-template.js';
+import { canonicalTimeZone } from '../../db/time-zone.js';
 
 const item = {
   id: '42',
@@ -143,5 +144,52 @@ describe('customer path templates', () => {
     expect(() => validateFolderRoot('/a/\u202Eb')).toThrow(/reserves/);
     expect(() => validateFolderRoot(`/${'x'.repeat(256)}`)).toThrow(/longer than 255/);
     expect(() => validateFolderRoot('/Acme Dental/Archive 2026')).not.toThrow();
+  });
+});
+
+describe("the customer's time zone", () => {
+  const late = { ...item, occurredAt: new Date('2026-03-01T23:30:00Z') };
+
+  it('names the day and time the item occurred on there', () => {
+    expect(remotePathFor(late)).toBe(
+      '/Archiver/101/2026-03-01/Call Recordings/233000_+15551234567_+15557654321_42.mp3',
+    );
+    // NZDT, UTC+13: already the next day.
+    expect(remotePathFor({ ...late, timeZone: 'Pacific/Auckland' })).toBe(
+      '/Archiver/101/2026-03-02/Call Recordings/123000_+15551234567_+15557654321_42.mp3',
+    );
+    // PST, UTC-8.
+    expect(remotePathFor({ ...late, timeZone: 'America/Los_Angeles' })).toBe(
+      '/Archiver/101/2026-03-01/Call Recordings/153000_+15551234567_+15557654321_42.mp3',
+    );
+    expect(sidecarPathFor({ ...late, timeZone: 'Pacific/Auckland' })).toBe(
+      '/Archiver/101/2026-03-02/Call Recordings/123000_+15551234567_+15557654321_42.json',
+    );
+  });
+
+  it('follows daylight saving time, and an item just before local midnight stays on its day', () => {
+    // Los Angeles goes to PDT (UTC-7) at 2026-03-08 10:00Z.
+    expect(
+      remotePathFor({ ...item, occurredAt: new Date('2026-03-08T09:59:59Z'), timeZone: 'America/Los_Angeles' }),
+    ).toMatch(/\/2026-03-08\/Call Recordings\/015959_/);
+    expect(
+      remotePathFor({ ...item, occurredAt: new Date('2026-03-08T10:00:00Z'), timeZone: 'America/Los_Angeles' }),
+    ).toMatch(/\/2026-03-08\/Call Recordings\/030000_/);
+    expect(
+      remotePathFor({ ...item, occurredAt: new Date('2026-03-09T06:59:59Z'), timeZone: 'America/Los_Angeles' }),
+    ).toMatch(/\/2026-03-08\/Call Recordings\/235959_/);
+    expect(
+      remotePathFor({ ...item, occurredAt: new Date('2026-03-09T07:00:00Z'), timeZone: 'America/Los_Angeles' }),
+    ).toMatch(/\/2026-03-09\/Call Recordings\/000000_/);
+  });
+
+  it('is an IANA name, stored as Intl spells it; anything else is refused naming the value and an example', () => {
+    expect(canonicalTimeZone('UTC')).toBe('UTC');
+    expect(canonicalTimeZone('europe/berlin')).toBe('Europe/Berlin');
+    expect(canonicalTimeZone('US/Pacific')).toBe('America/Los_Angeles');
+    for (const bad of ['Mars/Olympus', '+05:00', 'UTC+5', '', 'Europe/Berlin ', '../etc/passwd'])
+      expect(() => canonicalTimeZone(bad), JSON.stringify(bad)).toThrow(
+        `"${bad}" is not an IANA time zone name; give one like Europe/Berlin`,
+      );
   });
 });

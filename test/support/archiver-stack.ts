@@ -20,6 +20,12 @@ export interface ArchiverStackOptions {
   /** The namespace; files that run worker processes on the production task queue need their own. @default 'default' */
   namespace?: ProcessTestNamespace | 'default';
   /**
+   * The task queue of the stack's worker and of `temporal.taskQueue`: files whose commands start
+   * workflows on the production queue (TASK_QUEUE) give it, with a namespace of their own.
+   * @default a unique one per file
+   */
+  taskQueue?: string;
+  /**
    * An in-process worker on the file's task queue, with these activity options beside the
    * stack's database and emulator; false for none (the file runs worker processes itself).
    * @default {}
@@ -42,6 +48,7 @@ export function useArchiverStack(options: ArchiverStackOptions = {}): ArchiverSt
       startDropboxEmulator(options.emulator),
       startMediaServer(),
     ]);
+    if (options.taskQueue !== undefined) stack.temporal = { ...stack.temporal, taskQueue: options.taskQueue };
     if (options.worker !== false) {
       ({ worker: stack.worker, stop: stopWorker } = await startTestWorker(stack.temporal, {
         db: stack.database.db,

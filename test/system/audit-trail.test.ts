@@ -2,46 +2,26 @@ import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { createActivities } from '../../activities/index.js';
+import { describe, expect, it } from 'vitest';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { appendAuditEvent, auditEvents, auditHash, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
 import { deferItem } from '../../db/items.js';
 import { dbFromConnection } from '../../db/pool.js';
-import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import { runActivity } from '../support/activity-env.js';
 import { expectedContent, insertItems } from '../support/items.js';
-import { testKeyring } from '../support/secret-keys.js';
-import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
+import { useActivityStack } from '../support/activity-stack.js';
+import { uniqueName } from '../support/stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TOKEN = 'token-audit-trail';
 const WORKER = 'audit-test-worker@host';
-let database: TestDatabase;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let activities: ReturnType<typeof createActivities>;
 
-beforeAll(async () => {
-  [database, emulator, media] = await Promise.all([
-    freshDatabase(),
-    startDropboxEmulator({ accounts: [{ token: TOKEN, accountId: 'acct' }] }),
-    startMediaServer(),
-  ]);
-  activities = createActivities({
-    db: database.db,
-    keyring: testKeyring(),
-    dropboxApiBase: emulator.url,
-    leaseTtlMs: 60_000,
-    workerIdentity: WORKER,
-  });
-});
-afterAll(async () => {
-  await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
+const stack = useActivityStack({
+  emulator: { accounts: [{ token: TOKEN, accountId: 'acct' }] },
+  activities: { leaseTtlMs: 60_000, workerIdentity: WORKER },
 });
 
-const trail = (customerId: string) => auditEventsAfter(database.db, customerId, 0, 10_000);
+const trail = (customerId: string) => auditEventsAfter(stack.database.db, customerId, 0, 10_000);
 
 /** Runs `npm run archiver -- …` as operators do, against this file's database only. */
 async function archiver(args: string[], env: Record<string, string> = {}) {
@@ -49,7 +29,7 @@ async function archiver(args: string[], env: Record<string, string> = {}) {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'client/cli.ts', ...args],
-      { cwd: ROOT, env: { ...process.env, DATABASE_URL: database.url, ...env } },
+      { cwd: ROOT, env: { ...process.env, DATABASE_URL: stack.database.url, ...env } },
     );
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -60,7 +40,7 @@ async function archiver(args: string[], env: Record<string, string> = {}) {
 
 /** Changes a stored row as a superuser would, past the append-only trigger. */
 async function tamper(statement: string, values: unknown[]): Promise<void> {
-  const client = await database.pool.connect();
+  const client = await stack.database.pool.connect();
   try {
     await client.query('BEGIN');
     await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
@@ -81,7 +61,7 @@ async function chainOf(n: number): Promise<string> {
   for (let i = 0; i < n; i++) {
     // Rows a few ms apart, so a time window can fall between two of them.
     await new Promise((resolve) => setTimeout(resolve, 5));
-    await database.db.transaction((tx) =>
+    await stack.database.db.transaction((tx) =>
       appendAuditEvent(tx, {
         customerId: customer,
         kind: 'operator.action',
@@ -97,16 +77,16 @@ async function chainOf(n: number): Promise<string> {
 describe('archival audit rows', () => {
   it('records each archived item with its path, content hash, rev, attempt and the worker, in the chain', async () => {
     const customer = uniqueName('archived');
-    const ids = await insertItems(database.db, customer, TOKEN, media.url, 2, { bytes: 5_000 });
-    const batch = await runActivity(activities.fetchBatch, customer, 2);
+    const ids = await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 2, { bytes: 5_000 });
+    const batch = await runActivity(stack.activities.fetchBatch, customer, 2);
     for (const itemId of ids)
       expect(
-        await runActivity(activities.uploadItem, { customerId: customer, itemId, leaseToken: batch.leaseToken }),
+        await runActivity(stack.activities.uploadItem, { customerId: customer, itemId, leaseToken: batch.leaseToken }),
       ).toMatchObject({ status: 'archived' });
     const rows = await trail(customer);
     expect(rows).toHaveLength(2);
     for (const [i, itemId] of ids.entries()) {
-      const [item] = await database.db.query<{
+      const [item] = await stack.database.db.query<{
         remote_path: string;
         remote_rev: string;
         content_hash: string;
@@ -126,23 +106,23 @@ describe('archival audit rows', () => {
       });
     }
     expect(rows[1]?.prevHash).toBe(rows[0]?.hash);
-    expect(await verifyAuditChain(database.db, customer)).toEqual({ intact: true, rows: 2 });
+    expect(await verifyAuditChain(stack.database.db, customer)).toEqual({ intact: true, rows: 2 });
   });
 
   it('records items archived by a batch commit', async () => {
     const customer = uniqueName('committed');
-    const ids = await insertItems(database.db, customer, TOKEN, media.url, 3);
-    const batch = await runActivity(activities.fetchBatch, customer, 3);
+    const ids = await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 3);
+    const batch = await runActivity(stack.activities.fetchBatch, customer, 3);
     const staged = [];
     for (const itemId of ids) {
-      const done = await runActivity(activities.stageItem, {
+      const done = await runActivity(stack.activities.stageItem, {
         customerId: customer,
         itemId,
         leaseToken: batch.leaseToken,
       });
       if (done.status === 'staged') staged.push(done.staged);
     }
-    const outcome = await runActivity(activities.commitSessions, customer, batch.leaseToken, staged);
+    const outcome = await runActivity(stack.activities.commitSessions, customer, batch.leaseToken, staged);
     expect(outcome.archived).toEqual(ids);
     const rows = await trail(customer);
     expect(rows.map((r) => [r.kind, r.itemId, r.actor])).toEqual(ids.map((id) => ['item.archived', id, WORKER]));
@@ -151,11 +131,11 @@ describe('archival audit rows', () => {
 
   it('records an item that became failed, with its reason', async () => {
     const customer = uniqueName('failed');
-    const [itemId] = await insertItems(database.db, customer, TOKEN, media.url, 1, {
-      sourceUrl: `${media.url}/missing`,
+    const [itemId] = await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 1, {
+      sourceUrl: `${stack.media.url}/missing`,
     });
-    const batch = await runActivity(activities.fetchBatch, customer, 1);
-    const outcome = await runActivity(activities.uploadItem, {
+    const batch = await runActivity(stack.activities.fetchBatch, customer, 1);
+    const outcome = await runActivity(stack.activities.uploadItem, {
       customerId: customer,
       itemId: itemId as string,
       leaseToken: batch.leaseToken,
@@ -175,12 +155,12 @@ describe('archival audit rows', () => {
 
   it('records an item given up after too many failed attempts, and none for one that only waits', async () => {
     const customer = uniqueName('gave_up');
-    const [waits, givesUp] = await insertItems(database.db, customer, TOKEN, media.url, 2);
-    const batch = await runActivity(activities.fetchBatch, customer, 2);
+    const [waits, givesUp] = await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 2);
+    const batch = await runActivity(stack.activities.fetchBatch, customer, 2);
     const policy = { initialDelayMs: 1000, maxDelayMs: 1000, maxAgeMs: 3_600_000 };
     const by = { actor: WORKER };
-    await deferItem(database.db, waits!, batch.leaseToken, 'source 503', { ...policy, maxAttempts: 5 }, by);
-    await deferItem(database.db, givesUp!, batch.leaseToken, 'source 503', { ...policy, maxAttempts: 1 }, by);
+    await deferItem(stack.database.db, waits!, batch.leaseToken, 'source 503', { ...policy, maxAttempts: 5 }, by);
+    await deferItem(stack.database.db, givesUp!, batch.leaseToken, 'source 503', { ...policy, maxAttempts: 1 }, by);
     const rows = await trail(customer);
     expect(rows).toEqual([
       expect.objectContaining({
@@ -195,14 +175,14 @@ describe('archival audit rows', () => {
     const customer = uniqueName('concurrent');
     await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        database.db.transaction((tx) =>
+        stack.database.db.transaction((tx) =>
           appendAuditEvent(tx, { customerId: customer, kind: 'item.archived', actor: `w${i % 4}`, itemId: String(i) }),
         ),
       ),
     );
     const rows = await trail(customer);
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect(await verifyAuditChain(database.db, customer)).toEqual({ intact: true, rows: 20 });
+    expect(await verifyAuditChain(stack.database.db, customer)).toEqual({ intact: true, rows: 20 });
   });
 });
 
@@ -210,17 +190,17 @@ describe('append-only', () => {
   it('refuses UPDATE and DELETE through the trigger, even to the owner', async () => {
     const customer = await chainOf(1);
     await expect(
-      database.db.query(`UPDATE audit_events SET actor = 'mallory' WHERE customer_id = $1`, [customer]),
+      stack.database.db.query(`UPDATE audit_events SET actor = 'mallory' WHERE customer_id = $1`, [customer]),
     ).rejects.toThrow(/append-only: UPDATE refused/);
-    await expect(database.db.query('DELETE FROM audit_events WHERE customer_id = $1', [customer])).rejects.toThrow(
-      /append-only: DELETE refused/,
-    );
-    await expect(database.db.query('TRUNCATE audit_events')).rejects.toThrow(/append-only: TRUNCATE refused/);
+    await expect(
+      stack.database.db.query('DELETE FROM audit_events WHERE customer_id = $1', [customer]),
+    ).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(stack.database.db.query('TRUNCATE audit_events')).rejects.toThrow(/append-only: TRUNCATE refused/);
   });
 
   it('lets the archiver_worker role insert into the trail but not update it', async () => {
     const customer = uniqueName('role');
-    const client = await database.pool.connect();
+    const client = await stack.database.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query('SET LOCAL ROLE archiver_worker');
@@ -275,14 +255,14 @@ describe('archiver audit verify', () => {
 
   it('names the row after a changed row whose hash was recomputed to match', async () => {
     const customer = await chainOf(3);
-    const [row] = await auditEventsAfter(database.db, customer, 1, 1);
+    const [row] = await auditEventsAfter(stack.database.db, customer, 1, 1);
     const forged = { ...row!, actor: 'mallory' };
     await tamper('UPDATE audit_events SET actor = $2, hash = $3 WHERE id = $1', [
       row!.id,
       forged.actor,
       auditHash(forged),
     ]);
-    expect(await verifyAuditChain(database.db, customer)).toMatchObject({
+    expect(await verifyAuditChain(stack.database.db, customer)).toMatchObject({
       intact: false,
       seq: 3,
       problem: expect.stringContaining('does not match row 2'),
@@ -341,7 +321,7 @@ describe('archiver audit export', () => {
   it('reads a long trail page by page, in order, without skipping or repeating a row', async () => {
     const customer = await chainOf(7);
     const seen: number[] = [];
-    for await (const row of auditEvents(database.db, customer, {}, 3)) seen.push(row.seq);
+    for await (const row of auditEvents(stack.database.db, customer, {}, 3)) seen.push(row.seq);
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
@@ -375,7 +355,7 @@ describe('operator actions', () => {
         details: { args: { id: customer, name: 'Acme', accessToken: '[redacted]' } },
       }),
     ]);
-    const [stored] = await database.db.query<{ text: string }>(
+    const [stored] = await stack.database.db.query<{ text: string }>(
       'SELECT row_to_json(a)::text AS text FROM audit_events a WHERE customer_id = $1',
       [customer],
     );

@@ -1,42 +1,26 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { itemsAvailableSignal } from '../../workflows/messages.js';
 import { TASK_QUEUE, verifyScheduleIdFor, workflowIdFor } from '../../workflows/names.js';
 import { loadTokens } from '../../db/tokens.js';
-import { startTestWorker, statusWhen } from '../support/harness.js';
+import { statusWhen } from '../support/harness.js';
 import { testKeyring } from '../support/secret-keys.js';
 import { insertItems } from '../support/items.js';
-import { connectTemporal, freshDatabase, uniqueName, type TestDatabase, type TestTemporal } from '../support/stack.js';
+import { uniqueName } from '../support/stack.js';
+import { useArchiverStack } from '../support/archiver-stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The Dropbox app the worker refreshes tokens with, so reconnect can check refresh tokens. */
 const APP = { key: 'archiver-cli-test-app', secret: 'archiver-cli-test-secret' };
-let database: TestDatabase;
-let temporal: TestTemporal;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let stopWorker: () => Promise<void>;
 
-beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([
-    freshDatabase(),
-    connectTemporal('cli'),
-    startDropboxEmulator({ apps: [APP] }),
-    startMediaServer(),
-  ]);
-  // The CLI starts workflows on the production task queue; this file has a namespace of its own.
-  ({ stop: stopWorker } = await startTestWorker(
-    { ...temporal, taskQueue: TASK_QUEUE },
-    { db: database.db, dropboxApiBase: emulator.url, dropboxApp: APP },
-  ));
-});
-afterAll(async () => {
-  await stopWorker?.();
-  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+// The CLI starts workflows on the production task queue; this file has a namespace of its own.
+const stack = useArchiverStack({
+  namespace: 'cli',
+  taskQueue: TASK_QUEUE,
+  emulator: { apps: [APP] },
+  worker: { dropboxApp: APP },
 });
 
 interface CliResult {
@@ -59,9 +43,9 @@ async function archiver(
 ): Promise<CliResult> {
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
-    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_ADDRESS: stack.temporal.address,
     TEMPORAL_NAMESPACE: 'cli',
-    DATABASE_URL: database.url,
+    DATABASE_URL: stack.database.url,
     ...env,
   };
   for (const [name, value] of Object.entries(env)) if (value === '') delete childEnv[name];
@@ -103,17 +87,17 @@ describe('archiver CLI', () => {
   it('adds a customer, starts it idempotently, and reports its status', async () => {
     const id = uniqueName('cli');
     const token = `secret-${id}`;
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     const added = await archiver(['customers', 'add', id, '--name', 'Acme Dental', '--access-token', token]);
     expect(added).toMatchObject({ code: 0 });
     const listed = await archiver(['customers', 'list']);
     expect(listed.stdout).toContain('Acme Dental');
     expect(listed.stdout).not.toContain(token);
-    await insertItems(database.db, id, token, media.url, 12);
+    await insertItems(stack.database.db, id, token, stack.media.url, 12);
 
     expect((await archiver(['start', id])).stdout).toContain(`${id}: started`);
     expect((await archiver(['start', id])).stdout).toContain(`${id}: already running`);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 12 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 12 && s.state === 'idle');
 
     const json = await archiver(['status', id, '--json']);
     expect(json.code).toBe(0);
@@ -125,9 +109,9 @@ describe('archiver CLI', () => {
     expect(table.stdout).toMatch(new RegExp(`${id}\\s+idle\\s+0\\s+0\\s+-\\s+12\\s+12\\s+0`));
 
     expect((await archiver(['pause', id, '--reason', 'disk audit'])).code).toBe(0);
-    await statusWhen(temporal.client, id, (s) => s.state === 'paused' && s.pauseReason === 'disk audit');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'paused' && s.pauseReason === 'disk audit');
     expect((await archiver(['resume', id])).code).toBe(0);
-    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'idle');
   });
 
   it('starts every active customer with --all', async () => {
@@ -141,15 +125,15 @@ describe('archiver CLI', () => {
   it('starts a customer in sessions commit mode', async () => {
     const id = uniqueName('sessions');
     const token = uniqueName('tok');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Many Small Files', '--access-token', token]);
-    await insertItems(database.db, id, undefined, media.url, 8);
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 8);
     expect((await archiver(['start', id, '--commit-mode', 'sessions'])).code).toBe(0);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 8 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 8 && s.state === 'idle');
     expect(
-      emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200'],
+      stack.emulator.stats().accounts[id]?.requests['/2/files/upload_session/finish_batch_v2 200'],
     ).toBeGreaterThanOrEqual(1);
-    expect(emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();
+    expect(stack.emulator.stats().accounts[id]?.requests['/2/files/upload 200']).toBeUndefined();
     const bogus = await archiver(['start', id, '--commit-mode', 'sometimes']);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toContain('Allowed choices are single, sessions');
@@ -158,20 +142,22 @@ describe('archiver CLI', () => {
   it('caps a customer with set-limits, re-drives failed items, and stops a disconnected customer', async () => {
     const id = uniqueName('ops');
     const token = uniqueName('tok');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Ops Co', '--access-token', token]);
-    const [gone] = await insertItems(database.db, id, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
-    await insertItems(database.db, id, undefined, media.url, 3);
+    const [gone] = await insertItems(stack.database.db, id, undefined, stack.media.url, 1, {
+      sourceUrl: `${stack.media.url}/missing`,
+    });
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 3);
     await archiver(['start', id]);
     await statusWhen(
-      temporal.client,
+      stack.temporal.client,
       id,
       (s) => s.totals.archived === 3 && s.totals.failed === 1 && s.state === 'idle',
     );
 
     const capped = await archiver(['set-limits', id, '--max-rate', '5', '--max-concurrency', '2']);
     expect(capped).toMatchObject({ code: 0, stdout: expect.stringContaining('"maxRatePerSecond":5') });
-    expect((await statusWhen(temporal.client, id, () => true)).operatorLimits).toEqual({
+    expect((await statusWhen(stack.temporal.client, id, () => true)).operatorLimits).toEqual({
       maxRatePerSecond: 5,
       maxConcurrency: 2,
     });
@@ -186,15 +172,15 @@ describe('archiver CLI', () => {
     });
 
     // The media is back: re-driving the failed item archives it.
-    await database.db.query(`UPDATE archive_items SET source_url = replace(source_url, '/missing', $2) WHERE id = $1`, [
-      gone,
-      `/synthetic/back-${id}?bytes=10`,
-    ]);
+    await stack.database.db.query(
+      `UPDATE archive_items SET source_url = replace(source_url, '/missing', $2) WHERE id = $1`,
+      [gone, `/synthetic/back-${id}?bytes=10`],
+    );
     expect((await archiver(['retry-failed', id, '--kind', 'fax'])).stdout).toContain('0 failed items re-queued');
     expect((await archiver(['retry-failed', id, '--since', '2000-01-01'])).stdout).toContain(
       '1 failed items re-queued',
     );
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
     expect((await archiver(['retry-failed', id, '--since', 'yesterday-ish'])).stderr).toContain(
       '--since must be a date',
     );
@@ -208,9 +194,9 @@ describe('archiver CLI', () => {
   it('exits 3 from status when a customer needs re-authorisation, listing it first', async () => {
     const id = uniqueName('aaa-reauth');
     await archiver(['customers', 'add', id, '--name', 'Revoked Co', '--access-token', 'no-such-token']);
-    await insertItems(database.db, id, 'no-such-token', media.url, 2);
+    await insertItems(stack.database.db, id, 'no-such-token', stack.media.url, 2);
     await archiver(['start', id]);
-    await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'needs-reauth');
     const result = await archiver(['status']);
     expect(result.code).toBe(3);
     expect(result.stdout.split('\n')[1]).toMatch(new RegExp(`^${id}\\s+needs-reauth`));
@@ -220,9 +206,9 @@ describe('archiver CLI', () => {
   it('reconnects a customer paused as needs-reauth with new credentials', async () => {
     const id = uniqueName('reconnect');
     await archiver(['customers', 'add', id, '--name', 'Lapsed Co', '--access-token', 'lapsed-token']);
-    await insertItems(database.db, id, undefined, media.url, 4);
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 4);
     await archiver(['start', id]);
-    await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'needs-reauth');
 
     const refused = await archiver(['reconnect', id, '--access-token', 'still-not-valid']);
     expect(refused.code).toBe(1);
@@ -230,11 +216,11 @@ describe('archiver CLI', () => {
     expect(refused.stderr).not.toContain('still-not-valid');
 
     const token = uniqueName('good');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     const ok = await archiver(['reconnect', id, '--access-token', token]);
     expect(ok).toMatchObject({ code: 0, stdout: expect.stringContaining('credentials work') });
     expect(ok.stdout).not.toContain(token);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
     // The trail holds the operator's actions that succeeded, the archivals, and no token.
     const trail = await archiver(['audit', 'export', id, '--format', 'jsonl'], { ARCHIVER_OPERATOR: 'dana' });
     const rows = trail.stdout
@@ -257,22 +243,22 @@ describe('archiver CLI', () => {
   it('schedules a daily verification on start, verifies on demand, and shows the drift in status', async () => {
     const id = uniqueName('verify');
     const token = `secret-${id}`;
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Verify Co', '--access-token', token]);
-    await insertItems(database.db, id, token, media.url, 4);
+    await insertItems(stack.database.db, id, token, stack.media.url, 4);
     expect((await archiver(['start', id])).code).toBe(0);
-    const schedule = await temporal.client.schedule.getHandle(verifyScheduleIdFor(id)).describe();
+    const schedule = await stack.temporal.client.schedule.getHandle(verifyScheduleIdFor(id)).describe();
     expect(schedule.spec.intervals).toMatchObject([{ every: 86_400_000 }]);
     expect(schedule.action).toMatchObject({
       type: 'startWorkflow',
       workflowType: 'verifyArchive',
       taskQueue: TASK_QUEUE,
     });
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
 
-    const [gone] = emulator.files(id);
-    expect(emulator.removeFile(id, gone?.pathLower as string)).toBe(true);
-    emulator.putFile(id, '/Archiver/readme.txt', 'the customer wrote this');
+    const [gone] = stack.emulator.files(id);
+    expect(stack.emulator.removeFile(id, gone?.pathLower as string)).toBe(true);
+    stack.emulator.putFile(id, '/Archiver/readme.txt', 'the customer wrote this');
     const verified = await archiver(['verify', id]);
     expect(verified).toMatchObject({ code: 0 });
     expect(verified.stdout).toContain(
@@ -282,8 +268,8 @@ describe('archiver CLI', () => {
     const table = await archiver(['status', id]);
     expect(table.stdout).toMatch(/VERIFIED\s+DRIFT/);
     expect(table.stdout).toMatch(/\s1 \(\+1 unknown\)/);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 5 && s.state === 'idle');
-    expect(emulator.files(id).some((f) => f.pathLower === gone?.pathLower)).toBe(true);
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 5 && s.state === 'idle');
+    expect(stack.emulator.files(id).some((f) => f.pathLower === gone?.pathLower)).toBe(true);
 
     const again = await archiver(['verify', id, '--json']);
     expect(JSON.parse(again.stdout)).toMatchObject({ expected: 4, present: 4, missing: 0, requeued: 0, unknown: 1 });
@@ -295,24 +281,24 @@ describe('archiver CLI', () => {
   it('customers add --no-manifests turns day manifests off, and archiver manifests writes the due ones and names them', async () => {
     const id = uniqueName('manifests');
     const token = `secret-${id}`;
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     expect(
       (await archiver(['customers', 'add', id, '--name', 'Ledger Co', '--access-token', token, '--no-manifests'])).code,
     ).toBe(0);
     const day = new Date(Date.now() - 3 * 86_400_000).toISOString().slice(0, 10);
-    await database.db.query(
+    await stack.database.db.query(
       `INSERT INTO archive_items (customer_id, kind, occurred_at, body, state, remote_path, content_hash, size_bytes, archived_at)
        VALUES ($1, 'sms', $2, 'hello', 'archived', $3, 'seeded-hash', 5, now())`,
       [id, `${day}T09:00:00Z`, `/Archiver/100/${day}/SMS/090000_${id}.txt`],
     );
     expect((await archiver(['manifests', id])).stdout).toContain(`${id}: day manifests are off`);
-    expect(emulator.files(id)).toEqual([]);
+    expect(stack.emulator.files(id)).toEqual([]);
 
     expect((await archiver(['customers', 'add', id, '--manifests'])).code).toBe(0);
     const written = await archiver(['manifests', id]);
     expect(written).toMatchObject({ code: 0 });
     expect(written.stdout).toContain(`${id}: wrote /Archiver/manifests/${day}.csv (${day}, 1 items`);
-    expect(emulator.files(id).map((f) => f.pathDisplay)).toEqual([`/Archiver/manifests/${day}.csv`]);
+    expect(stack.emulator.files(id).map((f) => f.pathDisplay)).toEqual([`/Archiver/manifests/${day}.csv`]);
     expect((await archiver(['manifests', id])).stdout).toContain(`${id}: no day manifest is due`);
   });
 
@@ -352,9 +338,18 @@ describe('archiver CLI', () => {
 
   it('seeds demo customers and items', async () => {
     const prefix = uniqueName('seed');
-    const result = await seed(['--customers', '2', '--items', '5', '--prefix', prefix, '--media-base', media.url]);
+    const result = await seed([
+      '--customers',
+      '2',
+      '--items',
+      '5',
+      '--prefix',
+      prefix,
+      '--media-base',
+      stack.media.url,
+    ]);
     expect(result.code).toBe(0);
-    const [row] = await database.db.query<{ n: string }>(
+    const [row] = await stack.database.db.query<{ n: string }>(
       `SELECT count(*) AS n FROM archive_items WHERE customer_id LIKE $1`,
       [`${prefix}-%`],
     );
@@ -364,14 +359,14 @@ describe('archiver CLI', () => {
   it('a reconnect Dropbox refuses leaves a healthy customer and its credentials exactly as they were', async () => {
     const id = uniqueName('keep');
     const token = uniqueName('tok');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Keep Co', '--access-token', token]);
-    await insertItems(database.db, id, undefined, media.url, 1);
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 1);
     await archiver(['start', id]);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 1 && s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 1 && s.state === 'idle');
     const credentials = async () =>
       (
-        await database.db.query(
+        await stack.database.db.query(
           `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at,
                   candidate_id, candidate_access_token, candidate_refresh_token
              FROM customers WHERE id = $1`,
@@ -392,15 +387,15 @@ describe('archiver CLI', () => {
       expect(await credentials()).toEqual(before);
     }
     // Still running on its old credentials.
-    expect((await statusWhen(temporal.client, id, () => true)).state).toBe('idle');
-    await insertItems(database.db, id, undefined, media.url, 1);
+    expect((await statusWhen(stack.temporal.client, id, () => true)).state).toBe('idle');
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 1);
     // This file's worker runs no notifier: wake the customer as the notifier would.
-    await temporal.client.workflow.getHandle(workflowIdFor(id)).signal(itemsAvailableSignal);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 2 && s.state === 'idle');
+    await stack.temporal.client.workflow.getHandle(workflowIdFor(id)).signal(itemsAvailableSignal);
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 2 && s.state === 'idle');
 
     // Credentials Dropbox accepts replace the stored ones: a refresh token, with the access token minted from it.
     const refreshToken = uniqueName('rt');
-    emulator.addAccount({ accountId: uniqueName('moved'), refreshToken, appKey: APP.key });
+    stack.emulator.addAccount({ accountId: uniqueName('moved'), refreshToken, appKey: APP.key });
     const moved = await archiver(['reconnect', id, '--refresh-token', refreshToken]);
     expect(moved).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: credentials work`) });
     expect(await credentials()).toMatchObject({
@@ -410,35 +405,35 @@ describe('archiver CLI', () => {
       candidate_refresh_token: null,
     });
     // Sealed again for the stored columns, so they open there.
-    const stored = await loadTokens(database.db, testKeyring(), id);
+    const stored = await loadTokens(stack.database.db, testKeyring(), id);
     expect(stored).toMatchObject({ refreshToken, accessToken: expect.stringMatching(/^sl\./) });
   });
 
   it('refuses to reconnect a customer whose workflow is not running, changing nothing', async () => {
     const id = uniqueName('idle');
     const token = uniqueName('tok');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Not Started Co', '--access-token', token]);
     const refused = await archiver(['reconnect', id, '--access-token', 'some-other-token']);
     expect(refused).toMatchObject({
       code: 2,
       stderr: expect.stringContaining(`customer ${id} has no running archiver workflow to check the credentials`),
     });
-    const [row] = await database.db.query<{ candidate_id: string | null }>(
+    const [row] = await stack.database.db.query<{ candidate_id: string | null }>(
       `SELECT candidate_id FROM customers WHERE id = $1`,
       [id],
     );
     expect(row).toEqual({ candidate_id: null });
-    expect(await loadTokens(database.db, testKeyring(), id)).toMatchObject({ accessToken: token });
+    expect(await loadTokens(stack.database.db, testKeyring(), id)).toMatchObject({ accessToken: token });
   });
 
   it('pause and resume say what happened; a resume the credentials refuse exits 1 with the reason', async () => {
     const id = uniqueName('pr');
     const token = uniqueName('tok');
-    emulator.addAccount({ token, accountId: id });
+    stack.emulator.addAccount({ token, accountId: id });
     await archiver(['customers', 'add', id, '--name', 'Pause Co', '--access-token', token]);
     await archiver(['start', id]);
-    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'idle');
     expect((await archiver(['resume', id])).stdout).toContain(`${id}: not paused (idle); nothing to resume`);
     expect((await archiver(['pause', id, '--reason', 'audit'])).stdout).toContain(`${id}: paused`);
     const again = await archiver(['pause', id, '--reason', 'second thoughts']);
@@ -446,21 +441,21 @@ describe('archiver CLI', () => {
       code: 0,
       stdout: expect.stringContaining(`${id}: already paused as paused (audit)`),
     });
-    expect((await statusWhen(temporal.client, id, (s) => s.state === 'paused')).pauseReason).toBe('audit');
+    expect((await statusWhen(stack.temporal.client, id, (s) => s.state === 'paused')).pauseReason).toBe('audit');
     expect((await archiver(['resume', id])).stdout).toContain(`${id}: resumed`);
-    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'idle');
     // Pausing needs only Temporal: without a database it is done, and says it went unrecorded.
     const unrecorded = await archiver(['pause', id, '--reason', 'no database'], { DATABASE_URL: '' });
     expect(unrecorded).toMatchObject({ code: 0, stdout: expect.stringContaining(`${id}: paused`) });
     expect(unrecorded.stderr).toContain('pause is done, but not recorded on the audit trail: DATABASE_URL is not set');
     expect((await archiver(['resume', id])).stdout).toContain(`${id}: resumed`);
-    await statusWhen(temporal.client, id, (s) => s.state === 'idle');
+    await statusWhen(stack.temporal.client, id, (s) => s.state === 'idle');
 
     const lapsed = uniqueName('pr-lapsed');
     await archiver(['customers', 'add', lapsed, '--name', 'Lapsed Co', '--access-token', 'lapsed-token']);
-    await insertItems(database.db, lapsed, undefined, media.url, 1);
+    await insertItems(stack.database.db, lapsed, undefined, stack.media.url, 1);
     await archiver(['start', lapsed]);
-    await statusWhen(temporal.client, lapsed, (s) => s.state === 'needs-reauth');
+    await statusWhen(stack.temporal.client, lapsed, (s) => s.state === 'needs-reauth');
     const refused = await archiver(['resume', lapsed]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
@@ -469,14 +464,14 @@ describe('archiver CLI', () => {
     // Pausing it again must not turn needs-reauth into a plain pause, which a resume would not check.
     const paused = await archiver(['pause', lapsed]);
     expect(paused.stdout).toContain(`${lapsed}: already paused as needs-reauth`);
-    expect((await statusWhen(temporal.client, lapsed, () => true)).state).toBe('needs-reauth');
+    expect((await statusWhen(stack.temporal.client, lapsed, () => true)).state).toBe('needs-reauth');
   });
 
   it('customers add on an existing customer changes only the fields given; new customers get the defaults', async () => {
     const id = uniqueName('fields');
     const row = async () =>
       (
-        await database.db.query<{ name: string; folder_root: string; path_template: string | null }>(
+        await stack.database.db.query<{ name: string; folder_root: string; path_template: string | null }>(
           `SELECT name, folder_root, path_template FROM customers WHERE id = $1`,
           [id],
         )
@@ -512,7 +507,7 @@ describe('archiver CLI', () => {
 
     // Metadata sidecars are on by default, and stay as last set when the flag is not given.
     const sidecars = async () =>
-      (await database.db.query<{ sidecars: boolean }>(`SELECT sidecars FROM customers WHERE id = $1`, [id]))[0]
+      (await stack.database.db.query<{ sidecars: boolean }>(`SELECT sidecars FROM customers WHERE id = $1`, [id]))[0]
         ?.sidecars;
     expect(await sidecars()).toBe(true);
     expect((await archiver(['customers', 'add', id, '--no-sidecars'])).code).toBe(0);
@@ -527,7 +522,7 @@ describe('archiver CLI', () => {
     const id = uniqueName('zone');
     const row = async () =>
       (
-        await database.db.query<{ name: string; time_zone: string }>(
+        await stack.database.db.query<{ name: string; time_zone: string }>(
           `SELECT name, time_zone FROM customers WHERE id = $1`,
           [id],
         )
@@ -549,7 +544,7 @@ describe('archiver CLI', () => {
     );
 
     // Once an item is archived, another zone would move its day folder: refused, and the whole command changes nothing.
-    await database.db.query(
+    await stack.database.db.query(
       `INSERT INTO archive_items (customer_id, kind, occurred_at, body, state, remote_path, content_hash, size_bytes, archived_at)
        VALUES ($1, 'sms', '2026-03-01T23:30:00Z', 'hello', 'archived', $2, 'seeded-hash', 5, now())`,
       [id, `/Archiver/100/2026-03-02/SMS/123000_${id}.txt`],
@@ -572,14 +567,14 @@ describe('archiver CLI', () => {
     const states = async () =>
       Object.fromEntries(
         (
-          await database.db.query<{ state: string; n: number }>(
+          await stack.database.db.query<{ state: string; n: number }>(
             `SELECT state, count(*)::int AS n FROM archive_items WHERE customer_id = $1 GROUP BY state`,
             [id],
           )
         ).map((r) => [r.state, r.n]),
       );
     const insertAt = (occurredAt: string) =>
-      database.db.query(
+      stack.database.db.query(
         `INSERT INTO archive_items (customer_id, kind, occurred_at, body) VALUES ($1, 'sms', $2, 'text')`,
         [id, occurredAt],
       );
@@ -595,7 +590,7 @@ describe('archiver CLI', () => {
         'archiving items since 2026-05-01T00:00:00.000Z: 2 older items skipped, 0 skipped items re-queued',
       ),
     });
-    const [row] = await database.db.query<{ backfill_since: Date; name: string }>(
+    const [row] = await stack.database.db.query<{ backfill_since: Date; name: string }>(
       'SELECT name, backfill_since FROM customers WHERE id = $1',
       [id],
     );
@@ -618,13 +613,15 @@ describe('archiver CLI', () => {
 
     beforeAll(async () => {
       const token = uniqueName('tok');
-      emulator.addAccount({ token, accountId: healthy });
+      stack.emulator.addAccount({ token, accountId: healthy });
       await archiver(['customers', 'add', healthy, '--name', 'Healthy Co', '--access-token', token]);
-      await insertItems(database.db, healthy, undefined, media.url, 1, { sourceUrl: `${media.url}/missing` });
-      await insertItems(database.db, healthy, undefined, media.url, 2);
+      await insertItems(stack.database.db, healthy, undefined, stack.media.url, 1, {
+        sourceUrl: `${stack.media.url}/missing`,
+      });
+      await insertItems(stack.database.db, healthy, undefined, stack.media.url, 2);
       await archiver(['start', healthy]);
       await statusWhen(
-        temporal.client,
+        stack.temporal.client,
         healthy,
         (s) => s.totals.archived === 2 && s.totals.failed === 1 && s.state === 'idle',
       );
@@ -632,12 +629,12 @@ describe('archiver CLI', () => {
 
     /** What a bad command could have changed: the customer's row, its items' states and its workflow. */
     async function snapshot(id: string): Promise<unknown> {
-      const [row] = await database.db.query(`SELECT * FROM customers WHERE id = $1`, [id]);
-      const items = await database.db.query(
+      const [row] = await stack.database.db.query(`SELECT * FROM customers WHERE id = $1`, [id]);
+      const items = await stack.database.db.query(
         `SELECT state, count(*)::int AS n FROM archive_items WHERE customer_id = $1 GROUP BY state ORDER BY state`,
         [id],
       );
-      const { state, pauseReason, operatorLimits } = await statusWhen(temporal.client, id, () => true);
+      const { state, pauseReason, operatorLimits } = await statusWhen(stack.temporal.client, id, () => true);
       return { row, items, workflow: { state, pauseReason, operatorLimits } };
     }
 

@@ -9,48 +9,24 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../dev/ports.js';
 import { TASK_QUEUE } from '../../workflows/names.js';
 import { launchChromium, testOutputPath } from '../support/browser.js';
-import { startTestWorker, statusWhen } from '../support/harness.js';
+import { statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
-import {
-  connectTemporal,
-  eventually,
-  freshDatabase,
-  uniqueName,
-  type TestDatabase,
-  type TestTemporal,
-} from '../support/stack.js';
+import { eventually, uniqueName } from '../support/stack.js';
+import { useArchiverStack } from '../support/archiver-stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const APP = { key: 'archiver-connect-app', secret: 'archiver-connect-secret', name: 'Archiver' };
 const SCOPES = 'files.content.write files.content.read files.metadata.read account_info.read';
 
-let database: TestDatabase;
-let temporal: TestTemporal;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let stopWorker: () => Promise<void>;
-
-beforeAll(async () => {
-  [database, temporal, emulator, media] = await Promise.all([
-    freshDatabase(),
-    connectTemporal('connect'),
-    startDropboxEmulator({ apps: [APP] }),
-    startMediaServer(),
-  ]);
-  ({ stop: stopWorker } = await startTestWorker(
-    { ...temporal, taskQueue: TASK_QUEUE },
-    { db: database.db, dropboxApiBase: emulator.url, dropboxApp: APP },
-  ));
-});
-afterAll(async () => {
-  await stopWorker?.();
-  await Promise.allSettled([temporal?.close(), database?.close(), emulator?.stop(), media?.stop()]);
+const stack = useArchiverStack({
+  namespace: 'connect',
+  taskQueue: TASK_QUEUE,
+  emulator: { apps: [APP] },
+  worker: { dropboxApp: APP },
 });
 
 interface CliResult {
@@ -74,12 +50,12 @@ function archiver(args: string[], env: Record<string, string | undefined> = {}):
     cwd: ROOT,
     env: {
       ...process.env,
-      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_ADDRESS: stack.temporal.address,
       TEMPORAL_NAMESPACE: 'connect',
-      DATABASE_URL: database.url,
+      DATABASE_URL: stack.database.url,
       DROPBOX_APP_KEY: APP.key,
       DROPBOX_APP_SECRET: APP.secret,
-      DROPBOX_API_BASE: emulator.url,
+      DROPBOX_API_BASE: stack.emulator.url,
       ...env,
     },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -129,7 +105,7 @@ async function allow(authorizeUrl: string, accountId: string): Promise<Response>
     form.set(m[1] as string, (m[2] as string).replace(/&amp;/g, '&'));
   form.set('decision', 'allow');
   form.set('account', accountId);
-  return fetch(`${emulator.url}/oauth2/authorize`, {
+  return fetch(`${stack.emulator.url}/oauth2/authorize`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
     body: form.toString(),
@@ -145,15 +121,15 @@ async function shownCode(res: Response): Promise<string> {
 
 /** The refresh token stored for the customer, opened (it is sealed at rest). */
 async function storedRefreshToken(id: string): Promise<string | null | undefined> {
-  return (await loadTokens(database.db, testKeyring(), id))?.refreshToken;
+  return (await loadTokens(stack.database.db, testKeyring(), id))?.refreshToken;
 }
 
 /** A customer whose stored token Dropbox refuses, paused as needs-reauth with `items` waiting. */
 async function lapsedCustomer(prefix: string, items: number): Promise<string> {
   const id = uniqueName(prefix);
-  await insertItems(database.db, id, `lapsed-${id}`, media.url, items);
+  await insertItems(stack.database.db, id, `lapsed-${id}`, stack.media.url, items);
   await run(['start', id]);
-  await statusWhen(temporal.client, id, (s) => s.state === 'needs-reauth');
+  await statusWhen(stack.temporal.client, id, (s) => s.state === 'needs-reauth');
   return id;
 }
 
@@ -168,7 +144,7 @@ describe('archiver connect', () => {
 
   it('no-redirect flow: the person pastes the code; a needs-reauth customer resumes and archives again', async () => {
     const id = await lapsedCustomer('paste', 4);
-    const accountId = emulator.addAccount({
+    const accountId = stack.emulator.addAccount({
       accountId: `dbid:${id}`,
       name: 'Paste Person',
       email: 'paste@example.com',
@@ -194,14 +170,18 @@ describe('archiver connect', () => {
     const refreshToken = await storedRefreshToken(id);
     expect(refreshToken).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(done.stdout + done.stderr).not.toContain(refreshToken);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
-    expect(emulator.files(accountId)).toHaveLength(4);
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 4 && s.state === 'idle');
+    expect(stack.emulator.files(accountId)).toHaveLength(4);
   });
 
   it('--redirect-port: the browser brings the code back; a customer that is not running is stored for its start', async () => {
     const id = uniqueName('redirect');
-    await insertItems(database.db, id, undefined, media.url, 3);
-    const accountId = emulator.addAccount({ accountId: `dbid:${id}`, name: 'Redirect Person', email: 'r@example.com' });
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 3);
+    const accountId = stack.emulator.addAccount({
+      accountId: `dbid:${id}`,
+      name: 'Redirect Person',
+      email: 'r@example.com',
+    });
     const port = await freePort();
     const cli = archiver(['connect', id, '--redirect-port', String(port)]);
     const url = new URL(await cli.authorizeUrl());
@@ -230,8 +210,8 @@ describe('archiver connect', () => {
     await expect(fetch(redirectUri)).rejects.toThrow();
 
     expect((await run(['start', id])).code).toBe(0);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 3 && s.state === 'idle');
-    expect(emulator.files(accountId)).toHaveLength(3);
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 3 && s.state === 'idle');
+    expect(stack.emulator.files(accountId)).toHaveLength(3);
   });
 
   it('names the problem: unknown customer, no app configured, a wrong code, a timeout, a port in use, Cancel', async () => {
@@ -239,7 +219,7 @@ describe('archiver connect', () => {
     expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown customer "nobody-here"') });
 
     const id = uniqueName('errors');
-    await insertItems(database.db, id, undefined, media.url, 0);
+    await insertItems(stack.database.db, id, undefined, stack.media.url, 0);
     const noApp = await run(['connect', id], { DROPBOX_APP_KEY: undefined, DROPBOX_APP_SECRET: undefined });
     expect(noApp).toMatchObject({
       code: 2,
@@ -253,8 +233,8 @@ describe('archiver connect', () => {
     );
 
     // Dropbox fails the check of the new token: nothing is stored.
-    const accountId = emulator.addAccount({ accountId: `dbid:${id}` });
-    emulator.queueFaults(accountId, [{ route: 'users/get_current_account', fault: 500 }]);
+    const accountId = stack.emulator.addAccount({ accountId: `dbid:${id}` });
+    stack.emulator.queueFaults(accountId, [{ route: 'users/get_current_account', fault: 500 }]);
     const unchecked = archiver(['connect', id]);
     unchecked.type(`${await shownCode(await allow(await unchecked.authorizeUrl(), accountId))}\n`);
     const uncheckedDone = await unchecked.result;
@@ -299,7 +279,7 @@ describe('archiver connect', () => {
     for (const m of page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
       form.set(m[1] as string, m[2] as string);
     form.set('decision', 'deny');
-    const denied = await fetch(`${emulator.url}/oauth2/authorize`, {
+    const denied = await fetch(`${stack.emulator.url}/oauth2/authorize`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: form.toString(),
@@ -324,8 +304,12 @@ describe('archiver connect in headless Chromium', () => {
   it('authorize page → Allow → redirect to --redirect-port → exchange → the customer runs again', async () => {
     browser = await launchChromium();
     const id = await lapsedCustomer('browser', 3);
-    const accountId = emulator.addAccount({ accountId: `dbid:${id}`, name: 'Browser Person', email: 'b@example.com' });
-    emulator.signIn(accountId);
+    const accountId = stack.emulator.addAccount({
+      accountId: `dbid:${id}`,
+      name: 'Browser Person',
+      email: 'b@example.com',
+    });
+    stack.emulator.signIn(accountId);
     const port = await freePort();
     const cli = archiver(['connect', id, '--redirect-port', String(port)]);
     const url = await cli.authorizeUrl();
@@ -351,12 +335,12 @@ describe('archiver connect in headless Chromium', () => {
         .catch(() => undefined);
       throw err;
     } finally {
-      emulator.signIn(undefined);
+      stack.emulator.signIn(undefined);
     }
     const done = await cli.result;
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toContain(`${id}: connected to the Dropbox of Browser Person`);
-    await statusWhen(temporal.client, id, (s) => s.totals.archived === 3 && s.state === 'idle');
-    expect(emulator.files(accountId)).toHaveLength(3);
+    await statusWhen(stack.temporal.client, id, (s) => s.totals.archived === 3 && s.state === 'idle');
+    expect(stack.emulator.files(accountId)).toHaveLength(3);
   }, 120_000);
 });

@@ -3,34 +3,15 @@
 // them. Against the emulator through the real dropbox SDK, Postgres and the media server.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { createActivities } from '../../activities/index.js';
+import { describe, expect, it } from 'vitest';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import type { SliceOutcome, SliceRequest } from '../../activities/types.js';
-import { startMediaServer, type MediaServer } from '../../dev/media-server.js';
 import type { ItemKind } from '../../db/items.js';
 import { expectedContent, insertItems } from '../support/items.js';
-import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
-import { testKeyring } from '../support/secret-keys.js';
+import { uniqueName } from '../support/stack.js';
+import { useActivityStack } from '../support/activity-stack.js';
 
-let database: TestDatabase;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let activities: ReturnType<typeof createActivities>;
-
-beforeAll(async () => {
-  [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({}), startMediaServer()]);
-  activities = createActivities({
-    db: database.db,
-    keyring: testKeyring(),
-    dropboxApiBase: emulator.url,
-    leaseTtlMs: 60_000,
-  });
-});
-afterAll(async () => {
-  await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
-});
+const stack = useActivityStack({ activities: { leaseTtlMs: 60_000 } });
 
 const KINDS: ItemKind[] = ['call_recording', 'voicemail', 'fax', 'sms'];
 /** What the telephony sync wrote about the call recording, beyond insertItems' defaults. */
@@ -40,17 +21,17 @@ const CALL = { call_id: 'call-7f3a', direction: 'inbound', from: '+15551230000',
 async function customerWithItems(sidecars: boolean) {
   const token = uniqueName('tok');
   const customer = uniqueName('c');
-  const accountId = emulator.addAccount({ token });
+  const accountId = stack.emulator.addAccount({ token });
   const ids: Record<string, string> = {};
   for (const kind of KINDS) {
-    const [id] = await insertItems(database.db, customer, token, media.url, 1, { kind, sidecars });
+    const [id] = await insertItems(stack.database.db, customer, token, stack.media.url, 1, { kind, sidecars });
     ids[kind] = id as string;
   }
-  await database.db.query(`UPDATE archive_items SET metadata = metadata || $2 WHERE id = $1`, [
+  await stack.database.db.query(`UPDATE archive_items SET metadata = metadata || $2 WHERE id = $1`, [
     ids.call_recording,
     CALL,
   ]);
-  const batch = await activities.fetchBatch(customer, KINDS.length);
+  const batch = await stack.activities.fetchBatch(customer, KINDS.length);
   const request: SliceRequest = {
     customerId: customer,
     leaseToken: batch.leaseToken,
@@ -72,7 +53,7 @@ interface ItemRow {
 }
 
 async function rows(customer: string): Promise<ItemRow[]> {
-  return database.db.query<ItemRow>(
+  return stack.database.db.query<ItemRow>(
     `SELECT id, kind, state, remote_path, sidecar_path, content_hash, occurred_at, metadata
        FROM archive_items WHERE customer_id = $1 ORDER BY id`,
     [customer],
@@ -83,7 +64,7 @@ async function rows(customer: string): Promise<ItemRow[]> {
 const besideItem = (path: string) => path.replace(/\.[a-z0-9]+$/, '.json');
 
 function sidecarAt(accountId: string, path: string): Record<string, unknown> | undefined {
-  const bytes = emulator.fileContent(accountId, path);
+  const bytes = stack.emulator.fileContent(accountId, path);
   return bytes && (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>);
 }
 
@@ -122,7 +103,7 @@ async function expectSidecars(customer: string, accountId: string, startedAt: Da
     expect(archivedAt).toBeLessThanOrEqual(Date.now());
   }
   // The items and three sidecars, nothing else.
-  expect(emulator.files(accountId)).toHaveLength(KINDS.length + 3);
+  expect(stack.emulator.files(accountId)).toHaveLength(KINDS.length + 3);
 }
 
 async function attempt(
@@ -146,21 +127,21 @@ async function attempt(
 function commit(customer: string, leaseToken: string, outcome: SliceOutcome | undefined) {
   const staged = outcome?.items.flatMap((i) => (i.status === 'staged' && i.staged ? [i.staged] : [])) ?? [];
   return new MockActivityEnvironment().run<
-    Parameters<typeof activities.commitSessions>,
-    Awaited<ReturnType<typeof activities.commitSessions>>,
-    typeof activities.commitSessions
-  >(activities.commitSessions, customer, leaseToken, staged);
+    Parameters<typeof stack.activities.commitSessions>,
+    Awaited<ReturnType<typeof stack.activities.commitSessions>>,
+    typeof stack.activities.commitSessions
+  >(stack.activities.commitSessions, customer, leaseToken, staged);
 }
 
 async function verify(customer: string) {
-  type Start = typeof activities.startVerification;
-  type Reconcile = typeof activities.reconcileWithDropbox;
+  type Start = typeof stack.activities.startVerification;
+  type Reconcile = typeof stack.activities.reconcileWithDropbox;
   const { runId } = await new MockActivityEnvironment().run<Parameters<Start>, Awaited<ReturnType<Start>>, Start>(
-    activities.startVerification,
+    stack.activities.startVerification,
     customer,
   );
   return new MockActivityEnvironment().run<Parameters<Reconcile>, Awaited<ReturnType<Reconcile>>, Reconcile>(
-    activities.reconcileWithDropbox,
+    stack.activities.reconcileWithDropbox,
     { customerId: customer, runId },
   );
 }
@@ -169,36 +150,36 @@ describe('metadata sidecars', () => {
   it('are written next to each recording, voicemail and fax with its fields, and SMS gets none', async () => {
     const { customer, accountId, request } = await customerWithItems(true);
     const started = new Date();
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.items.map((i) => i.status)).toEqual(KINDS.map(() => 'archived'));
     await expectSidecars(customer, accountId, started);
   });
 
   it('are not written for a customer that turned them off', async () => {
     const { customer, accountId, request } = await customerWithItems(false);
-    await attempt(activities.uploadItems, request);
+    await attempt(stack.activities.uploadItems, request);
     const items = await rows(customer);
     expect(items.map((i) => [i.state, i.sidecar_path])).toEqual(KINDS.map(() => ['archived', null]));
-    expect(emulator.files(accountId)).toHaveLength(KINDS.length);
+    expect(stack.emulator.files(accountId)).toHaveLength(KINDS.length);
   });
 
   it('a 429 on the sidecar leaves the item not archived, and the retry writes both', async () => {
     const { customer, accountId, ids, request } = await customerWithItems(true);
     const only = { ...request, items: request.items.filter((i) => i.itemId === ids.voicemail) };
     // The item's upload takes the one request the token has; its sidecar's is answered 429.
-    emulator.configureAccount(accountId, { uploadsPerSecond: 0.1, burst: 1 });
-    const first = await attempt(activities.uploadItems, only);
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: 0.1, burst: 1 });
+    const first = await attempt(stack.activities.uploadItems, only);
     expect(first.failure?.type).toBe('RateLimited');
     const [item] = (await rows(customer)).filter((i) => i.id === ids.voicemail);
     expect(item?.state).toBe('leased');
-    expect(emulator.files(accountId).map((f) => f.pathLower)).toHaveLength(1);
-    emulator.configureAccount(accountId, { uploadsPerSecond: null });
-    await database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
-    const retry = await attempt(activities.uploadItems, only, { attempt: 2, heartbeat: first.heartbeat });
+    expect(stack.emulator.files(accountId).map((f) => f.pathLower)).toHaveLength(1);
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: null });
+    await stack.database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
+    const retry = await attempt(stack.activities.uploadItems, only, { attempt: 2, heartbeat: first.heartbeat });
     expect(retry.outcome?.items.map((i) => i.status)).toEqual(['archived']);
     const [archived] = (await rows(customer)).filter((i) => i.id === ids.voicemail);
     expect(archived?.state).toBe('archived');
-    const files = emulator.files(accountId);
+    const files = stack.emulator.files(accountId);
     expect(files.map((f) => f.pathDisplay).sort()).toEqual(
       [archived?.remote_path, besideItem(archived?.remote_path as string)].sort(),
     );
@@ -213,8 +194,8 @@ describe('metadata sidecars', () => {
   it('are written in batch commit mode too', async () => {
     const { customer, accountId, request } = await customerWithItems(true);
     const started = new Date();
-    const { outcome } = await attempt(activities.stageItems, request);
-    expect(emulator.files(accountId)).toHaveLength(0);
+    const { outcome } = await attempt(stack.activities.stageItems, request);
+    expect(stack.emulator.files(accountId)).toHaveLength(0);
     const committed = await commit(customer, request.leaseToken, outcome);
     expect(committed.archived).toHaveLength(KINDS.length);
     await expectSidecars(customer, accountId, started);
@@ -222,25 +203,25 @@ describe('metadata sidecars', () => {
 
   it('are not unknown to a verification, and a missing one re-queues its item', async () => {
     const { customer, accountId, ids, request } = await customerWithItems(true);
-    await attempt(activities.uploadItems, request);
+    await attempt(stack.activities.uploadItems, request);
     const clean = await verify(customer);
     expect(clean).toMatchObject({ listed: KINDS.length + 3, expected: KINDS.length, present: KINDS.length });
     expect(clean).toMatchObject({ missing: 0, changed: 0, requeued: 0, unknown: 0 });
 
     const [fax] = (await rows(customer)).filter((i) => i.id === ids.fax);
-    emulator.removeFile(accountId, besideItem(fax?.remote_path as string));
+    stack.emulator.removeFile(accountId, besideItem(fax?.remote_path as string));
     const drift = await verify(customer);
     expect(drift).toMatchObject({ present: KINDS.length, missing: 0, changed: 0, requeued: 1, unknown: 0 });
-    const [requeued] = await database.db.query<{ state: string; requeue_reason: string }>(
+    const [requeued] = await stack.database.db.query<{ state: string; requeue_reason: string }>(
       `SELECT state, requeue_reason FROM archive_items WHERE id = $1`,
       [ids.fax],
     );
     expect(requeued).toEqual({ state: 'pending', requeue_reason: 'sidecar missing' });
 
     // Its next upload puts the sidecar back, and the next verification finds nothing amiss.
-    const batch = await activities.fetchBatch(customer, 10);
+    const batch = await stack.activities.fetchBatch(customer, 10);
     expect(batch.items.map((i) => i.id)).toEqual([ids.fax]);
-    await attempt(activities.uploadItems, {
+    await attempt(stack.activities.uploadItems, {
       customerId: customer,
       leaseToken: batch.leaseToken,
       concurrency: 1,

@@ -3,39 +3,22 @@
 // activity test environment, which records heartbeats and lets a test play a retry.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDropboxEmulator, type DropboxEmulator } from 'dropbox-emulator';
-import { createActivities } from '../../activities/index.js';
+import { describe, expect, it } from 'vitest';
 import type { SliceProgress } from '../../activities/slice.js';
 import type { SliceOutcome, SliceRequest } from '../../activities/types.js';
-import { faultyUrl, startMediaServer, type MediaServer } from '../../dev/media-server.js';
+import { faultyUrl } from '../../dev/media-server.js';
 import { insertItems } from '../support/items.js';
-import { freshDatabase, uniqueName, type TestDatabase } from '../support/stack.js';
-import { testKeyring } from '../support/secret-keys.js';
+import { uniqueName } from '../support/stack.js';
+import { useActivityStack } from '../support/activity-stack.js';
 
-let database: TestDatabase;
-let emulator: DropboxEmulator;
-let media: MediaServer;
-let activities: ReturnType<typeof createActivities>;
-
-beforeAll(async () => {
-  [database, emulator, media] = await Promise.all([freshDatabase(), startDropboxEmulator({}), startMediaServer()]);
-  activities = createActivities({
-    db: database.db,
-    keyring: testKeyring(),
-    dropboxApiBase: emulator.url,
-    leaseTtlMs: 60_000,
-    // Short, so that deferring a source that keeps failing is quick to show.
-    itemRetry: { initialDelayMs: 60_000 },
-  });
-});
-afterAll(async () => {
-  await Promise.allSettled([database?.close(), emulator?.stop(), media?.stop()]);
+const stack = useActivityStack({
+  // Short, so that deferring a source that keeps failing is quick to show.
+  activities: { leaseTtlMs: 60_000, itemRetry: { initialDelayMs: 60_000 } },
 });
 
 function customerWithAccount(): { customer: string; token: string; accountId: string } {
   const token = uniqueName('tok');
-  return { customer: uniqueName('c'), token, accountId: emulator.addAccount({ token }) };
+  return { customer: uniqueName('c'), token, accountId: stack.emulator.addAccount({ token }) };
 }
 
 /** Leases `count` new items and plans a slice of them, `spacingMs` apart from now. */
@@ -47,9 +30,9 @@ async function slice(
 ): Promise<SliceRequest> {
   for (let n = 0; n < count; n++) {
     const sourceUrl = options.sourceUrl?.(n);
-    await insertItems(database.db, customer, token, media.url, 1, sourceUrl ? { sourceUrl } : {});
+    await insertItems(stack.database.db, customer, token, stack.media.url, 1, sourceUrl ? { sourceUrl } : {});
   }
-  const batch = await activities.fetchBatch(customer, count);
+  const batch = await stack.activities.fetchBatch(customer, count);
   const now = Date.now();
   return {
     customerId: customer,
@@ -79,7 +62,7 @@ async function attempt(
 }
 
 async function states(ids: string[]): Promise<Record<string, string>> {
-  const rows = await database.db.query<{ id: string; state: string }>(
+  const rows = await stack.database.db.query<{ id: string; state: string }>(
     'SELECT id::text, state FROM archive_items WHERE id = ANY($1::bigint[])',
     [ids],
   );
@@ -90,10 +73,10 @@ describe('uploadItems', () => {
   it('uploads every item of the slice at its start time, at most `concurrency` at once, and times each', async () => {
     const { customer, token, accountId } = customerWithAccount();
     // Every commit holds the account's write lock this long, so overlapping uploads would show.
-    emulator.configureAccount(accountId, { latencyMs: 150 });
+    stack.emulator.configureAccount(accountId, { latencyMs: 150 });
     const request = await slice(customer, token, 8, { spacingMs: 50, concurrency: 2 });
     const started = Date.now();
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.items.map((i) => i.status)).toEqual(Array(8).fill('archived'));
     expect(outcome?.items.map((i) => i.itemId)).toEqual(request.items.map((i) => i.itemId));
     expect(outcome?.unfinished).toEqual([]);
@@ -103,14 +86,14 @@ describe('uploadItems', () => {
       expect(item.durationMs).toBeGreaterThanOrEqual(140);
       expect(item.attempts).toBe(1);
     }
-    expect(emulator.files(accountId)).toHaveLength(8);
+    expect(stack.emulator.files(accountId)).toHaveLength(8);
   });
 
   it('waits for each start time: a slice spread over a second takes a second', async () => {
     const { customer, token } = customerWithAccount();
     const request = await slice(customer, token, 5, { spacingMs: 250 });
     const started = Date.now();
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.items).toHaveLength(5);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
   });
@@ -120,7 +103,7 @@ describe('uploadItems', () => {
     const request = await slice(customer, token, 5, { spacingMs: 200 });
     // A busy worker picks the task up after every start time has passed.
     await new Promise((r) => setTimeout(r, 1_000));
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     const starts = (outcome?.items ?? []).map((i) => i.endedAt - i.durationMs).sort((a, b) => a - b);
     expect(starts).toHaveLength(5);
     for (let i = 1; i < starts.length; i++)
@@ -131,8 +114,8 @@ describe('uploadItems', () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 6, { spacingMs: 20, concurrency: 1 });
     // Two uploads go through at once, the third is answered 429.
-    emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
-    const first = await attempt(activities.uploadItems, request);
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
+    const first = await attempt(stack.activities.uploadItems, request);
     expect(first.failure?.type).toBe('RateLimited');
     expect(first.failure?.nextRetryDelay).toBeDefined();
     const done = first.heartbeat?.done ?? [];
@@ -143,10 +126,10 @@ describe('uploadItems', () => {
     expect(done.map((d) => d.itemId)).toEqual(archivedFirst);
     expect(archivedFirst).toHaveLength(2);
     // Temporal waits nextRetryDelay; here the account's limit is lifted instead.
-    emulator.configureAccount(accountId, { uploadsPerSecond: null });
-    await database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
-    const uploadsBefore = emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
-    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: null });
+    await stack.database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
+    const uploadsBefore = stack.emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
+    const retry = await attempt(stack.activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
     expect(retry.failure).toBeUndefined();
     const items = retry.outcome?.items ?? [];
     // Items done before the 429 keep the outcome the first attempt heartbeated; the one in flight
@@ -156,17 +139,17 @@ describe('uploadItems', () => {
     expect(items[2]).toMatchObject({ status: 'archived', rateLimited: 1 });
     expect(retry.outcome?.unstarted).toEqual(ids.slice(3));
     expect(retry.outcome?.rateLimitedAt).toBeGreaterThan(0);
-    const uploadsAfter = emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
+    const uploadsAfter = stack.emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0;
     expect(uploadsAfter - uploadsBefore).toBe(1);
-    expect(emulator.files(accountId)).toHaveLength(3);
+    expect(stack.emulator.files(accountId)).toHaveLength(3);
   });
 
   it('after a 429, re-sends what was in flight no faster than Dropbox accepted this slice before it', async () => {
     const { customer, token, accountId } = customerWithAccount();
     // Planned all at once and 8 at a time, as a slice of a pace far above the limit is.
     const request = await slice(customer, token, 8, { spacingMs: 0, concurrency: 8 });
-    emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
-    const first = await attempt(activities.uploadItems, request);
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: 0.5, burst: 2 });
+    const first = await attempt(stack.activities.uploadItems, request);
     expect(first.failure?.type).toBe('RateLimited');
     const accepted = first.heartbeat?.acceptedPerSecond ?? 0;
     expect(accepted).toBeGreaterThan(0);
@@ -174,9 +157,9 @@ describe('uploadItems', () => {
       (id) => !first.heartbeat?.done.some((d) => d.itemId === id),
     );
     expect(refused.length).toBeGreaterThanOrEqual(2);
-    emulator.configureAccount(accountId, { uploadsPerSecond: null });
-    await database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
-    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
+    stack.emulator.configureAccount(accountId, { uploadsPerSecond: null });
+    await stack.database.db.query('UPDATE customers SET throttled_until = NULL WHERE id = $1', [customer]);
+    const retry = await attempt(stack.activities.uploadItems, request, { attempt: 2, heartbeat: first.heartbeat });
     expect(retry.failure).toBeUndefined();
     const resent = (retry.outcome?.items ?? [])
       .filter((i) => refused.includes(i.itemId))
@@ -191,45 +174,45 @@ describe('uploadItems', () => {
   it('ends an item whose source is gone as failed, without failing the slice', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 4, {
-      sourceUrl: (n) => (n === 1 ? faultyUrl(media.url, '404', uniqueName('gone'), 100) : undefined),
+      sourceUrl: (n) => (n === 1 ? faultyUrl(stack.media.url, '404', uniqueName('gone'), 100) : undefined),
     });
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.items.map((i) => i.status)).toEqual(['archived', 'failed', 'archived', 'archived']);
     expect(outcome?.items[1]?.error).toContain('404');
-    expect(emulator.files(accountId)).toHaveLength(3);
+    expect(stack.emulator.files(accountId)).toHaveLength(3);
   });
 
   it('defers an item whose source keeps failing, and archives the others', async () => {
     const { customer, token } = customerWithAccount();
     const request = await slice(customer, token, 3, {
-      sourceUrl: (n) => (n === 0 ? faultyUrl(media.url, '503', uniqueName('down'), 100) : undefined),
+      sourceUrl: (n) => (n === 0 ? faultyUrl(stack.media.url, '503', uniqueName('down'), 100) : undefined),
     });
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.items.map((i) => i.status)).toEqual(['deferred', 'archived', 'archived']);
   });
 
   it('retries write contention and a 5xx inside the slice, marking those items not clean', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 3, { concurrency: 1 });
-    emulator.queueFaults(accountId, [
+    stack.emulator.queueFaults(accountId, [
       { route: 'files/upload', fault: 'too_many_write_operations', retryAfter: 1 },
       { route: 'files/upload', fault: 503 },
     ]);
-    const { outcome, failure } = await attempt(activities.uploadItems, request);
+    const { outcome, failure } = await attempt(stack.activities.uploadItems, request);
     expect(failure).toBeUndefined();
     expect(outcome?.items.map((i) => i.status)).toEqual(['archived', 'archived', 'archived']);
     // One at a time: the first item met both faults, and went through on its third try.
     expect(outcome?.items[0]).toMatchObject({ writeContention: 1, attempts: 3 });
     expect(outcome?.items[1]?.attempts).toBe(1);
     expect(outcome?.items[2]?.attempts).toBe(1);
-    expect(emulator.files(accountId)).toHaveLength(3);
+    expect(stack.emulator.files(accountId)).toHaveLength(3);
   });
 
   it('returns a pause on a revoked token, naming the items it did not finish, which stay leased', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 4, { spacingMs: 300, concurrency: 1 });
-    const revoke = setTimeout(() => emulator.revokeTokens(accountId), 450);
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const revoke = setTimeout(() => stack.emulator.revokeTokens(accountId), 450);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     clearTimeout(revoke);
     expect(outcome?.pause?.type).toBe('AuthRevoked');
     const ended = outcome?.items.map((i) => i.itemId) ?? [];
@@ -242,9 +225,9 @@ describe('uploadItems', () => {
 
   it('returns a pause when Dropbox is full', async () => {
     const { customer, token, accountId } = customerWithAccount();
-    emulator.configureAccount(accountId, { quotaBytes: 1500 });
+    stack.emulator.configureAccount(accountId, { quotaBytes: 1500 });
     const request = await slice(customer, token, 3, { concurrency: 1 });
-    const { outcome } = await attempt(activities.uploadItems, request);
+    const { outcome } = await attempt(stack.activities.uploadItems, request);
     expect(outcome?.pause?.type).toBe('StorageFull');
     expect(outcome?.items.filter((i) => i.status === 'archived')).toHaveLength(1);
     expect(outcome?.unfinished).toHaveLength(2);
@@ -254,17 +237,17 @@ describe('uploadItems', () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 4);
     // The dead attempt archived two items but its last heartbeat never reached Temporal.
-    const partial = await attempt(activities.uploadItems, { ...request, items: request.items.slice(0, 2) });
+    const partial = await attempt(stack.activities.uploadItems, { ...request, items: request.items.slice(0, 2) });
     expect(partial.outcome?.items).toHaveLength(2);
-    const retry = await attempt(activities.uploadItems, request, { attempt: 2, heartbeat: undefined });
+    const retry = await attempt(stack.activities.uploadItems, request, { attempt: 2, heartbeat: undefined });
     expect(retry.outcome?.items.map((i) => i.status)).toEqual([
       'already-archived',
       'already-archived',
       'archived',
       'archived',
     ]);
-    expect(emulator.files(accountId)).toHaveLength(4);
-    expect(emulator.stats().accounts[accountId]?.requests['/2/files/upload 200']).toBe(4);
+    expect(stack.emulator.files(accountId)).toHaveLength(4);
+    expect(stack.emulator.stats().accounts[accountId]?.requests['/2/files/upload 200']).toBe(4);
   });
 });
 
@@ -272,16 +255,16 @@ describe('stageItems', () => {
   it('stages each item of the slice in a closed session, committed later by commitSessions', async () => {
     const { customer, token, accountId } = customerWithAccount();
     const request = await slice(customer, token, 5);
-    const { outcome } = await attempt(activities.stageItems, request);
+    const { outcome } = await attempt(stack.activities.stageItems, request);
     const staged = outcome?.items.flatMap((i) => (i.status === 'staged' && i.staged ? [i.staged] : [])) ?? [];
     expect(staged).toHaveLength(5);
-    expect(emulator.files(accountId)).toHaveLength(0);
+    expect(stack.emulator.files(accountId)).toHaveLength(0);
     const committed = await new MockActivityEnvironment().run<
-      Parameters<typeof activities.commitSessions>,
-      Awaited<ReturnType<typeof activities.commitSessions>>,
-      typeof activities.commitSessions
-    >(activities.commitSessions, customer, request.leaseToken, staged);
+      Parameters<typeof stack.activities.commitSessions>,
+      Awaited<ReturnType<typeof stack.activities.commitSessions>>,
+      typeof stack.activities.commitSessions
+    >(stack.activities.commitSessions, customer, request.leaseToken, staged);
     expect(committed.archived).toHaveLength(5);
-    expect(emulator.files(accountId)).toHaveLength(5);
+    expect(stack.emulator.files(accountId)).toHaveLength(5);
   });
 });

@@ -5,6 +5,7 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import {
+  LIVE_LANE,
   PACE_PAST_BAD_SOURCES,
   SHORT_HISTORIES,
   UPLOAD_SLICES,
@@ -74,6 +75,30 @@ describe('replay of recorded histories', () => {
     expect(activityNames('before-slices/drain.json')).toContain('uploadItem');
     expect(activityNames('before-slices/drain.json')).not.toContain('uploadItems');
     expect(activityNames('before-slices/session-commit.json')).toContain('stageItem');
+  });
+
+  /** fetchBatch activities scheduled while an uploadItems activity was open: the live lane's leases. */
+  const leasesBesideUploads = (file: string) => {
+    const open = new Set<string>();
+    let beside = 0;
+    for (const e of load(file).events ?? []) {
+      const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      if (name === 'uploadItems') open.add(String(e.eventId));
+      if (name === 'fetchBatch' && open.size > 0) beside += 1;
+      const ended =
+        e.activityTaskCompletedEventAttributes ??
+        e.activityTaskFailedEventAttributes ??
+        e.activityTaskTimedOutEventAttributes ??
+        e.activityTaskCanceledEventAttributes;
+      if (ended) open.delete(String(ended.scheduledEventId));
+    }
+    return beside;
+  };
+
+  it(`records the ${LIVE_LANE} patch, with live items leased while a batch's slices upload`, () => {
+    expect(markers('live-lane.json')).toContain(`"id":"${LIVE_LANE}"`);
+    expect(leasesBesideUploads('live-lane.json')).toBeGreaterThanOrEqual(1);
+    expect(leasesBesideUploads('drain.json')).toBe(0);
   });
 
   it('has a slice that Temporal retried after a 429, and one retried after its worker died', () => {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { wakeCustomer } from '../../client/archiver-client.js';
-import { startArchiving, statusWhen } from '../support/harness.js';
+import { recordHistory, startArchiving, statusWhen } from '../support/harness.js';
 import { insertItems } from '../support/items.js';
 import { eventually, uniqueName } from '../support/stack.js';
 import { useArchiverStack } from '../support/archiver-stack.js';
@@ -70,4 +70,5 @@ it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item back
     120_000,
   );
   await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [{ id, accountId: id }]);
+  await recordHistory(stack.temporal.client, id, 'live-lane');
 }, 180_000);

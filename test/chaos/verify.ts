@@ -103,7 +103,7 @@ async function withRetries<T>(what: string, call: () => Promise<T>): Promise<T> 
 }
 
 /** Every file in the account, through the SDK (list_folder recursive, then continue). */
-async function listFiles(emulatorUrl: string, token: string): Promise<files.FileMetadataReference[]> {
+export async function listFiles(emulatorUrl: string, token: string): Promise<files.FileMetadataReference[]> {
   const base = emulatorUrl.replace(/\/+$/, '');
   const dropbox = new Dropbox({
     accessToken: token,

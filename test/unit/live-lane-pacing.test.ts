@@ -53,9 +53,12 @@ describe("the pacer's live lane", () => {
     const gap = batchGap(pacer);
     expect(1000 / gap).toBeGreaterThan(14);
     expect(1000 / gap).toBeLessThan(15);
+    // Status shows the pace in all: the headroom's 18 a second, not the controller's own rate.
+    expect(pacer.peek().plan.ratePerSecond).toBeCloseTo(18, 5);
     // A minute after the stream ended its rate has decayed away: the batch paces at the full rate.
     vi.advanceTimersByTime(60_000);
     expect(1000 / batchGap(pacer)).toBeGreaterThanOrEqual(20);
+    expect(pacer.peek().plan.ratePerSecond).toBeGreaterThanOrEqual(20);
   });
 
   it('still probes past the headroom before the limit is measured twice, and a minute after the last cut', () => {

@@ -168,7 +168,9 @@ export class WorkflowPacer implements UploadPacer {
   peek(): { plan: PacingPlan; state: PacingState } {
     const state =
       this.clockMs === undefined ? this.state : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits);
-    return { plan: plan(state, this.caps(), this.limits), state };
+    const planned = plan(state, this.caps(), this.limits);
+    // What the customer is paced at in all, as status shows it: the live headroom included.
+    return { plan: { ...planned, ratePerSecond: this.totalRate(planned.ratePerSecond, state) }, state };
   }
 
   width(): number {
@@ -193,12 +195,18 @@ export class WorkflowPacer implements UploadPacer {
   private batchRate(rate: number): number {
     const live = this.liveRate();
     if (live === 0) return rate;
-    const { limitEstimatePerSecond: estimate, cuts, sinceCutMs } = this.state;
+    const total = this.totalRate(rate, this.state);
+    return Math.max(total * (1 - MAX_LIVE_SHARE), total - live);
+  }
+
+  /** The customer's pace in all at the controller's `rate`: capped at LIVE_HEADROOM while live items flow (see batchRate). */
+  private totalRate(rate: number, state: PacingState): number {
+    if (this.liveRate() === 0) return rate;
+    const { limitEstimatePerSecond: estimate, cuts, sinceCutMs } = state;
     // Still probe now and then, or the limit would never be learned again: until two cuts have
     // measured it (slow start's first one is rough), and once a minute after.
     const probing = estimate === undefined || cuts < 2 || sinceCutMs >= LIVE_PROBE_EVERY_MS;
-    const total = probing ? rate : Math.min(rate, estimate * LIVE_HEADROOM);
-    return Math.max(total * (1 - MAX_LIVE_SHARE), total - live);
+    return probing ? rate : Math.min(rate, estimate * LIVE_HEADROOM);
   }
 
   /** Live-lane uploads per second lately, decayed to now (see liveLane); 0 below MIN_LIVE_RATE. */

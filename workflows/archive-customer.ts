@@ -103,6 +103,11 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );
 
+  /** Returns a lease's items that are neither archived nor failed to pending, but for its stragglers' (which finish on their own). */
+  const releaseUnfinished = async (leaseToken: string, keepStragglers: boolean) => {
+    const except = keepStragglers ? stragglers.itemsOf(leaseToken) : [];
+    customer.backlog += await releaseBatch(customerId, leaseToken, ...(except.length ? [{ except }] : []));
+  };
   const lane = new LiveLane(async () => {
     if (!batchRunning || customer.pausedAs || customer.stopping || customer.coolingDownUntil !== undefined) return;
     const limit = Math.min(MAX_SLICE_ITEMS, Math.max(1, Math.ceil(pacer.plan().ratePerSecond)));
@@ -121,10 +126,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       stopped: () => customer.pausedAs !== undefined || leased.coolDownMs > 0,
       onProgress: () => undefined,
     });
-    if (outcome.unfinished > 0) {
-      const except = stragglers.itemsOf(leased.leaseToken);
-      customer.backlog += await releaseBatch(customerId, leased.leaseToken, ...(except.length ? [{ except }] : []));
-    }
+    if (outcome.unfinished > 0) await releaseUnfinished(leased.leaseToken, true);
     customer.addLate(outcome, Date.now(), true);
   });
   /** Before continuing as new or stopping: every upload in flight has ended and its lease is settled. */
@@ -296,10 +298,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       },
     }).finally(() => (batchRunning = false));
     // Items the batch did not finish (a pause, or retries exhausted) go back to pending.
-    if (outcome.unfinished > 0) {
-      const except = detach ? stragglers.itemsOf(batch.leaseToken) : [];
-      customer.backlog += await releaseBatch(customerId, batch.leaseToken, ...(except.length ? [{ except }] : []));
-    }
+    if (outcome.unfinished > 0) await releaseUnfinished(batch.leaseToken, detach);
     customer.addBatch(outcome, (Date.now() - started) / 1000, Date.now());
   }
   await settled();

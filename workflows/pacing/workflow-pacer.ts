@@ -209,11 +209,15 @@ export class WorkflowPacer implements UploadPacer {
     return probing ? rate : Math.min(rate, estimate * LIVE_HEADROOM);
   }
 
+  /** The live lane's moving average, decayed to `now`. */
+  private decayedLiveRate(now: number): number {
+    const live = this.state.live;
+    return live ? live.perSecond * Math.exp(-(now - live.at) / LIVE_RATE_DECAY_MS) : 0;
+  }
+
   /** Live-lane uploads per second lately, decayed to now (see liveLane); 0 below MIN_LIVE_RATE. */
   private liveRate(): number {
-    const live = this.state.live;
-    if (!live) return 0;
-    const rate = live.perSecond * Math.exp(-(Date.now() - live.at) / LIVE_RATE_DECAY_MS);
+    const rate = this.decayedLiveRate(Date.now());
     return rate < MIN_LIVE_RATE ? 0 : rate;
   }
 
@@ -236,9 +240,8 @@ export class WorkflowPacer implements UploadPacer {
         const startAt = Math.max(this.nextLiveStartAt, now);
         this.nextLiveStartAt = startAt + 1000 / rate;
         if (this.liveRate() >= rate * MAX_LIVE_SHARE) this.nextStartAt = Math.max(this.nextStartAt, now) + 1000 / rate;
-        const live = this.state.live;
-        const decayed = live ? live.perSecond * Math.exp(-(now - live.at) / LIVE_RATE_DECAY_MS) : 0;
-        this.state = { ...this.state, live: { perSecond: decayed + 1000 / LIVE_RATE_DECAY_MS, at: now } };
+        const perSecond = this.decayedLiveRate(now) + 1000 / LIVE_RATE_DECAY_MS;
+        this.state = { ...this.state, live: { perSecond, at: now } };
         return { startAt, cut: this.state.cuts };
       },
       replan: () => void (this.nextLiveStartAt = Date.now()),

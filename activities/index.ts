@@ -53,6 +53,8 @@ import { createVerificationActivities } from './verify.js';
 interface SessionResume {
   resume: SessionProgress | undefined;
   report: (progress: SessionProgress) => void;
+  /** For an item of a slice: when its start time was planned, epoch ms (see ItemContext.plannedAt). */
+  plannedAt?: number | undefined;
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
@@ -222,7 +224,7 @@ export function createActivities(deps: ActivityDeps) {
     });
     if (subject.state === 'archived') return outcome('already-archived');
     if (subject.leaseToken !== leaseToken) return outcome('lease-lost');
-    holdBackWhileThrottled(subject);
+    holdBackWhileThrottled(subject, progress.plannedAt);
     const path = remotePathFor(subject);
     try {
       const content = await openItemContent(subject, fetchSource, sourceTimeouts);
@@ -297,7 +299,7 @@ export function createActivities(deps: ActivityDeps) {
     const subject = await leasedSubject(request);
     if (subject.state === 'archived') return { status: 'already-archived', ...throttlesOf(subject) };
     if (subject.leaseToken !== leaseToken) return { status: 'lease-lost', ...throttlesOf(subject) };
-    holdBackWhileThrottled(subject);
+    holdBackWhileThrottled(subject, progress.plannedAt);
     try {
       const content = await openItemContent(subject, fetchSource, sourceTimeouts);
       const session = await uploadToSession(accounts, content, {
@@ -350,14 +352,21 @@ export function createActivities(deps: ActivityDeps) {
     return subject;
   }
 
-  /** Another upload of this customer was answered 429: wait out its Retry-After without asking Dropbox. */
-  function holdBackWhileThrottled(subject: UploadSubject): void {
+  /**
+   * Another upload of this customer was answered 429: wait out its Retry-After without asking
+   * Dropbox. And an item whose start time was planned (`plannedAt`) before that 429 came is not
+   * sent at all: its pace is the one that met the 429, and after the Retry-After the token bucket
+   * holds only a second or so of uploads, which that pace would use up into the next 429. Its
+   * slice hands it back to the workflow, which plans it again at the pace the 429 taught.
+   */
+  function holdBackWhileThrottled(subject: UploadSubject, plannedAt?: number): void {
     const throttledForMs = subject.throttledUntil ? subject.throttledUntil.getTime() - Date.now() : 0;
-    if (throttledForMs > 0) {
+    const stalePlan = plannedAt !== undefined && (subject.rateLimitedAt?.getTime() ?? -Infinity) > plannedAt;
+    if (throttledForMs > 0 || stalePlan) {
       throw new TypedFailure({
         type: FailureType.RateLimited,
         message: `customer ${subject.customerId} is cooling down after a 429`,
-        retryAfterMs: throttledForMs,
+        retryAfterMs: Math.max(0, throttledForMs),
       });
     }
   }

@@ -42,6 +42,12 @@ export interface ItemContext {
   report: (progress: SessionProgress) => void;
   /** Tries of this item in this slice so far, the current one included. */
   tries: number;
+  /**
+   * When the item's start time was planned, epoch ms: when the workflow scheduled the slice, or
+   * when a retry after a 429 spaced its items afresh. A 429 of the customer after this time makes
+   * the item go back unsent (see holdBackWhileThrottled in activities/index.ts).
+   */
+  plannedAt: number;
 }
 
 /** The previous attempt's heartbeat, if it left one this code understands. */
@@ -83,6 +89,7 @@ export async function runSlice(
     progress.rateLimitedAt !== undefined ? todo.filter((i) => !started.has(i.itemId)).map((i) => i.itemId) : [];
   todo = todo.filter((i) => !unstarted.includes(i.itemId));
   const first = todo[0];
+  const plannedAt = progress.rateLimitedAt !== undefined ? Date.now() : activityInfo().scheduledTimestampMs;
   if (activityInfo().attempt > 1 && first) {
     // Their start times have passed: keep their spacing from now. After a 429, wider: the
     // customer's other slice retries when the same Retry-After ends, and the two re-sending
@@ -141,7 +148,7 @@ export async function runSlice(
     const startedAt = Date.now();
     firstStartedAt ??= startedAt;
     started.add(item.itemId);
-    const ended = uploadWithRetries(item.itemId, sessions, beat, uploadOne).then(
+    const ended = uploadWithRetries(item.itemId, plannedAt, sessions, beat, uploadOne).then(
       (result) => {
         const endedAt = Date.now();
         if (result.status === 'archived' || result.status === 'staged') accepted += 1;
@@ -196,6 +203,7 @@ export async function runSlice(
 /** One item's upload, tried again here after a transient failure or write contention. */
 async function uploadWithRetries(
   itemId: string,
+  plannedAt: number,
   sessions: Record<string, SessionProgress>,
   beat: () => void,
   uploadOne: (itemId: string, context: ItemContext) => Promise<Omit<SliceItemResult, 'durationMs' | 'endedAt'>>,
@@ -208,6 +216,7 @@ async function uploadWithRetries(
         beat();
       },
       tries,
+      plannedAt,
     };
     try {
       const result = await uploadOne(itemId, context);

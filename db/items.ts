@@ -223,7 +223,8 @@ export async function recordRateLimited(
               lease_expires_at = greatest(lease_expires_at, now() + $5 * interval '1 millisecond')
         WHERE id = $3 AND lease_token = $4)
      UPDATE customers
-        SET throttled_until = greatest(coalesce(throttled_until, now()), now() + $2 * interval '1 millisecond')
+        SET throttled_until = greatest(coalesce(throttled_until, now()), now() + $2 * interval '1 millisecond'),
+            rate_limited_at = now()
       WHERE id = $1
      RETURNING throttled_until`,
     [customerId, retryAfterMs, itemId ?? null, leaseToken, leaseTtlMs],

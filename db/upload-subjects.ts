@@ -23,6 +23,8 @@ export interface UploadSubject {
   /** The customer's IANA time zone, whose days the path's {date} names. */
   timeZone: string;
   throttledUntil: Date | null;
+  /** When the customer's Dropbox last answered 429 too_many_requests. */
+  rateLimitedAt: Date | null;
   /** Why a verification put this archived item back (its file was missing or altered); its upload overwrites the path. */
   requeueReason: string | null;
   /** Whether the customer wants a metadata sidecar next to the item (see activities/sidecar.ts). */
@@ -46,6 +48,7 @@ type SubjectRow = {
   path_template: string | null;
   time_zone: string;
   throttled_until: Date | null;
+  rate_limited_at: Date | null;
   requeue_reason: string | null;
   sidecars: boolean;
 };
@@ -67,6 +70,7 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   pathTemplate: r.path_template,
   timeZone: r.time_zone,
   throttledUntil: r.throttled_until,
+  rateLimitedAt: r.rate_limited_at,
   requeueReason: r.requeue_reason,
   sidecars: r.sidecars,
 });
@@ -78,7 +82,7 @@ export async function loadUploadSubject(
 ): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until,
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until, c.rate_limited_at,
             i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
@@ -95,7 +99,7 @@ export async function loadUploadSubjects(
 ): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
     `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until,
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until, c.rate_limited_at,
             i.requeue_reason, c.sidecars
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,

@@ -69,6 +69,15 @@ export interface BatchRun {
    * start times the customer's other slice in flight still holds, not from now beside them.
    */
   replanPastOtherSlices?: boolean | undefined;
+  /**
+   * From the `quiet-probes` patch on: after a slice reports a 429 (its own, or another slice's:
+   * the activity stops items planned before one), the batch waits for the customer's other slices
+   * in flight before planning more. They belong to the same 429: each is stopping, or re-sending
+   * what it had in flight, and new slices beside them would add their pace to the re-sends, at
+   * the edge of a token bucket that the Retry-After refilled by only a second's worth. One of
+   * them may also have met the 429 that teaches the pacer its pace.
+   */
+  awaitTheCut?: boolean | undefined;
 }
 
 /** A slice holds the uploads the pacer starts in about this long… */
@@ -80,6 +89,8 @@ export const MAX_SLICE_ITEMS = 50;
  * one's uploads run, so the pace does not stall between them.
  */
 const MAX_SLICES_IN_FLIGHT = 2;
+/** Dropbox's Retry-After is whole seconds, so a 429 holds a slice back at least this long. */
+const MIN_RETRY_AFTER_MS = 1_000;
 /** At most this many straggling slices are exempt from MAX_SLICES_IN_FLIGHT. */
 const MAX_EXEMPT_SLICES = 4;
 
@@ -313,7 +324,16 @@ async function runSlicedBatch(run: BatchRun, result: BatchResult, stopped: () =>
     work: SliceWork,
     record: (item: SliceItemResult, into: BatchResult) => void,
     stragglers?: { pool: Stragglers; leaseToken: string },
-  ) => inSlices(itemIds, pacer, stopped, result, (done) => run.onProgress(done, result), work, record, stragglers);
+  ) =>
+    inSlices(
+      itemIds,
+      { pacer, stopped, awaitTheCut: run.awaitTheCut === true },
+      result,
+      (done) => run.onProgress(done, result),
+      work,
+      record,
+      stragglers,
+    );
 
   if (run.mode === 'single') {
     await slices(
@@ -403,8 +423,7 @@ async function commitAll(
  */
 async function inSlices(
   itemIds: string[],
-  pacer: UploadPacer,
-  stopped: () => boolean,
+  { pacer, stopped, awaitTheCut }: { pacer: UploadPacer; stopped: () => boolean; awaitTheCut: boolean },
   result: BatchResult,
   progress: (done: number) => void,
   work: SliceWork,
@@ -416,7 +435,13 @@ async function inSlices(
   const inFlight = new Map<Promise<void>, { itemIds: string[]; lastStartAt: number }>();
   let handedOver = false;
   let done = 0;
-  const isStraggler = (lastStartAt: number) => pool !== undefined && Date.now() - lastStartAt > pool.afterMs();
+  /** Slices whose report must come before the next slice is planned (see BatchRun.awaitTheCut). */
+  let awaited: Promise<void>[] = [];
+  const awaiting = () => awaited.some((slice) => inFlight.has(slice));
+  // A slice waiting out a Retry-After is not a straggler: the pace it met is the one to learn from.
+  const graceMs = awaitTheCut ? MIN_RETRY_AFTER_MS : 0;
+  const isStraggler = (lastStartAt: number) =>
+    pool !== undefined && Date.now() - lastStartAt > pool.afterMs() + graceMs;
   const counted = () => {
     if (!pool) return inFlight.size;
     let young = 0;
@@ -430,10 +455,10 @@ async function inSlices(
     for (const { lastStartAt } of inFlight.values())
       if (!isStraggler(lastStartAt)) turnsAt = Math.min(turnsAt, lastStartAt);
     if (!Number.isFinite(turnsAt)) return Promise.race(pending);
-    return Promise.race([...pending, pool.wakeAt(turnsAt + pool.afterMs() + 1)]);
+    return Promise.race([...pending, pool.wakeAt(turnsAt + pool.afterMs() + graceMs + 1)]);
   };
   for (;;) {
-    while (counted() < MAX_SLICES_IN_FLIGHT && queue.length > 0 && !stopped()) {
+    while (counted() < MAX_SLICES_IN_FLIGHT && queue.length > 0 && !stopped() && !awaiting()) {
       const { ratePerSecond, concurrency } = pacer.plan();
       const size = Math.min(MAX_SLICE_ITEMS, Math.max(1, Math.ceil(ratePerSecond * SLICE_SECONDS)));
       const ids = queue.splice(0, size);
@@ -465,6 +490,10 @@ async function inSlices(
           into.unfinished += outcome.unfinished.length;
           // A 429 kept these from starting: plan them again, at the pace it taught the pacer.
           returned = outcome.unstarted ?? [];
+          if (awaitTheCut && outcome.rateLimitedAt !== undefined)
+            awaited = [...inFlight].flatMap(([other, slice]) =>
+              other !== running && !isStraggler(slice.lastStartAt) ? [other] : [],
+            );
           if (into !== result) into.unfinished += returned.length;
           else if (returned.length > 0) {
             queue.unshift(...returned);

@@ -36,10 +36,10 @@ describe('a Temporal Server on Postgres with three workers', () => {
       await stack.untilArchived(CUSTOMERS, CUSTOMERS.length * ITEMS, 5 * 60_000);
       const seconds = (Date.now() - started) / 1000;
       // Every upload went to the emulator once per item, with few 429s: pacing holds on a real cluster.
-      // Issue 12 asks for under 1%; CI runs measured 0.70% to 1.45% (printed below), so the test
-      // holds the line at the 429-share alert's 5%, which unpaced uploads at 3 × R would cross many times over.
+      // About one 429 per customer leaving slow start and one per probe of its limit, each probe
+      // held longer once the limit keeps holding (the quiet-probes patch): 4 to 6 of 1,000.
       const { requests, refused } = uploadAnswers(stack.emulator, CUSTOMERS);
-      expect(refused / requests).toBeLessThan(0.05);
+      expect(refused / requests).toBeLessThan(0.01);
       // The uploads ran on all three workers, as the identities on the histories' activity results show.
       // An upload activity carries a slice of up to 50 items, so 3,000 items take only a few hundred
       // activities, and how the server hands them out is up to its matching: each worker must have

@@ -47,10 +47,13 @@ async function attempt(
   fn: (request: SliceRequest) => Promise<SliceOutcome>,
   request: SliceRequest,
   previous?: { attempt: number; heartbeat: SliceProgress | undefined },
+  /** When the workflow scheduled the slice, epoch ms: its start times were planned then. */
+  scheduledAt = Date.now(),
 ): Promise<{ outcome?: SliceOutcome; failure?: ApplicationFailure; heartbeat: SliceProgress | undefined }> {
-  const env = new MockActivityEnvironment(
-    previous ? { attempt: previous.attempt, heartbeatDetails: previous.heartbeat } : undefined,
-  );
+  const env = new MockActivityEnvironment({
+    scheduledTimestampMs: scheduledAt,
+    ...(previous ? { attempt: previous.attempt, heartbeatDetails: previous.heartbeat } : {}),
+  });
   let heartbeat: SliceProgress | undefined;
   env.on('heartbeat', (details: SliceProgress) => (heartbeat = details));
   try {
@@ -169,6 +172,33 @@ describe('uploadItems', () => {
     // Planned 0 ms apart; re-sent at most at the accepted rate (a little timer slack allowed).
     for (let n = 1; n < resent.length; n++)
       expect(resent[n]! - resent[n - 1]!).toBeGreaterThanOrEqual(0.9 * (1000 / accepted) - 2);
+  });
+
+  it('sends nothing of a slice planned before the customer met a 429 elsewhere: its items go back to be paced anew', async () => {
+    const { customer, token, accountId } = customerWithAccount();
+    const request = await slice(customer, token, 5, { spacingMs: 20, concurrency: 2 });
+    const plannedAt = Date.now() - 100;
+    // Another slice of the customer met a 429 after this one was planned, and its Retry-After is over.
+    await stack.database.db.query('UPDATE customers SET rate_limited_at = now() WHERE id = $1', [customer]);
+    const first = await attempt(stack.activities.uploadItems, request, undefined, plannedAt);
+    expect(first.failure?.type).toBe('RateLimited');
+    expect(stack.emulator.stats().accounts[accountId]?.requests['/2/files/upload 200'] ?? 0).toBe(0);
+    // The retry is planned afresh: it sends the one item the first attempt started, and hands the others back.
+    const ids = request.items.map((i) => i.itemId);
+    const retry = await attempt(
+      stack.activities.uploadItems,
+      request,
+      { attempt: 2, heartbeat: first.heartbeat },
+      plannedAt,
+    );
+    expect(retry.failure).toBeUndefined();
+    expect(retry.outcome?.items.map((i) => [i.itemId, i.status])).toEqual([[ids[0], 'archived']]);
+    expect(retry.outcome?.unstarted).toEqual(ids.slice(1));
+    expect(retry.outcome?.rateLimitedAt).toBeGreaterThan(0);
+    // A slice planned after that 429 goes ahead.
+    const later = await slice(customer, token, 2, { spacingMs: 20 });
+    const fresh = await attempt(stack.activities.uploadItems, later);
+    expect(fresh.outcome?.items.map((i) => i.status)).toEqual(['archived', 'archived']);
   });
 
   it('ends an item whose source is gone as failed, without failing the slice', async () => {

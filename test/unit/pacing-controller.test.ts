@@ -148,6 +148,85 @@ describe('pacing controller', () => {
     expect(cut.limitEstimatePerSecond).toBeCloseTo((probeAccepted + 1) / probeSeconds, 0);
   });
 
+  // The quiet-probes patch (ControllerOptions.probeHold).
+  const quiet = { probeHold: true };
+
+  /**
+   * 12 s after a cut at estimate 25: 8 s of recovery and plateau, then a 4-s probe whose uploads
+   * Dropbox accepted at `probed`/s, refused now with the pace at `rate`.
+   */
+  const probe = (probed: number, rate: number, previous = 25): PacingState => ({
+    ...initialPacing(),
+    ratePerSecond: rate,
+    limitEstimatePerSecond: previous,
+    cuts: 2,
+    sinceCutMs: 12_000,
+    acceptedSinceCut: 8 * 0.97 * previous + 4 * probed,
+    probeFrom: { ms: 8_000, accepted: 8 * 0.97 * previous },
+  });
+
+  it('with probeHold, keeps the estimate when a probe found only the burst the token bucket had stored, and counts the confirmation', () => {
+    // 30/s during the probe: 20% above the estimate, which a limit of 25/s allows for a few
+    // seconds when its bucket filled while the pace sat below it.
+    const s = observe(probe(30, 32), { ...refused, startedAtCut: 2 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(s.limitEstimatePerSecond).toBeCloseTo(26.25, 1); // what Dropbox accepted since the cut
+    expect(s.confirmedProbes).toBe(1);
+    const again = observe(
+      { ...probe(30, 32), confirmedProbes: 1 },
+      { ...refused, startedAtCut: 2 },
+      DEFAULT_PACING_LIMITS,
+      quiet,
+    );
+    expect(again.confirmedProbes).toBe(2);
+    // Without the patch the same probe raised the estimate to 30: its plateau is over the limit, the next 429.
+    expect(observe(probe(30, 32), { ...refused, startedAtCut: 2 }).limitEstimatePerSecond).toBeCloseTo(30, 0);
+  });
+
+  it('with probeHold, still raises the estimate to what the probe found when the limit has risen by half or more', () => {
+    const s = observe(
+      { ...probe(40, 45), confirmedProbes: 2 },
+      { ...refused, startedAtCut: 2 },
+      DEFAULT_PACING_LIMITS,
+      quiet,
+    );
+    expect(s.limitEstimatePerSecond).toBeCloseTo(40, 0);
+    expect(s.confirmedProbes).toBe(0);
+  });
+
+  it('with probeHold, holds at an estimate that probes keep confirming 4 s longer per confirmation, up to 8 s', () => {
+    const after = (confirmedProbes: number, ms: number) =>
+      elapse(
+        { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 3, confirmedProbes },
+        ms,
+        {},
+        DEFAULT_PACING_LIMITS,
+        quiet,
+      ).ratePerSecond;
+    // Back at the estimate after about 2.9 s (CUBIC's K) in each case.
+    for (const confirmed of [0, 1, 2, 5]) expect(Math.abs(after(confirmed, 2_900) - 50)).toBeLessThan(0.5);
+    // Unconfirmed, the probe beyond it starts at once; each confirmation holds it 4 s more.
+    expect(after(0, 6_000)).toBeGreaterThan(50);
+    expect(after(1, 6_000)).toBe(50);
+    expect(after(1, 10_000)).toBeGreaterThan(50);
+    expect(after(2, 10_000)).toBe(50);
+    expect(after(5, 10_000)).toBe(50);
+    expect(after(5, 14_000)).toBeGreaterThan(50);
+    // A 429 at the estimate before any probe means the estimate is a little high: it falls to what
+    // Dropbox accepted, and the hold starts over.
+    const held: PacingState = {
+      ...initialPacing(),
+      ratePerSecond: 50,
+      limitEstimatePerSecond: 50,
+      cuts: 3,
+      confirmedProbes: 2,
+      sinceCutMs: 8_000,
+      acceptedSinceCut: 8 * 48,
+    };
+    const cut = observe(held, { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(cut.limitEstimatePerSecond).toBeCloseTo(48, 0);
+    expect(cut.confirmedProbes).toBe(0);
+  });
+
   it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {
     const cut: PacingState = { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 1 };
     const at = (ms: number) => elapse(cut, ms).ratePerSecond;
@@ -233,6 +312,21 @@ describe('pacing controller against a token bucket', () => {
     expect(summarize(seconds, 50, 80).rate).toBeGreaterThan(0.9 * 25);
     const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
     expect(reached - 80).toBeLessThanOrEqual(30);
+  });
+
+  it('with probeHold, meets fewer 429s at a steady limit, and still finds a doubled limit within 30 s', () => {
+    const quiet = { probeHold: true };
+    const steadyShare = (controller: { probeHold: boolean } | undefined) =>
+      summarize(simulate({ seconds: 300, limitAt: () => 20, latencyMs: 60, controller }).seconds, 10, 300);
+    const before = steadyShare(undefined);
+    const after = steadyShare(quiet);
+    expect(after.share429).toBeLessThan(0.6 * before.share429);
+    expect(after.rate / 20).toBeGreaterThanOrEqual(0.95);
+    // Two minutes at 25/s first, so the probes are held their longest when the limit doubles.
+    const { seconds } = simulate({ seconds: 180, limitAt: (t) => (t < 120 ? 25 : 50), controller: quiet });
+    const reached = seconds.findIndex((s, i) => i >= 125 && summarize(seconds, i - 5, i).rate >= 45);
+    expect(reached).toBeGreaterThan(0);
+    expect(reached - 120).toBeLessThanOrEqual(30);
   });
 
   it('leaves no headroom unused when there is no limit, up to its own bounds', () => {

@@ -58,6 +58,19 @@ export const CUBIC_C = 0.002;
 const RECOVERY_SECONDS = Math.cbrt((1 - BETA) / CUBIC_C);
 /** Slow start multiplies the rate by this every second. */
 export const SLOW_START_GROWTH_PER_SECOND = 1.5;
+/**
+ * With ControllerOptions.probeHold, each probe in a row that finds the limit where the estimate
+ * said holds the rate at the estimate this much longer before the next probe (0, 4, 8 s…), up to
+ * PROBE_HOLD_MAX_MS: a probe is a 429 by design, and a limit that keeps holding needs fewer of
+ * them. The cap keeps a doubled limit found within 30 s.
+ */
+const PROBE_HOLD_STEP_MS = 4_000;
+const PROBE_HOLD_MAX_MS = 8_000;
+/**
+ * A probe that Dropbox accepted less than this share above the estimate did not find a raised
+ * limit: it drained what the token bucket had stored while the rate was below the limit.
+ */
+const PROBE_RAISE_MARGIN = 0.5;
 /** W recovers by one this often after write contention narrowed it, in ms. */
 const WRITE_RECOVERY_MS = 5_000;
 /** Weight of the newest sample in the smoothed upload duration. */
@@ -90,6 +103,8 @@ export interface PacingState {
    * it; the controller passes it on); undefined until a live upload.
    */
   live?: { perSecond: number; at: number } | undefined;
+  /** Probes in a row that found the limit where the estimate said (ControllerOptions.probeHold); undefined = 0. */
+  confirmedProbes?: number | undefined;
 }
 
 export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
@@ -185,6 +200,7 @@ export function elapse(
   ms: number,
   caps: OperatorLimits = {},
   limits: PacingLimits = DEFAULT_PACING_LIMITS,
+  options: ControllerOptions = {},
 ): PacingState {
   if (ms <= 0) return state;
   const writeConcurrency = Math.min(limits.maxConcurrency, state.writeConcurrency + ms / WRITE_RECOVERY_MS);
@@ -198,7 +214,10 @@ export function elapse(
   if (estimate === undefined) {
     rate = state.ratePerSecond * SLOW_START_GROWTH_PER_SECOND ** (ms / 1000);
   } else {
-    rate = estimate * (1 + CUBIC_C * (sinceCutMs / 1000 - RECOVERY_SECONDS) ** 3);
+    // Back at the estimate after RECOVERY_SECONDS; held there for the probe hold, then the probe.
+    const holdSeconds = options.probeHold ? probeHoldMs(state.confirmedProbes) / 1000 : 0;
+    const t = sinceCutMs / 1000 - RECOVERY_SECONDS;
+    rate = estimate * (1 + CUBIC_C * (t <= 0 ? t : Math.max(0, t - holdSeconds)) ** 3);
   }
   const probing = estimate !== undefined && rate > estimate && state.probeFrom === undefined;
   return {
@@ -246,6 +265,17 @@ export interface ControllerOptions {
    * start: the first seconds may go to items whose sources fail, which says nothing about Dropbox.
    */
   measureFromFirstAccept?: boolean;
+  /**
+   * Hold at an estimate that probes keep confirming before probing again (PROBE_HOLD_STEP_MS), and
+   * do not raise the estimate for a probe that Dropbox accepted only a little above it
+   * (PROBE_RAISE_MARGIN): that was the token bucket's stored burst, and the raised estimate's
+   * plateau would be the next 429 within seconds.
+   */
+  probeHold?: boolean;
+}
+
+function probeHoldMs(confirmedProbes: number | undefined): number {
+  return Math.min(PROBE_HOLD_MAX_MS, PROBE_HOLD_STEP_MS * (confirmedProbes ?? 0));
 }
 
 /** Cuts as of `agoMs` before now, when the 429 came. */
@@ -255,6 +285,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
   let estimate: number;
+  let confirmedProbes = 0;
   if (previous === undefined) {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
@@ -280,7 +311,16 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     const probe = state.probeFrom;
     const probeSeconds = probe ? (windowMs - probe.ms) / 1000 : 0;
     const probed = probe && probeSeconds >= 1 ? (state.acceptedSinceCut - probe.accepted) / probeSeconds : 0;
-    estimate = Math.max(previous, accepted, Math.min(probed, state.ratePerSecond));
+    const found = Math.min(probed, state.ratePerSecond);
+    if (options.probeHold && !probe) {
+      // Refused while held at the estimate, before any probe: the estimate is a little high.
+      estimate = accepted;
+    } else if (options.probeHold && found < previous * (1 + PROBE_RAISE_MARGIN)) {
+      estimate = Math.max(previous, accepted);
+      confirmedProbes = (state.confirmedProbes ?? 0) + 1;
+    } else {
+      estimate = Math.max(previous, accepted, found);
+    }
   }
   estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
   return {
@@ -292,6 +332,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     acceptedSinceCut: 0,
     firstAcceptedMs: undefined,
     probeFrom: undefined,
+    ...(options.probeHold ? { confirmedProbes } : {}),
   };
 }
 

@@ -155,76 +155,86 @@ describe('pacing controller', () => {
    * 12 s after a cut at estimate 25: 8 s of recovery and plateau, then a 4-s probe whose uploads
    * Dropbox accepted at `probed`/s, refused now with the pace at `rate`.
    */
-  const probe = (probed: number, rate: number, previous = 25): PacingState => ({
+  const probe = (probed: number, rate: number, cuts = 3, previous = 25): PacingState => ({
     ...initialPacing(),
     ratePerSecond: rate,
     limitEstimatePerSecond: previous,
-    cuts: 2,
+    cuts,
     sinceCutMs: 12_000,
     acceptedSinceCut: 8 * 0.97 * previous + 4 * probed,
     probeFrom: { ms: 8_000, accepted: 8 * 0.97 * previous },
   });
 
-  it('with probeHold, keeps the estimate when a probe found only the burst the token bucket had stored, and counts the confirmation', () => {
+  it('with probeHold, keeps the estimate when a probe found only the burst the token bucket had stored, and holds the next probe off 4 s longer', () => {
     // 30/s during the probe: 20% above the estimate, which a limit of 25/s allows for a few
     // seconds when its bucket filled while the pace sat below it.
-    const s = observe(probe(30, 32), { ...refused, startedAtCut: 2 }, DEFAULT_PACING_LIMITS, quiet);
+    const s = observe(probe(30, 32), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
     expect(s.limitEstimatePerSecond).toBeCloseTo(26.25, 1); // what Dropbox accepted since the cut
-    expect(s.confirmedProbes).toBe(1);
-    const again = observe(
-      { ...probe(30, 32), confirmedProbes: 1 },
-      { ...refused, startedAtCut: 2 },
-      DEFAULT_PACING_LIMITS,
-      quiet,
-    );
-    expect(again.confirmedProbes).toBe(2);
+    expect(s.probeHoldMs).toBe(4_000);
+    const again = (holdMs: number) =>
+      observe({ ...probe(30, 32), probeHoldMs: holdMs }, { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet)
+        .probeHoldMs;
+    expect(again(4_000)).toBe(8_000);
+    expect(again(8_000)).toBe(8_000);
     // Without the patch the same probe raised the estimate to 30: its plateau is over the limit, the next 429.
-    expect(observe(probe(30, 32), { ...refused, startedAtCut: 2 }).limitEstimatePerSecond).toBeCloseTo(30, 0);
+    expect(observe(probe(30, 32), { ...refused, startedAtCut: 3 }).limitEstimatePerSecond).toBeCloseTo(30, 0);
+    // So do the first probes after slow start, whose estimate is rough and often well below the limit.
+    const settling = observe(probe(30, 32, 2), { ...refused, startedAtCut: 2 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(settling.limitEstimatePerSecond).toBeCloseTo(30, 0);
+    expect(settling.probeHoldMs).toBe(0);
   });
 
   it('with probeHold, still raises the estimate to what the probe found when the limit has risen by half or more', () => {
     const s = observe(
-      { ...probe(40, 45), confirmedProbes: 2 },
-      { ...refused, startedAtCut: 2 },
+      { ...probe(40, 45), probeHoldMs: 8_000 },
+      { ...refused, startedAtCut: 3 },
       DEFAULT_PACING_LIMITS,
       quiet,
     );
     expect(s.limitEstimatePerSecond).toBeCloseTo(40, 0);
-    expect(s.confirmedProbes).toBe(0);
+    expect(s.probeHoldMs).toBe(0);
   });
 
-  it('with probeHold, holds at an estimate that probes keep confirming 4 s longer per confirmation, up to 8 s', () => {
-    const after = (confirmedProbes: number, ms: number) =>
+  it('with probeHold, holds the rate at the estimate for probeHoldMs before probing beyond it', () => {
+    const after = (probeHoldMs: number, ms: number) =>
       elapse(
-        { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 3, confirmedProbes },
+        { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 3, probeHoldMs },
         ms,
         {},
         DEFAULT_PACING_LIMITS,
         quiet,
       ).ratePerSecond;
     // Back at the estimate after about 2.9 s (CUBIC's K) in each case.
-    for (const confirmed of [0, 1, 2, 5]) expect(Math.abs(after(confirmed, 2_900) - 50)).toBeLessThan(0.5);
-    // Unconfirmed, the probe beyond it starts at once; each confirmation holds it 4 s more.
+    for (const hold of [0, 4_000, 30_000]) expect(Math.abs(after(hold, 2_900) - 50)).toBeLessThan(0.5);
+    // With no hold the probe beyond it starts at once; with one it waits that long.
     expect(after(0, 6_000)).toBeGreaterThan(50);
-    expect(after(1, 6_000)).toBe(50);
-    expect(after(1, 10_000)).toBeGreaterThan(50);
-    expect(after(2, 10_000)).toBe(50);
-    expect(after(5, 10_000)).toBe(50);
-    expect(after(5, 14_000)).toBeGreaterThan(50);
-    // A 429 at the estimate before any probe means the estimate is a little high: it falls to what
-    // Dropbox accepted, and the hold starts over.
-    const held: PacingState = {
+    expect(after(4_000, 6_000)).toBe(50);
+    expect(after(4_000, 10_000)).toBeGreaterThan(50);
+    expect(after(30_000, 32_000)).toBe(50);
+    expect(after(30_000, 36_000)).toBeGreaterThan(50);
+  });
+
+  it('with probeHold, after a 429 at the estimate before any probe, the estimate falls to what Dropbox accepted; after a fall of over 20%, no probe for 30 s', () => {
+    const heldAt = (acceptedPerSecond: number): PacingState => ({
       ...initialPacing(),
       ratePerSecond: 50,
       limitEstimatePerSecond: 50,
       cuts: 3,
-      confirmedProbes: 2,
+      probeHoldMs: 8_000,
       sinceCutMs: 8_000,
-      acceptedSinceCut: 8 * 48,
-    };
-    const cut = observe(held, { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(cut.limitEstimatePerSecond).toBeCloseTo(48, 0);
-    expect(cut.confirmedProbes).toBe(0);
+      acceptedSinceCut: 8 * acceptedPerSecond,
+    });
+    // A little high: the hold starts over.
+    const slight = observe(heldAt(48), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(slight.limitEstimatePerSecond).toBeCloseTo(48, 0);
+    expect(slight.probeHoldMs).toBe(0);
+    // The limit halved: held at the new one for 30 s, so that its probes do not come every few seconds.
+    const halved = observe(heldAt(25), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(halved.limitEstimatePerSecond).toBeCloseTo(25, 0);
+    expect(halved.probeHoldMs).toBe(30_000);
+    // Without the patch it probes again about 3 s after the cut.
+    const old = observe(heldAt(25), { ...refused, startedAtCut: 3 });
+    expect(elapse(old, 6_000).ratePerSecond).toBeGreaterThan(old.limitEstimatePerSecond as number);
   });
 
   it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {

@@ -14,7 +14,9 @@
  *   take several.
  * - Without 429s the rate climbs back to the estimate (concave), stays near it for a while,
  *   then probes beyond it (convex), so it finds a raised limit within seconds. When that probe
- *   meets a 429, what Dropbox accepted during the probe raises the estimate.
+ *   meets a 429, what Dropbox accepted during the probe raises the estimate. (With
+ *   ControllerOptions.probeHold, only if that is clearly more than the bucket's stored burst, and
+ *   each probe that finds the limit where it was holds the next one off a little longer.)
  * - `too_many_write_operations` means another write holds the account's lock: it narrows the
  *   uploads in flight (W), not the rate.
  * - 5xx and other transient failures do not touch the rate: each upload backs off through its
@@ -60,17 +62,28 @@ const RECOVERY_SECONDS = Math.cbrt((1 - BETA) / CUBIC_C);
 export const SLOW_START_GROWTH_PER_SECOND = 1.5;
 /**
  * With ControllerOptions.probeHold, each probe in a row that finds the limit where the estimate
- * said holds the rate at the estimate this much longer before the next probe (0, 4, 8 s…), up to
+ * said holds the rate at the estimate this much longer before the next probe (0, 4, 8 s), up to
  * PROBE_HOLD_MAX_MS: a probe is a 429 by design, and a limit that keeps holding needs fewer of
- * them. The cap keeps a doubled limit found within 30 s.
+ * them. The cap keeps a doubled limit found within about 20 s.
  */
 const PROBE_HOLD_STEP_MS = 4_000;
 const PROBE_HOLD_MAX_MS = 8_000;
+/**
+ * A limit that just fell by more than LIMIT_FALL is not probed again for this long: it rarely
+ * comes back at once, and each probe of it is a 429 at the new, lower pace.
+ */
+const PROBE_HOLD_AFTER_FALL_MS = 30_000;
+const LIMIT_FALL = 0.2;
 /**
  * A probe that Dropbox accepted less than this share above the estimate did not find a raised
  * limit: it drained what the token bucket had stored while the rate was below the limit.
  */
 const PROBE_RAISE_MARGIN = 0.5;
+/**
+ * …except at the first probes, up to this many cuts: slow start leaves with a rough estimate,
+ * often well below the limit, and a probe from there finds a limit that is no burst.
+ */
+const SETTLING_CUTS = 3;
 /** W recovers by one this often after write contention narrowed it, in ms. */
 const WRITE_RECOVERY_MS = 5_000;
 /** Weight of the newest sample in the smoothed upload duration. */
@@ -103,8 +116,11 @@ export interface PacingState {
    * it; the controller passes it on); undefined until a live upload.
    */
   live?: { perSecond: number; at: number } | undefined;
-  /** Probes in a row that found the limit where the estimate said (ControllerOptions.probeHold); undefined = 0. */
-  confirmedProbes?: number | undefined;
+  /**
+   * How long the rate holds at the estimate before the next probe, in ms (ControllerOptions.probeHold):
+   * longer while probes keep finding the limit where it was, and after the limit fell. Undefined = 0.
+   */
+  probeHoldMs?: number | undefined;
 }
 
 export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
@@ -215,7 +231,7 @@ export function elapse(
     rate = state.ratePerSecond * SLOW_START_GROWTH_PER_SECOND ** (ms / 1000);
   } else {
     // Back at the estimate after RECOVERY_SECONDS; held there for the probe hold, then the probe.
-    const holdSeconds = options.probeHold ? probeHoldMs(state.confirmedProbes) / 1000 : 0;
+    const holdSeconds = options.probeHold ? (state.probeHoldMs ?? 0) / 1000 : 0;
     const t = sinceCutMs / 1000 - RECOVERY_SECONDS;
     rate = estimate * (1 + CUBIC_C * (t <= 0 ? t : Math.max(0, t - holdSeconds)) ** 3);
   }
@@ -267,15 +283,11 @@ export interface ControllerOptions {
   measureFromFirstAccept?: boolean;
   /**
    * Hold at an estimate that probes keep confirming before probing again (PROBE_HOLD_STEP_MS), and
-   * do not raise the estimate for a probe that Dropbox accepted only a little above it
-   * (PROBE_RAISE_MARGIN): that was the token bucket's stored burst, and the raised estimate's
-   * plateau would be the next 429 within seconds.
+   * at a limit that just fell (PROBE_HOLD_AFTER_FALL_MS); and do not raise the estimate for a
+   * probe that Dropbox accepted only a little above it (PROBE_RAISE_MARGIN): that was the token
+   * bucket's stored burst, and the raised estimate's plateau would be the next 429 within seconds.
    */
   probeHold?: boolean;
-}
-
-function probeHoldMs(confirmedProbes: number | undefined): number {
-  return Math.min(PROBE_HOLD_MAX_MS, PROBE_HOLD_STEP_MS * (confirmedProbes ?? 0));
 }
 
 /** Cuts as of `agoMs` before now, when the 429 came. */
@@ -285,7 +297,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
   let estimate: number;
-  let confirmedProbes = 0;
+  let probeHoldMs = 0;
   if (previous === undefined) {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
@@ -303,6 +315,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     // it: the estimate is too high (the limit fell, or it overshot). The bucket ran dry at both
     // cuts, so what Dropbox accepted in between, over that time, is the limit.
     estimate = accepted;
+    if (accepted < (1 - LIMIT_FALL) * previous) probeHoldMs = PROBE_HOLD_AFTER_FALL_MS;
   } else {
     // The estimate held for the whole plateau, and the probe beyond it found the edge: what
     // Dropbox accepted during the probe is the better guide, as the limit may have risen. (It
@@ -315,9 +328,9 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     if (options.probeHold && !probe) {
       // Refused while held at the estimate, before any probe: the estimate is a little high.
       estimate = accepted;
-    } else if (options.probeHold && found < previous * (1 + PROBE_RAISE_MARGIN)) {
+    } else if (options.probeHold && state.cuts >= SETTLING_CUTS && found < previous * (1 + PROBE_RAISE_MARGIN)) {
       estimate = Math.max(previous, accepted);
-      confirmedProbes = (state.confirmedProbes ?? 0) + 1;
+      probeHoldMs = Math.min(PROBE_HOLD_MAX_MS, (state.probeHoldMs ?? 0) + PROBE_HOLD_STEP_MS);
     } else {
       estimate = Math.max(previous, accepted, found);
     }
@@ -332,7 +345,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     acceptedSinceCut: 0,
     firstAcceptedMs: undefined,
     probeFrom: undefined,
-    ...(options.probeHold ? { confirmedProbes } : {}),
+    ...(options.probeHold ? { probeHoldMs } : {}),
   };
 }
 

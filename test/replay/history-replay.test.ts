@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   LIVE_LANE,
   PACE_PAST_BAD_SOURCES,
+  QUIET_PROBES,
   SHORT_HISTORIES,
   UPLOAD_SLICES,
   VERIFY_CREDENTIALS_ON_RESUME,
@@ -99,6 +100,11 @@ describe('replay of recorded histories', () => {
     expect(markers('live-lane.json')).toContain(`"id":"${LIVE_LANE}"`);
     expect(leasesBesideUploads('live-lane.json')).toBeGreaterThanOrEqual(1);
     expect(leasesBesideUploads('drain.json')).toBe(0);
+  });
+
+  it(`records the ${QUIET_PROBES} patch where a customer drains under a rate limit, and keeps histories from before it`, () => {
+    expect(markers('drain-under-429.json')).toContain(`"id":"${QUIET_PROBES}"`);
+    expect(markers('before-quiet-probes/drain-under-429.json')).not.toContain(QUIET_PROBES);
   });
 
   it('has a slice that Temporal retried after a 429, and one retried after its worker died', () => {

@@ -214,7 +214,7 @@ describe('pacing controller', () => {
     expect(after(30_000, 36_000)).toBeGreaterThan(50);
   });
 
-  it('with probeHold, after a 429 at the estimate before any probe, the estimate falls to what Dropbox accepted; after a fall of over 20%, no probe for 30 s', () => {
+  it('with probeHold, after a 429 at the estimate before any probe, the estimate falls to what Dropbox accepted; after a fall of over 20% (but not to under 30%), no probe for 30 s', () => {
     const heldAt = (acceptedPerSecond: number): PacingState => ({
       ...initialPacing(),
       ratePerSecond: 50,
@@ -232,6 +232,11 @@ describe('pacing controller', () => {
     const halved = observe(heldAt(25), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
     expect(halved.limitEstimatePerSecond).toBeCloseTo(25, 0);
     expect(halved.probeHoldMs).toBe(30_000);
+    // Under 30% of the estimate is more likely the customer's own stall in the window (a worker
+    // restarting): no hold, so that it finds its pace again soon.
+    const stalled = observe(heldAt(10), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
+    expect(stalled.limitEstimatePerSecond).toBeCloseTo(10, 0);
+    expect(stalled.probeHoldMs).toBe(0);
     // Without the patch it probes again about 3 s after the cut.
     const old = observe(heldAt(25), { ...refused, startedAtCut: 3 });
     expect(elapse(old, 6_000).ratePerSecond).toBeGreaterThan(old.limitEstimatePerSecond as number);

@@ -75,6 +75,12 @@ const PROBE_HOLD_MAX_MS = 8_000;
 const PROBE_HOLD_AFTER_FALL_MS = 30_000;
 const LIMIT_FALL = 0.2;
 /**
+ * A fall to less than this share of the estimate is more likely a stall of the customer's own
+ * counted in the window (a worker restarting, Temporal or Postgres away) than Dropbox's limit:
+ * no hold then, so that it finds its pace again soon.
+ */
+const STALL_SHARE = 0.3;
+/**
  * A probe that Dropbox accepted less than this share above the estimate did not find a raised
  * limit: it drained what the token bucket had stored while the rate was below the limit.
  */
@@ -315,7 +321,8 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     // it: the estimate is too high (the limit fell, or it overshot). The bucket ran dry at both
     // cuts, so what Dropbox accepted in between, over that time, is the limit.
     estimate = accepted;
-    if (accepted < (1 - LIMIT_FALL) * previous) probeHoldMs = PROBE_HOLD_AFTER_FALL_MS;
+    if (accepted < (1 - LIMIT_FALL) * previous && accepted >= STALL_SHARE * previous)
+      probeHoldMs = PROBE_HOLD_AFTER_FALL_MS;
   } else {
     // The estimate held for the whole plateau, and the probe beyond it found the edge: what
     // Dropbox accepted during the probe is the better guide, as the limit may have risen. (It

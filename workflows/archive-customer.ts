@@ -50,10 +50,9 @@ export const SHORT_HISTORIES = 'short-histories';
  */
 export const LIVE_LANE = 'live-lane';
 /**
- * Patch: fewer 429s per probe of the limit. The pacer holds longer at an estimate that probes keep
- * confirming, and a probe that found only the token bucket's stored burst does not raise the
- * estimate (ControllerOptions.probeHold); a batch whose slice handed items back after another
- * slice's 429 waits for that slice's report before planning more (BatchRun.awaitTheCut).
+ * Patch: one 429 stays one 429 for the whole customer. After a slice reports a 429, the batch
+ * plans no new slice until the customer's other slices in flight have reported, and a slice
+ * waiting out a Retry-After is not a straggler (see BatchRun.awaitTheCut).
  */
 export const QUIET_PROBES = 'quiet-probes';
 /**
@@ -90,7 +89,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const customer = new CustomerState(customerId, input);
   const pastBadSources = wf.patched(PACE_PAST_BAD_SOURCES);
   const quietProbes = wf.patched(QUIET_PROBES);
-  const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits, pastBadSources, quietProbes);
+  const pacer = WorkflowPacer.forRun(input, () => customer.operatorLimits, pastBadSources);
   const warmStarts = wf.patched(WARM_START);
   const wakeOnReturnedItems = wf.patched(WAKE_ON_RETURNED_ITEMS);
   const ui = new WebUiView(customer);

@@ -435,13 +435,20 @@ async function inSlices(
   const inFlight = new Map<Promise<void>, { itemIds: string[]; lastStartAt: number }>();
   let handedOver = false;
   let done = 0;
-  /** Slices whose report must come before the next slice is planned (see BatchRun.awaitTheCut). */
-  let awaited: Promise<void>[] = [];
-  const awaiting = () => awaited.some((slice) => inFlight.has(slice));
   // A slice waiting out a Retry-After is not a straggler: the pace it met is the one to learn from.
   const graceMs = awaitTheCut ? MIN_RETRY_AFTER_MS : 0;
   const isStraggler = (lastStartAt: number) =>
     pool !== undefined && Date.now() - lastStartAt > pool.afterMs() + graceMs;
+  /**
+   * Slices whose report must come before the next slice is planned (see BatchRun.awaitTheCut),
+   * until they turn stragglers: one on a worker that died reports only after its heartbeat timeout.
+   */
+  let awaited: Promise<void>[] = [];
+  const awaiting = () =>
+    awaited.some((slice) => {
+      const running = inFlight.get(slice);
+      return running !== undefined && !isStraggler(running.lastStartAt);
+    });
   const counted = () => {
     if (!pool) return inFlight.size;
     let young = 0;
@@ -491,9 +498,7 @@ async function inSlices(
           // A 429 kept these from starting: plan them again, at the pace it taught the pacer.
           returned = outcome.unstarted ?? [];
           if (awaitTheCut && outcome.rateLimitedAt !== undefined)
-            awaited = [...inFlight].flatMap(([other, slice]) =>
-              other !== running && !isStraggler(slice.lastStartAt) ? [other] : [],
-            );
+            awaited = [...inFlight.keys()].filter((other) => other !== running);
           if (into !== result) into.unfinished += returned.length;
           else if (returned.length > 0) {
             queue.unshift(...returned);

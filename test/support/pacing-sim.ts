@@ -11,8 +11,6 @@ import {
   initialPacing,
   observe,
   plan,
-  DEFAULT_PACING_LIMITS,
-  type ControllerOptions,
   type OperatorLimits,
   type PacingState,
 } from '../../workflows/pacing/controller.js';
@@ -25,8 +23,6 @@ export interface SimOptions {
   latencyMs?: number;
   caps?: OperatorLimits;
   initial?: PacingState;
-  /** How the controller measures, as the workflow's patches set it. */
-  controller?: ControllerOptions;
 }
 
 export interface SimSecond {
@@ -44,8 +40,6 @@ interface Upload {
   rateLimited: number;
   sendAt: number;
   clean: boolean;
-  /** When its first 429 came, ms. */
-  rateLimitedAt?: number;
 }
 
 export function simulate(options: SimOptions): { seconds: SimSecond[]; state: PacingState } {
@@ -77,20 +71,13 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
       const u = inFlight[i] as Upload & { doneAt?: number };
       if (u.doneAt !== undefined && u.doneAt <= now) {
         inFlight.splice(i, 1);
-        state = observe(
-          state,
-          {
-            accepted: true,
-            rateLimited: u.rateLimited,
-            writeContention: 0,
-            startedAtCut: u.atCut,
-            cleanDurationMs: u.clean ? now - u.startedAt : undefined,
-            // The activity reports when the 429 came, so the cut measures up to it.
-            rateLimitedAgoMs: u.rateLimitedAt === undefined ? undefined : now - u.rateLimitedAt,
-          },
-          DEFAULT_PACING_LIMITS,
-          options.controller,
-        );
+        state = observe(state, {
+          accepted: true,
+          rateLimited: u.rateLimited,
+          writeContention: 0,
+          startedAtCut: u.atCut,
+          cleanDurationMs: u.clean ? now - u.startedAt : undefined,
+        });
       }
     }
     // Requests reach Dropbox at sendAt; the answer arrives a round trip later.
@@ -109,14 +96,13 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
         s.refused++;
         u.rateLimited++;
         u.clean = false;
-        u.rateLimitedAt ??= now;
         const retryAfterMs = Math.max(1, Math.ceil((1 - tokens) / limit)) * 1000;
         // The 429 is seen a round trip after sending; the activity records the hold-back then.
         throttledUntil = Math.max(throttledUntil, now + latency + retryAfterMs);
         u.sendAt = now + latency + retryAfterMs;
       }
     }
-    state = elapse(state, 1, caps, DEFAULT_PACING_LIMITS, options.controller);
+    state = elapse(state, 1, caps);
     const p = plan(state, caps);
     while (inFlight.length < p.concurrency && Math.max(nextSlot, now) <= now) {
       nextSlot = Math.max(nextSlot, now) + 1000 / p.ratePerSecond;

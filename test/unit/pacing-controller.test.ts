@@ -148,100 +148,6 @@ describe('pacing controller', () => {
     expect(cut.limitEstimatePerSecond).toBeCloseTo((probeAccepted + 1) / probeSeconds, 0);
   });
 
-  // The quiet-probes patch (ControllerOptions.probeHold).
-  const quiet = { probeHold: true };
-
-  /**
-   * 12 s after a cut at estimate 25: 8 s of recovery and plateau, then a 4-s probe whose uploads
-   * Dropbox accepted at `probed`/s, refused now with the pace at `rate`.
-   */
-  const probe = (probed: number, rate: number, cuts = 3, previous = 25): PacingState => ({
-    ...initialPacing(),
-    ratePerSecond: rate,
-    limitEstimatePerSecond: previous,
-    cuts,
-    sinceCutMs: 12_000,
-    acceptedSinceCut: 8 * 0.97 * previous + 4 * probed,
-    probeFrom: { ms: 8_000, accepted: 8 * 0.97 * previous },
-  });
-
-  it('with probeHold, keeps the estimate when a probe found only the burst the token bucket had stored, and holds the next probe off 4 s longer', () => {
-    // 30/s during the probe: 20% above the estimate, which a limit of 25/s allows for a few
-    // seconds when its bucket filled while the pace sat below it.
-    const s = observe(probe(30, 32), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(s.limitEstimatePerSecond).toBeCloseTo(26.25, 1); // what Dropbox accepted since the cut
-    expect(s.probeHoldMs).toBe(4_000);
-    const again = (holdMs: number) =>
-      observe({ ...probe(30, 32), probeHoldMs: holdMs }, { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet)
-        .probeHoldMs;
-    expect(again(4_000)).toBe(8_000);
-    expect(again(8_000)).toBe(8_000);
-    // Without the patch the same probe raised the estimate to 30: its plateau is over the limit, the next 429.
-    expect(observe(probe(30, 32), { ...refused, startedAtCut: 3 }).limitEstimatePerSecond).toBeCloseTo(30, 0);
-    // So do the first probes after slow start, whose estimate is rough and often well below the limit.
-    const settling = observe(probe(30, 32, 2), { ...refused, startedAtCut: 2 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(settling.limitEstimatePerSecond).toBeCloseTo(30, 0);
-    expect(settling.probeHoldMs).toBe(0);
-  });
-
-  it('with probeHold, still raises the estimate to what the probe found when the limit has risen by half or more', () => {
-    const s = observe(
-      { ...probe(40, 45), probeHoldMs: 8_000 },
-      { ...refused, startedAtCut: 3 },
-      DEFAULT_PACING_LIMITS,
-      quiet,
-    );
-    expect(s.limitEstimatePerSecond).toBeCloseTo(40, 0);
-    expect(s.probeHoldMs).toBe(0);
-  });
-
-  it('with probeHold, holds the rate at the estimate for probeHoldMs before probing beyond it', () => {
-    const after = (probeHoldMs: number, ms: number) =>
-      elapse(
-        { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 3, probeHoldMs },
-        ms,
-        {},
-        DEFAULT_PACING_LIMITS,
-        quiet,
-      ).ratePerSecond;
-    // Back at the estimate after about 2.9 s (CUBIC's K) in each case.
-    for (const hold of [0, 4_000, 30_000]) expect(Math.abs(after(hold, 2_900) - 50)).toBeLessThan(0.5);
-    // With no hold the probe beyond it starts at once; with one it waits that long.
-    expect(after(0, 6_000)).toBeGreaterThan(50);
-    expect(after(4_000, 6_000)).toBe(50);
-    expect(after(4_000, 10_000)).toBeGreaterThan(50);
-    expect(after(30_000, 32_000)).toBe(50);
-    expect(after(30_000, 36_000)).toBeGreaterThan(50);
-  });
-
-  it('with probeHold, after a 429 at the estimate before any probe, the estimate falls to what Dropbox accepted; after a fall of over 20% (but not to under 30%), no probe for 30 s', () => {
-    const heldAt = (acceptedPerSecond: number): PacingState => ({
-      ...initialPacing(),
-      ratePerSecond: 50,
-      limitEstimatePerSecond: 50,
-      cuts: 3,
-      probeHoldMs: 8_000,
-      sinceCutMs: 8_000,
-      acceptedSinceCut: 8 * acceptedPerSecond,
-    });
-    // A little high: the hold starts over.
-    const slight = observe(heldAt(48), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(slight.limitEstimatePerSecond).toBeCloseTo(48, 0);
-    expect(slight.probeHoldMs).toBe(0);
-    // The limit halved: held at the new one for 30 s, so that its probes do not come every few seconds.
-    const halved = observe(heldAt(25), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(halved.limitEstimatePerSecond).toBeCloseTo(25, 0);
-    expect(halved.probeHoldMs).toBe(30_000);
-    // Under 30% of the estimate is more likely the customer's own stall in the window (a worker
-    // restarting): no hold, so that it finds its pace again soon.
-    const stalled = observe(heldAt(10), { ...refused, startedAtCut: 3 }, DEFAULT_PACING_LIMITS, quiet);
-    expect(stalled.limitEstimatePerSecond).toBeCloseTo(10, 0);
-    expect(stalled.probeHoldMs).toBe(0);
-    // Without the patch it probes again about 3 s after the cut.
-    const old = observe(heldAt(25), { ...refused, startedAtCut: 3 });
-    expect(elapse(old, 6_000).ratePerSecond).toBeGreaterThan(old.limitEstimatePerSecond as number);
-  });
-
   it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {
     const cut: PacingState = { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 1 };
     const at = (ms: number) => elapse(cut, ms).ratePerSecond;
@@ -327,21 +233,6 @@ describe('pacing controller against a token bucket', () => {
     expect(summarize(seconds, 50, 80).rate).toBeGreaterThan(0.9 * 25);
     const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
     expect(reached - 80).toBeLessThanOrEqual(30);
-  });
-
-  it('with probeHold, meets fewer 429s at a steady limit, and still finds a doubled limit within 30 s', () => {
-    const quiet = { probeHold: true };
-    const steadyShare = (controller: { probeHold: boolean } | undefined) =>
-      summarize(simulate({ seconds: 300, limitAt: () => 20, latencyMs: 60, controller }).seconds, 10, 300);
-    const before = steadyShare(undefined);
-    const after = steadyShare(quiet);
-    expect(after.share429).toBeLessThan(0.6 * before.share429);
-    expect(after.rate / 20).toBeGreaterThanOrEqual(0.95);
-    // Two minutes at 25/s first, so the probes are held their longest when the limit doubles.
-    const { seconds } = simulate({ seconds: 180, limitAt: (t) => (t < 120 ? 25 : 50), controller: quiet });
-    const reached = seconds.findIndex((s, i) => i >= 125 && summarize(seconds, i - 5, i).rate >= 45);
-    expect(reached).toBeGreaterThan(0);
-    expect(reached - 120).toBeLessThanOrEqual(30);
   });
 
   it('leaves no headroom unused when there is no limit, up to its own bounds', () => {

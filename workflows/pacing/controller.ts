@@ -14,9 +14,7 @@
  *   take several.
  * - Without 429s the rate climbs back to the estimate (concave), stays near it for a while,
  *   then probes beyond it (convex), so it finds a raised limit within seconds. When that probe
- *   meets a 429, what Dropbox accepted during the probe raises the estimate. (With
- *   ControllerOptions.probeHold, only if that is clearly more than the bucket's stored burst, and
- *   each probe that finds the limit where it was holds the next one off a little longer.)
+ *   meets a 429, what Dropbox accepted during the probe raises the estimate.
  * - `too_many_write_operations` means another write holds the account's lock: it narrows the
  *   uploads in flight (W), not the rate.
  * - 5xx and other transient failures do not touch the rate: each upload backs off through its
@@ -60,36 +58,6 @@ export const CUBIC_C = 0.002;
 const RECOVERY_SECONDS = Math.cbrt((1 - BETA) / CUBIC_C);
 /** Slow start multiplies the rate by this every second. */
 export const SLOW_START_GROWTH_PER_SECOND = 1.5;
-/**
- * With ControllerOptions.probeHold, each probe in a row that finds the limit where the estimate
- * said holds the rate at the estimate this much longer before the next probe (0, 4, 8 s), up to
- * PROBE_HOLD_MAX_MS: a probe is a 429 by design, and a limit that keeps holding needs fewer of
- * them. The cap keeps a doubled limit found within about 20 s.
- */
-const PROBE_HOLD_STEP_MS = 4_000;
-const PROBE_HOLD_MAX_MS = 8_000;
-/**
- * A limit that just fell by more than LIMIT_FALL is not probed again for this long: it rarely
- * comes back at once, and each probe of it is a 429 at the new, lower pace.
- */
-const PROBE_HOLD_AFTER_FALL_MS = 30_000;
-const LIMIT_FALL = 0.2;
-/**
- * A fall to less than this share of the estimate is more likely a stall of the customer's own
- * counted in the window (a worker restarting, Temporal or Postgres away) than Dropbox's limit:
- * no hold then, so that it finds its pace again soon.
- */
-const STALL_SHARE = 0.3;
-/**
- * A probe that Dropbox accepted less than this share above the estimate did not find a raised
- * limit: it drained what the token bucket had stored while the rate was below the limit.
- */
-const PROBE_RAISE_MARGIN = 0.5;
-/**
- * …except at the first probes, up to this many cuts: slow start leaves with a rough estimate,
- * often well below the limit, and a probe from there finds a limit that is no burst.
- */
-const SETTLING_CUTS = 3;
 /** W recovers by one this often after write contention narrowed it, in ms. */
 const WRITE_RECOVERY_MS = 5_000;
 /** Weight of the newest sample in the smoothed upload duration. */
@@ -122,11 +90,6 @@ export interface PacingState {
    * it; the controller passes it on); undefined until a live upload.
    */
   live?: { perSecond: number; at: number } | undefined;
-  /**
-   * How long the rate holds at the estimate before the next probe, in ms (ControllerOptions.probeHold):
-   * longer while probes keep finding the limit where it was, and after the limit fell. Undefined = 0.
-   */
-  probeHoldMs?: number | undefined;
 }
 
 export function initialPacing(limits: PacingLimits = DEFAULT_PACING_LIMITS): PacingState {
@@ -222,7 +185,6 @@ export function elapse(
   ms: number,
   caps: OperatorLimits = {},
   limits: PacingLimits = DEFAULT_PACING_LIMITS,
-  options: ControllerOptions = {},
 ): PacingState {
   if (ms <= 0) return state;
   const writeConcurrency = Math.min(limits.maxConcurrency, state.writeConcurrency + ms / WRITE_RECOVERY_MS);
@@ -236,10 +198,7 @@ export function elapse(
   if (estimate === undefined) {
     rate = state.ratePerSecond * SLOW_START_GROWTH_PER_SECOND ** (ms / 1000);
   } else {
-    // Back at the estimate after RECOVERY_SECONDS; held there for the probe hold, then the probe.
-    const holdSeconds = options.probeHold ? (state.probeHoldMs ?? 0) / 1000 : 0;
-    const t = sinceCutMs / 1000 - RECOVERY_SECONDS;
-    rate = estimate * (1 + CUBIC_C * (t <= 0 ? t : Math.max(0, t - holdSeconds)) ** 3);
+    rate = estimate * (1 + CUBIC_C * (sinceCutMs / 1000 - RECOVERY_SECONDS) ** 3);
   }
   const probing = estimate !== undefined && rate > estimate && state.probeFrom === undefined;
   return {
@@ -287,13 +246,6 @@ export interface ControllerOptions {
    * start: the first seconds may go to items whose sources fail, which says nothing about Dropbox.
    */
   measureFromFirstAccept?: boolean;
-  /**
-   * Hold at an estimate that probes keep confirming before probing again (PROBE_HOLD_STEP_MS), and
-   * at a limit that just fell (PROBE_HOLD_AFTER_FALL_MS); and do not raise the estimate for a
-   * probe that Dropbox accepted only a little above it (PROBE_RAISE_MARGIN): that was the token
-   * bucket's stored burst, and the raised estimate's plateau would be the next 429 within seconds.
-   */
-  probeHold?: boolean;
 }
 
 /** Cuts as of `agoMs` before now, when the 429 came. */
@@ -303,7 +255,6 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
   let estimate: number;
-  let probeHoldMs = 0;
   if (previous === undefined) {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
@@ -321,8 +272,6 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     // it: the estimate is too high (the limit fell, or it overshot). The bucket ran dry at both
     // cuts, so what Dropbox accepted in between, over that time, is the limit.
     estimate = accepted;
-    if (accepted < (1 - LIMIT_FALL) * previous && accepted >= STALL_SHARE * previous)
-      probeHoldMs = PROBE_HOLD_AFTER_FALL_MS;
   } else {
     // The estimate held for the whole plateau, and the probe beyond it found the edge: what
     // Dropbox accepted during the probe is the better guide, as the limit may have risen. (It
@@ -331,16 +280,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     const probe = state.probeFrom;
     const probeSeconds = probe ? (windowMs - probe.ms) / 1000 : 0;
     const probed = probe && probeSeconds >= 1 ? (state.acceptedSinceCut - probe.accepted) / probeSeconds : 0;
-    const found = Math.min(probed, state.ratePerSecond);
-    if (options.probeHold && !probe) {
-      // Refused while held at the estimate, before any probe: the estimate is a little high.
-      estimate = accepted;
-    } else if (options.probeHold && state.cuts >= SETTLING_CUTS && found < previous * (1 + PROBE_RAISE_MARGIN)) {
-      estimate = Math.max(previous, accepted);
-      probeHoldMs = Math.min(PROBE_HOLD_MAX_MS, (state.probeHoldMs ?? 0) + PROBE_HOLD_STEP_MS);
-    } else {
-      estimate = Math.max(previous, accepted, found);
-    }
+    estimate = Math.max(previous, accepted, Math.min(probed, state.ratePerSecond));
   }
   estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
   return {
@@ -352,7 +292,6 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     acceptedSinceCut: 0,
     firstAcceptedMs: undefined,
     probeFrom: undefined,
-    ...(options.probeHold ? { probeHoldMs } : {}),
   };
 }
 

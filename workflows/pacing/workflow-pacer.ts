@@ -104,10 +104,8 @@ export class WorkflowPacer implements UploadPacer {
      * from the first acceptance (ControllerOptions.measureFromFirstAccept).
      */
     private readonly fromDropboxOnly = false,
-    /** Hold longer at an estimate that probes keep confirming (ControllerOptions.probeHold). */
-    probeHold = false,
   ) {
-    this.options = { measureFromFirstAccept: fromDropboxOnly, probeHold };
+    this.options = { measureFromFirstAccept: fromDropboxOnly };
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
@@ -124,10 +122,9 @@ export class WorkflowPacer implements UploadPacer {
     input: Pick<ArchiveCustomerInput, 'customerId' | 'controller' | 'limits'>,
     caps: () => OperatorLimits,
     fromDropboxOnly: boolean,
-    probeHold: boolean,
   ): WorkflowPacer {
     try {
-      return new WorkflowPacer(input.controller, input.limits, caps, fromDropboxOnly, probeHold);
+      return new WorkflowPacer(input.controller, input.limits, caps, fromDropboxOnly);
     } catch (err) {
       const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
       throw ApplicationFailure.nonRetryable(message, FailureType.BadInput);
@@ -170,9 +167,7 @@ export class WorkflowPacer implements UploadPacer {
    */
   peek(): { plan: PacingPlan; state: PacingState } {
     const state =
-      this.clockMs === undefined
-        ? this.state
-        : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits, this.options);
+      this.clockMs === undefined ? this.state : elapse(this.state, Date.now() - this.clockMs, this.caps(), this.limits);
     const planned = plan(state, this.caps(), this.limits);
     // What the customer is paced at in all, as status shows it: the live headroom included.
     return { plan: { ...planned, ratePerSecond: this.totalRate(planned.ratePerSecond, state) }, state };
@@ -286,7 +281,7 @@ export class WorkflowPacer implements UploadPacer {
   private tick(): void {
     if (this.clockMs === undefined) return;
     const now = Date.now();
-    this.state = elapse(this.state, now - this.clockMs, this.caps(), this.limits, this.options);
+    this.state = elapse(this.state, now - this.clockMs, this.caps(), this.limits);
     this.clockMs = now;
   }
 }

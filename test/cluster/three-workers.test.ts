@@ -36,8 +36,9 @@ describe('a Temporal Server on Postgres with three workers', () => {
       await stack.untilArchived(CUSTOMERS, CUSTOMERS.length * ITEMS, 5 * 60_000);
       const seconds = (Date.now() - started) / 1000;
       // Every upload went to the emulator once per item, with few 429s: pacing holds on a real cluster.
-      // About one 429 per customer leaving slow start and one per probe of its limit, each probe
-      // held longer once the limit keeps holding (the quiet-probes patch): 4 to 6 of 1,000.
+      // About one 429 per customer leaving slow start and one per probe of its limit: since the
+      // quiet-probes patch a 429 is no longer followed by more from the customer's other slices,
+      // planned at the pace that met it (measured 0.30% to 0.56%).
       const { requests, refused } = uploadAnswers(stack.emulator, CUSTOMERS);
       expect(refused / requests).toBeLessThan(0.01);
       // The uploads ran on all three workers, as the identities on the histories' activity results show.

@@ -17,6 +17,7 @@ import type {
 } from './types.js';
 import { resumeFrom, waitForStartTime, withHeartbeats } from './attempt.js';
 import { runSlice } from './slice.js';
+import { markingInGroups } from './grouped-marks.js';
 import type { SessionProgress } from './sessions.js';
 import { DropboxAccounts } from './dropbox/account.js';
 import { promoteIfAccepted } from './dropbox/candidates.js';
@@ -30,6 +31,8 @@ import {
   leaseItems,
   markArchived,
   markFailed,
+  markManyArchived,
+  type ArchivalMark,
   queueState,
   recordRateLimited,
   recordTransientFailure,
@@ -55,9 +58,18 @@ interface SessionResume {
   report: (progress: SessionProgress) => void;
   /** For an item of a slice: when its start time was planned, epoch ms (see ItemContext.plannedAt). */
   plannedAt?: number | undefined;
+  /** For an item of a slice: Dropbox took it (see ItemContext.accepted). */
+  accepted?: (() => void) | undefined;
+  /** For an item of a slice: marks it archived together with other items finishing on this worker (see markingInGroups). */
+  markArchived?: ((mark: ArchivalMark) => Promise<boolean>) | undefined;
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
+/**
+ * A slice's archived item waits this long for others to be marked with it in one transaction: a
+ * few ms on an upload, against a transaction and an audit-chain lock per item.
+ */
+const ARCHIVAL_LINGER_MS = 10;
 
 /** Items that occurred within a day are live: leased before any backfill (see leaseItems). */
 export const DEFAULT_LIVE_WINDOW_MS = 24 * 3600_000;
@@ -102,6 +114,8 @@ export function createActivities(deps: ActivityDeps) {
   const dropboxTimeouts = { ...DEFAULT_DROPBOX_TIMEOUTS, ...deps.dropboxTimeouts };
   const accounts = new DropboxAccounts(tokens, deps.dropboxApiBase, dropboxTimeouts);
   const workerIdentity = deps.workerIdentity ?? `${process.pid}@${hostname()}`;
+  // The slices' archivals, of every customer on this worker, grouped into few transactions.
+  const markInGroup = markingInGroups((marks) => markManyArchived(db, marks), { lingerMs: ARCHIVAL_LINGER_MS });
 
   /** The worker and the activity attempt that change an item's state, for its audit row. */
   function actor(): ItemActor {
@@ -193,7 +207,9 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function uploadItems(request: SliceRequest): Promise<SliceOutcome> {
     const { customerId, leaseToken } = request;
-    return runSlice(request, (itemId, context) => uploadOne({ customerId, itemId, leaseToken }, context));
+    return runSlice(request, (itemId, context) =>
+      uploadOne({ customerId, itemId, leaseToken }, { ...context, markArchived: markInGroup }),
+    );
   }
 
   /** Batch mode, step one, for several items: stages each in a closed upload session (see stageItem). */
@@ -236,17 +252,20 @@ export function createActivities(deps: ActivityDeps) {
         contentHash = dropboxContentHash(bytes);
         size = bytes.byteLength;
         metadata = (
-          await accounts.call(customerId, (d) =>
-            d.filesUpload({
-              path,
-              contents: bytes,
-              mode: writeModeFor(subject),
-              autorename: false,
-              mute: true,
-              // Dropbox checks the bytes it received against this, catching corruption in transit.
-              content_hash: contentHash,
-              client_modified: dropboxTime(subject.occurredAt),
-            }),
+          await accounts.call(
+            customerId,
+            (d) =>
+              d.filesUpload({
+                path,
+                contents: bytes,
+                mode: writeModeFor(subject),
+                autorename: false,
+                mute: true,
+                // Dropbox checks the bytes it received against this, catching corruption in transit.
+                content_hash: contentHash,
+                client_modified: dropboxTime(subject.occurredAt),
+              }),
+            subject.sealedTokens,
           )
         ).result;
       } else {
@@ -274,7 +293,8 @@ export function createActivities(deps: ActivityDeps) {
           )
         ).result;
       }
-      await archiveVerified(subject, leaseToken, path, metadata, contentHash, size);
+      progress.accepted?.();
+      await archiveVerified(subject, leaseToken, path, metadata, contentHash, size, progress.markArchived);
       return outcome('archived', size);
     } catch (err) {
       const ended = await settleFailure(subject, leaseToken, err);
@@ -308,7 +328,9 @@ export function createActivities(deps: ActivityDeps) {
         close: true,
         resume: progress.resume,
         onProgress: progress.report,
+        sealedTokens: subject.sealedTokens,
       });
+      progress.accepted?.();
       return { status: 'staged', staged: { itemId: subject.id, ...session }, ...throttlesOf(subject) };
     } catch (err) {
       return { ...(await settleFailure(subject, leaseToken, err)), ...throttlesOf(subject) };
@@ -378,6 +400,7 @@ export function createActivities(deps: ActivityDeps) {
     metadata: { rev: string; content_hash?: string | undefined },
     contentHash: string,
     size: number,
+    markTogether: SessionResume['markArchived'],
   ): Promise<void> {
     if (metadata.content_hash !== contentHash) {
       throw new TypedFailure({
@@ -396,13 +419,9 @@ export function createActivities(deps: ActivityDeps) {
         sidecarPath,
         sidecarOf(subject, { contentHash, size }, new Date()),
       );
-    await markArchived(
-      db,
-      subject.id,
-      leaseToken,
-      { path, rev: metadata.rev, contentHash, size, sidecarPath: sidecarPath ?? null },
-      actor(),
-    );
+    const remote = { path, rev: metadata.rev, contentHash, size, sidecarPath: sidecarPath ?? null };
+    if (markTogether) await markTogether({ itemId: subject.id, leaseToken, remote, by: actor() });
+    else await markArchived(db, subject.id, leaseToken, remote, actor());
     countArchived(subject.customerId, size);
     log.info('item archived', { customerId: subject.customerId, itemId: subject.id, bytes: size });
   }

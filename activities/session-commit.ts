@@ -2,7 +2,7 @@ import type { files } from 'dropbox';
 import type { Db } from '../db/pool.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { DEFAULT_RETRY_AFTER_MS } from './dropbox/errors.js';
-import { markArchived, markFailed, type ItemActor } from '../db/items.js';
+import { markFailed, markManyArchived, type ArchivalMark, type ItemActor } from '../db/items.js';
 import { loadUploadSubjects } from '../db/upload-subjects.js';
 import { remotePathFor, writeModeFor } from './paths.js';
 import { sidecarFor, sidecarOf, uploadSidecar } from './sidecar.js';
@@ -104,6 +104,8 @@ export async function commitStagedSessions({
     }),
   );
 
+  // The entries Dropbox committed are marked archived together, after the loop.
+  const committed: ArchivalMark[] = [];
   for (const [i, entry] of result.result.entries.entries()) {
     const { item, path } = entries[i] as { item: StagedItem; path: string };
     if (entry['.tag'] === 'success') {
@@ -138,6 +140,8 @@ export async function commitStagedSessions({
       outcome.retryAfterMs = Math.max(outcome.retryAfterMs, DEFAULT_RETRY_AFTER_MS);
     }
   }
+  const marked = await markManyArchived(db, committed);
+  for (const { itemId } of committed) (marked.has(itemId) ? outcome.archived : outcome.skipped).push(itemId);
   return outcome;
 
   async function settleCommitted(
@@ -170,19 +174,11 @@ export async function commitStagedSessions({
         sidecarPath,
         sidecarOf(subject, { contentHash: item.contentHash, size: item.size }, new Date()),
       );
-    const marked = await markArchived(
-      db,
-      item.itemId,
+    committed.push({
+      itemId: item.itemId,
       leaseToken,
-      {
-        path,
-        rev,
-        contentHash: item.contentHash,
-        size: item.size,
-        sidecarPath: sidecarPath ?? null,
-      },
+      remote: { path, rev, contentHash: item.contentHash, size: item.size, sidecarPath: sidecarPath ?? null },
       by,
-    );
-    (marked ? outcome.archived : outcome.skipped).push(item.itemId);
+    });
   }
 }

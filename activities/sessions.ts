@@ -3,6 +3,7 @@ import { DropboxResponseError } from 'dropbox';
 import { FailureType } from '../workflows/failures.js';
 import type { DropboxAccounts } from './dropbox/account.js';
 import { DropboxContentHasher, dropboxContentHash } from './dropbox/content-hash.js';
+import type { SealedTokens } from '../db/tokens.js';
 import { DropboxFailure } from './dropbox/errors.js';
 import { fixedChunks, type OpenedContent } from './source.js';
 
@@ -29,6 +30,8 @@ export interface SessionUploadOptions {
   resume: SessionProgress | undefined;
   /** Called after every committed append, to heartbeat where we are. */
   onProgress: (progress: SessionProgress) => void;
+  /** The customer's token columns as just read with the item, for a new session's first call (see DropboxAccounts.call). */
+  sealedTokens?: SealedTokens | undefined;
 }
 
 /** The `correct_offset` Dropbox reports when we append at the wrong place, if that is the error. */
@@ -91,8 +94,12 @@ export async function uploadToSession(
       const close = options.close && last;
       try {
         if (!sessionId) {
-          const started = await accounts.call(customerId, (d: Dropbox) =>
-            d.filesUploadSessionStart({ contents: piece, close, content_hash: dropboxContentHash(piece) }),
+          const started = await accounts.call(
+            customerId,
+            (d: Dropbox) =>
+              d.filesUploadSessionStart({ contents: piece, close, content_hash: dropboxContentHash(piece) }),
+            // Read moments ago; a later call reads the tokens again, in case a long upload outlived them.
+            position === 0 ? options.sealedTokens : undefined,
           );
           sessionId = started.result.session_id;
         } else {

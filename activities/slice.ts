@@ -48,6 +48,11 @@ export interface ItemContext {
    * the item go back unsent (see holdBackWhileThrottled in activities/index.ts).
    */
   plannedAt: number;
+  /**
+   * Dropbox took the item (before it is marked archived, which may wait for others to be marked
+   * with it): what the retry after a 429 counts as the pace Dropbox accepted.
+   */
+  accepted: () => void;
 }
 
 /** The previous attempt's heartbeat, if it left one this code understands. */
@@ -148,10 +153,10 @@ export async function runSlice(
     const startedAt = Date.now();
     firstStartedAt ??= startedAt;
     started.add(item.itemId);
-    const ended = uploadWithRetries(item.itemId, plannedAt, sessions, beat, uploadOne).then(
+    const onAccepted = () => (accepted += 1);
+    const ended = uploadWithRetries(item.itemId, { plannedAt, accepted: onAccepted }, sessions, beat, uploadOne).then(
       (result) => {
         const endedAt = Date.now();
-        if (result.status === 'archived' || result.status === 'staged') accepted += 1;
         done.set(item.itemId, { ...result, durationMs: endedAt - startedAt, endedAt });
         delete sessions[item.itemId];
         beat();
@@ -203,7 +208,7 @@ export async function runSlice(
 /** One item's upload, tried again here after a transient failure or write contention. */
 async function uploadWithRetries(
   itemId: string,
-  plannedAt: number,
+  { plannedAt, accepted }: Pick<ItemContext, 'plannedAt' | 'accepted'>,
   sessions: Record<string, SessionProgress>,
   beat: () => void,
   uploadOne: (itemId: string, context: ItemContext) => Promise<Omit<SliceItemResult, 'durationMs' | 'endedAt'>>,
@@ -217,6 +222,7 @@ async function uploadWithRetries(
       },
       tries,
       plannedAt,
+      accepted,
     };
     try {
       const result = await uploadOne(itemId, context);

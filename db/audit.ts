@@ -100,30 +100,40 @@ async function lockAuditHead(tx: Db, customerId: string): Promise<{ seq: number;
   return { seq: Number(head.seq), hash: head.hash };
 }
 
-/** Inserts a chained row and moves the chain's head to it, in one statement. */
-async function insertAuditRow(tx: Db, row: Omit<AuditRow, 'id'>): Promise<void> {
+/** Inserts chained rows (of one chain, in order) and moves the chain's head to the last, in one statement. */
+async function insertAuditRows(tx: Db, rows: Array<Omit<AuditRow, 'id'>>): Promise<void> {
   await tx.query(
     `WITH added AS (
        INSERT INTO audit_events (customer_id, seq, kind, item_id, remote_path, content_hash, remote_rev, attempt,
                                  actor, command, details, recorded_at, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+       SELECT r.customer_id, r.seq, r.kind, r.item_id, r.remote_path, r.content_hash, r.remote_rev, r.attempt,
+              r.actor, r.command, r.details, r.recorded_at, r.prev_hash, r.hash
+         FROM jsonb_to_recordset($1::jsonb) AS r(customer_id text, seq bigint, kind text, item_id bigint,
+              remote_path text, content_hash text, remote_rev text, attempt integer, actor text, command text,
+              details jsonb, recorded_at timestamptz, prev_hash text, hash text)
        RETURNING customer_id, seq, hash)
-     UPDATE audit_heads h SET seq = added.seq, hash = added.hash FROM added WHERE h.customer_id = added.customer_id`,
+     UPDATE audit_heads h SET seq = last.seq, hash = last.hash
+       FROM (SELECT customer_id, seq, hash FROM added ORDER BY seq DESC LIMIT 1) AS last
+      WHERE h.customer_id = last.customer_id`,
     [
-      row.customerId,
-      row.seq,
-      row.kind,
-      row.itemId,
-      row.remotePath,
-      row.contentHash,
-      row.remoteRev,
-      row.attempt,
-      row.actor,
-      row.command,
-      JSON.stringify(row.details),
-      row.recordedAt,
-      row.prevHash,
-      row.hash,
+      JSON.stringify(
+        rows.map((row) => ({
+          customer_id: row.customerId,
+          seq: row.seq,
+          kind: row.kind,
+          item_id: row.itemId,
+          remote_path: row.remotePath,
+          content_hash: row.contentHash,
+          remote_rev: row.remoteRev,
+          attempt: row.attempt,
+          actor: row.actor,
+          command: row.command,
+          details: row.details,
+          recorded_at: row.recordedAt.toISOString(),
+          prev_hash: row.prevHash,
+          hash: row.hash,
+        })),
+      ),
     ],
   );
 }
@@ -133,26 +143,48 @@ async function insertAuditRow(tx: Db, row: Omit<AuditRow, 'id'>): Promise<void> 
  * it records, so the change and its record commit together or not at all.
  */
 export async function appendAuditEvent(tx: Db, event: AuditEvent): Promise<AuditRow> {
-  const head = await lockAuditHead(tx, event.customerId);
-  // Stored to the millisecond, so the time hashed is the time read back.
-  const unhashed: Omit<AuditRow, 'id' | 'hash'> = {
-    customerId: event.customerId,
-    seq: head.seq + 1,
-    kind: event.kind,
-    itemId: event.itemId ?? null,
-    remotePath: event.remotePath ?? null,
-    contentHash: event.contentHash ?? null,
-    remoteRev: event.remoteRev ?? null,
-    attempt: event.attempt ?? null,
-    actor: event.actor,
-    command: event.command ?? null,
-    details: JSON.parse(JSON.stringify(event.details ?? {})) as Record<string, unknown>,
-    recordedAt: new Date(),
-    prevHash: head.hash,
-  };
-  const row = { ...unhashed, hash: auditHash(unhashed) };
-  await insertAuditRow(tx, row);
-  return { id: '', ...row };
+  const [row] = await appendAuditEvents(tx, [event]);
+  if (!row) throw new Error(`no audit row appended for ${event.customerId}`);
+  return row;
+}
+
+/**
+ * Appends events to their customers' chains, in order, with one lock and one insert per chain
+ * (chains in customer order, so two such transactions cannot deadlock). As appendAuditEvent, call
+ * it inside the transaction that makes the changes.
+ */
+export async function appendAuditEvents(tx: Db, events: AuditEvent[]): Promise<AuditRow[]> {
+  const chains = new Map<string, AuditEvent[]>();
+  for (const e of events) chains.set(e.customerId, [...(chains.get(e.customerId) ?? []), e]);
+  const appended: AuditRow[] = [];
+  for (const customerId of [...chains.keys()].sort()) {
+    let head = await lockAuditHead(tx, customerId);
+    const rows: Array<Omit<AuditRow, 'id'>> = [];
+    for (const event of chains.get(customerId) ?? []) {
+      // Stored to the millisecond, so the time hashed is the time read back.
+      const unhashed: Omit<AuditRow, 'id' | 'hash'> = {
+        customerId,
+        seq: head.seq + 1,
+        kind: event.kind,
+        itemId: event.itemId ?? null,
+        remotePath: event.remotePath ?? null,
+        contentHash: event.contentHash ?? null,
+        remoteRev: event.remoteRev ?? null,
+        attempt: event.attempt ?? null,
+        actor: event.actor,
+        command: event.command ?? null,
+        details: JSON.parse(JSON.stringify(event.details ?? {})) as Record<string, unknown>,
+        recordedAt: new Date(),
+        prevHash: head.hash,
+      };
+      const row = { ...unhashed, hash: auditHash(unhashed) };
+      rows.push(row);
+      head = { seq: row.seq, hash: row.hash };
+    }
+    await insertAuditRows(tx, rows);
+    appended.push(...rows.map((r) => ({ id: '', ...r })));
+  }
+  return appended;
 }
 
 /** Appends an event in a transaction of its own: for changes outside Postgres, such as a Temporal signal. */

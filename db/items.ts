@@ -1,6 +1,6 @@
 // The SQL of archive items: leasing, marking and re-queueing them, one function per statement.
 
-import { appendAuditEvent } from './audit.js';
+import { appendAuditEvent, appendAuditEvents } from './audit.js';
 import type { Db } from './pool.js';
 
 export type ItemKind = 'call_recording' | 'voicemail' | 'fax' | 'sms';
@@ -129,32 +129,85 @@ export async function markArchived(
   db: Db,
   itemId: string,
   leaseToken: string,
-  remote: { path: string; rev: string; contentHash: string; size: number; sidecarPath?: string | null },
+  remote: ArchivedRemote,
   by: ItemActor,
 ): Promise<boolean> {
+  const marked = await markManyArchived(db, [{ itemId, leaseToken, remote, by }]);
+  return marked.has(itemId);
+}
+
+/** Where Dropbox holds an archived item. */
+export interface ArchivedRemote {
+  path: string;
+  rev: string;
+  contentHash: string;
+  size: number;
+  sidecarPath?: string | null;
+}
+
+/** An item to mark archived, fenced by its lease, and who archived it. */
+export interface ArchivalMark {
+  itemId: string;
+  leaseToken: string;
+  remote: ArchivedRemote;
+  by: ItemActor;
+}
+
+/**
+ * Marks several items archived as markArchived does one, in one transaction: one statement for
+ * the rows and one append per customer's audit chain, so uploads do not each pay a transaction
+ * and take turns on their chain's head.
+ * @returns the ids marked; those missing had lost their lease
+ */
+export async function markManyArchived(db: Db, items: ArchivalMark[]): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
   return db.transaction(async (tx) => {
-    const [row] = await tx.query<{ customer_id: string; attempts: number }>(
-      `UPDATE archive_items
-          SET state = 'archived', remote_path = $3, remote_rev = $4, content_hash = $5, size_bytes = $6, sidecar_path = $7,
-              archived_at = now(), attempts = attempts + 1, last_error = NULL, last_error_at = NULL, next_attempt_at = NULL,
-              lease_token = NULL, lease_expires_at = NULL
-        WHERE id = $1 AND lease_token = $2
-       RETURNING customer_id, attempts`,
-      [itemId, leaseToken, remote.path, remote.rev, remote.contentHash, remote.size, remote.sidecarPath ?? null],
+    const rows = await tx.query<{ id: string; customer_id: string; attempts: number }>(
+      `UPDATE archive_items AS i
+          SET state = 'archived', remote_path = m.path, remote_rev = m.rev, content_hash = m.content_hash,
+              size_bytes = m.size, sidecar_path = m.sidecar_path,
+              archived_at = now(), attempts = i.attempts + 1, last_error = NULL, last_error_at = NULL,
+              next_attempt_at = NULL, lease_token = NULL, lease_expires_at = NULL
+         FROM jsonb_to_recordset($1::jsonb)
+              AS m(id bigint, lease_token uuid, path text, rev text, content_hash text, size bigint, sidecar_path text)
+        WHERE i.id = m.id AND i.lease_token = m.lease_token
+       RETURNING i.id, i.customer_id, i.attempts`,
+      [
+        JSON.stringify(
+          items.map(({ itemId, leaseToken, remote }) => ({
+            id: itemId,
+            lease_token: leaseToken,
+            path: remote.path,
+            rev: remote.rev,
+            content_hash: remote.contentHash,
+            size: remote.size,
+            sidecar_path: remote.sidecarPath ?? null,
+          })),
+        ),
+      ],
     );
-    if (!row) return false;
-    await appendAuditEvent(tx, {
-      customerId: row.customer_id,
-      kind: 'item.archived',
-      actor: by.actor,
-      itemId,
-      remotePath: remote.path,
-      contentHash: remote.contentHash,
-      remoteRev: remote.rev,
-      attempt: row.attempts,
-      details: { sizeBytes: remote.size, ...by.details },
-    });
-    return true;
+    const marked = new Map(rows.map((r) => [String(r.id), r]));
+    await appendAuditEvents(
+      tx,
+      items.flatMap(({ itemId, remote, by }) => {
+        const row = marked.get(itemId);
+        if (!row) return [];
+        return [
+          {
+            customerId: row.customer_id,
+            kind: 'item.archived',
+            actor: by.actor,
+            itemId,
+            remotePath: remote.path,
+            contentHash: remote.contentHash,
+            remoteRev: remote.rev,
+            attempt: row.attempts,
+            details: { sizeBytes: remote.size, ...by.details },
+          },
+        ];
+      }),
+    );
+    return new Set(marked.keys());
   });
 }
 

@@ -13,12 +13,19 @@ export interface StoredTokens {
   expiresAt: Date | null;
 }
 
-type TokenRow = {
+/** The token columns of a customer's row, still sealed: what a query joining customers may carry along. */
+export type SealedTokens = {
   dropbox_access_token: string | null;
   dropbox_refresh_token: string | null;
   dropbox_token_expires_at: Date | null;
 };
-const toTokens = (keyring: Keyring, customerId: string, r: TokenRow): StoredTokens => ({
+type TokenRow = SealedTokens;
+
+/**
+ * Opens the sealed token columns of a customer's row.
+ * @throws TokenUnreadable when a stored token cannot be opened with `keyring`
+ */
+export const openTokens = (keyring: Keyring, customerId: string, r: SealedTokens): StoredTokens => ({
   accessToken: openToken(keyring, customerId, 'dropbox_access_token', r.dropbox_access_token),
   refreshToken: openToken(keyring, customerId, 'dropbox_refresh_token', r.dropbox_refresh_token),
   expiresAt: r.dropbox_token_expires_at,
@@ -33,7 +40,7 @@ export async function loadTokens(db: Db, keyring: Keyring, customerId: string): 
     `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1`,
     [customerId],
   );
-  return row ? toTokens(keyring, customerId, row) : undefined;
+  return row ? openTokens(keyring, customerId, row) : undefined;
 }
 
 /**
@@ -46,7 +53,7 @@ export async function lockTokens(tx: Db, keyring: Keyring, customerId: string): 
     `SELECT dropbox_access_token, dropbox_refresh_token, dropbox_token_expires_at FROM customers WHERE id = $1 FOR UPDATE`,
     [customerId],
   );
-  return row ? toTokens(keyring, customerId, row) : undefined;
+  return row ? openTokens(keyring, customerId, row) : undefined;
 }
 
 /** Stores a freshly minted access token, sealed, and when it expires. */

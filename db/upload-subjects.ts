@@ -2,6 +2,7 @@
 
 import type { ItemKind } from './items.js';
 import type { Db } from './pool.js';
+import type { SealedTokens } from './tokens.js';
 
 /** What an upload needs about one item and its customer: its source, its lease, its path and its throttle. */
 export interface UploadSubject {
@@ -29,6 +30,8 @@ export interface UploadSubject {
   requeueReason: string | null;
   /** Whether the customer wants a metadata sidecar next to the item (see activities/sidecar.ts). */
   sidecars: boolean;
+  /** The customer's Dropbox tokens, sealed, read with the item so its upload needs no query of its own. */
+  sealedTokens: SealedTokens;
 }
 
 type SubjectRow = {
@@ -51,7 +54,12 @@ type SubjectRow = {
   rate_limited_at: Date | null;
   requeue_reason: string | null;
   sidecars: boolean;
-};
+} & SealedTokens;
+
+const SUBJECT_COLUMNS = `i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
+            i.rate_limited_count, i.write_contention_count, i.failed_attempts, i.requeue_reason,
+            c.folder_root, c.path_template, c.time_zone, c.throttled_until, c.rate_limited_at, c.sidecars,
+            c.dropbox_access_token, c.dropbox_refresh_token, c.dropbox_token_expires_at`;
 
 const toSubject = (r: SubjectRow): UploadSubject => ({
   id: String(r.id),
@@ -73,6 +81,11 @@ const toSubject = (r: SubjectRow): UploadSubject => ({
   rateLimitedAt: r.rate_limited_at,
   requeueReason: r.requeue_reason,
   sidecars: r.sidecars,
+  sealedTokens: {
+    dropbox_access_token: r.dropbox_access_token,
+    dropbox_refresh_token: r.dropbox_refresh_token,
+    dropbox_token_expires_at: r.dropbox_token_expires_at,
+  },
 });
 
 export async function loadUploadSubject(
@@ -81,9 +94,7 @@ export async function loadUploadSubject(
   itemId: string,
 ): Promise<UploadSubject | undefined> {
   const [row] = await db.query<SubjectRow>(
-    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until, c.rate_limited_at,
-            i.requeue_reason, c.sidecars
+    `SELECT ${SUBJECT_COLUMNS}
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = $1 AND i.customer_id = $2`,
     [itemId, customerId],
@@ -98,9 +109,7 @@ export async function loadUploadSubjects(
   itemIds: readonly string[],
 ): Promise<Map<string, UploadSubject>> {
   const rows = await db.query<SubjectRow>(
-    `SELECT i.id, i.customer_id, i.kind, i.occurred_at, i.metadata, i.source_url, i.body, i.state, i.lease_token,
-            i.rate_limited_count, i.write_contention_count, i.failed_attempts, c.folder_root, c.path_template, c.time_zone, c.throttled_until, c.rate_limited_at,
-            i.requeue_reason, c.sidecars
+    `SELECT ${SUBJECT_COLUMNS}
        FROM archive_items i JOIN customers c ON c.id = i.customer_id
       WHERE i.id = ANY($1::bigint[]) AND i.customer_id = $2`,
     [itemIds, customerId],

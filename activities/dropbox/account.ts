@@ -2,6 +2,7 @@ import type { Dropbox } from 'dropbox';
 import { FailureType } from '../../workflows/failures.js';
 import { createDropboxClient, DEFAULT_DROPBOX_TIMEOUTS, pathRootOf, type DropboxTimeouts } from './client.js';
 import { classifyDropboxError, DropboxFailure, isPathRootRefusal } from './errors.js';
+import type { SealedTokens } from '../../db/tokens.js';
 import type { CustomerTokens } from './tokens.js';
 
 /** A customer's path root as learned with one access token (undefined: the home namespace). */
@@ -49,9 +50,10 @@ export class DropboxAccounts {
   /**
    * Runs `request` with the customer's client. An expired token is refreshed, and a path root
    * Dropbox refuses (the account's root changed) is learned again, each followed by one retry.
+   * `sealed`: the customer's token columns, if the caller just read them (see CustomerTokens.accessToken).
    */
-  async call<T>(customerId: string, request: (dropbox: Dropbox) => Promise<T>): Promise<T> {
-    let token = await this.tokens.accessToken(customerId);
+  async call<T>(customerId: string, request: (dropbox: Dropbox) => Promise<T>, sealed?: SealedTokens): Promise<T> {
+    let token = await this.tokens.accessToken(customerId, sealed);
     for (let attempt = 1; ; attempt++) {
       const entry = this.pathRootEntry(customerId, token);
       try {

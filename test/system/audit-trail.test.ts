@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { dropboxContentHash } from '../../activities/dropbox/content-hash.js';
 import { appendAuditEvent, auditEvents, auditHash, auditEventsAfter, verifyAuditChain } from '../../db/audit.js';
-import { deferItem } from '../../db/items.js';
+import { deferItem, markManyArchived } from '../../db/items.js';
 import { dbFromConnection } from '../../db/pool.js';
 import { runActivity } from '../support/activity-env.js';
 import { expectedContent, insertItems } from '../support/items.js';
@@ -169,6 +170,48 @@ describe('archival audit rows', () => {
         details: { reason: expect.stringMatching(/^gave up after 1 failed attempts .*: source 503$/) },
       }),
     ]);
+  });
+
+  it('marks several items of two customers in one transaction, each with its row in its own chain, and leaves an item whose lease was lost', async () => {
+    const [one, two] = [uniqueName('many_a'), uniqueName('many_b')];
+    const marks = [];
+    for (const customer of [one, two]) {
+      const ids = await insertItems(stack.database.db, customer, TOKEN, stack.media.url, 3);
+      const { leaseToken } = await runActivity(stack.activities.fetchBatch, customer, 3);
+      for (const [n, itemId] of ids.entries())
+        marks.push({
+          itemId,
+          // The last item of the second customer was leased again by someone else.
+          leaseToken: customer === two && n === 2 ? randomUUID() : leaseToken,
+          remote: { path: `/a/${itemId}`, rev: `rev${itemId}`, contentHash: 'f'.repeat(64), size: 10 },
+          by: { actor: WORKER, details: { activityAttempt: 1 } },
+        });
+    }
+    const marked = await markManyArchived(stack.database.db, marks);
+    expect([...marked].sort()).toEqual(
+      marks
+        .slice(0, 5)
+        .map((m) => m.itemId)
+        .sort(),
+    );
+    const lost = marks[5]!.itemId;
+    const [row] = await stack.database.db.query<{ state: string }>('SELECT state FROM archive_items WHERE id = $1', [
+      lost,
+    ]);
+    expect(row?.state).toBe('leased');
+    for (const [customer, count] of [
+      [one, 3],
+      [two, 2],
+    ] as const) {
+      const rows = await trail(customer);
+      expect(rows.map((r) => [r.seq, r.kind, r.remotePath])).toEqual(
+        marks
+          .filter((m) => rows.some((r) => r.itemId === m.itemId))
+          .map((m, i) => [i + 1, 'item.archived', m.remote.path]),
+      );
+      expect(rows).toHaveLength(count);
+      expect(await verifyAuditChain(stack.database.db, customer)).toEqual({ intact: true, rows: count });
+    }
   });
 
   it('keeps one chain when workers archive the same customer at once', async () => {

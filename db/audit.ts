@@ -152,6 +152,7 @@ export async function appendAuditEvent(tx: Db, event: AuditEvent): Promise<Audit
  * Appends events to their customers' chains, in order, with one lock and one insert per chain
  * (chains in customer order, so two such transactions cannot deadlock). As appendAuditEvent, call
  * it inside the transaction that makes the changes.
+ * @returns the rows appended, chain by chain
  */
 export async function appendAuditEvents(tx: Db, events: AuditEvent[]): Promise<AuditRow[]> {
   const chains = new Map<string, AuditEvent[]>();

@@ -11,6 +11,7 @@ import {
   initialPacing,
   observe,
   plan,
+  type ControllerOptions,
   type OperatorLimits,
   type PacingState,
 } from '../../workflows/pacing/controller.js';
@@ -23,6 +24,7 @@ export interface SimOptions {
   latencyMs?: number;
   caps?: OperatorLimits;
   initial?: PacingState;
+  options?: ControllerOptions;
 }
 
 export interface SimSecond {
@@ -71,13 +73,18 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
       const u = inFlight[i] as Upload & { doneAt?: number };
       if (u.doneAt !== undefined && u.doneAt <= now) {
         inFlight.splice(i, 1);
-        state = observe(state, {
-          accepted: true,
-          rateLimited: u.rateLimited,
-          writeContention: 0,
-          startedAtCut: u.atCut,
-          cleanDurationMs: u.clean ? now - u.startedAt : undefined,
-        });
+        state = observe(
+          state,
+          {
+            accepted: true,
+            rateLimited: u.rateLimited,
+            writeContention: 0,
+            startedAtCut: u.atCut,
+            cleanDurationMs: u.clean ? now - u.startedAt : undefined,
+          },
+          undefined,
+          options.options,
+        );
       }
     }
     // Requests reach Dropbox at sendAt; the answer arrives a round trip later.

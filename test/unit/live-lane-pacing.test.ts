@@ -12,7 +12,7 @@ function measuredAt20(extra: Partial<PacingState> = {}): WorkflowPacer {
     sinceCutMs: 0,
     ...extra,
   };
-  const pacer = new WorkflowPacer(state, undefined, () => ({}), true);
+  const pacer = new WorkflowPacer(state, undefined, () => ({}), { fromDropboxOnly: true });
   pacer.busy();
   return pacer;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BETA,
+  CONFIRMED_HOLD_MS,
   DEFAULT_PACING_LIMITS,
   elapse,
   initialPacing,
@@ -8,6 +9,7 @@ import {
   plan,
   validatePacingLimits,
   warmStart,
+  type ControllerOptions,
   type PacingState,
   type UploadObservation,
 } from '../../workflows/pacing/controller.js';
@@ -148,6 +150,81 @@ describe('pacing controller', () => {
     expect(cut.limitEstimatePerSecond).toBeCloseTo((probeAccepted + 1) / probeSeconds, 0);
   });
 
+  /**
+   * A probe's 429, 11 s after a cut at estimate 25/s: 1 s of Retry-After, 7 s of plateau with
+   * `plateauAccepted` accepted, then `probeAccepted` in the probe's `probeSeconds`.
+   */
+  function probeMet(plateauAccepted: number, probeSeconds: number, probeAccepted: number, options: ControllerOptions) {
+    const state: PacingState = {
+      ...initialPacing(),
+      ratePerSecond: 40,
+      limitEstimatePerSecond: 25,
+      cuts: 2,
+      sinceCutMs: 8_000 + probeSeconds * 1000,
+      acceptedSinceCut: plateauAccepted + probeAccepted,
+      probeFrom: { ms: 8_000, accepted: plateauAccepted, during: probeAccepted },
+    };
+    return observe(state, { ...refused, startedAtCut: 2 }, undefined, options);
+  }
+  const hold: ControllerOptions = { holdConfirmedLimit: true };
+
+  it('measures a probe net of the bucket it refilled before, so a probe at an unchanged limit keeps the estimate', () => {
+    // Limit 25/s, its bucket a second's worth: full after the Retry-After, so the 3-s probe gets
+    // 3 × 25 and the bucket's 25. Counting the bucket, the probe seems to find 33/s.
+    const unchanged = [7 * 24.5, 3, 100] as const;
+    expect(probeMet(...unchanged, {}).limitEstimatePerSecond).toBeGreaterThan(30);
+    expect(probeMet(...unchanged, {}).holdMs).toBeUndefined();
+    const held = probeMet(...unchanged, hold);
+    expect(held.limitEstimatePerSecond).toBeCloseTo(25, 0);
+    // The probe confirmed the estimate: the next one waits.
+    expect(held.holdMs).toBe(CONFIRMED_HOLD_MS);
+  });
+
+  it('counts an upload reported during the probe as part of it only if it ended after the probe began', () => {
+    const probing: PacingState = {
+      ...initialPacing(),
+      limitEstimatePerSecond: 25,
+      cuts: 2,
+      sinceCutMs: 6_000,
+      acceptedSinceCut: 50,
+      probeFrom: { ms: 5_000, accepted: 40 },
+    };
+    const before = observe(probing, { ...ok, startedAtCut: 2, endedAgoMs: 2_000 });
+    expect(before.probeFrom?.during).toBeUndefined();
+    const during = observe(before, { ...ok, startedAtCut: 2, endedAgoMs: 500 });
+    expect(during.probeFrom?.during).toBe(1);
+    expect(during.acceptedSinceCut).toBe(52);
+  });
+
+  it('raises the estimate and does not wait when the probe finds a higher limit, or met a stall', () => {
+    // Limit 50/s: the 9-s probe climbs to it, all accepted, and drains a bucket of 50.
+    const raised = probeMet(7 * 24.5, 9, 330, hold);
+    expect(raised.limitEstimatePerSecond).toBeGreaterThan(33);
+    expect(raised.holdMs).toBeUndefined();
+    // A 3-s probe that got less than 3 s of the estimate beyond the bucket: a stall during the
+    // probe, not the limit.
+    const stalled = probeMet(7 * 24.5, 3, 90, hold);
+    expect(stalled.limitEstimatePerSecond).toBe(25);
+    expect(stalled.holdMs).toBeUndefined();
+  });
+
+  it('after a probe confirmed the estimate, holds the rate just under it, then probes again', () => {
+    const cut: PacingState = {
+      ...initialPacing(),
+      ratePerSecond: BETA * 50,
+      limitEstimatePerSecond: 50,
+      cuts: 1,
+      holdMs: CONFIRMED_HOLD_MS,
+    };
+    const at = (ms: number) => elapse(cut, ms).ratePerSecond;
+    for (const ms of [2_000, 10_000, CONFIRMED_HOLD_MS]) {
+      expect(at(ms)).toBeGreaterThan(0.975 * 50);
+      expect(at(ms)).toBeLessThan(0.985 * 50);
+    }
+    expect(at(CONFIRMED_HOLD_MS + 6_000)).toBeGreaterThan(50);
+    expect(elapse(cut, CONFIRMED_HOLD_MS + 6_000).probeFrom).toBeDefined();
+  });
+
   it('climbs back to the estimate, holds near it, then probes beyond it (CUBIC)', () => {
     const cut: PacingState = { ...initialPacing(), ratePerSecond: BETA * 50, limitEstimatePerSecond: 50, cuts: 1 };
     const at = (ms: number) => elapse(cut, ms).ratePerSecond;
@@ -233,6 +310,19 @@ describe('pacing controller against a token bucket', () => {
     expect(summarize(seconds, 50, 80).rate).toBeGreaterThan(0.9 * 25);
     const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
     expect(reached - 80).toBeLessThanOrEqual(30);
+  });
+
+  it('with holdConfirmedLimit, meets at most one 429 in the 30 s after a halving settles, and still finds a doubling within 30 s', () => {
+    const refusedSeconds = (options: ControllerOptions) => {
+      const { seconds } = simulate({ seconds: 130, limitAt: (t) => (t < 40 ? 50 : t < 80 ? 25 : 50), options });
+      const reached = seconds.findIndex((s, i) => i >= 85 && summarize(seconds, i - 5, i).rate >= 45);
+      return { refused: seconds.filter((s) => s.t >= 50 && s.t < 80 && s.refused > 0).length, reached: reached - 80 };
+    };
+    const held = refusedSeconds({ holdConfirmedLimit: true, measureFromFirstAccept: true });
+    expect(held.refused).toBeLessThanOrEqual(1);
+    expect(held.reached).toBeLessThanOrEqual(30);
+    // Probing every few seconds, as before, meets a 429 each time.
+    expect(refusedSeconds({ measureFromFirstAccept: true }).refused).toBeGreaterThanOrEqual(2);
   });
 
   it('leaves no headroom unused when there is no limit, up to its own bounds', () => {

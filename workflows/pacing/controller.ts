@@ -14,7 +14,9 @@
  *   take several.
  * - Without 429s the rate climbs back to the estimate (concave), stays near it for a while,
  *   then probes beyond it (convex), so it finds a raised limit within seconds. When that probe
- *   meets a 429, what Dropbox accepted during the probe raises the estimate.
+ *   meets a 429, what Dropbox accepted during the probe raises the estimate. A probe that finds
+ *   the limit where the estimate said holds the rate just under it for a while before the next
+ *   (ControllerOptions.holdConfirmedLimit): every probe costs a 429 and a Retry-After.
  * - `too_many_write_operations` means another write holds the account's lock: it narrows the
  *   uploads in flight (W), not the rate.
  * - 5xx and other transient failures do not touch the rate: each upload backs off through its
@@ -60,6 +62,26 @@ const RECOVERY_SECONDS = Math.cbrt((1 - BETA) / CUBIC_C);
 export const SLOW_START_GROWTH_PER_SECOND = 1.5;
 /** W recovers by one this often after write contention narrowed it, in ms. */
 const WRITE_RECOVERY_MS = 5_000;
+/**
+ * After a probe confirmed the estimate, the rate waits this long (busy ms) at HOLD_SHARE of it
+ * before probing again. A 429 and its Retry-After cost about 1.5 s of requests, which is over 1%
+ * of them for a minute at 8/s; a raised limit is still found within about 35 s.
+ */
+export const CONFIRMED_HOLD_MS = 25_000;
+/** Where the rate waits during that hold, as a share of the estimate: under it, so the bucket refills. */
+const HOLD_SHARE = 0.98;
+/** Seconds before CUBIC's K at which its curve is at HOLD_SHARE of the estimate. */
+const HOLD_LEAD_SECONDS = Math.cbrt((1 - HOLD_SHARE) / CUBIC_C);
+/**
+ * A probe confirms the estimate when what it measured is within this share of it. Much less is
+ * not a confirmation either: a stall during the probe, not the limit.
+ */
+const CONFIRM_MARGIN = 0.1;
+/**
+ * Seconds of the limit a token bucket is taken to hold: Dropbox does not say; the emulator holds
+ * one. Larger, and a probe still measures a little high; the next cut comes soon and measures.
+ */
+const BUCKET_SECONDS = 1;
 /** Weight of the newest sample in the smoothed upload duration. */
 const DURATION_WEIGHT = 0.2;
 
@@ -77,10 +99,16 @@ export interface PacingState {
   /** Busy ms since the last cut when Dropbox first accepted an upload; undefined until it does. */
   firstAcceptedMs?: number | undefined;
   /**
-   * When the rate last rose past the estimate (the probe): busy ms since the cut, and uploads
-   * accepted by then; undefined until it does.
+   * When the rate last rose past the estimate (the probe): busy ms since the cut, uploads
+   * accepted by then as reported by then, and uploads since reported that ended at or after it
+   * (`during`; a slice reports its uploads when it ends); undefined until it does.
    */
-  probeFrom?: { ms: number; accepted: number } | undefined;
+  probeFrom?: { ms: number; accepted: number; during?: number } | undefined;
+  /**
+   * Busy ms the rate waits at HOLD_SHARE of the estimate before probing: set by a cut whose probe
+   * confirmed the estimate (ControllerOptions.holdConfirmedLimit); undefined: no wait.
+   */
+  holdMs?: number | undefined;
   /** Cap on W after write contention; recovers over time. */
   writeConcurrency: number;
   /** Smoothed time one upload takes, from its start to its result reaching the workflow, in ms. */
@@ -198,7 +226,7 @@ export function elapse(
   if (estimate === undefined) {
     rate = state.ratePerSecond * SLOW_START_GROWTH_PER_SECOND ** (ms / 1000);
   } else {
-    rate = estimate * (1 + CUBIC_C * (sinceCutMs / 1000 - RECOVERY_SECONDS) ** 3);
+    rate = estimate * (1 + CUBIC_C * (curveSeconds(sinceCutMs, state.holdMs) - RECOVERY_SECONDS) ** 3);
   }
   const probing = estimate !== undefined && rate > estimate && state.probeFrom === undefined;
   return {
@@ -208,6 +236,13 @@ export function elapse(
     writeConcurrency,
     ...(probing ? { probeFrom: { ms: sinceCutMs, accepted: state.acceptedSinceCut } } : {}),
   };
+}
+
+/** Seconds along CUBIC's curve `sinceCutMs` after a cut: the curve stops at HOLD_SHARE of the estimate for `holdMs`. */
+function curveSeconds(sinceCutMs: number, holdMs = 0): number {
+  const seconds = sinceCutMs / 1000;
+  const holdAt = RECOVERY_SECONDS - HOLD_LEAD_SECONDS;
+  return seconds <= holdAt ? seconds : Math.max(holdAt, seconds - holdMs / 1000);
 }
 
 /** Folds one upload's outcome into the state. */
@@ -221,10 +256,12 @@ export function observe(
   const endedAgoMs = Math.max(0, upload.endedAgoMs ?? 0);
   if (upload.accepted && endedAgoMs <= next.sinceCutMs) {
     const acceptedAtMs = next.sinceCutMs - endedAgoMs;
+    const probe = next.probeFrom;
     next = {
       ...next,
       acceptedSinceCut: next.acceptedSinceCut + 1,
       firstAcceptedMs: Math.min(next.firstAcceptedMs ?? acceptedAtMs, acceptedAtMs),
+      ...(probe && acceptedAtMs >= probe.ms ? { probeFrom: { ...probe, during: (probe.during ?? 0) + 1 } } : {}),
     };
   }
   if (upload.cleanDurationMs !== undefined) {
@@ -246,6 +283,14 @@ export interface ControllerOptions {
    * start: the first seconds may go to items whose sources fail, which says nothing about Dropbox.
    */
   measureFromFirstAccept?: boolean;
+  /**
+   * A probe measures the limit net of the bucket's refill before it, and one that finds the
+   * estimate right holds the rate just under it for CONFIRMED_HOLD_MS before probing again.
+   * Without the netting, a probe at an unchanged limit measured it about a second's burst too
+   * high and met a second 429 at once; without the hold, a low limit (25/s) met a probe's 429
+   * every few seconds, over 1% of requests.
+   */
+  holdConfirmedLimit?: boolean;
 }
 
 /** Cuts as of `agoMs` before now, when the 429 came. */
@@ -255,6 +300,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
   const accepted = state.acceptedSinceCut / seconds;
   const previous = state.limitEstimatePerSecond;
   let estimate: number;
+  let holdMs: number | undefined;
   if (previous === undefined) {
     // Leaving slow start: the rate overshot by however much the bucket's burst allowed. Cut from
     // it, or from what Dropbox accepted if that was less (slow uploads leave the paced rate far
@@ -274,12 +320,25 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     estimate = accepted;
   } else {
     // The estimate held for the whole plateau, and the probe beyond it found the edge: what
-    // Dropbox accepted during the probe is the better guide, as the limit may have risen. (It
-    // includes the bucket's burst; if that makes it too high, the next cut comes soon and
-    // measures.) The estimate never falls here: it was just shown to hold.
+    // Dropbox accepted during the probe is the better guide, as the limit may have risen. (Without
+    // holdConfirmedLimit it includes the bucket's burst; if that makes it too high, the next cut
+    // comes soon and measures.) The estimate never falls here: it was just shown to hold.
     const probe = state.probeFrom;
     const probeSeconds = probe ? (windowMs - probe.ms) / 1000 : 0;
-    const probed = probe && probeSeconds >= 1 ? (state.acceptedSinceCut - probe.accepted) / probeSeconds : 0;
+    let probed = 0;
+    if (probe && probeSeconds >= 1) {
+      probed = (state.acceptedSinceCut - probe.accepted) / probeSeconds;
+      if (options.holdConfirmedLimit) {
+        // The bucket was dry at the last cut. Until the probe it refilled by what the estimate
+        // allowed beyond what was sent (the Retry-After included), up to a second's worth, if
+        // the estimate was right; the probe spent that too. Uploads count by when they ended.
+        const during = probe.during ?? 0;
+        const before = state.acceptedSinceCut - during;
+        const refill = Math.min(previous * BUCKET_SECONDS, Math.max(0, previous * (probe.ms / 1000) - before));
+        probed = (during - refill) / probeSeconds;
+        if (Math.abs(probed - previous) <= CONFIRM_MARGIN * previous) holdMs = CONFIRMED_HOLD_MS;
+      }
+    }
     estimate = Math.max(previous, accepted, Math.min(probed, state.ratePerSecond));
   }
   estimate = clamp(estimate, limits.minRatePerSecond, limits.maxRatePerSecond);
@@ -292,6 +351,7 @@ function cut(state: PacingState, limits: PacingLimits, options: ControllerOption
     acceptedSinceCut: 0,
     firstAcceptedMs: undefined,
     probeFrom: undefined,
+    holdMs,
   };
 }
 

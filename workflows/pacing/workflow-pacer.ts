@@ -75,6 +75,18 @@ export type UploadOutcome = Omit<
   rateLimitedAt?: number | undefined;
 };
 
+/** How a pacer learns; each is a change that workflows already running must not see (a patch). */
+export interface PacerLearning {
+  /**
+   * Learn from Dropbox's answers only: an upload's duration counts only if Dropbox accepted it (a
+   * source that hung for its 10 s timeout is not a slow Dropbox), and leaving slow start measures
+   * from the first acceptance (ControllerOptions.measureFromFirstAccept).
+   */
+  fromDropboxOnly?: boolean;
+  /** See ControllerOptions.holdConfirmedLimit. */
+  holdConfirmedLimit?: boolean;
+}
+
 /**
  * Binds the pure pacing controller to workflow time (Date.now() is deterministic in a workflow):
  * hands out start times at the current rate, feeds outcomes back, and lets the rate grow only
@@ -88,6 +100,7 @@ export class WorkflowPacer implements UploadPacer {
   private nextLiveStartAt = 0;
   private readonly limits: PacingLimits;
   private readonly options: ControllerOptions;
+  private readonly fromDropboxOnly: boolean;
   state: PacingState;
 
   /**
@@ -98,14 +111,13 @@ export class WorkflowPacer implements UploadPacer {
     carried: PacingState | undefined,
     limits: Partial<PacingLimits> | undefined,
     private readonly caps: () => OperatorLimits,
-    /**
-     * Learn from Dropbox's answers only: an upload's duration counts only if Dropbox accepted it (a
-     * source that hung for its 10 s timeout is not a slow Dropbox), and leaving slow start measures
-     * from the first acceptance (ControllerOptions.measureFromFirstAccept).
-     */
-    private readonly fromDropboxOnly = false,
+    learning: PacerLearning = {},
   ) {
-    this.options = { measureFromFirstAccept: fromDropboxOnly };
+    this.fromDropboxOnly = learning.fromDropboxOnly ?? false;
+    this.options = {
+      measureFromFirstAccept: this.fromDropboxOnly,
+      holdConfirmedLimit: learning.holdConfirmedLimit ?? false,
+    };
     this.limits = { ...DEFAULT_PACING_LIMITS, ...limits };
     validatePacingLimits(this.limits);
     this.state = carried ?? initialPacing(this.limits);
@@ -121,10 +133,10 @@ export class WorkflowPacer implements UploadPacer {
   static forRun(
     input: Pick<ArchiveCustomerInput, 'customerId' | 'controller' | 'limits'>,
     caps: () => OperatorLimits,
-    fromDropboxOnly: boolean,
+    learning: PacerLearning,
   ): WorkflowPacer {
     try {
-      return new WorkflowPacer(input.controller, input.limits, caps, fromDropboxOnly);
+      return new WorkflowPacer(input.controller, input.limits, caps, learning);
     } catch (err) {
       const message = `bad workflow input for customer ${input.customerId}: ${(err as Error).message}`;
       throw ApplicationFailure.nonRetryable(message, FailureType.BadInput);

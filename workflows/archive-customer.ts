@@ -61,6 +61,11 @@ export const QUIET_PROBES = 'quiet-probes';
  */
 export const HOLD_CONFIRMED_LIMIT = 'hold-confirmed-limit';
 /**
+ * Patch: live items that a live-lane run hands back unsent (a 429 came before their start time)
+ * are leased again by another run at once, instead of waiting for the backfill batch to end.
+ */
+export const RETRY_RETURNED_LIVE_ITEMS = 'retry-returned-live-items';
+/**
  * A worker that takes over a customer whose worker died replays its history first, and the
  * customer uploads nothing meanwhile: about 1.4 ms per event on a loaded 2-core machine (a
  * 1,950-event history took 2.7 s in the chaos suite). Temporal suggests continuing as new only at
@@ -102,6 +107,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   const wakeOnReturnedItems = wf.patched(WAKE_ON_RETURNED_ITEMS);
   const ui = new WebUiView(customer);
   const liveLaneOn = wf.patched(LIVE_LANE);
+  const retryReturnedLive = wf.patched(RETRY_RETURNED_LIVE_ITEMS);
   /** True while a batch uploads: only then does a signal kick the live lane. */
   let batchRunning = false;
   let reconnecting = false;
@@ -113,15 +119,22 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
         return releaseBatch(customerId, leaseToken, { only: itemIds }).then((n) => {
           customer.backlog += n;
           if (wakeOnReturnedItems && n > 0) customer.itemsSignalled = true;
+          // Live items among them go again at once (the lane leases live items only).
+          if (retryReturnedLive && n > 0 && batchRunning) lane.kick();
         });
     },
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
   );
 
-  /** Returns a lease's items that are neither archived nor failed to pending, but for its stragglers' (which finish on their own). */
-  const releaseUnfinished = async (leaseToken: string, keepStragglers: boolean) => {
+  /**
+   * Returns a lease's items that are neither archived nor failed to pending, but for its
+   * stragglers' (which finish on their own), and says how many went back.
+   */
+  const releaseUnfinished = async (leaseToken: string, keepStragglers: boolean): Promise<number> => {
     const except = keepStragglers ? stragglers.itemsOf(leaseToken) : [];
-    customer.backlog += await releaseBatch(customerId, leaseToken, ...(except.length ? [{ except }] : []));
+    const returned = await releaseBatch(customerId, leaseToken, ...(except.length ? [{ except }] : []));
+    customer.backlog += returned;
+    return returned;
   };
   const lane = new LiveLane(async () => {
     if (!batchRunning || customer.pausedAs || customer.stopping || customer.coolingDownUntil !== undefined) return;
@@ -142,8 +155,10 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       stopped: () => customer.pausedAs !== undefined || leased.coolDownMs > 0,
       onProgress: () => undefined,
     });
-    if (outcome.unfinished > 0) await releaseUnfinished(leased.leaseToken, true);
+    const returned = outcome.unfinished > 0 ? await releaseUnfinished(leased.leaseToken, true) : 0;
     customer.addLate(outcome, Date.now(), true);
+    // Lease them again in another run: their slice waits out the Retry-After first.
+    if (retryReturnedLive && returned > 0) lane.kick();
   });
   /** Before continuing as new or stopping: every upload in flight has ended and its lease is settled. */
   const settled = async () => {

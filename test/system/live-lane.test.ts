@@ -72,3 +72,38 @@ it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item back
   await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [{ id, accountId: id }]);
   await recordHistory(stack.temporal.client, id, 'live-lane');
 }, 180_000);
+
+it('leases live items again at once when a 429 hands them back unsent, instead of leaving them for the backfill batch', async () => {
+  const id = uniqueName('lane-back');
+  const token = `token-${id}`;
+  stack.emulator.addAccount({ token, accountId: id });
+  stack.emulator.configureAccount(id, { uploadsPerSecond: RATE });
+  await insertItems(stack.database.db, id, token, stack.media.url, BACKFILL, { kind: 'sms' });
+  await stack.database.db.query(
+    `UPDATE archive_items SET occurred_at = now() - interval '30 days' WHERE customer_id = $1`,
+    [id],
+  );
+  await startArchiving(stack.temporal, id, { limits: { initialRatePerSecond: RATE, batchSeconds: 30 } });
+  await statusWhen(stack.temporal.client, id, (s) => s.state === 'running' && s.totals.archived >= 30);
+
+  // Five live items at once: the lane plans them a tenth of a second apart. Once it has leased
+  // them, the next upload is answered 429, and those planned before it and not yet sent go back.
+  const live = await insertItems(stack.database.db, id, token, stack.media.url, 5, { kind: 'sms' });
+  const insertedAt = Date.now();
+  await wakeCustomer(stack.temporal.client, id);
+  await eventually(async () => {
+    const [row] = await stack.database.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM archive_items WHERE id = ANY($1) AND state = 'pending'`,
+      [live],
+    );
+    return Number(row?.n) === 0 || undefined;
+  }, 10_000);
+  stack.emulator.queueFaults(id, [{ route: 'files/upload', fault: 'too_many_requests', retryAfter: 2 }]);
+
+  const at = await Promise.all(live.map((item) => eventually(() => archivedAt(item), 20_000, 'a live item archived')));
+  // About the Retry-After and a lease more; the batch they would otherwise wait for lasts 30 s.
+  expect(Math.max(...at) - insertedAt).toBeLessThan(8_000);
+  expect(await backfillLeft(id)).toBeGreaterThan(100);
+  await statusWhen(stack.temporal.client, id, (s) => s.state === 'idle' && s.totals.archived === BACKFILL + 5, 120_000);
+  await expectArchivedExactlyOnce(stack.database.db, stack.emulator, [{ id, accountId: id }]);
+}, 180_000);

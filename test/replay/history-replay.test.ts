@@ -5,9 +5,11 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import {
+  HOLD_CONFIRMED_LIMIT,
   LIVE_LANE,
   PACE_PAST_BAD_SOURCES,
   QUIET_PROBES,
+  RETRY_RETURNED_LIVE_ITEMS,
   SHORT_HISTORIES,
   UPLOAD_SLICES,
   VERIFY_CREDENTIALS_ON_RESUME,
@@ -105,6 +107,14 @@ describe('replay of recorded histories', () => {
   it(`records the ${QUIET_PROBES} patch where a customer drains under a rate limit, and keeps histories from before it`, () => {
     expect(markers('drain-under-429.json')).toContain(`"id":"${QUIET_PROBES}"`);
     expect(markers('before-quiet-probes/drain-under-429.json')).not.toContain(QUIET_PROBES);
+  });
+
+  it(`records the ${HOLD_CONFIRMED_LIMIT} and ${RETRY_RETURNED_LIVE_ITEMS} patches, and keeps histories from before them`, () => {
+    expect(markers('drain-under-429.json')).toContain(`"id":"${HOLD_CONFIRMED_LIMIT}"`);
+    expect(markers('live-lane.json')).toContain(`"id":"${RETRY_RETURNED_LIVE_ITEMS}"`);
+    expect(markers('before-confirmed-hold/drain-under-429.json')).toContain(`"id":"${QUIET_PROBES}"`);
+    expect(markers('before-confirmed-hold/drain-under-429.json')).not.toContain(HOLD_CONFIRMED_LIMIT);
+    expect(markers('before-confirmed-hold/live-lane.json')).not.toContain(RETRY_RETURNED_LIVE_ITEMS);
   });
 
   it('has a slice that Temporal retried after a 429, and one retried after its worker died', () => {

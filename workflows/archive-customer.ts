@@ -111,6 +111,11 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
   /** True while a batch uploads: only then does a signal kick the live lane. */
   let batchRunning = false;
   let reconnecting = false;
+  /**
+   * The live lane's leases that stragglers still hold: items they hand back go to the lane again
+   * (a backfill's go to its next batch, or the lane would pace the backfill as live).
+   */
+  const liveLeases = new Set<string>();
   const stragglers = new Stragglers(
     () => pacer.typicalUploadMs(),
     (itemIds, leaseToken, outcome) => {
@@ -119,8 +124,11 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
         return releaseBatch(customerId, leaseToken, { only: itemIds }).then((n) => {
           customer.backlog += n;
           if (wakeOnReturnedItems && n > 0) customer.itemsSignalled = true;
-          // Live items among them go again at once (the lane leases live items only).
-          if (retryReturnedLive && n > 0 && batchRunning) lane.kick();
+          // A live-lane lease's items go again at once, in another run of the lane.
+          if (retryReturnedLive && liveLeases.has(leaseToken)) {
+            if (stragglers.itemsOf(leaseToken).length === 0) liveLeases.delete(leaseToken);
+            if (n > 0 && batchRunning) lane.kick();
+          }
         });
     },
     pastBadSources ? STRAGGLER_FLOOR_MS : STRAGGLER_FLOOR_BEFORE_PATCH_MS,
@@ -155,6 +163,7 @@ export async function archiveCustomer(input: messages.ArchiveCustomerInput): Pro
       stopped: () => customer.pausedAs !== undefined || leased.coolDownMs > 0,
       onProgress: () => undefined,
     });
+    if (retryReturnedLive && stragglers.itemsOf(leased.leaseToken).length > 0) liveLeases.add(leased.leaseToken);
     const returned = outcome.unfinished > 0 ? await releaseUnfinished(leased.leaseToken, true) : 0;
     customer.addLate(outcome, Date.now(), true);
     // Lease them again in another run: their slice waits out the Retry-After first.

@@ -64,8 +64,9 @@ export const SLOW_START_GROWTH_PER_SECOND = 1.5;
 const WRITE_RECOVERY_MS = 5_000;
 /**
  * After a probe confirmed the estimate, the rate waits this long (busy ms) at HOLD_SHARE of it
- * before probing again. A 429 and its Retry-After cost about 1.5 s of requests, which is over 1%
- * of them for a minute at 8/s; a raised limit is still found within about 35 s.
+ * before probing again. Each probe costs a 429 and its Retry-After (a second or more without
+ * uploads); at 25/s, a probe every few seconds put over 1% of a 5-s window's requests into 429s.
+ * A limit raised just after a confirming probe is found about 35 s later.
  */
 export const CONFIRMED_HOLD_MS = 25_000;
 /** Where the rate waits during that hold, as a share of the estimate: under it, so the bucket refills. */

@@ -35,8 +35,9 @@ async function backfillLeft(customerId: string): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item backfill batch runs, then finishes both exactly once`, async () => {
-  const id = uniqueName('lane');
+/** A customer whose BACKFILL month-old items are uploading in one batch (30 s of uploads at its pace). */
+async function backfillRunning(name: string): Promise<{ id: string; token: string }> {
+  const id = uniqueName(name);
   const token = `token-${id}`;
   stack.emulator.addAccount({ token, accountId: id });
   stack.emulator.configureAccount(id, { uploadsPerSecond: RATE });
@@ -45,9 +46,13 @@ it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item back
     `UPDATE archive_items SET occurred_at = now() - interval '30 days' WHERE customer_id = $1`,
     [id],
   );
-  // One batch holds 30 s of uploads at the customer's pace.
   await startArchiving(stack.temporal, id, { limits: { initialRatePerSecond: RATE, batchSeconds: 30 } });
   await statusWhen(stack.temporal.client, id, (s) => s.state === 'running' && s.totals.archived >= 30);
+  return { id, token };
+}
+
+it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item backfill batch runs, then finishes both exactly once`, async () => {
+  const { id, token } = await backfillRunning('lane');
 
   const waits: number[] = [];
   for (let n = 0; n < LIVE; n++) {
@@ -74,17 +79,7 @@ it(`uploads ${LIVE} live items within seconds each while a ${BACKFILL}-item back
 }, 180_000);
 
 it('leases live items again at once when a 429 hands them back unsent, instead of leaving them for the backfill batch', async () => {
-  const id = uniqueName('lane-back');
-  const token = `token-${id}`;
-  stack.emulator.addAccount({ token, accountId: id });
-  stack.emulator.configureAccount(id, { uploadsPerSecond: RATE });
-  await insertItems(stack.database.db, id, token, stack.media.url, BACKFILL, { kind: 'sms' });
-  await stack.database.db.query(
-    `UPDATE archive_items SET occurred_at = now() - interval '30 days' WHERE customer_id = $1`,
-    [id],
-  );
-  await startArchiving(stack.temporal, id, { limits: { initialRatePerSecond: RATE, batchSeconds: 30 } });
-  await statusWhen(stack.temporal.client, id, (s) => s.state === 'running' && s.totals.archived >= 30);
+  const { id, token } = await backfillRunning('lane-back');
 
   // Five live items at once: the lane plans them a tenth of a second apart. Once it has leased
   // them, the next upload is answered 429, and those planned before it and not yet sent go back.

@@ -40,6 +40,8 @@ interface Upload {
   startedAt: number;
   atCut: number;
   rateLimited: number;
+  /** When its first 429 reached the activity, ms. */
+  rateLimitedAt?: number;
   sendAt: number;
   clean: boolean;
 }
@@ -78,6 +80,8 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
           {
             accepted: true,
             rateLimited: u.rateLimited,
+            // As the workflow learns it from the slice's report: when the 429 came.
+            ...(u.rateLimitedAt !== undefined ? { rateLimitedAgoMs: now - u.rateLimitedAt } : {}),
             writeContention: 0,
             startedAtCut: u.atCut,
             cleanDurationMs: u.clean ? now - u.startedAt : undefined,
@@ -102,6 +106,7 @@ export function simulate(options: SimOptions): { seconds: SimSecond[]; state: Pa
       } else {
         s.refused++;
         u.rateLimited++;
+        u.rateLimitedAt ??= now + latency;
         u.clean = false;
         const retryAfterMs = Math.max(1, Math.ceil((1 - tokens) / limit)) * 1000;
         // The 429 is seen a round trip after sending; the activity records the hold-back then.

@@ -294,13 +294,30 @@ describe('pacing controller', () => {
 // The controller against a simulated token bucket (test/support/pacing-sim.ts): simulated time,
 // so these check its dynamics exactly; `npm run bench` measures the real pipeline.
 describe('pacing controller against a token bucket', () => {
+  /** How a new run of the workflow learns (WorkflowPacer with every patch). */
+  const learning: ControllerOptions = { measureFromFirstAccept: true, holdConfirmedLimit: true };
+
   it('holds at least 95% of a steady limit with at most 1% of requests refused', () => {
-    const { seconds, state } = simulate({ seconds: 200, limitAt: () => 50 });
+    const { seconds, state } = simulate({ seconds: 200, limitAt: () => 50, options: learning });
     const { rate, share429 } = summarize(seconds, 10, 200);
     expect(rate / 50).toBeGreaterThanOrEqual(0.95);
     expect(share429).toBeLessThanOrEqual(0.01);
-    expect(state.limitEstimatePerSecond).toBeGreaterThan(45);
-    expect(state.limitEstimatePerSecond).toBeLessThan(55);
+    expect(state.limitEstimatePerSecond).toBeGreaterThan(48.5);
+    expect(state.limitEstimatePerSecond).toBeLessThan(51.5);
+  });
+
+  it('from a warm start below the limit, finds it before holding there', () => {
+    // Learned 44/s, now 50/s: the first probe starts with the bucket full and spends seconds under
+    // the limit, so over the whole probe it reads low. It must not hold there as if confirmed.
+    const { seconds } = simulate({
+      seconds: 90,
+      limitAt: () => 50,
+      initial: warmStart({ limitEstimatePerSecond: 44, initialRatePerSecond: 10 }),
+      options: learning,
+    });
+    const settled = seconds.filter((s) => s.t >= 40).map((s) => s.limitEstimate ?? 0);
+    expect(Math.min(...settled)).toBeGreaterThan(48.5);
+    expect(summarize(seconds, 40, 90).rate / 50).toBeGreaterThanOrEqual(0.95);
   });
 
   it('is back under 1% refused within 10 s of a halving, and at 90% of a doubled limit within 30 s', () => {

@@ -10,7 +10,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -256,7 +255,7 @@ export async function startTemporalCluster(options: {
   names.push('matchingGrpc', 'matchingMembership', 'workerGrpc', 'workerMembership', 'metrics');
   const ports: Record<string, number> = {};
   // Membership ports go into a smallint column of the cluster's database: below 32768.
-  for (const name of names) ports[name] = name.endsWith('Membership') ? await freePortBelow(32_768) : await freePort();
+  for (const name of names) ports[name] = await freePort(name.endsWith('Membership') ? { below: 32_768 } : {});
   const configFile = path.join(dataDir, 'server.yaml');
   await fs.writeFile(configFile, serverConfig(postgres, ports, dataDir), { mode: 0o600 });
   await fs.copyFile(DYNAMIC_CONFIG, path.join(dataDir, 'dynamicconfig.yaml'));
@@ -309,20 +308,6 @@ export async function startTemporalCluster(options: {
   return cluster;
 }
 
-/** A free port on 127.0.0.1 below `limit` (the kernel's own picks are mostly above 32768). */
-async function freePortBelow(limit: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * (limit - 10_000));
-    const free = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error(`no free port below ${limit} on 127.0.0.1`);
-}
-
 /** Waits until the frontend answers and `default` exists (registering it, as a new cluster has none). */
 async function untilServing(address: string, child: ChildProcess, logPath: string): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
@@ -357,7 +342,9 @@ async function untilServing(address: string, child: ChildProcess, logPath: strin
     .map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line))
     .join('\n');
   throw new Error(
-    `the Temporal Server at ${address} did not serve the default namespace within ${STARTUP_TIMEOUT_MS / 1000} s` +
-      `${child.exitCode !== null ? ` (it exited with ${child.exitCode})` : ''}: ${String((last as Error | undefined)?.message ?? '')}\n${tail}`,
+    child.exitCode !== null
+      ? `the Temporal Server for ${address} exited with ${child.exitCode} before serving; its log ends:\n${tail}`
+      : `the Temporal Server at ${address} did not serve the default namespace within ${STARTUP_TIMEOUT_MS / 1000} s: ` +
+          `${String((last as Error | undefined)?.message ?? '')}\n${tail}`,
   );
 }

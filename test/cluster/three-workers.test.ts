@@ -32,6 +32,7 @@ function answersLeavingSlowStart(emulator: DropboxEmulator, customers: string[])
       if (Date.now() - first >= SLOW_START_EXIT_MS) exited.set(id, answers);
     }
   }, 100);
+  timer.unref();
   return { exited, stop: () => clearInterval(timer) };
 }
 

@@ -4,10 +4,11 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveTemporalUi, startTemporalUi, type TemporalUi } from '../../dev/temporal-ui.js';
+import { temporal as proto } from '@temporalio/proto';
 import type { DropboxEmulator } from 'dropbox-emulator';
 import { DEFAULT_PACING_LIMITS } from '../../workflows/pacing/controller.js';
-import { workflowIdFor } from '../../workflows/names.js';
-import { startClusterStack, uploadAnswers, workerEvents, type ClusterStack } from '../support/cluster.js';
+import { TASK_QUEUE, workflowIdFor } from '../../workflows/names.js';
+import { identityOf, startClusterStack, uploadAnswers, workerEvents, type ClusterStack } from '../support/cluster.js';
 
 const CUSTOMERS = ['c1', 'c2', 'c3'];
 const ITEMS = 1_000;
@@ -82,10 +83,17 @@ describe('a Temporal Server on Postgres with three workers', () => {
         };
       }
       expect(paced.refused / paced.requests).toBeLessThan(0.01);
-      // The uploads ran on all three workers, as the identities on the histories' activity results show.
-      // An upload activity carries a slice of up to 50 items, so 3,000 items take only about 200
-      // activities, and how the server hands them out is up to its matching (runs here split them
-      // 58 / 118 / 8 and 112 / 65 / 4): each worker must have run some, not a fixed share.
+      // All three workers poll for uploads, and the uploads ran on more than one of them, as the
+      // identities on the histories' activity results show. An upload activity carries a slice of
+      // up to 50 items, so 3,000 items take only about 200 activities, and how the server hands
+      // them out is up to its matching: runs here split them 58 / 118 / 8, 112 / 65 / 4 and once
+      // 170 / 3 / 0, so no share per worker is promised.
+      const { pollers } = await stack.client.workflowService.describeTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: TASK_QUEUE },
+        taskQueueType: proto.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+      });
+      expect(new Set(pollers?.map((p) => p.identity))).toEqual(new Set(stack.workers.map(identityOf)));
       const identities = new Map<string, number>();
       for (const { kind, identity } of await workerEvents(stack.client, CUSTOMERS))
         if (kind === 'activity') identities.set(identity, (identities.get(identity) ?? 0) + 1);
@@ -93,8 +101,8 @@ describe('a Temporal Server on Postgres with three workers', () => {
         `cluster: ${CUSTOMERS.length * ITEMS} items in ${seconds.toFixed(1)} s (${((CUSTOMERS.length * ITEMS) / seconds).toFixed(1)} items/s), ` +
           `429 share ${((100 * refused) / requests).toFixed(2)}% (after slow start ${((100 * paced.refused) / paced.requests).toFixed(2)}%), activities per worker ${[...identities.values()].join(' / ')}`,
       );
-      expect(identities.size).toBe(3);
-      for (const n of identities.values()) expect(n).toBeGreaterThanOrEqual(2);
+      expect([...identities.values()].filter((n) => n >= 2).length).toBeGreaterThanOrEqual(2);
+      for (const identity of identities.keys()) expect(stack.workers.map(identityOf)).toContain(identity);
     },
     6 * 60_000,
   );

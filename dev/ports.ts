@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-/** Where freePort looks first, and the ports it never offers below. */
+/** The lowest port freePort offers. */
 const LOWEST_PORT = 10_000;
 
 /**
@@ -19,30 +19,16 @@ function ephemeralRange(): [number, number] | undefined {
   }
 }
 
-function listens(port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
+/** Binds `port` on 127.0.0.1 (0: any the kernel picks) and lets it go; the port it got, or undefined if taken. */
+function tryPort(port: number): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', () => resolve(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
-/** Asks the kernel for any unused port: one in its ephemeral range. */
-function kernelPort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    server.once('error', () => resolve(undefined));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
       const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('freePort: could not read the port the kernel assigned'));
-        return;
-      }
-      const { port } = address;
-      server.close((err) => (err ? reject(err) : resolve(port)));
+      const bound = address !== null && typeof address !== 'string' ? address.port : undefined;
+      server.close((err) => (err ? reject(err) : resolve(bound)));
     });
   });
 }
@@ -58,22 +44,14 @@ function kernelPort(): Promise<number> {
  */
 export async function freePort(options: { below?: number } = {}): Promise<number> {
   const below = options.below ?? 65_536;
-  const range = ephemeralRange() ?? [32_768, 60_999];
-  const spans = [
-    [LOWEST_PORT, Math.min(below, range[0])],
-    [Math.max(LOWEST_PORT, range[1] + 1), below],
-  ].filter(([low, high]) => (high as number) > (low as number)) as Array<[number, number]>;
-  const size = spans.reduce((n, [low, high]) => n + high - low, 0);
-  for (let attempt = 0; attempt < 200 && size > 0; attempt++) {
-    let pick = Math.floor(Math.random() * size);
-    for (const [low, high] of spans) {
-      if (pick < high - low) {
-        if (await listens(low + pick)) return low + pick;
-        break;
-      }
-      pick -= high - low;
-    }
+  const [low, high] = ephemeralRange() ?? [32_768, 60_999];
+  for (let attempt = 0; attempt < 400; attempt++) {
+    const port = LOWEST_PORT + Math.floor(Math.random() * (below - LOWEST_PORT));
+    if (port >= low && port <= high) continue;
+    const bound = await tryPort(port);
+    if (bound !== undefined) return bound;
   }
-  if (options.below === undefined) return kernelPort();
+  const any = options.below === undefined ? await tryPort(0) : undefined;
+  if (any !== undefined) return any;
   throw new Error(`no free port on 127.0.0.1 between ${LOWEST_PORT} and ${below}`);
 }

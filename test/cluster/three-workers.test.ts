@@ -56,7 +56,7 @@ afterAll(async () => {
 
 describe('a Temporal Server on Postgres with three workers', () => {
   it(
-    'drains 3 customers × 1,000 items over all three workers, each customer at its own pace',
+    'drains 3 customers × 1,000 items on three workers, each customer at its own pace',
     async () => {
       const started = Date.now();
       const slowStart = answersLeavingSlowStart(stack.emulator, CUSTOMERS);
